@@ -1,0 +1,240 @@
+"""Benchmark next-run computation against croniter and cronsim.
+
+Run with ``python -m bench.schedule`` (add ``--update-docs`` to rewrite the
+"Schedule engine" section of docs/benchmarks.md).  Results go to
+bench/results/schedule.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from cronsim import CronSim
+
+from shared.scheduling import next_runs, preset_next_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "schedule.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+ZONE_NAME = "America/New_York"
+ZONE = ZoneInfo(ZONE_NAME)
+SECTION = "## Schedule engine"
+# (label, cron expression, preset config or None)
+CASES: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+    ("dense */5", "*/5 * * * *", None),
+    ("sparse weekdays", "0 9 * * MON-FRI", None),
+    ("sparse leap day", "0 0 29 2 *", None),
+    ("daily preset", "0 9 * * *", {"hour": 9, "minute": 0, "timezone": ZONE_NAME}),
+)
+PER_CALL = (1, 100)
+# Starting points spread over two years, DST days included, shared by every library.
+STARTS = tuple(
+    datetime(2025, 1, 1, 0, 0, 17, tzinfo=UTC) + timedelta(hours=263 * i) for i in range(64)
+)
+LOCAL_STARTS = tuple(start.astimezone(ZONE) for start in STARTS)
+ROUND_SECONDS = 0.25
+ROUNDS = 3
+
+Runner = Callable[[int], int]
+
+
+def _herald(expression: str, preset: dict[str, Any] | None, per_call: int) -> Runner:
+    if preset is not None:
+
+        def run_preset(index: int) -> int:
+            return len(preset_next_runs("DAILY", preset, STARTS[index], per_call))
+
+        return run_preset
+
+    def run(index: int) -> int:
+        return len(next_runs(expression, ZONE_NAME, STARTS[index], per_call))
+
+    return run
+
+
+def _cronsim(expression: str, per_call: int) -> Runner:
+    def run(index: int) -> int:
+        iterator = CronSim(expression, LOCAL_STARTS[index])
+        for _ in range(per_call):
+            next(iterator)
+        return per_call
+
+    return run
+
+
+def _croniter(expression: str, per_call: int) -> Runner:
+    def run(index: int) -> int:
+        iterator = croniter(expression, LOCAL_STARTS[index])
+        for _ in range(per_call):
+            iterator.get_next(datetime)
+        return per_call
+
+    return run
+
+
+def _rate(runner: Runner) -> float:
+    """Return the best results-per-second over a few timed rounds."""
+    best = 0.0
+    for _ in range(ROUNDS):
+        produced = 0
+        calls = 0
+        began = time.perf_counter()
+        deadline = began + ROUND_SECONDS
+        while True:
+            produced += runner(calls % len(STARTS))
+            calls += 1
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, produced / (now - began))
+    return best
+
+
+def measure() -> list[dict[str, Any]]:
+    """Time every case and library; return one row per case and results-per-call."""
+    rows = []
+    for label, expression, preset in CASES:
+        for per_call in PER_CALL:
+            herald = _rate(_herald(expression, preset, per_call))
+            cronsim = _rate(_cronsim(expression, per_call))
+            croniter_rate = _rate(_croniter(expression, per_call))
+            rows.append(
+                {
+                    "case": label,
+                    "expression": expression,
+                    "preset": preset is not None,
+                    "timezone": ZONE_NAME,
+                    "results_per_call": per_call,
+                    "herald_per_s": round(herald),
+                    "cronsim_per_s": round(cronsim),
+                    "croniter_per_s": round(croniter_rate),
+                    "herald_vs_cronsim": round(herald / cronsim, 2),
+                }
+            )
+            print(
+                f"{label:<16} x{per_call:<3} herald {herald:>10,.0f}/s  "
+                f"cronsim {cronsim:>9,.0f}/s  croniter {croniter_rate:>9,.0f}/s  "
+                f"herald/cronsim {herald / cronsim:5.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Render the rows as a Markdown table."""
+    lines = [
+        "| case | expression | results/call | herald results/s | cronsim results/s "
+        "| croniter results/s | herald / cronsim |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        expression = row["expression"] + (" (DAILY preset)" if row["preset"] else "")
+        lines.append(
+            f"| {row['case']} | `{expression}` | {row['results_per_call']} "
+            f"| {row['herald_per_s']:,} | {row['cronsim_per_s']:,} "
+            f"| {row['croniter_per_s']:,} | {row['herald_vs_cronsim']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Check the two published targets."""
+    daily = [row for row in rows if row["case"] in ("daily preset", "sparse weekdays")]
+    return {
+        "daily_at_least_50000_per_s": all(row["herald_per_s"] >= 50_000 for row in daily),
+        "never_slower_than_cronsim_by_1_5x": all(
+            row["herald_vs_cronsim"] >= 1 / 1.5 for row in rows
+        ),
+    }
+
+
+def _machine() -> dict[str, str]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+    }
+
+
+def update_docs(rows: list[dict[str, Any]], when: str) -> None:
+    """Replace (or append) the schedule engine section of docs/benchmarks.md."""
+    machine = _machine()
+    met = targets(rows)
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            "Next-run computations per second, herald beside croniter and cronsim in the same",
+            f"process and the same zone ({ZONE_NAME}); results/s = results produced / elapsed.",
+            "Each call starts from one of 64 instants spread over 2025-2026 (DST days included).",
+            "croniter and cronsim build a new iterator per call; herald caches parsed expressions.",
+            "",
+            "Reproduce with `python -m bench.schedule --update-docs`",
+            "(raw figures: `bench/results/schedule.json`).",
+            "",
+            table(rows),
+            "",
+            f"Measured {when} on {machine['platform']}, Python {machine['python']}.",
+            "",
+            "Targets: at least 50,000 results/s for daily-style jobs: "
+            + ("met" if met["daily_at_least_50000_per_s"] else "**missed**")
+            + "; no expression more than 1.5x slower than cronsim: "
+            + ("met" if met["never_slower_than_cronsim_by_1_5x"] else "**missed**")
+            + ".",
+            "",
+        ]
+    )
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        tail = "" if end < 0 else text[end + 1 :]
+        text = text[:start] + section + ("\n" + tail if tail else "")
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    """Run the benchmark, write JSON results and print a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--update-docs", action="store_true", help="rewrite docs section")
+    options = parser.parse_args()
+    when = datetime.now(UTC).replace(microsecond=0).isoformat()
+    began = time.perf_counter()
+    rows = measure()
+    report = {
+        "benchmark": "schedule",
+        "timestamp": when,
+        "machine": _machine(),
+        "python": sys.version.split()[0],
+        "timezone": ZONE_NAME,
+        "cases": rows,
+        "targets": targets(rows),
+        "elapsed_s": round(time.perf_counter() - began, 1),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(table(rows))
+    print(f"\ntargets: {report['targets']}  (elapsed {report['elapsed_s']} s)")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    if options.update_docs:
+        update_docs(rows, when)
+        print(f"updated {DOCS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Composition root of the API: FastAPI app, database, bus, outbox relay, event consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
+
+from services.api import problems
+from services.api.http_metrics import RequestContext
+from services.api.lifecycle import apply_event
+from services.api.routes import executions, jobs, notifications, projects
+from services.api.state import AppState
+from shared import topology
+from shared.bus import AmqpBus, Bus
+from shared.db.engine import create_engine, is_sqlite, session_factory
+from shared.db.notify import OUTBOX_CHANNEL, Listener
+from shared.events import Event
+from shared.logging import configure_logging
+from shared.outbox import OutboxRelay
+from shared.probes import add_probe_routes
+from shared.runtime import start_when_available
+from shared.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = (
+    "herald runs scheduled jobs that turn a repository's activity into posts. "
+    "Every endpoint but the probes needs `Authorization: Bearer <token>`."
+)
+
+
+def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
+    """Build the API app; nothing connects until its lifespan starts."""
+    engine = create_engine(settings.database_url, application_name="herald-api")
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        bus=bus
+        or AmqpBus(
+            settings.amqp_url,
+            service="api",
+            prefetch=settings.prefetch,
+            delivery_limit=settings.delivery_limit,
+        ),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(_run_pipeline(state, stop))]
+        try:
+            yield
+        finally:
+            stop.set()
+            await state.bus.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    app = FastAPI(
+        title="herald",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "schedules", "description": "Cron jobs and manual triggers."},
+            {"name": "executions", "description": "Execution history and statistics."},
+            {"name": "projects", "description": "Repositories, platforms, alert settings."},
+            {"name": "notifications", "description": "In-app alerts."},
+        ],
+    )
+    app.state.herald = state
+    problems.install(app)
+    app.add_middleware(RequestContext)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    for router in (jobs.router, executions.router, projects.router, notifications.router):
+        app.include_router(router)
+
+    async def database_ready() -> bool:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    async def broker_ready() -> bool:
+        return state.bus.is_ready
+
+    add_probe_routes(
+        app, service="api", checks={"database": database_ready, "broker": broker_ready}
+    )
+    _declare_security(app)
+    return app
+
+
+def _declare_security(app: FastAPI) -> None:
+    """Declare the bearer scheme in OpenAPI for every operation but the probes."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearerAuth"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (hrld_...).",
+        }
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
+    """Connect to the broker (waiting for it), consume events, relay the outbox."""
+    if not await start_when_available(state.bus.start, what="broker", stop=stop):
+        return
+    public_url = state.settings.public_url
+
+    async def on_event(event: Event) -> None:
+        await apply_event(state.sessions, event, public_url=public_url)
+
+    await state.bus.consume(topology.API_QUEUE, on_event)
+    listener = None
+    if not is_sqlite(state.settings.database_url):
+        listener = Listener(state.settings.database_url, [OUTBOX_CHANNEL])
+        listener.start()
+    relay = OutboxRelay(
+        state.sessions,
+        state.bus,
+        batch=state.settings.outbox_batch,
+        wake=listener.events[OUTBOX_CHANNEL] if listener else state.outbox_wake,
+    )
+    try:
+        await relay.run(stop)
+    finally:
+        if listener is not None:
+            await listener.stop()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(service="api", level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )

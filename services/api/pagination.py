@@ -1,0 +1,57 @@
+"""Keyset pagination: newest first, a cursor that names the last row seen."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.api.problems import invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=200, description="`nextCursor` of the previous page.")
+]
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), row_id
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("cursor", "not a cursor this API issued") from None
+
+
+def page(
+    statement: Select[Any],
+    *,
+    created: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """Order newest first and start after the cursor; fetch one extra row to see if more."""
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        statement = statement.where(or_(created < at, and_(created == at, row_id < last_id)))
+    return statement.order_by(created.desc(), row_id.desc()).limit(limit + 1)
+
+
+def split(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
+    """Return the page and the cursor of the next one (None on the last page)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    created, row_id = key(rows[-1])
+    return rows, encode_cursor(created, row_id)

@@ -1,0 +1,137 @@
+"""Request bodies: camelCase, unknown fields refused, every rule named in the error."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from shared.platforms import PLATFORMS
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$"
+    ),
+]
+PlatformName = Literal["x", "linkedin", "mastodon", "bluesky", "blog", "newsletter", "changelog"]
+assert set(PlatformName.__args__) == set(PLATFORMS)  # type: ignore[attr-defined]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Frequency(StrEnum):
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+    MONTHLY = "MONTHLY"
+    CUSTOM = "CUSTOM"
+
+
+class OverlapPolicy(StrEnum):
+    SKIP = "SKIP"
+    ALLOW = "ALLOW"
+    BUFFER_ONE = "BUFFER_ONE"
+
+
+class JobType(StrEnum):
+    GENERATE_CONTENT = "GENERATE_CONTENT"
+    PUBLISH_CONTENT = "PUBLISH_CONTENT"
+    SYNC_GITHUB = "SYNC_GITHUB"
+    ANALYTICS = "ANALYTICS"
+
+
+class TimeConfig(Body):
+    hour: int | None = Field(default=None, strict=True)
+    minute: int | None = Field(default=None, strict=True)
+    day_of_week: int | None = Field(default=None, strict=True)
+    day_of_month: int | None = Field(default=None, strict=True)
+    timezone: Annotated[str, StringConstraints(max_length=64)] = "UTC"
+
+    def stored(self) -> dict[str, int | str]:
+        """The camelCase form kept on the job, without unset keys."""
+        return {
+            key: value for key, value in self.model_dump(by_alias=True).items() if value is not None
+        }
+
+
+class JobPolicies(Body):
+    max_retries: int | None = Field(default=None, ge=0, le=10, strict=True)
+    retry_delay: int | None = Field(default=None, ge=1, le=86_400, strict=True)
+    timeout_seconds: int | None = Field(default=None, ge=10, le=86_400, strict=True)
+    overlap_policy: OverlapPolicy | None = None
+    catchup_window: int | None = Field(default=None, ge=0, le=31 * 86_400, strict=True)
+    jitter: int | None = Field(default=None, ge=0, le=3_600, strict=True)
+
+
+class CreateJob(JobPolicies):
+    project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    type: JobType = JobType.GENERATE_CONTENT
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    frequency: Frequency
+    time_config: TimeConfig = TimeConfig()
+    schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
+    is_enabled: bool = True
+
+
+class UpdateJob(JobPolicies):
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    frequency: Frequency | None = None
+    time_config: TimeConfig | None = None
+    schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
+    is_enabled: bool | None = None
+
+
+class ToggleJob(Body):
+    is_enabled: bool
+
+
+class TriggerJob(Body):
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class NotificationSettingsBody(Body):
+    email_notifications: bool = True
+    notification_events: list[
+        Literal[
+            "job_success",
+            "job_failure",
+            "job_partial",
+            "job_skipped",
+            "job_missed",
+            "job_recovered",
+        ]
+    ] = ["job_success", "job_failure", "job_partial"]
+    recipients: list[EmailStr] = Field(default=[], max_length=50)
+    failure_threshold: int = Field(default=1, ge=1, le=100, strict=True)
+
+
+class CreateProject(Body):
+    name: Name
+    github_repo_owner: Slug | None = None
+    github_repo_name: Slug | None = None
+    github_base_url: (
+        Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
+    ) = None
+    local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    platforms: list[PlatformName] = Field(default=["x", "linkedin", "blog"], max_length=7)
+    notification_settings: NotificationSettingsBody = NotificationSettingsBody()
+
+
+class UpdateProject(Body):
+    name: Name | None = None
+    github_repo_owner: Slug | None = None
+    github_repo_name: Slug | None = None
+    github_base_url: (
+        Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
+    ) = None
+    local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    platforms: list[PlatformName] | None = Field(default=None, max_length=7)
+    notification_settings: NotificationSettingsBody | None = None

@@ -1,0 +1,194 @@
+"""The seed's schedule endpoints: create, update, list, delete, toggle, trigger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from sqlalchemy import select
+
+from services.api.auth import UserDep
+from services.api.deps import SessionDep
+from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
+from services.api.problems import invalid
+from services.api.records import job_of, project_of
+from services.api.requests import CreateJob, JobType, ToggleJob, TriggerJob, UpdateJob
+from services.api.schedules import resolve_schedule
+from services.api.triggers import trigger_manually
+from services.api.views import execution_view, job_view
+from shared.db.notify import JOBS_CHANNEL, notify
+from shared.db.schema import CronJob, JobStatistics
+from shared.ids import new_id
+
+router = APIRouter(prefix="/api/cron", tags=["schedules"])
+
+JobId = Annotated[str, Path(max_length=40)]
+POLICY_FIELDS = (
+    "max_retries",
+    "retry_delay",
+    "timeout_seconds",
+    "overlap_policy",
+    "catchup_window",
+    "jitter",
+)
+
+
+@router.post("/schedule", status_code=status.HTTP_201_CREATED, operation_id="createSchedule")
+async def create_schedule(body: CreateJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    if body.type != JobType.GENERATE_CONTENT:
+        raise invalid("type", f"{body.type} is not available yet; use GENERATE_CONTENT")
+    project = await project_of(session, user.id, body.project_id)
+    now = datetime.now(UTC)
+    time_config = body.time_config.stored()
+    schedule, next_run = resolve_schedule(
+        frequency=body.frequency, time_config=time_config, schedule=body.schedule, now=now
+    )
+    job = CronJob(
+        id=new_id("cron"),
+        project_id=project.id,
+        user_id=user.id,
+        type=body.type,
+        name=body.name,
+        description=body.description,
+        frequency=body.frequency,
+        time_config=time_config,
+        schedule=schedule,
+        is_enabled=body.is_enabled,
+        next_run_at=next_run if body.is_enabled else None,
+        created_at=now,
+        updated_at=now,
+        **{field: value for field in POLICY_FIELDS if (value := getattr(body, field)) is not None},
+    )
+    session.add(job)
+    await session.flush()
+    session.add(
+        JobStatistics(
+            job_id=job.id,
+            total_success=0,
+            total_failures=0,
+            total_cancelled=0,
+            total_skipped=0,
+            total_missed=0,
+            total_duration_ms=0,
+            timed_runs=0,
+            consecutive_failures=0,
+            recent_durations=[],
+        )
+    )
+    await notify(session, JOBS_CHANNEL)
+    await session.commit()
+    return {"success": True, "data": job_view(job)}
+
+
+@router.patch("/schedule", operation_id="updateSchedule")
+async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    if not body.job_id:
+        raise invalid("jobId", "required")
+    job = await job_of(session, user.id, body.job_id, for_update=True)
+    changes = body.model_dump(exclude_unset=True)
+    now = datetime.now(UTC)
+    for field in ("name", "description", *POLICY_FIELDS):
+        if field in changes and changes[field] is not None:
+            setattr(job, field, changes[field])
+    if {"frequency", "time_config", "schedule"} & changes.keys():
+        frequency = body.frequency or job.frequency
+        time_config = body.time_config.stored() if body.time_config else job.time_config
+        custom = (
+            body.schedule
+            if body.schedule is not None
+            else (job.schedule if frequency == "CUSTOM" else None)
+        )
+        schedule, next_run = resolve_schedule(
+            frequency=frequency, time_config=time_config, schedule=custom, now=now
+        )
+        job.frequency, job.time_config, job.schedule = frequency, time_config, schedule
+        job.next_run_at = next_run if job.is_enabled else None
+    if body.is_enabled is not None:
+        _set_enabled(job, body.is_enabled, now)
+    job.updated_at = now
+    await notify(session, JOBS_CHANNEL)
+    await session.commit()
+    return {"success": True, "data": job_view(job)}
+
+
+def _set_enabled(job: CronJob, enabled: bool, now: datetime) -> None:
+    """Enable or disable; a re-enabled job schedules from now and keeps no backlog."""
+    if enabled and not job.is_enabled:
+        _, job.next_run_at = resolve_schedule(
+            frequency=job.frequency,
+            time_config=job.time_config,
+            schedule=job.schedule if job.frequency == "CUSTOM" else None,
+            now=now,
+        )
+        job.disabled_reason = None
+    elif not enabled:
+        job.next_run_at = None
+    job.is_enabled = enabled
+
+
+@router.get("/schedules", operation_id="listSchedules")
+async def list_schedules(
+    user: UserDep,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    statement = select(CronJob).where(CronJob.user_id == user.id, CronJob.deleted_at.is_(None))
+    rows = list(
+        (
+            await session.scalars(
+                page(
+                    statement,
+                    created=CronJob.created_at,
+                    row_id=CronJob.id,
+                    limit=limit,
+                    cursor=cursor,
+                )
+            )
+        ).all()
+    )
+    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
+    return {
+        "success": True,
+        "data": [job_view(row) for row in rows],
+        "count": len(rows),
+        "nextCursor": next_cursor,
+    }
+
+
+@router.get("/schedules/{job_id}", operation_id="getSchedule")
+async def get_schedule(job_id: JobId, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    return {"success": True, "data": job_view(await job_of(session, user.id, job_id))}
+
+
+@router.delete("/schedules/{job_id}", operation_id="deleteSchedule")
+async def delete_schedule(job_id: JobId, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    job = await job_of(session, user.id, job_id, for_update=True)
+    now = datetime.now(UTC)
+    job.deleted_at, job.is_enabled, job.next_run_at, job.updated_at = now, False, None, now
+    await notify(session, JOBS_CHANNEL)
+    await session.commit()
+    return {"success": True, "data": {"id": job.id, "deleted": True}}
+
+
+@router.patch("/schedules/{job_id}", operation_id="toggleSchedule")
+async def toggle_schedule(
+    job_id: JobId, body: ToggleJob, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    job = await job_of(session, user.id, job_id, for_update=True)
+    now = datetime.now(UTC)
+    _set_enabled(job, body.is_enabled, now)
+    job.updated_at = now
+    await notify(session, JOBS_CHANNEL)
+    await session.commit()
+    return {"success": True, "data": job_view(job)}
+
+
+@router.post("/trigger", status_code=status.HTTP_202_ACCEPTED, operation_id="triggerSchedule")
+async def trigger(body: TriggerJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    job = await job_of(session, user.id, body.job_id)
+    project = await project_of(session, user.id, job.project_id)
+    execution = await trigger_manually(session, job=job, project=project, user_id=user.id)
+    await session.commit()
+    return {"success": True, "data": execution_view(execution)}

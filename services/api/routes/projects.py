@@ -1,0 +1,152 @@
+"""Projects: the repository to scan, the platforms to write for, the alerts wanted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, status
+from sqlalchemy import select, update
+
+from services.api.auth import UserDep
+from services.api.deps import SessionDep, StateDep
+from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
+from services.api.problems import invalid
+from services.api.records import project_of
+from services.api.requests import CreateProject, UpdateProject
+from services.api.views import project_view
+from shared.db.notify import JOBS_CHANNEL, notify
+from shared.db.schema import CronJob, Project
+from shared.ids import new_id
+from shared.settings import Settings
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+def _check_source(
+    settings: Settings, owner: str | None, name: str | None, local_path: str | None
+) -> None:
+    if bool(owner) != bool(name):
+        raise invalid(
+            "githubRepoName" if owner else "githubRepoOwner",
+            "githubRepoOwner and githubRepoName go together",
+        )
+    if local_path is not None:
+        root = Path(settings.local_repos_root).resolve()
+        candidate = (root / local_path).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise invalid("localRepoPath", "must lie under the server's HERALD_LOCAL_REPOS_ROOT")
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, operation_id="createProject")
+async def create_project(
+    body: CreateProject, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
+    _check_source(
+        state.settings, body.github_repo_owner, body.github_repo_name, body.local_repo_path
+    )
+    now = datetime.now(UTC)
+    project = Project(
+        id=new_id("prj"),
+        user_id=user.id,
+        name=body.name,
+        github_repo_owner=body.github_repo_owner,
+        github_repo_name=body.github_repo_name,
+        github_base_url=body.github_base_url,
+        local_repo_path=body.local_repo_path,
+        platforms=list(dict.fromkeys(body.platforms)),
+        notification_settings=body.notification_settings.model_dump(by_alias=True),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(project)
+    await session.commit()
+    return {"success": True, "data": project_view(project)}
+
+
+@router.get("", operation_id="listProjects")
+async def list_projects(
+    user: UserDep,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    statement = select(Project).where(Project.user_id == user.id, Project.deleted_at.is_(None))
+    rows = list(
+        (
+            await session.scalars(
+                page(
+                    statement,
+                    created=Project.created_at,
+                    row_id=Project.id,
+                    limit=limit,
+                    cursor=cursor,
+                )
+            )
+        ).all()
+    )
+    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
+    return {
+        "success": True,
+        "data": [project_view(row) for row in rows],
+        "count": len(rows),
+        "nextCursor": next_cursor,
+    }
+
+
+@router.get("/{project_id}", operation_id="getProject")
+async def get_project(project_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    return {"success": True, "data": project_view(await project_of(session, user.id, project_id))}
+
+
+@router.patch("/{project_id}", operation_id="updateProject")
+async def update_project(
+    project_id: str, body: UpdateProject, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
+    project = await project_of(session, user.id, project_id)
+    changes = body.model_dump(exclude_unset=True)
+    owner = changes.get("github_repo_owner", project.github_repo_owner)
+    name = changes.get("github_repo_name", project.github_repo_name)
+    _check_source(state.settings, owner, name, changes.get("local_repo_path"))
+    for field in (
+        "name",
+        "github_repo_owner",
+        "github_repo_name",
+        "github_base_url",
+        "local_repo_path",
+    ):
+        if field in changes:
+            setattr(project, field, changes[field])
+    if body.platforms is not None:
+        project.platforms = list(dict.fromkeys(body.platforms))
+    if body.notification_settings is not None:
+        # Webhook URLs are kept unless replaced: the API never returns them to resend.
+        kept = {
+            key: value
+            for key, value in project.notification_settings.items()
+            if key.endswith("WebhookUrl")
+        }
+        project.notification_settings = {
+            **body.notification_settings.model_dump(by_alias=True),
+            **kept,
+        }
+    project.updated_at = datetime.now(UTC)
+    await session.commit()
+    return {"success": True, "data": project_view(project)}
+
+
+@router.delete("/{project_id}", operation_id="deleteProject")
+async def delete_project(project_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    project = await project_of(session, user.id, project_id)
+    now = datetime.now(UTC)
+    project.deleted_at = now
+    # Its jobs go with it (history stays), and the scheduler hears of it at once.
+    await session.execute(
+        update(CronJob)
+        .where(CronJob.project_id == project.id, CronJob.deleted_at.is_(None))
+        .values(deleted_at=now, is_enabled=False, next_run_at=None)
+    )
+    await notify(session, JOBS_CHANNEL)
+    await session.commit()
+    return {"success": True, "data": {"id": project.id, "deleted": True}}

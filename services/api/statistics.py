@@ -1,0 +1,116 @@
+"""Per-job statistics: counters kept as executions end, so a read never scans history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.schema import Execution, JobStatistics
+from shared.events import ExecutionStatus
+
+RECENT_DURATIONS = 100
+FAILURES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Counters:
+    consecutive_failures: int
+    previous_status: ExecutionStatus | None
+
+
+async def record_finished(session: AsyncSession, execution: Execution) -> Counters:
+    """Count a finished execution in its job's statistics (in the caller's transaction)."""
+    stats = await session.get(JobStatistics, execution.job_id, with_for_update=True)
+    if stats is None:
+        stats = JobStatistics(
+            job_id=execution.job_id,
+            total_success=0,
+            total_failures=0,
+            total_cancelled=0,
+            total_skipped=0,
+            total_missed=0,
+            total_duration_ms=0,
+            timed_runs=0,
+            consecutive_failures=0,
+            recent_durations=[],
+        )
+        session.add(stats)
+    previous = ExecutionStatus(stats.last_status) if stats.last_status else None
+    status = ExecutionStatus(execution.status)
+    at = execution.completed_at
+    if status == ExecutionStatus.COMPLETED:
+        stats.total_success += 1
+        stats.consecutive_failures = 0
+        stats.last_success_at = at
+    elif status in FAILURES:
+        stats.total_failures += 1
+        stats.consecutive_failures += 1
+        stats.last_failure_at = at
+    elif status == ExecutionStatus.CANCELLED:
+        stats.total_cancelled += 1
+    if status == ExecutionStatus.COMPLETED or status in FAILURES:
+        stats.last_status = status
+        stats.last_run_at = at
+        if execution.duration is not None:
+            stats.total_duration_ms += execution.duration
+            stats.timed_runs += 1
+            stats.recent_durations = [*stats.recent_durations, execution.duration][
+                -RECENT_DURATIONS:
+            ]
+    return Counters(stats.consecutive_failures, previous)
+
+
+def percentile(values: list[int], fraction: float) -> int | None:
+    """Nearest-rank percentile of a list of durations."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-int(fraction * 100) * len(ordered) // 100))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def statistics_view(
+    stats: JobStatistics | None,
+    *,
+    next_run: datetime | None,
+    recent: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The seed's statistics shape plus percentiles and the failure streak."""
+    success = stats.total_success if stats else 0
+    failures = stats.total_failures if stats else 0
+    total = success + failures
+    durations = list(stats.recent_durations) if stats else []
+    return {
+        "totalRuns": total,
+        "totalSuccess": success,
+        "totalFailures": failures,
+        "totalCancelled": stats.total_cancelled if stats else 0,
+        "totalSkipped": stats.total_skipped if stats else 0,
+        "totalMissed": stats.total_missed if stats else 0,
+        "successRate": f"{(success / total * 100) if total else 0:.2f}",
+        "avgDuration": round(stats.total_duration_ms / stats.timed_runs)
+        if stats and stats.timed_runs
+        else None,
+        "p50Duration": percentile(durations, 0.50),
+        "p95Duration": percentile(durations, 0.95),
+        "consecutiveFailures": stats.consecutive_failures if stats else 0,
+        "lastRun": stats.last_run_at if stats else None,
+        "lastSuccess": stats.last_success_at if stats else None,
+        "lastFailure": stats.last_failure_at if stats else None,
+        "nextRun": next_run,
+        "recentExecutions": recent,
+    }
+
+
+async def load(session: AsyncSession, job_ids: list[str]) -> list[JobStatistics]:
+    if not job_ids:
+        return []
+    return list(
+        (
+            await session.scalars(select(JobStatistics).where(JobStatistics.job_id.in_(job_ids)))
+        ).all()
+    )

@@ -1,0 +1,58 @@
+"""The scanner's subscriber: `job.due` in, `activity.scanned` (or `step.failed`) out."""
+
+from __future__ import annotations
+
+import httpx
+
+from services.scanner.scan import scan
+from shared import topology
+from shared.bus import Bus, Handler
+from shared.cancellation import CancelledSet
+from shared.events import ActivityScanned, Event, JobDue, Step
+from shared.ids import derived_event_id
+from shared.settings import Settings
+from shared.steps import run_step
+
+
+def make_handler(
+    bus: Bus, http: httpx.AsyncClient, cancelled: CancelledSet, settings: Settings
+) -> Handler:
+    async def on_job_due(event: Event) -> None:
+        assert isinstance(event, JobDue)
+
+        async def work() -> ActivityScanned:
+            cancelled.check(event.execution_id)
+            result = await scan(
+                event,
+                http=http,
+                github_token=settings.github_token,
+                github_api_url=settings.github_api_url,
+                local_repos_root=settings.local_repos_root,
+            )
+            return ActivityScanned(
+                event_id=derived_event_id(event.event_id, "activity.scanned"),
+                execution_id=event.execution_id,
+                job_id=event.job_id,
+                project_id=event.project_id,
+                attempt=event.attempt,
+                summary=result.summary,
+                github_api_calls=result.github_api_calls,
+                platforms=event.platforms,
+                repository=event.repository,
+                window_start=event.window_start,
+                window_end=event.window_end,
+                retry_policy=event.retry_policy,
+                deadline=event.deadline,
+                timeout_seconds=event.timeout_seconds,
+            )
+
+        await run_step(
+            bus,
+            event,
+            step=Step.SCAN,
+            queue=topology.SCANNER_QUEUE,
+            cancelled=cancelled,
+            work=work,
+        )
+
+    return on_job_due

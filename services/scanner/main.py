@@ -1,0 +1,28 @@
+"""Composition root of the scanner: the bus, an HTTP client, the cancellation set."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from services.scanner.handlers import make_handler
+from shared import topology
+from shared.bus import Bus
+from shared.cancellation import CancelledSet
+from shared.settings import Settings
+from shared.worker import main_for
+
+TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+
+
+async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
+    http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+    cancelled = CancelledSet()
+    await bus.on_cancelled(cancelled.add)
+    await bus.consume(topology.SCANNER_QUEUE, make_handler(bus, http, cancelled, settings))
+    return http.aclose
+
+
+def main() -> None:
+    main_for("scanner", setup)

@@ -1,0 +1,5 @@
+"""`python -m services.scheduler` starts the scheduler service."""
+
+from services.scheduler.main import main
+
+main()

@@ -1,0 +1,299 @@
+"""The SQLAlchemy schema of herald's records (one code path for PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db.types import JSONType, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+ID = String(40)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    external_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # SHA-256 of the token: a leaked table reveals no usable token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    github_repo_owner: Mapped[str | None] = mapped_column(String(100))
+    github_repo_name: Mapped[str | None] = mapped_column(String(100))
+    github_base_url: Mapped[str | None] = mapped_column(String(500))
+    local_repo_path: Mapped[str | None] = mapped_column(String(1000))
+    platforms: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    notification_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_synced_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_projects_user_created", "user_id", "created_at", "id"),)
+
+
+class CronJob(Base):
+    __tablename__ = "cron_jobs"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32), default="GENERATE_CONTENT")
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    frequency: Mapped[str] = mapped_column(String(16))
+    time_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule: Mapped[str] = mapped_column(String(200))
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_retries: Mapped[int] = mapped_column(Integer, default=3)
+    retry_delay: Mapped[int] = mapped_column(Integer, default=300)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    overlap_policy: Mapped[str] = mapped_column(String(16), default="SKIP")
+    catchup_window: Mapped[int] = mapped_column(Integer, default=86_400)
+    jitter: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_cron_jobs_user_created", "user_id", "created_at", "id"),
+        # The scheduler's claim reads only live, enabled jobs in next-run order.
+        Index(
+            "ix_cron_jobs_due",
+            "next_run_at",
+            postgresql_where=text("is_enabled AND deleted_at IS NULL"),
+            sqlite_where=text("is_enabled AND deleted_at IS NULL"),
+        ),
+    )
+
+
+class Execution(Base):
+    __tablename__ = "cron_executions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("cron_jobs.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime]
+    trigger: Mapped[str] = mapped_column(String(16))
+    triggered_by: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime]
+    deadline: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration: Mapped[int | None] = mapped_column(BigInteger)
+    items_processed: Mapped[int] = mapped_column(Integer, default=0)
+    items_success: Mapped[int] = mapped_column(Integer, default=0)
+    items_failed: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_stack: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    missed_count: Mapped[int | None] = mapped_column(Integer)
+    first_missed_at: Mapped[datetime | None]
+    last_missed_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        # One execution per (job, scheduled instant) for scheduled runs, whoever races.
+        Index(
+            "uq_cron_executions_job_slot",
+            "job_id",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=text("trigger IN ('SCHEDULE', 'CATCHUP')"),
+            sqlite_where=text("trigger IN ('SCHEDULE', 'CATCHUP')"),
+        ),
+        Index(
+            "uq_cron_executions_idempotency",
+            "job_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_cron_executions_job_created", "job_id", "created_at", "id"),
+        Index("ix_cron_executions_user_created", "user_id", "created_at", "id"),
+        Index(
+            "ix_cron_executions_open",
+            "status",
+            "deadline",
+            postgresql_where=text("status IN ('PENDING', 'RUNNING')"),
+            sqlite_where=text("status IN ('PENDING', 'RUNNING')"),
+        ),
+    )
+
+
+class ExecutionStep(Base):
+    """One recorded transition of an execution: the timeline the console shows."""
+
+    __tablename__ = "execution_steps"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("cron_executions.id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Content(Base):
+    __tablename__ = "contents"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    execution_id: Mapped[str] = mapped_column(ForeignKey("cron_executions.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str | None] = mapped_column(Text)
+    characters: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str | None] = mapped_column(String(200))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    generation_ms: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # One stored post per execution and platform: a redelivered event cannot add a second.
+    __table_args__ = (UniqueConstraint("execution_id", "platform"),)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    execution_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(1000))
+    read_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_notifications_user_created", "user_id", "created_at", "id"),)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    execution_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    notification_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(500))
+    outcome: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobStatistics(Base):
+    """Running counters per job, changed in the transaction that ends an execution."""
+
+    __tablename__ = "job_statistics"
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("cron_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    total_success: Mapped[int] = mapped_column(Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    total_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    total_missed: Mapped[int] = mapped_column(Integer, default=0)
+    total_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    timed_runs: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_run_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    # The last 100 counted durations (ms), newest last: percentiles without scanning history.
+    recent_durations: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    routing_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+
+class ProcessedEvent(Base):
+    """The inbox: an event id a consumer has applied, so a redelivery is applied once."""
+
+    __tablename__ = "processed_events"
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,0 +1,91 @@
+"""From a job's stored schedule to its runs, windows and `job.due` events.
+
+Shared by the scheduler (scheduled and catch-up runs) and the API (manual runs), so both
+compute activity windows and events the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.schema import CronJob, Execution, Project
+from shared.events import JobDue, Repository, RetryPolicy, Trigger
+from shared.scheduling import (
+    next_runs,
+    preset_next_runs,
+    preset_previous_run,
+    previous_run,
+)
+
+CUSTOM = "CUSTOM"
+
+
+def job_timezone(time_config: dict[str, Any]) -> str:
+    return str(time_config.get("timezone") or "UTC")
+
+
+def next_run_after(job: CronJob, after: datetime) -> datetime:
+    """The job's first scheduled instant strictly after `after` (UTC)."""
+    if job.frequency == CUSTOM:
+        return next_runs(job.schedule, job_timezone(job.time_config), after, 1)[0]
+    return preset_next_runs(job.frequency, job.time_config, after, 1)[0]
+
+
+def previous_slot(job: CronJob, before: datetime) -> datetime | None:
+    """The job's last scheduled instant strictly before `before`, if any."""
+    if job.frequency == CUSTOM:
+        return previous_run(job.schedule, job_timezone(job.time_config), before)
+    return preset_previous_run(job.frequency, job.time_config, before)
+
+
+async def window_start_for(
+    session: AsyncSession, job: CronJob, window_end: datetime
+) -> datetime | None:
+    """Where the activity window opens: the last completed run's end, else the previous slot."""
+    last_end = await session.scalar(
+        select(Execution.window_end)
+        .where(
+            Execution.job_id == job.id,
+            Execution.status == "COMPLETED",
+            Execution.window_end < window_end,
+        )
+        .order_by(Execution.window_end.desc())
+        .limit(1)
+    )
+    if last_end is not None:
+        return last_end
+    return previous_slot(job, window_end)
+
+
+def repository_of(project: Project) -> Repository:
+    return Repository(
+        owner=project.github_repo_owner,
+        name=project.github_repo_name,
+        base_url=project.github_base_url,
+        local_path=project.local_repo_path,
+    )
+
+
+def job_due_event(job: CronJob, project: Project, execution: Execution, *, now: datetime) -> JobDue:
+    """The `job.due` event that starts an execution's pipeline."""
+    return JobDue(
+        occurred_at=now,
+        execution_id=execution.id,
+        job_id=job.id,
+        project_id=project.id,
+        attempt=execution.attempt,
+        scheduled_for=execution.scheduled_for,
+        trigger=Trigger(execution.trigger),
+        window_start=execution.window_start,
+        window_end=execution.window_end,
+        repository=repository_of(project),
+        platforms=list(project.platforms or []),
+        retry_policy=RetryPolicy(max_retries=job.max_retries, retry_delay=job.retry_delay),
+        deadline=now + timedelta(seconds=job.timeout_seconds),
+        timeout_seconds=job.timeout_seconds,
+        user_id=job.user_id,
+    )

@@ -1,0 +1,271 @@
+"""Versioned event contracts: the only shapes that travel between services.
+
+Every event carries the envelope fields; the routing key names its type (`<entity>.<event>`).
+An unknown `version` or a body that does not validate is a poison message: dead-lettered,
+never retried.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from shared.errors import InvalidEventError
+from shared.ids import new_event_id
+
+
+class Wire(BaseModel):
+    """A model that is camelCase on the wire and snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "SCHEDULE"
+    MANUAL = "MANUAL"
+    CATCHUP = "CATCHUP"
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    SKIPPED = "SKIPPED"
+    MISSED = "MISSED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+
+
+class Step(StrEnum):
+    SCAN = "scan"
+    GENERATE = "generate"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Wire):
+    """The envelope every event shares."""
+
+    routing_key: ClassVar[str]
+    event_id: str = Field(default_factory=new_event_id)
+    occurred_at: datetime = Field(default_factory=_now)
+    version: Literal[1] = 1
+    execution_id: str
+    job_id: str
+    project_id: str
+    attempt: int = Field(default=1, ge=1)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class Repository(Wire):
+    """Where the activity comes from: a GitHub repository or a local git repository."""
+
+    owner: str | None = None
+    name: str | None = None
+    base_url: str | None = None
+    local_path: str | None = None
+
+
+class RetryPolicy(Wire):
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_delay: int = Field(default=300, ge=1, le=86_400)
+
+
+class JobDue(Event):
+    routing_key: ClassVar[str] = "job.due"
+    scheduled_for: datetime
+    trigger: Trigger
+    window_start: datetime | None
+    window_end: datetime
+    repository: Repository
+    platforms: list[str]
+    retry_policy: RetryPolicy = RetryPolicy()
+    deadline: datetime
+    timeout_seconds: int = 900
+    user_id: str | None = None
+
+
+class StepStarted(Event):
+    routing_key: ClassVar[str] = "step.started"
+    step: Step
+
+
+class StepFailed(Event):
+    routing_key: ClassVar[str] = "step.failed"
+    step: Step
+    retriable: bool
+    final: bool
+    error: str
+    stack: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class ActivityItem(Wire):
+    kind: Literal["commit", "pull_request", "issue", "tag"]
+    title: str
+    url: str | None = None
+    author: str | None = None
+    number: int | None = None
+    sha: str | None = None
+    at: datetime | None = None
+
+
+class ActivitySummary(Wire):
+    commits: int = 0
+    pull_requests: int = 0
+    issues: int = 0
+    tags: int = 0
+    contributors: list[str] = []
+    items: list[ActivityItem] = []
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.commits or self.pull_requests or self.issues or self.tags)
+
+
+class ActivityScanned(Event):
+    routing_key: ClassVar[str] = "activity.scanned"
+    summary: ActivitySummary
+    github_api_calls: int = 0
+    # Carried on so the generator needs nothing but this event.
+    platforms: list[str]
+    repository: Repository
+    window_start: datetime | None
+    window_end: datetime
+    retry_policy: RetryPolicy = RetryPolicy()
+    deadline: datetime
+    timeout_seconds: int = 900
+
+
+class PostResult(Wire):
+    platform: str
+    status: Literal["GENERATED", "FAILED"]
+    title: str | None = None
+    body: str | None = None
+    characters: int = 0
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    generation_ms: int = 0
+    error: str | None = None
+
+
+class ContentGenerated(Event):
+    routing_key: ClassVar[str] = "content.generated"
+    results: list[PostResult]
+    generation_ms: int = 0
+
+
+class PostExcerpt(Wire):
+    platform: str
+    title: str | None = None
+    excerpt: str
+
+
+class NotificationSettings(Wire):
+    email_notifications: bool = True
+    notification_events: list[str] = ["job_success", "job_failure", "job_partial"]
+    recipients: list[str] = []
+    failure_threshold: int = 1
+    # Encrypted with HERALD_SECRET_KEY: never in clear on the wire.
+    slack_webhook_url: str | None = None
+    discord_webhook_url: str | None = None
+
+
+class ExecutionFinished(Event):
+    routing_key: ClassVar[str] = "execution.finished"
+    status: ExecutionStatus
+    trigger: Trigger
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration: int | None = None
+    items_processed: int = 0
+    items_success: int = 0
+    items_failed: int = 0
+    error_message: str | None = None
+    job_name: str
+    project_name: str
+    user_id: str
+    notification_settings: NotificationSettings = NotificationSettings()
+    recipients: list[str] = []
+    consecutive_failures: int = 0
+    previous_status: ExecutionStatus | None = None
+    posts: list[PostExcerpt] = []
+    link: str
+    missed_count: int | None = None
+
+
+class ExecutionCancelled(Event):
+    routing_key: ClassVar[str] = "execution.cancelled"
+
+
+class NotificationCreated(Event):
+    routing_key: ClassVar[str] = "notification.created"
+    user_id: str
+    kind: str
+    title: str
+    body: str
+    link: str | None = None
+
+
+class NotificationDelivery(Event):
+    routing_key: ClassVar[str] = "notification.delivery"
+    user_id: str
+    channel: str
+    recipient: str
+    outcome: Literal["SENT", "FAILED", "SKIPPED"]
+    attempts: int = 1
+    error: str | None = None
+    kind: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.routing_key: cls
+    for cls in (
+        JobDue,
+        StepStarted,
+        StepFailed,
+        ActivityScanned,
+        ContentGenerated,
+        ExecutionFinished,
+        ExecutionCancelled,
+        NotificationCreated,
+        NotificationDelivery,
+    )
+}
+
+
+def decode_event(routing_key: str, body: bytes) -> Event:
+    """Parse a message body as the event its routing key names, or raise InvalidEventError."""
+    model = EVENT_TYPES.get(routing_key)
+    if model is None:
+        raise InvalidEventError(f"unknown event type {routing_key!r}")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidEventError(f"invalid {routing_key} event: {where}: {first['msg']}") from None
+
+
+def dump(value: Any) -> Any:
+    """Return a JSON-ready camelCase form of a wire model or a plain value."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return value

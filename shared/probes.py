@@ -1,0 +1,87 @@
+"""Health and metrics endpoints for the worker services (`/livez`, `/readyz`, `/metrics`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import metrics
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+async def run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, bool]:
+    """Run every readiness check; a check that raises or hangs counts as not ready."""
+
+    async def one(check: ReadinessCheck) -> bool:
+        try:
+            return await asyncio.wait_for(check(), timeout=2.0)
+        except Exception:
+            return False
+
+    results = await asyncio.gather(*(one(check) for check in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def add_probe_routes(app: FastAPI, *, service: str, checks: Mapping[str, ReadinessCheck]) -> None:
+    """Add `/livez`, `/readyz` and `/metrics` to an app."""
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        results = await run_checks(checks)
+        ready = all(results.values())
+        metrics.SERVICE_READY.labels(service=service).set(1 if ready else 0)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def probe_app(service: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
+    app = FastAPI(title=f"herald {service} probes", docs_url=None, redoc_url=None)
+    add_probe_routes(app, service=service, checks=checks)
+    return app
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process that embeds it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ProbeServer:
+    """A small HTTP server for a worker's probes, run inside the worker's event loop."""
+
+    def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task

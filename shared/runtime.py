@@ -1,0 +1,44 @@
+"""Process plumbing every service shares: stop signals, waiting for dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+def install_stop_signals() -> asyncio.Event:
+    """Return an event set on SIGTERM or SIGINT, for a graceful shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def start_when_available(
+    start: Callable[[], Awaitable[None]], *, what: str, stop: asyncio.Event
+) -> bool:
+    """Call `start` until it succeeds or `stop` is set; return whether it succeeded.
+
+    A dependency that is down at start-up is not fatal: the service reports not-ready on
+    `/readyz` meanwhile and carries on when the dependency answers.
+    """
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await start()
+            return True
+        except Exception as exc:
+            log.warning(
+                "dependency unavailable; retrying", dependency=what, error=str(exc), retry_in=delay
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, 10.0)
+    return False

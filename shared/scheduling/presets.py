@@ -1,0 +1,127 @@
+"""Turn the REST API's DAILY / WEEKLY / MONTHLY presets into schedules."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.scheduling.cronexpr import CronSpec, build_spec
+from shared.scheduling.engine import find_previous, take_runs
+from shared.scheduling.errors import ScheduleError
+from shared.scheduling.zones import load_zone
+
+FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY")
+_ALL_DAYS_OF_MONTH = tuple(range(1, 32))
+_ALL_MONTHS = tuple(range(1, 13))
+_ALL_WEEKDAYS = tuple(range(7))
+
+
+def _frequency(frequency: str) -> str:
+    if not isinstance(frequency, str):
+        raise ScheduleError(f"unknown frequency {frequency!r}", "frequency")
+    upper = frequency.upper()
+    if upper == "CUSTOM":
+        raise ScheduleError(
+            "frequency CUSTOM has no preset time; give a cron expression instead", "frequency"
+        )
+    if upper not in FREQUENCIES:
+        raise ScheduleError(f"unknown frequency {frequency!r}", "frequency")
+    return upper
+
+
+def _integer(time_config: Mapping[str, Any], key: str, low: int, high: int, frequency: str) -> int:
+    value = time_config.get(key)
+    if value is None:
+        raise ScheduleError(f"{key} required for {frequency}", key)
+    # bool is an int subclass, but ``true`` is never a meaningful hour or day.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScheduleError(f"{key} must be an integer, got {value!r}", key)
+    if not low <= value <= high:
+        raise ScheduleError(f"{key} {value} out of range {low}-{high}", key)
+    return value
+
+
+def _resolve(frequency: str, time_config: Mapping[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """Validate a preset and return its frequency and (minute, hour, day) numbers."""
+    name = _frequency(frequency)
+    if not isinstance(time_config, Mapping):
+        raise ScheduleError("timeConfig must be an object", "timeConfig")
+    hour = _integer(time_config, "hour", 0, 23, name)
+    minute = _integer(time_config, "minute", 0, 59, name)
+    if name == "WEEKLY":
+        return name, (minute, hour, _integer(time_config, "dayOfWeek", 0, 6, name))
+    if name == "MONTHLY":
+        return name, (minute, hour, _integer(time_config, "dayOfMonth", 1, 31, name))
+    return name, (minute, hour)
+
+
+def _zone(time_config: Mapping[str, Any]) -> ZoneInfo:
+    return load_zone(time_config.get("timezone"))
+
+
+def validate_preset(frequency: str, time_config: Mapping[str, Any]) -> None:
+    """Raise ScheduleError unless the preset and its time zone are valid."""
+    _resolve(frequency, time_config)
+    _zone(time_config)
+
+
+def preset_expression(frequency: str, time_config: Mapping[str, Any]) -> str:
+    """Return the cron expression a preset stands for, for display."""
+    name, numbers = _resolve(frequency, time_config)
+    if name == "DAILY":
+        return f"{numbers[0]} {numbers[1]} * * *"
+    if name == "WEEKLY":
+        return f"{numbers[0]} {numbers[1]} * * {numbers[2]}"
+    return f"{numbers[0]} {numbers[1]} {numbers[2]} * *"
+
+
+@functools.lru_cache(maxsize=4096)
+def _preset_spec(name: str, numbers: tuple[int, ...]) -> CronSpec:
+    minute, hour = numbers[0], numbers[1]
+    days_of_month = _ALL_DAYS_OF_MONTH
+    days_of_week = _ALL_WEEKDAYS
+    clamp = 0
+    if name == "WEEKLY":
+        days_of_week = (numbers[2],)
+        expression = f"{minute} {hour} * * {numbers[2]}"
+    elif name == "MONTHLY":
+        # Unlike cron's "31", a monthly preset on the 29th-31st runs every month,
+        # on the month's last day when the month is shorter.
+        days_of_month = (numbers[2],)
+        clamp = numbers[2]
+        expression = f"{minute} {hour} {numbers[2]} * *"
+    else:
+        expression = f"{minute} {hour} * * *"
+    return build_spec(
+        expression,
+        ((minute,), (hour,), days_of_month, _ALL_MONTHS, days_of_week),
+        fixed_time=True,
+        dom_star=name != "MONTHLY",
+        dow_star=True,
+        clamp_day=clamp,
+    )
+
+
+def preset_spec(frequency: str, time_config: Mapping[str, Any]) -> tuple[CronSpec, ZoneInfo]:
+    """Validate a preset and return its parsed schedule and zone."""
+    name, numbers = _resolve(frequency, time_config)
+    return _preset_spec(name, numbers), _zone(time_config)
+
+
+def preset_next_runs(
+    frequency: str, time_config: Mapping[str, Any], after: datetime, count: int
+) -> list[datetime]:
+    """Return the next ``count`` runs of a DAILY, WEEKLY or MONTHLY preset in UTC."""
+    spec, zone = preset_spec(frequency, time_config)
+    return take_runs(spec, zone, after, count)
+
+
+def preset_previous_run(
+    frequency: str, time_config: Mapping[str, Any], before: datetime
+) -> datetime | None:
+    """Return the preset's last run strictly before ``before``, or None."""
+    spec, zone = preset_spec(frequency, time_config)
+    return find_previous(spec, zone, before)

@@ -1,0 +1,34 @@
+"""API tokens: issued once, stored only as a SHA-256 digest."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.schema import ApiToken
+from shared.ids import new_id
+
+TOKEN_PREFIX = "hrld_"  # noqa: S105 - a label, not a secret
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_token(session: AsyncSession, *, user_id: str, name: str = "") -> str:
+    """Create a token for a user and return it; only its digest is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            id=new_id("tok"),
+            user_id=user_id,
+            name=name,
+            token_hash=hash_token(token),
+            prefix=token[:12],
+            created_at=datetime.now(UTC),
+        )
+    )
+    return token

@@ -1,0 +1,42 @@
+"""Fixtures shared by every test tier: isolated databases and vhosts on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from shared.db.migrate import upgrade
+from tests.support import servers
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A freshly migrated PostgreSQL database of this test process's own."""
+    base = servers.base_database_url()
+    name = servers.unique_name("herald_t")
+    url = asyncio.run(servers.create_database(base, name))
+    upgrade(url)
+    yield url
+    asyncio.run(servers.drop_database(base, name))
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test process's own, deleted afterwards."""
+    base = servers.base_amqp_url()
+    vhost = servers.unique_name("herald-t")
+    url = servers.create_vhost(base, vhost)
+    yield url
+    servers.delete_vhost(base, vhost)
+
+
+@pytest.fixture
+async def fresh_amqp_url() -> AsyncIterator[str]:
+    """A vhost for one test, for tests that inspect queue contents."""
+    base = servers.base_amqp_url()
+    vhost = servers.unique_name("herald-t")
+    url = servers.create_vhost(base, vhost)
+    yield url
+    servers.delete_vhost(base, vhost)

@@ -1,0 +1,75 @@
+"""Records the tests need, written straight to the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.accounts import ensure_user
+from shared.db.schema import CronJob, JobStatistics, Project
+from shared.ids import new_id
+from shared.scheduling import preset_expression
+from shared.tokens import issue_token
+
+
+async def user_with_token(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str]:
+    """Create a user; return (user id, bearer token)."""
+    async with sessions() as session, session.begin():
+        user = await ensure_user(session, email=f"{new_id('u')}@example.test", name="Tester")
+        token = await issue_token(session, user_id=user.id)
+        return user.id, token
+
+
+async def project(
+    sessions: async_sessionmaker[AsyncSession], user_id: str, **fields: Any
+) -> Project:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "id": new_id("prj"),
+        "user_id": user_id,
+        "name": "demo",
+        "platforms": ["x", "blog"],
+        "notification_settings": {},
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    async with sessions() as session, session.begin():
+        row = Project(**values)
+        session.add(row)
+    return row
+
+
+async def job(
+    sessions: async_sessionmaker[AsyncSession],
+    project_row: Project,
+    *,
+    next_run_at: datetime | None,
+    **fields: Any,
+) -> CronJob:
+    now = datetime.now(UTC)
+    time_config = fields.pop("time_config", {"hour": 9, "minute": 0, "timezone": "UTC"})
+    values: dict[str, Any] = {
+        "id": new_id("cron"),
+        "project_id": project_row.id,
+        "user_id": project_row.user_id,
+        "name": "daily",
+        "frequency": "DAILY",
+        "time_config": time_config,
+        "schedule": preset_expression("DAILY", time_config),
+        "next_run_at": next_run_at,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    async with sessions() as session, session.begin():
+        row = CronJob(**values)
+        session.add(row)
+        await session.flush()
+        session.add(JobStatistics(job_id=row.id, total_success=0, total_failures=0,
+                                  total_cancelled=0, total_skipped=0, total_missed=0,
+                                  total_duration_ms=0, timed_runs=0, consecutive_failures=0,
+                                  recent_durations=[]))
+    return row

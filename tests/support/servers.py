@@ -1,0 +1,119 @@
+"""Isolated databases and RabbitMQ vhosts on the servers the environment points at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def base_database_url() -> str:
+    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def base_amqp_url() -> str:
+    return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+async def create_database(base_url: str, name: str) -> str:
+    """Create an empty database beside the one in `base_url`; return its URL."""
+    url = make_url(base_url)
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    url = make_url(base_url)
+    admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _management(amqp_url: str) -> tuple[str, tuple[str, str]]:
+    parts = urlsplit(amqp_url)
+    base = os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672")
+    return base, (parts.username or "guest", parts.password or "guest")
+
+
+def create_vhost(amqp_url: str, vhost: str) -> str:
+    """Create a vhost the tests own (management API, else rabbitmqctl); return its AMQP URL."""
+    base, auth = _management(amqp_url)
+    try:
+        httpx.put(
+            f"{base}/api/vhosts/{quote(vhost, safe='')}", auth=auth, timeout=10
+        ).raise_for_status()
+        httpx.put(
+            f"{base}/api/permissions/{quote(vhost, safe='')}/{quote(auth[0], safe='')}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=auth,
+            timeout=10,
+        ).raise_for_status()
+    except httpx.HTTPError:
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None:
+            raise
+        subprocess.run([ctl, "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(
+            [ctl, "set_permissions", "-p", vhost, auth[0], ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+    parts = urlsplit(amqp_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
+
+
+def delete_vhost(amqp_url: str, vhost: str) -> None:
+    base, auth = _management(amqp_url)
+    try:
+        httpx.delete(f"{base}/api/vhosts/{quote(vhost, safe='')}", auth=auth, timeout=10)
+    except httpx.HTTPError:
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is not None:
+            subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in a queue, as the management API reports them."""
+    parts = urlsplit(amqp_url)
+    vhost = parts.path[1:] or "/"
+    base, auth = _management(amqp_url)
+    response = httpx.get(
+        f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}",
+        auth=auth,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(response.json().get("messages_ready", 0))
+
+
+def connection_names(amqp_url: str) -> list[str]:
+    """Client-provided names of the connections open on the vhost of `amqp_url`."""
+    parts = urlsplit(amqp_url)
+    vhost = parts.path[1:] or "/"
+    base, auth = _management(amqp_url)
+    response = httpx.get(f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth,
+                         timeout=10)
+    response.raise_for_status()
+    return [
+        str((row.get("client_properties") or {}).get("connection_name", ""))
+        for row in response.json()
+    ]
