@@ -57,7 +57,7 @@ def probe_app(service: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
     return app
 
 
-class _QuietServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the process that embeds it."""
 
     @contextlib.contextmanager
@@ -70,7 +70,7 @@ class ProbeServer:
 
     def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-        self._server = _QuietServer(config)
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

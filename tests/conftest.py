@@ -23,6 +23,26 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A migrated database that nothing stays connected to, to copy per test."""
+    base = servers.base_database_url()
+    name = servers.unique_name("herald_tpl")
+    upgrade(asyncio.run(servers.create_database(base, name)))
+    yield name
+    asyncio.run(servers.drop_database(base, name))
+
+
+@pytest.fixture
+async def fresh_database_url(template_database: str) -> AsyncIterator[str]:
+    """A database of one test's own, for tests that look at every row (a scheduler's claim)."""
+    base = servers.base_database_url()
+    name = servers.unique_name("herald_t")
+    url = await servers.create_database(base, name, template=template_database)
+    yield url
+    await servers.drop_database(base, name)
+
+
+@pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A RabbitMQ vhost of this test process's own, deleted afterwards."""
     base = servers.base_amqp_url()

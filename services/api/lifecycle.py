@@ -71,6 +71,10 @@ async def _apply_to_execution(session: AsyncSession, event: Event, *, public_url
     if execution is None:
         log.warning("event for an unknown execution ignored", routing_key=event.routing_key)
         return
+    if isinstance(event, ActivityScanned):
+        # The scan's figures and step are facts about the run whatever its state: the
+        # generator's result may be applied first, since both travel on the same queue.
+        _record_activity(session, execution, event)
     if ExecutionStatus(execution.status).is_terminal:
         log.info(
             "late event for a finished execution ignored",
@@ -107,25 +111,6 @@ async def _apply_to_execution(session: AsyncSession, event: Event, *, public_url
         else:
             execution.attempt = event.attempt + 1
     elif isinstance(event, ActivityScanned):
-        _record_step(
-            session,
-            execution,
-            step="scan",
-            kind="completed",
-            attempt=event.attempt,
-            detail=_activity_detail(event),
-        )
-        execution.metadata_ = {
-            **execution.metadata_,
-            "githubApiCalls": int(execution.metadata_.get("githubApiCalls", 0))
-            + event.github_api_calls,
-            "activity": {
-                "commits": event.summary.commits,
-                "pullRequests": event.summary.pull_requests,
-                "issues": event.summary.issues,
-                "tags": event.summary.tags,
-            },
-        }
         if event.summary.is_empty:
             await finish(
                 session, execution, ExecutionStatus.COMPLETED, now=now, public_url=public_url
@@ -283,6 +268,28 @@ def _record_step(
             at=datetime.now(UTC),
         )
     )
+
+
+def _record_activity(session: AsyncSession, execution: Execution, event: ActivityScanned) -> None:
+    _record_step(
+        session,
+        execution,
+        step="scan",
+        kind="completed",
+        attempt=event.attempt,
+        detail=_activity_detail(event),
+    )
+    execution.metadata_ = {
+        **execution.metadata_,
+        "githubApiCalls": int(execution.metadata_.get("githubApiCalls", 0))
+        + event.github_api_calls,
+        "activity": {
+            "commits": event.summary.commits,
+            "pullRequests": event.summary.pull_requests,
+            "issues": event.summary.issues,
+            "tags": event.summary.tags,
+        },
+    }
 
 
 def _activity_detail(event: ActivityScanned) -> str:

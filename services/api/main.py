@@ -24,8 +24,8 @@ from shared.db.notify import OUTBOX_CHANNEL, Listener
 from shared.events import Event
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
-from shared.probes import add_probe_routes
-from shared.runtime import start_when_available
+from shared.probes import EmbeddedServer, add_probe_routes
+from shared.runtime import install_stop_signals, start_when_available
 from shared.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -156,10 +156,10 @@ async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
             await listener.stop()
 
 
-def main() -> None:
-    settings = get_settings()
-    configure_logging(service="api", level=settings.log_level, fmt=settings.log_format)
-    uvicorn.run(
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then drain requests and in-flight messages."""
+    stop = install_stop_signals()
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
@@ -167,3 +167,16 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=15,
     )
+    server = EmbeddedServer(config)
+    serving = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopped.cancel()
+    await serving
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(service="api", level=settings.log_level, fmt=settings.log_format)
+    asyncio.run(serve(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,7 +70,8 @@ def percentile(values: list[int], fraction: float) -> int | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(1, -(-int(fraction * 100) * len(ordered) // 100))
+    # Whole-percent arithmetic: 0.29 * 100 is 28.999... in binary floating point.
+    rank = max(1, math.ceil(round(fraction * 100) * len(ordered) / 100))
     return ordered[min(rank, len(ordered)) - 1]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Notification, Project
@@ -12,6 +12,7 @@ from shared.notification_settings import public_settings
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
+    value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond // 1000:03d}"

@@ -72,9 +72,6 @@ class CronSpec:
     next_hour: tuple[int, ...]
     next_dom: tuple[int, ...]
     next_month: tuple[int, ...]
-    prev_minute: tuple[int, ...]
-    prev_hour: tuple[int, ...]
-    prev_month: tuple[int, ...]
     dom_ok: tuple[bool, ...]
     dow_ok: tuple[bool, ...]
     dow_delta: tuple[int, ...]
@@ -87,16 +84,6 @@ def _next_table(values: tuple[int, ...], size: int, missing: int) -> tuple[int, 
         if value in values:
             upcoming = value
         table[value] = upcoming
-    return tuple(table)
-
-
-def _prev_table(values: tuple[int, ...], size: int) -> tuple[int, ...]:
-    table = [-1] * (size + 1)
-    latest = -1
-    for value in range(size + 1):
-        if value in values:
-            latest = value
-        table[value] = latest
     return tuple(table)
 
 
@@ -144,9 +131,6 @@ def build_spec(
         next_hour=_next_table(hours, 24, -1),
         next_dom=_next_table(doms, 32, 0),
         next_month=_next_table(months, 13, -1),
-        prev_minute=_prev_table(minutes, 59),
-        prev_hour=_prev_table(hours, 23),
-        prev_month=_prev_table(months, 12),
         dom_ok=tuple(day in doms for day in range(32)),
         dow_ok=tuple(day in dows for day in range(7)),
         dow_delta=tuple(dow_delta),

@@ -24,6 +24,14 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
+async def own_sessions(fresh_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a database no other test writes to."""
+    engine = create_engine(fresh_database_url, application_name="herald-tests")
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
 async def bus(fresh_amqp_url: str) -> AsyncIterator[AmqpBus]:
     bus = AmqpBus(fresh_amqp_url, service="tests", prefetch=8, delivery_limit=3)
     await bus.start()

@@ -22,7 +22,7 @@ def job_due(**overrides: object) -> JobDue:
         "trigger": Trigger.MANUAL,
         "window_start": None,
         "window_end": now,
-        "repository": Repository(local_path="/tmp/x"),
+        "repository": Repository(local_path="demo"),
         "platforms": ["x"],
         "deadline": now + timedelta(minutes=15),
     }
@@ -143,8 +143,12 @@ async def test_connections_are_named_for_the_management_ui(fresh_amqp_url: str) 
     bus = AmqpBus(fresh_amqp_url, service="naming")
     await bus.start()
     try:
-        await wait_for(lambda: any(name.startswith("herald-naming@")
-                                   for name in connection_names(fresh_amqp_url)), timeout=30)
+        await wait_for(
+            lambda: any(
+                name.startswith("herald-naming@") for name in connection_names(fresh_amqp_url)
+            ),
+            timeout=30,
+        )
         assert bus.is_ready
     finally:
         await bus.close()

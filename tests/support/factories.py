@@ -58,7 +58,7 @@ async def job(
         "name": "daily",
         "frequency": "DAILY",
         "time_config": time_config,
-        "schedule": preset_expression("DAILY", time_config),
+        "schedule": fields.pop("schedule", None) or preset_expression("DAILY", time_config),
         "next_run_at": next_run_at,
         "created_at": now,
         "updated_at": now,
@@ -68,8 +68,18 @@ async def job(
         row = CronJob(**values)
         session.add(row)
         await session.flush()
-        session.add(JobStatistics(job_id=row.id, total_success=0, total_failures=0,
-                                  total_cancelled=0, total_skipped=0, total_missed=0,
-                                  total_duration_ms=0, timed_runs=0, consecutive_failures=0,
-                                  recent_durations=[]))
+        session.add(
+            JobStatistics(
+                job_id=row.id,
+                total_success=0,
+                total_failures=0,
+                total_cancelled=0,
+                total_skipped=0,
+                total_missed=0,
+                total_duration_ms=0,
+                timed_runs=0,
+                consecutive_failures=0,
+                recent_durations=[],
+            )
+        )
     return row

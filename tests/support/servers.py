@@ -28,12 +28,13 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
-async def create_database(base_url: str, name: str) -> str:
-    """Create an empty database beside the one in `base_url`; return its URL."""
+async def create_database(base_url: str, name: str, *, template: str | None = None) -> str:
+    """Create a database beside the one in `base_url` (a copy of `template`); return its URL."""
     url = make_url(base_url)
     admin = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await admin.close()
     return url.set(database=name).render_as_string(hide_password=False)
@@ -110,8 +111,9 @@ def connection_names(amqp_url: str) -> list[str]:
     parts = urlsplit(amqp_url)
     vhost = parts.path[1:] or "/"
     base, auth = _management(amqp_url)
-    response = httpx.get(f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth,
-                         timeout=10)
+    response = httpx.get(
+        f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth, timeout=10
+    )
     response.raise_for_status()
     return [
         str((row.get("client_properties") or {}).get("connection_name", ""))

@@ -1,0 +1,66 @@
+"""The five services as real processes on a real broker and database."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import processes
+
+
+def make_repository(root: Path) -> Path:
+    """A small git repository with a few commits and a tag, under the repos root."""
+    repo = root / "demo"
+    repo.mkdir(parents=True)
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(repo), *args],
+            check=True,
+            capture_output=True,
+            env={
+                "GIT_AUTHOR_NAME": "Ada",
+                "GIT_AUTHOR_EMAIL": "ada@example.test",
+                "GIT_COMMITTER_NAME": "Ada",
+                "GIT_COMMITTER_EMAIL": "ada@example.test",
+                "HOME": str(root),
+            },
+        )
+
+    git("init", "-q", "-b", "main")
+    for n, message in enumerate(["Add scheduler", "Fix DST bug <b>bold</b>", "Release notes"]):
+        (repo / f"file{n}.txt").write_text(message)
+        git("add", ".")
+        git("commit", "-q", "-m", message)
+    git("tag", "-a", "v1.0.0", "-m", "v1.0.0")
+    return repo
+
+
+@pytest.fixture
+def stack(
+    fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path
+) -> Iterator[dict[str, processes.Service]]:
+    repos = tmp_path / "repos"
+    make_repository(repos)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "AMQP_URL": fresh_amqp_url,
+        "HERALD_LOCAL_REPOS_ROOT": str(repos),
+        "HERALD_SCHEDULER_MAX_SLEEP": "5",
+    }
+    services = {name: processes.start(name, env, logs) for name in processes.SERVICES}
+    try:
+        for service in services.values():
+            processes.wait_ready(service)
+        yield services
+    finally:
+        codes = {name: processes.stop(service) for name, service in services.items()}
+        for name, service in services.items():
+            if codes[name] != 0:
+                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
+        assert codes == dict.fromkeys(services, 0), codes

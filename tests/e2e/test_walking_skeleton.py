@@ -1,0 +1,134 @@
+"""One execution followed through every hop: api → scanner → generator → api → notifier → api."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.db.engine import create_engine, session_factory
+from tests.support import factories
+from tests.support.processes import Service
+
+pytestmark = pytest.mark.e2e
+
+
+async def token_for(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        _, token = await factories.user_with_token(session_factory(engine))
+    finally:
+        await engine.dispose()
+    return token
+
+
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done in {timeout}s; last: {value}")
+        time.sleep(0.25)
+        value = fetch()
+    return value
+
+
+def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
+    stack: dict[str, Service], fresh_database_url: str, request: pytest.FixtureRequest
+) -> None:
+    token = asyncio.run(token_for(fresh_database_url))
+    api = httpx.Client(
+        base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    request.addfinalizer(api.close)
+    project = api.post(
+        "/api/projects",
+        json={
+            "name": "demo",
+            "localRepoPath": "demo",
+            "platforms": ["x", "blog", "changelog"],
+        },
+    )
+    assert project.status_code == 201, project.text
+    job = api.post(
+        "/api/cron/schedule",
+        json={
+            "projectId": project.json()["data"]["id"],
+            "name": "Daily digest",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": 9, "minute": 0, "timezone": "UTC"},
+        },
+    )
+    assert job.status_code == 201, job.text
+    job_id = job.json()["data"]["id"]
+    triggered = api.post("/api/cron/trigger", json={"jobId": job_id})
+    assert triggered.status_code == 202, triggered.text
+    execution_id = triggered.json()["data"]["id"]
+
+    execution = poll(
+        lambda: api.get(f"/api/cron/executions/{execution_id}").json()["data"],
+        lambda data: data["status"] not in ("PENDING", "RUNNING"),
+    )
+    assert execution["status"] == "COMPLETED", execution
+    assert (execution["itemsProcessed"], execution["itemsSuccess"]) == (3, 3)
+    assert execution["metadata"]["activity"]["commits"] == 3
+    assert execution["metadata"]["activity"]["tags"] == 1
+    posts = {post["platform"]: post for post in execution["content"]}
+    assert set(posts) == {"x", "blog", "changelog"}
+    assert len(posts["x"]["body"]) <= 280
+    assert "Fix DST bug" in posts["blog"]["body"]
+    assert [step["step"] for step in execution["steps"]][:2] == ["scan", "scan"]
+
+    alerts = poll(lambda: api.get("/api/notifications").json(), lambda body: body["count"] >= 1)
+    assert alerts["unreadCount"] == 1
+    alert = alerts["data"][0]
+    assert alert["kind"] == "job_success"
+    assert alert["executionId"] == execution_id
+    assert alert["link"].endswith(f"/api/cron/executions/{execution_id}")
+
+    stats = api.get("/api/cron/executions", params={"jobId": job_id, "stats": "true"}).json()
+    assert stats["statistics"]["totalRuns"] == 1
+    assert stats["statistics"]["successRate"] == "100.00"
+
+
+def test_the_scheduler_fires_a_due_job_through_the_pipeline(
+    stack: dict[str, Service], fresh_database_url: str, request: pytest.FixtureRequest
+) -> None:
+    token = asyncio.run(token_for(fresh_database_url))
+    api = httpx.Client(
+        base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    request.addfinalizer(api.close)
+    project_id = api.post(
+        "/api/projects",
+        json={
+            "name": "demo",
+            "localRepoPath": "demo",
+            "platforms": ["x"],
+        },
+    ).json()["data"]["id"]
+    job = api.post(
+        "/api/cron/schedule",
+        json={
+            "projectId": project_id,
+            "name": "Every minute",
+            "frequency": "CUSTOM",
+            "schedule": "* * * * *",
+        },
+    ).json()["data"]
+    executions = poll(
+        lambda: api.get("/api/cron/executions", params={"jobId": job["id"]}).json()["data"],
+        lambda rows: any(row["status"] == "COMPLETED" for row in rows),
+        timeout=120,
+    )
+    fired = executions[-1]
+    assert fired["trigger"] == "SCHEDULE"
+    assert fired["scheduledFor"] == job["nextRunAt"]
+    assert fired["windowEnd"] == fired["scheduledFor"]
+    with httpx.Client() as probe:
+        metrics = probe.get(f"{stack['scanner'].url}/metrics").text
+    assert 'herald_messages_consumed_total{outcome="ok",queue="herald.scanner"}' in metrics

@@ -1,0 +1,223 @@
+"""Pipeline events applied to executions on real PostgreSQL: once each, terminal is final."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.lifecycle import apply_event
+from services.api.triggers import trigger_manually
+from shared.db.schema import (
+    Content,
+    CronJob,
+    Execution,
+    JobStatistics,
+    Notification,
+    OutboxMessage,
+    Project,
+)
+from shared.events import (
+    ActivityItem,
+    ActivityScanned,
+    ActivitySummary,
+    ContentGenerated,
+    NotificationCreated,
+    PostResult,
+    Repository,
+    StepFailed,
+    StepStarted,
+)
+from tests.support import factories
+
+PUBLIC = "http://herald.test"
+
+
+async def started_execution(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[Execution, dict[str, str]]:
+    user_id, _ = await factories.user_with_token(sessions)
+    project = await factories.project(
+        sessions,
+        user_id,
+        local_repo_path="/srv/repo",
+        notification_settings={"recipients": ["a@example.test"]},
+    )
+    job = await factories.job(sessions, project, next_run_at=None)
+    async with sessions() as session, session.begin():
+        job_row = await session.get(CronJob, job.id)
+        project_row = await session.get(Project, project.id)
+        assert job_row is not None and project_row is not None
+        execution = await trigger_manually(
+            session, job=job_row, project=project_row, user_id=user_id
+        )
+    envelope = {"execution_id": execution.id, "job_id": job.id, "project_id": project.id}
+    return execution, envelope
+
+
+def scanned(envelope: dict[str, str], *, commits: int) -> ActivityScanned:
+    items = [
+        ActivityItem(kind="commit", title=f"change {n}", sha=f"{n:040x}") for n in range(commits)
+    ]
+    return ActivityScanned(
+        **envelope,
+        summary=ActivitySummary(commits=commits, items=items),
+        github_api_calls=3,
+        platforms=["x", "blog"],
+        repository=Repository(local_path="/srv/repo"),
+        window_start=None,
+        window_end=datetime.now(UTC),
+        deadline=datetime.now(UTC) + timedelta(minutes=15),
+    )
+
+
+async def finished_events(
+    sessions: async_sessionmaker[AsyncSession], execution_id: str
+) -> list[dict[str, object]]:
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.routing_key == "execution.finished",
+                    OutboxMessage.payload.contains(execution_id),
+                )
+            )
+        ).all()
+    return [json.loads(row.payload) for row in rows]
+
+
+async def test_a_run_completes_with_its_posts_counts_and_one_finished_event(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    generated = ContentGenerated(
+        **envelope,
+        results=[
+            PostResult(
+                platform="x",
+                status="GENERATED",
+                body="hello",
+                characters=5,
+                prompt_tokens=10,
+                completion_tokens=5,
+            ),
+            PostResult(platform="blog", status="FAILED", error="model refused"),
+        ],
+        generation_ms=12,
+    )
+    events = [
+        StepStarted(**envelope, step="scan"),
+        scanned(envelope, commits=2),
+        StepStarted(**envelope, step="generate"),
+        generated,
+    ]
+    for event in events + events:  # every event delivered twice
+        await apply_event(sessions, event, public_url=PUBLIC)
+    async with sessions() as session:
+        stored = await session.get(Execution, execution.id)
+        posts = (
+            await session.scalars(select(Content).where(Content.execution_id == execution.id))
+        ).all()
+        stats = await session.get(JobStatistics, execution.job_id)
+    assert stored is not None and stats is not None
+    assert stored.status == "COMPLETED"
+    assert (stored.items_processed, stored.items_success, stored.items_failed) == (2, 1, 1)
+    assert stored.metadata_["githubApiCalls"] == 3
+    assert stored.metadata_["aiTokens"] == {"prompt": 10, "completion": 5}
+    assert stored.started_at is not None and stored.duration is not None
+    assert sorted(post.platform for post in posts) == ["blog", "x"]
+    assert (stats.total_success, stats.total_failures) == (1, 0)
+    finished = await finished_events(sessions, execution.id)
+    assert len(finished) == 1
+    assert finished[0]["status"] == "COMPLETED"
+    assert finished[0]["itemsFailed"] == 1
+    assert finished[0]["recipients"] == ["a@example.test"]
+    assert finished[0]["link"] == f"{PUBLIC}/api/cron/executions/{execution.id}"
+
+
+async def test_no_activity_completes_with_zero_items(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    await apply_event(sessions, StepStarted(**envelope, step="scan"), public_url=PUBLIC)
+    await apply_event(sessions, scanned(envelope, commits=0), public_url=PUBLIC)
+    async with sessions() as session:
+        stored = await session.get(Execution, execution.id)
+    assert stored is not None
+    assert (stored.status, stored.items_processed) == ("COMPLETED", 0)
+
+
+async def test_a_final_failure_fails_the_run_and_late_events_never_move_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    await apply_event(sessions, StepStarted(**envelope, step="scan"), public_url=PUBLIC)
+    await apply_event(
+        sessions,
+        StepFailed(**envelope, step="scan", retriable=True, final=False, error="GitHub 502"),
+        public_url=PUBLIC,
+    )
+    async with sessions() as session:
+        retrying = await session.get(Execution, execution.id)
+    assert retrying is not None
+    assert (retrying.status, retrying.attempt) == ("RUNNING", 2)
+    await apply_event(
+        sessions,
+        StepFailed(
+            **{**envelope},
+            attempt=2,
+            step="scan",
+            retriable=False,
+            final=True,
+            error="GitHub 404: Not Found",
+            stack="trace",
+        ),
+        public_url=PUBLIC,
+    )
+    await apply_event(sessions, scanned(envelope, commits=1), public_url=PUBLIC)  # late
+    async with sessions() as session:
+        stored = await session.get(Execution, execution.id)
+        stats = await session.get(JobStatistics, execution.job_id)
+    assert stored is not None and stats is not None
+    assert stored.status == "FAILED"
+    assert stored.error_message == "GitHub 404: Not Found"
+    assert stored.error_stack == "trace"
+    assert (stats.total_failures, stats.consecutive_failures) == (1, 1)
+    finished = await finished_events(sessions, execution.id)
+    assert [event["status"] for event in finished] == ["FAILED"]
+    assert finished[0]["consecutiveFailures"] == 1
+
+
+async def test_in_app_alerts_keep_the_newest_fifty_per_user(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    user_id, _ = await factories.user_with_token(sessions)
+    base = datetime(2030, 1, 1, tzinfo=UTC)
+    for n in range(55):
+        await apply_event(
+            sessions,
+            NotificationCreated(
+                execution_id=f"exec_{n}",
+                job_id="j",
+                project_id="p",
+                user_id=user_id,
+                kind="job_success",
+                title=f"alert {n}",
+                body="b",
+                occurred_at=base + timedelta(minutes=n),
+            ),
+            public_url=PUBLIC,
+        )
+    async with sessions() as session:
+        titles = (
+            await session.scalars(
+                select(Notification.title)
+                .where(Notification.user_id == user_id)
+                .order_by(Notification.created_at)
+            )
+        ).all()
+    assert len(titles) == 50
+    assert titles[0] == "alert 5"
+    assert titles[-1] == "alert 54"

@@ -1,0 +1,379 @@
+"""The seed's REST contract on real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.main import create_app
+from shared.db.schema import OutboxMessage
+from shared.settings import Settings
+from tests.support import factories
+
+
+@pytest.fixture
+async def api(
+    database_url: str, fresh_amqp_url: str, tmp_path: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        database_url=database_url, amqp_url=fresh_amqp_url, local_repos_root=str(tmp_path)
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+            yield client
+
+
+async def signed_in(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    _, token = await factories.user_with_token(sessions)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_project(api: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await api.post(
+        "/api/projects",
+        headers=headers,
+        json={
+            "name": "herald",
+            "githubRepoOwner": "octo",
+            "githubRepoName": "hello",
+            "platforms": ["x", "blog"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["data"]["id"])
+
+
+def problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["success"] is False
+    assert body["status"] == status
+    if field is not None:
+        assert field in [error["field"] for error in body["errors"]], body
+    return dict(body)
+
+
+async def test_creating_a_daily_job_answers_the_seed_shape_with_defaults(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    response = await api.post(
+        "/api/cron/schedule",
+        headers=headers,
+        json={
+            "projectId": project_id,
+            "type": "GENERATE_CONTENT",
+            "name": "Daily Content Generation",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": 9, "minute": 0, "timezone": "UTC"},
+            "isEnabled": True,
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["success"] is True
+    job = body["data"]
+    assert job["id"].startswith("cron_")
+    assert job["projectId"] == project_id
+    assert job["schedule"] == "0 9 * * *"
+    assert job["isEnabled"] is True
+    next_run = datetime.fromisoformat(job["nextRunAt"].replace("Z", "+00:00"))
+    assert job["nextRunAt"].endswith("Z")
+    assert (next_run.hour, next_run.minute) == (9, 0)
+    assert next_run > datetime.now(UTC)
+    assert {
+        key: job[key]
+        for key in (
+            "maxRetries",
+            "retryDelay",
+            "timeoutSeconds",
+            "overlapPolicy",
+            "catchupWindow",
+            "jitter",
+        )
+    } == {
+        "maxRetries": 3,
+        "retryDelay": 300,
+        "timeoutSeconds": 900,
+        "overlapPolicy": "SKIP",
+        "catchupWindow": 86400,
+        "jitter": 0,
+    }
+
+
+async def test_presets_and_custom_expressions_render_their_cron(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    cases = [
+        (
+            {"frequency": "WEEKLY", "timeConfig": {"hour": 9, "minute": 0, "dayOfWeek": 1}},
+            "0 9 * * 1",
+        ),
+        (
+            {
+                "frequency": "MONTHLY",
+                "timeConfig": {"hour": 10, "minute": 30, "dayOfMonth": 1, "timezone": "UTC"},
+            },
+            "30 10 1 * *",
+        ),
+        (
+            {
+                "frequency": "CUSTOM",
+                "schedule": "*/15 9-17 * * MON-FRI",
+                "timeConfig": {"timezone": "Europe/London"},
+            },
+            "*/15 9-17 * * MON-FRI",
+        ),
+    ]
+    for spec, expected in cases:
+        response = await api.post(
+            "/api/cron/schedule",
+            headers=headers,
+            json={"projectId": project_id, "name": "j", **spec},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["data"]["schedule"] == expected
+    # timeConfig.timezone defaults to UTC
+    weekly = (await api.get("/api/cron/schedules", headers=headers)).json()["data"][-1]
+    assert weekly["timeConfig"]["timezone"] == "UTC"
+
+
+async def test_update_toggle_delete_follow_the_seed(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    created = await api.post(
+        "/api/cron/schedule",
+        headers=headers,
+        json={
+            "projectId": project_id,
+            "name": "j",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": 9, "minute": 0},
+        },
+    )
+    job_id = created.json()["data"]["id"]
+    updated = await api.patch(
+        "/api/cron/schedule",
+        headers=headers,
+        json={
+            "jobId": job_id,
+            "frequency": "WEEKLY",
+            "timeConfig": {"hour": 10, "minute": 30, "dayOfWeek": 1, "timezone": "UTC"},
+        },
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["data"]["schedule"] == "30 10 * * 1"
+    off = await api.patch(
+        f"/api/cron/schedules/{job_id}", headers=headers, json={"isEnabled": False}
+    )
+    assert off.json()["data"]["isEnabled"] is False
+    assert off.json()["data"]["nextRunAt"] is None
+    on = await api.patch(f"/api/cron/schedules/{job_id}", headers=headers, json={"isEnabled": True})
+    assert on.json()["data"]["nextRunAt"] is not None
+    listed = await api.get("/api/cron/schedules", headers=headers)
+    assert listed.json()["count"] == 1
+    deleted = await api.delete(f"/api/cron/schedules/{job_id}", headers=headers)
+    assert deleted.status_code == 200
+    problem(await api.get(f"/api/cron/schedules/{job_id}", headers=headers), 404)
+    listed = await api.get("/api/cron/schedules", headers=headers)
+    assert listed.json() == {"success": True, "data": [], "count": 0, "nextCursor": None}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        (
+            {"frequency": "DAILY", "timeConfig": {"hour": 24, "minute": 0}},
+            "timeConfig.hour",
+            "hour 24 out of range 0-23",
+        ),
+        (
+            {"frequency": "MONTHLY", "timeConfig": {"hour": 1, "minute": 0, "dayOfMonth": 32}},
+            "timeConfig.dayOfMonth",
+            "dayOfMonth 32 out of range 1-31",
+        ),
+        (
+            {"frequency": "WEEKLY", "timeConfig": {"hour": 1, "minute": 0}},
+            "timeConfig.dayOfWeek",
+            "dayOfWeek required for WEEKLY",
+        ),
+        (
+            {
+                "frequency": "DAILY",
+                "timeConfig": {"hour": 1, "minute": 0, "timezone": "Mars/Olympus"},
+            },
+            "timeConfig.timezone",
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {"frequency": "CUSTOM", "schedule": "60 * * * *"},
+            "schedule",
+            "minute 60 out of range 0-59",
+        ),
+        ({"frequency": "CUSTOM", "schedule": "0 0 30 2 *"}, "schedule", "never fires"),
+        (
+            {"frequency": "DAILY", "timeConfig": {"hour": 1, "minute": 0}, "maxRetries": 11},
+            "maxRetries",
+            "less than or equal to 10",
+        ),
+        (
+            {
+                "frequency": "DAILY",
+                "timeConfig": {"hour": 1, "minute": 0},
+                "type": "PUBLISH_CONTENT",
+            },
+            "type",
+            "not available yet",
+        ),
+        ({"frequency": "HOURLY"}, "frequency", "DAILY"),
+    ],
+)
+async def test_bad_schedules_are_422_problems_naming_the_field_and_rule(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    spec: dict[str, Any],
+    field: str,
+    words: str,
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    response = await api.post(
+        "/api/cron/schedule", headers=headers, json={"projectId": project_id, "name": "bad", **spec}
+    )
+    body = problem(response, 422, field)
+    assert words in body["detail"]
+
+
+async def test_every_endpoint_needs_a_valid_token(api: httpx.AsyncClient) -> None:
+    problem(await api.get("/api/cron/schedules"), 401)
+    problem(
+        await api.get("/api/cron/schedules", headers={"Authorization": "Bearer hrld_nope"}), 401
+    )
+    assert (await api.get("/livez")).status_code == 200
+
+
+async def test_another_tenants_ids_answer_404(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, bob = await signed_in(sessions), await signed_in(sessions)
+    project_id = await new_project(api, alice)
+    job_id = (
+        await api.post(
+            "/api/cron/schedule",
+            headers=alice,
+            json={
+                "projectId": project_id,
+                "name": "j",
+                "frequency": "DAILY",
+                "timeConfig": {"hour": 9, "minute": 0},
+            },
+        )
+    ).json()["data"]["id"]
+    execution_id = (
+        await api.post("/api/cron/trigger", headers=alice, json={"jobId": job_id})
+    ).json()["data"]["id"]
+    for response in (
+        await api.get(f"/api/projects/{project_id}", headers=bob),
+        await api.get(f"/api/cron/schedules/{job_id}", headers=bob),
+        await api.patch(f"/api/cron/schedules/{job_id}", headers=bob, json={"isEnabled": False}),
+        await api.delete(f"/api/cron/schedules/{job_id}", headers=bob),
+        await api.post("/api/cron/trigger", headers=bob, json={"jobId": job_id}),
+        await api.get(f"/api/cron/executions/{execution_id}", headers=bob),
+        await api.get("/api/cron/executions", headers=bob, params={"jobId": job_id}),
+        await api.post(
+            "/api/cron/schedule",
+            headers=bob,
+            json={
+                "projectId": project_id,
+                "name": "j",
+                "frequency": "DAILY",
+                "timeConfig": {"hour": 9, "minute": 0},
+            },
+        ),
+    ):
+        problem(response, 404)
+    assert (await api.get("/api/cron/executions", headers=bob)).json()["count"] == 0
+
+
+async def test_a_manual_trigger_records_a_pending_execution_and_its_job_due(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    job_id = (
+        await api.post(
+            "/api/cron/schedule",
+            headers=headers,
+            json={
+                "projectId": project_id,
+                "name": "j",
+                "frequency": "DAILY",
+                "isEnabled": False,
+                "timeConfig": {"hour": 9, "minute": 0},
+            },
+        )
+    ).json()["data"]["id"]
+    response = await api.post("/api/cron/trigger", headers=headers, json={"jobId": job_id})
+    assert response.status_code == 202, response.text
+    execution = response.json()["data"]
+    assert (execution["status"], execution["trigger"]) == ("PENDING", "MANUAL")
+    assert execution["triggeredBy"].startswith("usr_")
+    assert execution["windowEnd"] == execution["scheduledFor"]
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.payload.contains(execution["id"]))
+            )
+        ).all()
+    assert [row.routing_key for row in rows] == ["job.due"]
+
+
+async def test_lists_page_with_a_cursor(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    for n in range(5):
+        await api.post(
+            "/api/cron/schedule",
+            headers=headers,
+            json={
+                "projectId": project_id,
+                "name": f"j{n}",
+                "frequency": "DAILY",
+                "timeConfig": {"hour": 9, "minute": n},
+            },
+        )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await api.get("/api/cron/schedules", headers=headers, params=params)).json()
+        seen += [job["name"] for job in body["data"]]
+        assert body["count"] == len(body["data"]) <= 2
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == ["j4", "j3", "j2", "j1", "j0"]
+    problem(
+        await api.get("/api/cron/schedules", headers=headers, params={"limit": 0}), 422, "limit"
+    )
+    problem(
+        await api.get("/api/cron/schedules", headers=headers, params={"limit": 201}), 422, "limit"
+    )

@@ -1,0 +1,97 @@
+"""The transactional outbox on real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import outbox
+from shared.bus import AmqpBus
+from shared.db.schema import OutboxMessage
+from shared.events import ExecutionCancelled
+from shared.outbox import OutboxRelay
+
+
+def cancelled(n: int) -> ExecutionCancelled:
+    return ExecutionCancelled(execution_id=f"exec_{n}", job_id="cron_x", project_id="prj_x")
+
+
+async def collect(url: str, routing_key: str) -> tuple[aio_pika.abc.AbstractConnection, list[str]]:
+    """Bind a private queue to a routing key and collect message ids."""
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind("herald", routing_key)
+    seen: list[str] = []
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with message.process():
+            seen.append(str(message.message_id))
+
+    await queue.consume(on_message)
+    return connection, seen
+
+
+async def pending(sessions: async_sessionmaker[AsyncSession], ids: set[str]) -> int:
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.event_id.in_(ids), OutboxMessage.published_at.is_(None))
+        )
+    return int(count or 0)
+
+
+async def test_committed_events_are_published_and_rolled_back_ones_never(
+    sessions: async_sessionmaker[AsyncSession], bus: AmqpBus, fresh_amqp_url: str
+) -> None:
+    connection, seen = await collect(fresh_amqp_url, "execution.cancelled")
+    kept, dropped = cancelled(1), cancelled(2)
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, kept)
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, dropped)
+        await session.rollback()
+    relay = OutboxRelay(sessions, bus, batch=100)
+    while await relay.relay_once():
+        pass
+    for _ in range(100):
+        if kept.event_id in seen:
+            break
+        await asyncio.sleep(0.05)
+    assert kept.event_id in seen
+    assert dropped.event_id not in seen
+    assert await pending(sessions, {kept.event_id}) == 0
+    await connection.close()
+
+
+async def test_two_relays_racing_publish_every_row_exactly_once(
+    sessions: async_sessionmaker[AsyncSession], fresh_amqp_url: str
+) -> None:
+    buses = [AmqpBus(fresh_amqp_url, service=f"relay{n}") for n in range(2)]
+    for relay_bus in buses:
+        await relay_bus.start()
+    connection, seen = await collect(fresh_amqp_url, "execution.cancelled")
+    events = [cancelled(n) for n in range(600)]
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, *events)
+    relays = [OutboxRelay(sessions, relay_bus, batch=50) for relay_bus in buses]
+
+    async def drain(relay: OutboxRelay) -> None:
+        while await relay.relay_once():
+            pass
+
+    await asyncio.gather(*(drain(relay) for relay in relays))
+    ids = {event.event_id for event in events}
+    for _ in range(200):
+        if ids <= set(seen):
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(seen) == sorted(ids)  # all of them, none twice
+    assert await pending(sessions, ids) == 0
+    for relay_bus in buses:
+        await relay_bus.close()
+    await connection.close()

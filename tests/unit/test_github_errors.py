@@ -1,0 +1,152 @@
+"""GitHub error responses: rate limits and server errors are transient, the rest permanent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from services.scanner.github import raise_for_github
+from shared.errors import PermanentError, TransientError
+
+DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+PRIMARY_LIMIT = {
+    "message": "API rate limit exceeded for user ID 1.",
+    "documentation_url": DOCS,
+}
+SECONDARY_LIMIT = {
+    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before "
+    "you try again. If you reach out to GitHub Support for help, please include the request "
+    "ID DBD8:3C2D:5B1A7C:BEA3F2:668D7DDA.",
+    "documentation_url": DOCS,
+}
+URL = "https://api.github.com/repos/octo/herald/commits"
+
+
+def response(status: int, body: Any = None, **headers: str) -> httpx.Response:
+    request = httpx.Request("GET", URL)
+    named = {name.replace("_", "-"): value for name, value in headers.items()}
+    if body is None:
+        return httpx.Response(status, headers=named, request=request)
+    return httpx.Response(status, json=body, headers=named, request=request)
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 304])
+def test_a_success_or_redirect_raises_nothing(status: int) -> None:
+    assert raise_for_github(response(status, [] if status == 200 else None)) is None
+
+
+def test_an_exhausted_primary_rate_limit_retries_after_the_reset() -> None:
+    reset = int(time.time()) + 120
+    limited = response(
+        403,
+        PRIMARY_LIMIT,
+        x_ratelimit_limit="5000",
+        x_ratelimit_remaining="0",
+        x_ratelimit_used="5000",
+        x_ratelimit_reset=str(reset),
+    )
+
+    with pytest.raises(TransientError, match="rate limit exceeded") as caught:
+        raise_for_github(limited)
+
+    assert caught.value.retry_after is not None
+    assert 115 <= caught.value.retry_after <= 121
+
+
+def test_a_reset_already_past_retries_after_one_second() -> None:
+    limited = response(
+        403, PRIMARY_LIMIT, x_ratelimit_remaining="0", x_ratelimit_reset=str(int(time.time()) - 60)
+    )
+
+    with pytest.raises(TransientError) as caught:
+        raise_for_github(limited)
+
+    assert caught.value.retry_after == 1.0
+
+
+def test_an_exhausted_limit_without_a_reset_header_retries_after_a_minute() -> None:
+    with pytest.raises(TransientError) as caught:
+        raise_for_github(response(403, PRIMARY_LIMIT, x_ratelimit_remaining="0"))
+
+    assert caught.value.retry_after == 60.0
+
+
+def test_a_secondary_rate_limit_retries_after_its_retry_after_header() -> None:
+    limited = response(403, SECONDARY_LIMIT, retry_after="30", x_ratelimit_remaining="4990")
+
+    with pytest.raises(TransientError, match="secondary rate limit") as caught:
+        raise_for_github(limited)
+
+    assert caught.value.retry_after == 30
+
+
+def test_a_rate_limit_message_alone_is_transient_with_a_default_wait() -> None:
+    with pytest.raises(TransientError) as caught:
+        raise_for_github(response(403, SECONDARY_LIMIT))
+
+    assert caught.value.retry_after == 60.0
+
+
+def test_too_many_requests_is_transient() -> None:
+    with pytest.raises(TransientError) as caught:
+        raise_for_github(response(429, {"message": "Too Many Requests"}))
+
+    assert caught.value.retry_after == 60.0
+
+
+def test_too_many_requests_honours_its_retry_after() -> None:
+    with pytest.raises(TransientError) as caught:
+        raise_for_github(response(429, {"message": "Too Many Requests"}, retry_after="7"))
+
+    assert caught.value.retry_after == 7
+
+
+def test_a_forbidden_that_is_not_a_rate_limit_is_permanent() -> None:
+    forbidden = response(
+        403,
+        {"message": "Resource not accessible by integration", "documentation_url": DOCS},
+        x_ratelimit_remaining="4999",
+    )
+
+    with pytest.raises(PermanentError, match="GitHub 403: Resource not accessible"):
+        raise_for_github(forbidden)
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(401, "Bad credentials"), (404, "Not Found"), (422, "Validation Failed")],
+)
+def test_client_errors_are_permanent_and_carry_githubs_message(status: int, message: str) -> None:
+    failed = response(status, {"message": message, "documentation_url": DOCS})
+
+    with pytest.raises(PermanentError, match=f"GitHub {status}: {message}") as caught:
+        raise_for_github(failed)
+
+    assert not isinstance(caught.value, TransientError)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_transient(status: int) -> None:
+    with pytest.raises(TransientError, match=f"GitHub {status}") as caught:
+        raise_for_github(response(status, {"message": "Server Error"}))
+
+    assert caught.value.retry_after is None
+
+
+def test_a_server_error_with_an_html_body_is_transient_and_quotes_the_text() -> None:
+    page = httpx.Response(
+        502,
+        text="<html><body>Bad gateway</body></html>",
+        request=httpx.Request("GET", URL),
+    )
+
+    with pytest.raises(TransientError, match="GitHub 502: <html><body>Bad gateway"):
+        raise_for_github(page)
+
+
+def test_a_server_error_with_an_empty_body_is_transient() -> None:
+    with pytest.raises(TransientError, match=r"^GitHub 500: $"):
+        raise_for_github(response(500))
