@@ -75,6 +75,14 @@ def run() -> None:
     raise typer.Exit(run_all(get_settings()))
 
 
+@app.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI document of herald's events."""
+    from shared.asyncapi import render
+
+    typer.echo(render(), nl=False)
+
+
 @users_app.command("create")
 def create_user(
     email: str = typer.Option(..., help="The user's email address."),

@@ -27,6 +27,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 
 from shared import metrics, topology
 from shared.errors import InvalidEventError
@@ -46,7 +47,7 @@ class Bus(Protocol):
 
     async def start(self) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, grace: float = 10.0) -> None: ...
 
     async def publish(self, event: Event) -> None: ...
 
@@ -86,13 +87,21 @@ class AmqpBus:
 
     @property
     def is_ready(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is never "closed" while it reconnects: ask whether it is up.
+        return self._connection is not None and self._connection.connected.is_set()
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url,
+        connection = aio_pika.RobustConnection(
+            make_url(self._url),
             client_properties={"connection_name": connection_name(self._service)},
         )
+        try:
+            await connection.connect(timeout=10)
+        except BaseException:
+            # A robust connection keeps retrying in the background unless closed.
+            await connection.close()
+            raise
+        self._connection = connection
         channel = await self._connection.channel(publisher_confirms=True)
         assert isinstance(channel, AbstractRobustChannel)
         self._publish_channel = channel
@@ -105,7 +114,10 @@ class AmqpBus:
                 await queue.cancel(tag)
         self._consumers.clear()
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=grace)
+            _, unfinished = await asyncio.wait(self._in_flight, timeout=grace)
+            # Unacked, these are redelivered to another consumer once the connection closes.
+            for task in unfinished:
+                task.cancel()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None

@@ -37,8 +37,22 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
         delivery_limit=settings.delivery_limit,
     )
 
+    cleanup: Callable[[], Awaitable[None]] | None = None
+    subscribed = False
+
     async def broker_ready() -> bool:
-        return bus.is_ready
+        return subscribed and bus.is_ready
+
+    async def connect_and_subscribe() -> None:
+        nonlocal cleanup, subscribed
+        await bus.start()
+        try:
+            cleanup = await setup(bus, settings)
+        except BaseException:
+            # The broker went away mid-way: start over on a fresh connection.
+            await bus.close(grace=0)
+            raise
+        subscribed = True
 
     probes = ProbeServer(
         probe_app(service, {"broker": broker_ready}),
@@ -46,9 +60,7 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
         port=probe_port(service, settings),
     )
     await probes.start()
-    cleanup = None
-    if await start_when_available(bus.start, what="broker", stop=stop):
-        cleanup = await setup(bus, settings)
+    if await start_when_available(connect_and_subscribe, what="broker", stop=stop):
         log.info("service started", service=service)
         await stop.wait()
     log.info("service stopping", service=service)

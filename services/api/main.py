@@ -131,14 +131,21 @@ def _declare_security(app: FastAPI) -> None:
 
 async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
     """Connect to the broker (waiting for it), consume events, relay the outbox."""
-    if not await start_when_available(state.bus.start, what="broker", stop=stop):
-        return
     public_url = state.settings.public_url
 
     async def on_event(event: Event) -> None:
         await apply_event(state.sessions, event, public_url=public_url)
 
-    await state.bus.consume(topology.API_QUEUE, on_event)
+    async def connect_and_subscribe() -> None:
+        await state.bus.start()
+        try:
+            await state.bus.consume(topology.API_QUEUE, on_event)
+        except BaseException:
+            await state.bus.close(grace=0)
+            raise
+
+    if not await start_when_available(connect_and_subscribe, what="broker", stop=stop):
+        return
     listener = None
     if not is_sqlite(state.settings.database_url):
         listener = Listener(state.settings.database_url, [OUTBOX_CHANNEL])

@@ -17,9 +17,9 @@ TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 
 
 async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
-    http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
     cancelled = CancelledSet()
     await bus.on_cancelled(cancelled.add)
+    http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
     await bus.consume(topology.SCANNER_QUEUE, make_handler(bus, http, cancelled, settings))
     return http.aclose
 

@@ -153,3 +153,55 @@ async def test_connections_are_named_for_the_management_ui(fresh_amqp_url: str) 
     finally:
         await bus.close()
     assert not bus.is_ready
+
+
+async def test_closing_lets_the_in_flight_message_finish_and_ack(
+    fresh_amqp_url: str,
+) -> None:
+    bus = AmqpBus(fresh_amqp_url, service="draining")
+    await bus.start()
+    started, finished = asyncio.Event(), []
+
+    async def slow(event: Event) -> None:
+        started.set()
+        await asyncio.sleep(1.0)
+        finished.append(event.event_id)
+
+    await bus.consume(topology.SCANNER_QUEUE, slow)
+    sent = job_due()
+    await bus.publish(sent)
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await bus.close(grace=10)
+    assert finished == [sent.event_id]
+    assert queue_depth(fresh_amqp_url, topology.SCANNER_QUEUE.name) == 0
+
+
+async def test_a_message_unfinished_at_shutdown_is_redelivered_not_lost(
+    fresh_amqp_url: str,
+) -> None:
+    bus = AmqpBus(fresh_amqp_url, service="impatient")
+    await bus.start()
+    started = asyncio.Event()
+
+    async def stuck(event: Event) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    await bus.consume(topology.SCANNER_QUEUE, stuck)
+    sent = job_due()
+    await bus.publish(sent)
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await bus.close(grace=0.2)  # the connection closes with the message unacked
+    await wait_for(
+        lambda: queue_depth(fresh_amqp_url, topology.SCANNER_QUEUE.name) == 1, timeout=30
+    )
+    again: list[str] = []
+    second = AmqpBus(fresh_amqp_url, service="successor")
+    await second.start()
+
+    async def record(event: Event) -> None:
+        again.append(event.event_id)
+
+    await second.consume(topology.SCANNER_QUEUE, record)
+    await wait_for(lambda: again == [sent.event_id])
+    await second.close()
