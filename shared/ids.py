@@ -19,7 +19,7 @@ def _base32(value: int, length: int) -> str:
 
 def new_id(prefix: str) -> str:
     """Return `prefix_` + 10 chars of milliseconds + 16 random chars (ULID layout)."""
-    millis = int(time.time() * 1000)
+    millis = time.time_ns() // 1_000_000
     randomness = int.from_bytes(os.urandom(10), "big")
     return f"{prefix}_{_base32(millis, 10)}{_base32(randomness, 16)}"
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import socket
 import subprocess
+import time
 import uuid
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -16,12 +20,73 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+_containers: dict[str, Any] = {}
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2
+        ).close()
+    except OSError:
+        return False
+    return True
+
+
+def _docker_available() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    return subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
+
+
 def base_database_url() -> str:
-    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    """DATABASE_URL if given; else the local server; else a container where Docker runs."""
+    if "DATABASE_URL" in os.environ or _answers(DEFAULT_DATABASE_URL, 5432):
+        return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if not _docker_available():
+        return DEFAULT_DATABASE_URL  # the tests then fail saying the server does not answer
+    if "postgres" not in _containers:
+        from testcontainers.community.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+        atexit.register(container.stop)
+        _containers["postgres"] = container
+    return str(_containers["postgres"].get_connection_url())
 
 
 def base_amqp_url() -> str:
-    return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    """AMQP_URL if given; else the local broker; else a container where Docker runs."""
+    if "AMQP_URL" in os.environ or _answers(DEFAULT_AMQP_URL, 5672):
+        return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    if not _docker_available():
+        return DEFAULT_AMQP_URL
+    if "rabbitmq" not in _containers:
+        from testcontainers.core.container import DockerContainer
+
+        container = DockerContainer("rabbitmq:3.13-management").with_exposed_ports(5672, 15672)
+        container.start()
+        url = (
+            f"amqp://guest:guest@{container.get_container_host_ip()}:"
+            f"{container.get_exposed_port(5672)}/"
+        )
+        for _ in range(120):
+            if _answers(url, 5672):
+                break
+            time.sleep(1)
+        atexit.register(container.stop)
+        _containers["rabbitmq"] = container
+        host = container.get_container_host_ip()
+        os.environ.setdefault(
+            "RABBITMQ_MANAGEMENT_URL", f"http://{host}:{container.get_exposed_port(15672)}"
+        )
+    container = _containers["rabbitmq"]
+    return (
+        f"amqp://guest:guest@{container.get_container_host_ip()}:"
+        f"{container.get_exposed_port(5672)}/"
+    )
 
 
 def unique_name(prefix: str) -> str:

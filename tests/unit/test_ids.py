@@ -16,7 +16,7 @@ CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def frozen_clock(monkeypatch: pytest.MonkeyPatch, millis: int) -> None:
-    monkeypatch.setattr(ids, "time", SimpleNamespace(time=lambda: millis / 1000))
+    monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: millis * 1_000_000))
 
 
 def test_an_id_is_the_prefix_and_26_lower_case_crockford_characters() -> None:
