@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e lint format mypy bench clean
+.PHONY: install run test test-unit test-integration test-e2e lint format mypy bench clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	BIN=$(BIN) bash deploy/check.sh
+
+up:
+	docker compose -f deploy/compose.yaml up --build -d
+
+down:
+	docker compose -f deploy/compose.yaml down
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -76,6 +76,14 @@ def run() -> None:
 
 
 @app.command()
+def definitions() -> None:
+    """Print the RabbitMQ definitions of herald's topology (deploy/rabbitmq/definitions.json)."""
+    from shared.definitions import render
+
+    typer.echo(render(), nl=False)
+
+
+@app.command()
 def asyncapi() -> None:
     """Print the AsyncAPI document of herald's events."""
     from shared.asyncapi import render
