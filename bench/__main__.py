@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.schedule",)
+BENCHMARKS = ("bench.schedule", "bench.scheduler", "bench.api")
 
 for module in BENCHMARKS:
     print(f"== {module}", flush=True)

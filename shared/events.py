@@ -123,6 +123,9 @@ class ActivityItem(Wire):
     number: int | None = None
     sha: str | None = None
     at: datetime | None = None
+    labels: list[str] = []
+    # breaking | feature | fix | docs | other: how a changelog groups the item.
+    change_type: str | None = None
 
 
 class ActivitySummary(Wire):
@@ -132,6 +135,12 @@ class ActivitySummary(Wire):
     tags: int = 0
     contributors: list[str] = []
     items: list[ActivityItem] = []
+    notable: list[ActivityItem] = []
+    breaking_changes: list[str] = []
+    releases: list[str] = []
+    # Posts an earlier generate attempt already finished: a retried `activity.scanned`
+    # carries them, so the retry reruns only the platforms still pending.
+    posts_done: list[PostResult] = []
 
     @property
     def is_empty(self) -> bool:

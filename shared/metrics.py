@@ -31,3 +31,52 @@ EVENTS_DUPLICATE = Counter(
     ["consumer"],
 )
 SERVICE_READY = Gauge("herald_service_ready", "1 when the process reports ready.", ["service"])
+NOTIFICATIONS_DELIVERED = Counter(
+    "herald_notifications_delivered_total",
+    "Notification deliveries by channel (email, slack, discord) and final outcome.",
+    ["channel", "outcome"],
+)
+NOTIFICATION_ATTEMPT_SECONDS = Histogram(
+    "herald_notification_attempt_seconds",
+    "Time of one delivery attempt to a notification channel.",
+    ["channel"],
+)
+SCHEDULER_FIRES = Counter(
+    "herald_scheduler_fires_total",
+    "Scheduled slots handled by the scheduler, by outcome "
+    "(fired, catchup, skipped, missed, buffered, released, deferred, disabled).",
+    ["outcome"],
+)
+SCHEDULER_FIRE_LATENESS = Histogram(
+    "herald_scheduler_fire_lateness_seconds",
+    "Seconds from a scheduled job.due's instant to its publish (any jitter included).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+SCHEDULER_DUE_BACKLOG = Gauge(
+    "herald_scheduler_due_backlog", "Enabled jobs whose next run is due, after a claim pass."
+)
+SCHEDULER_CLAIM_SECONDS = Histogram(
+    "herald_scheduler_claim_batch_seconds", "Time to claim and fire one batch of due jobs."
+)
+SCHEDULER_JOBS = Gauge("herald_scheduler_jobs", "Jobs by state.", ["state"])
+SCHEDULER_NEXT_RUN = Gauge(
+    "herald_scheduler_next_run_timestamp_seconds", "The earliest next run of any enabled job."
+)
+GITHUB_REQUESTS = Counter(
+    "herald_github_requests_total",
+    "GitHub REST requests made by the scanner, by outcome (ok, not_modified, error, empty).",
+    ["outcome"],
+)
+GITHUB_RATE_LIMIT_REMAINING = Gauge(
+    "herald_github_rate_limit_remaining",
+    "The core rate limit GitHub last reported as remaining.",
+)
+AI_TOKENS = Counter(
+    "herald_ai_tokens_total", "AI tokens used, by provider and kind.", ["provider", "kind"]
+)
+AI_REQUEST_SECONDS = Histogram(
+    "herald_ai_request_seconds", "Time of one AI provider request.", ["provider"]
+)
+POSTS_GENERATED = Counter(
+    "herald_posts_total", "Posts written, by platform and status.", ["platform", "status"]
+)

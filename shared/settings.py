@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,11 +40,57 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     scheduler_batch: int = Field(default=500, ge=1, le=10_000)
     scheduler_max_sleep: float = Field(default=30.0, gt=0)
+    # A slot fired later than this after its instant counts as missed (catch-up decides).
+    scheduler_late_grace: float = Field(default=60.0, ge=0)
+    # Tests and benchmarks only: shift the scheduler's clock by this many seconds.
+    scheduler_clock_offset: float = 0.0
     local_repos_root: str = "/srv/herald/repos"
     secret_key: str = ""
+    # Notifier email: Resend when its key is set, else SMTP when a host is set, else no email.
+    email_from: str = "herald <herald@localhost>"
+    resend_api_key: str = ""
+    resend_api_url: str = "https://api.resend.com"
+    smtp_host: str = ""
+    # 0 picks the TLS mode's usual port: 587 starttls, 465 tls, 25 none.
+    smtp_port: int = Field(default=0, ge=0, le=65_535)
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    # Notifier: tries per channel within one message, and the longest wait between two.
+    notify_attempts: int = Field(default=3, ge=1, le=10)
+    notify_max_wait: float = Field(default=30.0, ge=0)
+    notify_timeout: float = Field(default=15.0, gt=0)
     github_token: str = ""
     github_api_url: str = "https://api.github.com"
+    github_connect_timeout: float = Field(default=5.0, gt=0)
+    github_read_timeout: float = Field(default=30.0, gt=0)
+    # The total time one scan may spend talking to GitHub (the job's deadline also bounds it).
+    scan_timeout: float = Field(default=300.0, gt=0)
+    # AI provider: "" (the built-in template writer), "openai" (any compatible server) or
+    # "anthropic". The key comes from the generator's environment, never from an event.
+    ai_provider: str = ""
+    ai_base_url: str = ""
+    ai_model: str = ""
+    ai_api_key: str = ""
+    ai_max_tokens: int = Field(default=1024, ge=16, le=32_000)
+    ai_timeout: float = Field(default=60.0, gt=0)
+    # Provider calls retried within one attempt, and the longest wait spent doing so; a longer
+    # wait (or more failures) leaves the platform pending for the step's delay ladder.
+    ai_call_retries: int = Field(default=2, ge=0, le=10)
+    ai_retry_max_wait: float = Field(default=10.0, ge=0)
     cors_origins: list[str] = []
+    # API: request bodies above this many bytes answer 413.
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # API timeout sweeper: how often it looks, and how long past a deadline it waits, seconds.
+    api_sweep_interval: float = Field(default=5.0, gt=0)
+    api_sweep_grace: float = Field(default=30.0, ge=0)
+    # Optional JWT bearer verification (behind a gateway); empty URL turns it off.
+    jwt_jwks_url: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_algorithms: list[str] = ["RS256", "ES256"]
+    jwt_autoprovision: bool = False
 
 
 @lru_cache(maxsize=1)

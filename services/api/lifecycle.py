@@ -8,13 +8,13 @@ dropped. Finishing an execution updates the job's counters and writes the author
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api import statistics
+from services.api import query_count, statistics
 from shared import outbox
 from shared.db.schema import (
     Content,
@@ -30,6 +30,7 @@ from shared.events import (
     ActivityScanned,
     ContentGenerated,
     Event,
+    ExecutionCancelled,
     ExecutionFinished,
     ExecutionStatus,
     NotificationCreated,
@@ -55,25 +56,50 @@ async def apply_event(
     sessions: async_sessionmaker[AsyncSession], event: Event, *, public_url: str
 ) -> None:
     """Apply one consumed event; idempotent on its id."""
-    async with sessions() as session, session.begin():
-        if not await claim_event(session, consumer=CONSUMER, event_id=event.event_id):
-            return
-        if isinstance(event, NotificationCreated):
-            await _store_notification(session, event)
-        elif isinstance(event, NotificationDelivery):
-            _store_delivery(session, event)
-        else:
-            await _apply_to_execution(session, event, public_url=public_url)
+    with query_count.counting() as counted:
+        async with sessions() as session, session.begin():
+            if not await claim_event(session, consumer=CONSUMER, event_id=event.event_id):
+                return
+            if isinstance(event, NotificationCreated):
+                await _store_notification(session, event)
+            elif isinstance(event, NotificationDelivery):
+                _store_delivery(session, event)
+            else:
+                execution = await _apply_to_execution(session, event, public_url=public_url)
+                if execution is not None:
+                    # The statements run on the execution's behalf, this one's update included.
+                    execution.metadata_ = {
+                        **execution.metadata_,
+                        "dbQueries": int(execution.metadata_.get("dbQueries", 0))
+                        + counted.statements
+                        + 1,
+                    }
 
 
-async def _apply_to_execution(session: AsyncSession, event: Event, *, public_url: str) -> None:
+async def _apply_to_execution(
+    session: AsyncSession, event: Event, *, public_url: str
+) -> Execution | None:
     execution = await session.get(Execution, event.execution_id, with_for_update=True)
     if execution is None:
         log.warning("event for an unknown execution ignored", routing_key=event.routing_key)
-        return
+        return None
+    await _apply(session, execution, event, public_url=public_url)
+    return execution
+
+
+async def _apply(
+    session: AsyncSession, execution: Execution, event: Event, *, public_url: str
+) -> None:
+    # Events of one execution share the api's queue and may be applied in any order. What
+    # they report (a step's start, the scan's figures) is recorded whatever the state; only
+    # the status never moves once terminal.
+    if isinstance(event, StepStarted):
+        _record_step(session, execution, step=event.step, kind="started", attempt=event.attempt)
+        if execution.started_at is None:
+            execution.started_at = event.occurred_at
+            if execution.completed_at is not None:
+                execution.duration = _milliseconds(execution.completed_at - event.occurred_at)
     if isinstance(event, ActivityScanned):
-        # The scan's figures and step are facts about the run whatever its state: the
-        # generator's result may be applied first, since both travel on the same queue.
         _record_activity(session, execution, event)
     if ExecutionStatus(execution.status).is_terminal:
         log.info(
@@ -85,10 +111,8 @@ async def _apply_to_execution(session: AsyncSession, event: Event, *, public_url
     execution.attempt = max(execution.attempt, event.attempt)
     now = datetime.now(UTC)
     if isinstance(event, StepStarted):
-        _record_step(session, execution, step=event.step, kind="started", attempt=event.attempt)
         if execution.status == ExecutionStatus.PENDING:
             execution.status = ExecutionStatus.RUNNING
-            execution.started_at = event.occurred_at
     elif isinstance(event, StepFailed):
         _record_step(
             session,
@@ -110,6 +134,11 @@ async def _apply_to_execution(session: AsyncSession, event: Event, *, public_url
             )
         else:
             execution.attempt = event.attempt + 1
+            if event.next_attempt_at is not None:
+                # Waiting to retry does not count: the next attempt gets a fresh deadline.
+                job = await session.get(CronJob, execution.job_id)
+                timeout = job.timeout_seconds if job is not None else 900
+                execution.deadline = event.next_attempt_at + timedelta(seconds=timeout)
     elif isinstance(event, ActivityScanned):
         if event.summary.is_empty:
             await finish(
@@ -179,7 +208,7 @@ async def finish(
     execution.status = status
     execution.completed_at = now
     if execution.started_at is not None:
-        execution.duration = int((now - execution.started_at).total_seconds() * 1000)
+        execution.duration = _milliseconds(now - execution.started_at)
     if error is not None:
         execution.error_message = error
         execution.error_stack = stack
@@ -247,6 +276,74 @@ async def finish(
         attempt=execution.attempt,
         detail=error,
     )
+
+
+async def cancel(
+    session: AsyncSession, execution: Execution, *, now: datetime, public_url: str, by: str
+) -> None:
+    """Cancel an open execution: finish it CANCELLED and tell every worker to stop."""
+    await finish(
+        session,
+        execution,
+        ExecutionStatus.CANCELLED,
+        now=now,
+        public_url=public_url,
+        error=f"cancelled by {by}",
+    )
+    await outbox.enqueue(
+        session,
+        ExecutionCancelled(
+            event_id=derived_event_id(execution.id, "execution.cancelled"),
+            occurred_at=now,
+            execution_id=execution.id,
+            job_id=execution.job_id,
+            project_id=execution.project_id,
+            attempt=execution.attempt,
+        ),
+    )
+
+
+async def sweep_timeouts(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime,
+    grace: timedelta,
+    public_url: str,
+    batch: int = 100,
+) -> int:
+    """Finish open executions past their deadline (plus a grace) as TIMEOUT; return how many.
+
+    Rows are claimed with `SKIP LOCKED`, so several api replicas share the sweep, and a row
+    an event is being applied to is left for the next pass.
+    """
+    async with sessions() as session, session.begin():
+        rows = (
+            await session.scalars(
+                select(Execution)
+                .where(
+                    Execution.status.in_([ExecutionStatus.PENDING, ExecutionStatus.RUNNING]),
+                    Execution.deadline < now - grace,
+                )
+                .order_by(Execution.deadline)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for execution in rows:
+            limit = (execution.deadline or now).isoformat()
+            await finish(
+                session,
+                execution,
+                ExecutionStatus.TIMEOUT,
+                now=now,
+                public_url=public_url,
+                error=f"timed out: deadline {limit} passed",
+            )
+        return len(rows)
+
+
+def _milliseconds(elapsed: timedelta) -> int:
+    return int(elapsed.total_seconds() * 1000)
 
 
 def _record_step(

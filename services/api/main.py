@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import structlog
 import uvicorn
@@ -12,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from services.api import problems
+from services.api import problems, query_count
+from services.api.guards import InputGuard
 from services.api.http_metrics import RequestContext
-from services.api.lifecycle import apply_event
-from services.api.routes import executions, jobs, notifications, projects
+from services.api.jwt_auth import JwksVerifier
+from services.api.lifecycle import apply_event, sweep_timeouts
+from services.api.routes import executions, jobs, me, notifications, previews, projects
 from services.api.state import AppState
 from shared import topology
 from shared.bus import AmqpBus, Bus
@@ -50,12 +53,25 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
         ),
+        jwks=JwksVerifier(
+            settings.jwt_jwks_url,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            algorithms=settings.jwt_algorithms,
+        )
+        if settings.jwt_jwks_url
+        else None,
     )
+
+    query_count.install(engine.sync_engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(_run_pipeline(state, stop))]
+        tasks = [
+            asyncio.create_task(_run_pipeline(state, stop)),
+            asyncio.create_task(_run_sweeper(state, stop)),
+        ]
         try:
             yield
         finally:
@@ -64,6 +80,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await state.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -76,6 +93,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             {"name": "executions", "description": "Execution history and statistics."},
             {"name": "projects", "description": "Repositories, platforms, alert settings."},
             {"name": "notifications", "description": "In-app alerts."},
+            {"name": "me", "description": "The signed-in user's profile."},
         ],
     )
     app.state.herald = state
@@ -88,7 +106,16 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    for router in (jobs.router, executions.router, projects.router, notifications.router):
+    # Outermost: a refused body never reaches the app (or the metrics of a route).
+    app.add_middleware(InputGuard, max_body=settings.api_max_body_bytes)
+    for router in (
+        jobs.router,
+        previews.router,
+        executions.router,
+        projects.router,
+        notifications.router,
+        me.router,
+    ):
         app.include_router(router)
 
     async def database_ready() -> bool:
@@ -118,11 +145,12 @@ def _declare_security(app: FastAPI) -> None:
         components.setdefault("securitySchemes", {})["bearerAuth"] = {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token (hrld_...).",
+            "description": "An API token (hrld_...) or, when configured, a JWT from the gateway.",
         }
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 operation["security"] = [{"bearerAuth": []}]
+        problems.declare(schema)
         app.openapi_schema = schema
         return schema
 
@@ -161,6 +189,24 @@ async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
     finally:
         if listener is not None:
             await listener.stop()
+
+
+async def _run_sweeper(state: AppState, stop: asyncio.Event) -> None:
+    """Time out open executions past their deadline, every `api_sweep_interval` seconds."""
+    settings = state.settings
+    grace = timedelta(seconds=settings.api_sweep_grace)
+    while not stop.is_set():
+        try:
+            swept = await sweep_timeouts(
+                state.sessions, now=datetime.now(UTC), grace=grace, public_url=settings.public_url
+            )
+            if swept:
+                log.info("executions timed out", count=swept)
+                continue
+        except Exception as exc:
+            log.warning("timeout sweep failed; will retry", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.api_sweep_interval)
 
 
 async def serve(settings: Settings) -> None:

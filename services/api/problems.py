@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -26,12 +27,14 @@ class Problem(Exception):  # noqa: N818 - the RFC's own name for it
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
         self.headers = headers
+        self.extra = extra
 
 
 def not_found(what: str) -> Problem:
@@ -49,6 +52,7 @@ def problem_response(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -60,6 +64,8 @@ def problem_response(
     }
     if errors:
         body["errors"] = errors
+    if extra:
+        body.update(extra)
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["requestId"] = request_id
@@ -77,7 +83,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
-            request, exc.status, exc.detail, errors=exc.errors, headers=exc.headers
+            request, exc.status, exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
         )
 
     @app.exception_handler(RequestValidationError)
@@ -95,7 +101,64 @@ def install(app: FastAPI) -> None:
             request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
+    @app.exception_handler(DataError)
+    async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
+        # A value that passed validation but the database cannot store: the client's fault.
+        log.warning("value refused by the database", path=request.url.path, error=str(exc.orig))
+        return problem_response(
+            request,
+            422,
+            "body: a value cannot be stored",
+            errors=[{"field": "body", "message": "a value cannot be stored"}],
+        )
+
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(request, 500, "internal error")
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "success"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "success": {"const": False},
+        "requestId": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+ERROR_STATUSES = {
+    "400": "Malformed request.",
+    "401": "Missing, invalid or revoked credentials.",
+    "404": "Not found (another tenant's ids are not found either).",
+    "409": "Conflicts with the record's state.",
+    "413": "Request body too large.",
+    "422": "Invalid input; `errors` names each field and rule.",
+}
+
+
+def declare(schema: dict[str, Any]) -> None:
+    """Declare problem+json error responses on every operation of an OpenAPI document."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in ERROR_STATUSES.items():
+                responses[code] = {
+                    "description": description,
+                    "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)

@@ -34,10 +34,13 @@ async def job_of(
     return job
 
 
-async def execution_of(session: AsyncSession, user_id: str, execution_id: str) -> Execution:
-    execution = await session.scalar(
-        select(Execution).where(Execution.id == execution_id, Execution.user_id == user_id)
-    )
+async def execution_of(
+    session: AsyncSession, user_id: str, execution_id: str, *, for_update: bool = False
+) -> Execution:
+    statement = select(Execution).where(Execution.id == execution_id, Execution.user_id == user_id)
+    if for_update:
+        statement = statement.with_for_update()
+    execution = await session.scalar(statement)
     if execution is None:
         raise not_found("execution")
     return execution

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shared.platforms import PLATFORMS
@@ -21,8 +30,23 @@ PlatformName = Literal["x", "linkedin", "mastodon", "bluesky", "blog", "newslett
 assert set(PlatformName.__args__) == set(PLATFORMS)  # type: ignore[attr-defined]
 
 
+def _without_nul(value: Any) -> Any:
+    """Refuse NUL bytes anywhere in a string: PostgreSQL cannot store them in text."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL bytes are not allowed")
+    if isinstance(value, list):
+        for item in value:
+            _without_nul(item)
+    return value
+
+
 class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _without_nul(value)
 
 
 class Frequency(StrEnum):
@@ -97,6 +121,14 @@ class TriggerJob(Body):
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
+WEBHOOK_PATTERNS = {
+    "slack_webhook_url": re.compile(r"^https://hooks\.slack\.com/services/\S+$"),
+    "discord_webhook_url": re.compile(
+        r"^https://(discord\.com|discordapp\.com)/api/(v\d+/)?webhooks/\S+$"
+    ),
+}
+
+
 class NotificationSettingsBody(Body):
     email_notifications: bool = True
     notification_events: list[
@@ -111,6 +143,17 @@ class NotificationSettingsBody(Body):
     ] = ["job_success", "job_failure", "job_partial"]
     recipients: list[EmailStr] = Field(default=[], max_length=50)
     failure_threshold: int = Field(default=1, ge=1, le=100, strict=True)
+    # Write-only: stored encrypted, never returned; left out keeps the stored one, "" removes it.
+    slack_webhook_url: str | None = Field(default=None, max_length=500)
+    discord_webhook_url: str | None = Field(default=None, max_length=500)
+
+    @field_validator("slack_webhook_url", "discord_webhook_url")
+    @classmethod
+    def _webhook_host(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not WEBHOOK_PATTERNS[str(info.field_name)].match(value):
+            service = "Slack" if info.field_name == "slack_webhook_url" else "Discord"
+            raise ValueError(f"must be an https {service} incoming-webhook URL")
+        return value
 
 
 class CreateProject(Body):
@@ -135,3 +178,17 @@ class UpdateProject(Body):
     local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
     platforms: list[PlatformName] | None = Field(default=None, max_length=7)
     notification_settings: NotificationSettingsBody | None = None
+
+
+class PreviewSchedule(Body):
+    """An unsaved schedule to preview: the same fields a job is created with."""
+
+    frequency: Frequency
+    time_config: TimeConfig = TimeConfig()
+    schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
+    count: int = Field(default=10, ge=1, le=100, strict=True)
+
+
+class UpdateMe(Body):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None

@@ -32,11 +32,11 @@ def resolve_schedule(
             expression = preset_expression(frequency, time_config)
             upcoming = preset_next_runs(frequency, time_config, now, 1)
     except ScheduleError as exc:
-        raise invalid(_field(exc, frequency), exc.message) from None
+        raise invalid(field_of(exc, frequency), exc.message) from None
     return expression, upcoming[0]
 
 
-def _field(exc: ScheduleError, frequency: str) -> str:
+def field_of(exc: ScheduleError, frequency: str) -> str:
     """Name the request field at fault: cron fields belong to `schedule` for CUSTOM jobs."""
     if exc.field == "timezone":
         return "timeConfig.timezone"

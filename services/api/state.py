@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.jwt_auth import JwksVerifier
 from shared.bus import Bus
 from shared.settings import Settings
 
@@ -18,3 +19,8 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     bus: Bus
     outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    jwks: JwksVerifier | None = None
+
+    async def close(self) -> None:
+        if self.jwks is not None:
+            await self.jwks.close()

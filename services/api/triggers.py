@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import outbox
@@ -13,8 +17,42 @@ from shared.events import ExecutionStatus, Trigger
 from shared.ids import new_id
 
 
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """A digest of a request body, to tell a replay from a different request."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def find_by_idempotency_key(
+    session: AsyncSession, *, user_id: str, key: str
+) -> Execution | None:
+    """The caller's execution created with this `Idempotency-Key`, if any."""
+    return await session.scalar(
+        select(Execution)
+        .where(Execution.user_id == user_id, Execution.idempotency_key == key)
+        .limit(1)
+    )
+
+
+async def open_execution_of(session: AsyncSession, *, job_id: str) -> str | None:
+    """The id of a PENDING or RUNNING execution of the job, if one exists."""
+    return await session.scalar(
+        select(Execution.id)
+        .where(
+            Execution.job_id == job_id,
+            Execution.status.in_([ExecutionStatus.PENDING, ExecutionStatus.RUNNING]),
+        )
+        .limit(1)
+    )
+
+
 async def trigger_manually(
-    session: AsyncSession, *, job: CronJob, project: Project, user_id: str
+    session: AsyncSession,
+    *,
+    job: CronJob,
+    project: Project,
+    user_id: str,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Execution:
     """Create a MANUAL execution whose window ends now, and queue its `job.due`."""
     now = datetime.now(UTC)
@@ -34,6 +72,8 @@ async def trigger_manually(
         items_success=0,
         items_failed=0,
         metadata_={},
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
         created_at=now,
         updated_at=now,
     )

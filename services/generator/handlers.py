@@ -1,56 +1,63 @@
-"""The generator's subscriber: `activity.scanned` in, `content.generated` out."""
+"""The generator's subscriber: `activity.scanned` in, `content.generated` out.
+
+A retry reruns only the platforms still pending (DESIGN: retries): when some platforms failed
+transiently and the job has retries left, the generator itself sends a copy of the event
+through the delay ladder whose `summary.postsDone` carries the posts already finished, and
+publishes a non-final `step.failed`. `content.generated` goes out once, with every platform's
+result, when nothing is pending any more or the retries are exhausted (then the pending
+platforms count as failed). When no platform produced a post the step fails instead.
+"""
 
 from __future__ import annotations
 
-import time
-from pathlib import PurePath
+from datetime import UTC, datetime, timedelta
 
-from services.generator.writer import write_post
+import structlog
+
+from services.generator.generate import Outcome, generate_posts
+from services.generator.providers import Provider
 from shared import topology
 from shared.bus import Bus, Handler
 from shared.cancellation import CancelledSet
-from shared.events import ActivityScanned, ContentGenerated, Event, Repository, Step
+from shared.errors import ConfigurationError, PermanentError, TransientError
+from shared.events import ActivityScanned, ContentGenerated, Event, PostResult, Step, StepFailed
 from shared.ids import derived_event_id
+from shared.metrics import POSTS_GENERATED
+from shared.platforms import PLATFORMS
+from shared.retry import compute_backoff
 from shared.steps import run_step
 
-
-def project_label(repository: Repository) -> str:
-    if repository.owner and repository.name:
-        return f"{repository.owner}/{repository.name}"
-    if repository.local_path:
-        return PurePath(repository.local_path).name
-    return "the project"
+log = structlog.get_logger(__name__)
 
 
-def make_handler(bus: Bus, cancelled: CancelledSet) -> Handler:
+def make_handler(
+    bus: Bus,
+    cancelled: CancelledSet,
+    provider: Provider | ConfigurationError | None = None,
+    *,
+    call_retries: int = 2,
+    max_wait: float = 10.0,
+) -> Handler:
     async def on_activity_scanned(event: Event) -> None:
         assert isinstance(event, ActivityScanned)
         if event.summary.is_empty:
             return  # nothing to write about: the API completes the execution with zero items
 
-        async def work() -> ContentGenerated:
-            started = time.perf_counter()
-            results = []
-            for platform in event.platforms:
-                cancelled.check(event.execution_id)
-                results.append(
-                    write_post(
-                        platform,
-                        event.summary,
-                        project=project_label(event.repository),
-                        window_start=event.window_start,
-                        window_end=event.window_end,
-                    )
-                )
-            return ContentGenerated(
-                event_id=derived_event_id(event.event_id, "content.generated"),
-                execution_id=event.execution_id,
-                job_id=event.job_id,
-                project_id=event.project_id,
-                attempt=event.attempt,
-                results=results,
-                generation_ms=int((time.perf_counter() - started) * 1000),
+        async def work() -> ContentGenerated | None:
+            if isinstance(provider, ConfigurationError):
+                raise provider
+            outcome = await generate_posts(
+                event,
+                provider=provider,
+                cancelled=cancelled,
+                call_retries=call_retries,
+                max_wait=max_wait,
             )
+            done = [*event.summary.posts_done, *outcome.done]
+            if outcome.pending and event.attempt <= event.retry_policy.max_retries:
+                await _retry_pending(bus, event, done, outcome)
+                return None
+            return content_generated(event, done, outcome)
 
         await run_step(
             bus,
@@ -62,3 +69,72 @@ def make_handler(bus: Bus, cancelled: CancelledSet) -> Handler:
         )
 
     return on_activity_scanned
+
+
+def content_generated(
+    event: ActivityScanned, done: list[PostResult], outcome: Outcome
+) -> ContentGenerated:
+    """Every platform's result, pending ones failed; or raise when no post came out at all."""
+    results = {post.platform: post for post in done}
+    for name, exc in outcome.pending.items():
+        results[name] = PostResult(
+            platform=name, status="FAILED", error=f"retries exhausted: {exc.message}"
+        )
+    ordered = [results[name] for name in dict.fromkeys(event.platforms) if name in results]
+    for post in ordered:
+        label = post.platform if post.platform in PLATFORMS else "unknown"
+        POSTS_GENERATED.labels(label, post.status).inc()
+    if not any(post.status == "GENERATED" for post in ordered):
+        errors = "; ".join(f"{post.platform}: {post.error}" for post in ordered)
+        message = f"no post generated: {errors}"
+        # Pending platforms were retriable: the step's own retries are spent by now.
+        raise TransientError(message) if outcome.pending else PermanentError(message)
+    return ContentGenerated(
+        event_id=derived_event_id(event.event_id, "content.generated"),
+        execution_id=event.execution_id,
+        job_id=event.job_id,
+        project_id=event.project_id,
+        attempt=event.attempt,
+        results=ordered,
+        generation_ms=sum(post.generation_ms for post in ordered),
+    )
+
+
+async def _retry_pending(
+    bus: Bus, event: ActivityScanned, done: list[PostResult], outcome: Outcome
+) -> None:
+    """Send the event round the delay ladder with the finished posts, like run_step's retry."""
+    waits = [exc.retry_after for exc in outcome.pending.values() if exc.retry_after is not None]
+    delay = compute_backoff(
+        event.attempt,
+        base=event.retry_policy.retry_delay,
+        retry_after=max(waits) if waits else None,
+    )
+    now = datetime.now(UTC)
+    not_before = now + timedelta(seconds=delay)
+    error = "; ".join(f"{name}: {exc.message}" for name, exc in outcome.pending.items())
+    log.warning("platforms pending a retry", platforms=sorted(outcome.pending), error=error)
+    await bus.publish(
+        StepFailed(
+            event_id=derived_event_id(event.event_id, f"{Step.GENERATE}.failed"),
+            execution_id=event.execution_id,
+            job_id=event.job_id,
+            project_id=event.project_id,
+            attempt=event.attempt,
+            step=Step.GENERATE,
+            retriable=True,
+            final=False,
+            error=f"{len(outcome.pending)} platform(s) pending a retry: {error}",
+            next_attempt_at=not_before,
+        )
+    )
+    retry = event.model_copy(
+        update={
+            "event_id": derived_event_id(event.event_id, "retry"),
+            "attempt": event.attempt + 1,
+            "occurred_at": now,
+            "deadline": not_before + timedelta(seconds=event.timeout_seconds),
+            "summary": event.summary.model_copy(update={"posts_done": done}),
+        }
+    )
+    await bus.publish_delayed(retry, topology.GENERATOR_QUEUE, not_before)

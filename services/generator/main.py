@@ -1,19 +1,52 @@
-"""Composition root of the generator: the bus and the cancellation set."""
+"""Composition root of the generator: the bus, the cancellation set, the AI provider."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import httpx
+import structlog
+
 from services.generator.handlers import make_handler
+from services.generator.providers import Provider, make_provider
 from shared import topology
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 from shared.worker import main_for
 
+log = structlog.get_logger(__name__)
 
-async def setup(bus: Bus, settings: Settings) -> None:
+
+async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     cancelled = CancelledSet()
     await bus.on_cancelled(cancelled.add)
-    await bus.consume(topology.GENERATOR_QUEUE, make_handler(bus, cancelled))
+    timeout = httpx.Timeout(settings.ai_timeout, connect=10.0)
+    http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    provider: Provider | ConfigurationError | None
+    try:
+        provider = make_provider(settings, http)
+    except ConfigurationError as exc:
+        # A bad AI configuration fails each execution with a clear error; the worker runs on.
+        log.error("AI provider misconfigured", error=exc.message)
+        provider = exc
+    log.info(
+        "generator writing with",
+        provider=getattr(provider, "name", "template"),
+        model=getattr(provider, "model", None),
+    )
+    await bus.consume(
+        topology.GENERATOR_QUEUE,
+        make_handler(
+            bus,
+            cancelled,
+            provider,
+            call_retries=settings.ai_call_retries,
+            max_wait=settings.ai_retry_max_wait,
+        ),
+    )
+    return http.aclose
 
 
 def main() -> None:

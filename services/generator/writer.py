@@ -28,7 +28,8 @@ def headline(summary: ActivitySummary) -> str:
     return ", ".join(parts) if parts else "no new activity"
 
 
-def _period(start: datetime | None, end: datetime) -> str:
+def period(start: datetime | None, end: datetime) -> str:
+    """Name the window a post covers."""
     if start is None:
         return f"up to {end:%Y-%m-%d}"
     return f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
@@ -55,8 +56,13 @@ def _bullets(items: list[ActivityItem], limit: int) -> list[str]:
 
 
 def _short_post(platform: Platform, summary: ActivitySummary, project: str) -> str:
-    highlights = "; ".join(item.title for item in summary.items[:3])
+    picked = (summary.notable + [i for i in summary.items if i not in summary.notable])[:3]
+    highlights = "; ".join(item.title for item in picked)
     text = f"{project}: {headline(summary)}."
+    if summary.releases:
+        text += f" Released {', '.join(summary.releases[:3])}."
+    if summary.breaking_changes:
+        text += f" ⚠ {_plural(len(summary.breaking_changes), 'breaking change')}."
     if highlights:
         text += f" Highlights: {highlights}."
     if summary.contributors:
@@ -76,13 +82,41 @@ def _long_post(
         "Commits": [i for i in summary.items if i.kind == "commit"],
     }
     if platform.name == "changelog":
-        sections = [f"## {period}", ""]
+        return title, _changelog(summary, period)
+    if platform.name == "newsletter":
+        sections = [f"## {title}", "", f"{headline(summary).capitalize()}."]
+        if summary.releases:
+            sections.append("Released: " + ", ".join(summary.releases) + ".")
+        if summary.notable:
+            sections += ["", "Highlights:", *_bullets(summary.notable, 10)]
     for heading, items in by_kind.items():
         if items:
             sections += ["", f"### {heading}", *_bullets(items, 20)]
-    if summary.contributors and platform.name != "changelog":
+    if summary.contributors:
         sections += ["", "Contributors: " + ", ".join(summary.contributors[:20])]
     return title, "\n".join(sections).strip() + "\n"
+
+
+CHANGE_HEADINGS = {
+    "breaking": "Breaking changes",
+    "feature": "Added",
+    "fix": "Fixed",
+    "other": "Changed",
+    "docs": "Documentation",
+}
+
+
+def _changelog(summary: ActivitySummary, period: str) -> str:
+    """A Keep-a-Changelog entry: releases first, then changes grouped by their type."""
+    sections = [f"## {period}"]
+    if summary.releases:
+        sections += ["", "Releases: " + ", ".join(summary.releases)]
+    changes = [i for i in summary.items if i.kind != "tag"]
+    for change_type, heading in CHANGE_HEADINGS.items():
+        grouped = [i for i in changes if (i.change_type or "other") == change_type]
+        if grouped:
+            sections += ["", f"### {heading}", *_bullets(grouped, 30)]
+    return "\n".join(sections).strip() + "\n"
 
 
 def write_post(
@@ -102,7 +136,7 @@ def write_post(
         )
     title: str | None = None
     if platform.has_title:
-        title, body = _long_post(platform, summary, project, _period(window_start, window_end))
+        title, body = _long_post(platform, summary, project, period(window_start, window_end))
     else:
         body = _short_post(platform, summary, project)
     return PostResult(

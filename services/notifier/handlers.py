@@ -5,14 +5,16 @@ from __future__ import annotations
 import structlog
 
 from services.notifier.alerts import alert_kind, describe, wanted
+from services.notifier.channels import Channels
+from shared import metrics
 from shared.bus import Bus, Handler
-from shared.events import Event, ExecutionFinished, NotificationCreated
+from shared.events import Event, ExecutionFinished, NotificationCreated, NotificationDelivery
 from shared.ids import derived_event_id
 
 log = structlog.get_logger(__name__)
 
 
-def make_handler(bus: Bus) -> Handler:
+def make_handler(bus: Bus, channels: Channels) -> Handler:
     async def on_execution_finished(event: Event) -> None:
         assert isinstance(event, ExecutionFinished)
         kind = alert_kind(event)
@@ -20,7 +22,7 @@ def make_handler(bus: Bus) -> Handler:
             log.info("no alert wanted", status=event.status, kind=kind)
             return
         title, body = describe(event, kind)
-        # In-app alerts are always on; other channels follow in their own modules.
+        # 1. In-app first: always on, and no other channel's trouble may hold it back.
         await bus.publish(
             NotificationCreated(
                 event_id=derived_event_id(event.event_id, "notification.in_app"),
@@ -35,5 +37,38 @@ def make_handler(bus: Bus) -> Handler:
                 link=event.link,
             )
         )
+        # 2. Every other channel at once; transports' errors become records, never raise.
+        results = await channels.deliver(event, kind)
+        # 3. One record per delivery, ids derived so a redelivery's records are dropped.
+        for result in results:
+            metrics.NOTIFICATIONS_DELIVERED.labels(
+                channel=result.channel, outcome=result.outcome
+            ).inc()
+            log.info(
+                "notification delivery",
+                channel=result.channel,
+                outcome=result.outcome,
+                attempts=result.attempts,
+                error=result.error,
+            )
+            await bus.publish(
+                NotificationDelivery(
+                    event_id=derived_event_id(
+                        event.event_id,
+                        f"notification.delivery:{result.channel}:{result.recipient.lower()}",
+                    ),
+                    execution_id=event.execution_id,
+                    job_id=event.job_id,
+                    project_id=event.project_id,
+                    attempt=event.attempt,
+                    user_id=event.user_id,
+                    channel=result.channel,
+                    recipient=result.recipient,
+                    outcome=result.outcome,
+                    attempts=result.attempts,
+                    error=result.error,
+                    kind=kind,
+                )
+            )
 
     return on_execution_finished

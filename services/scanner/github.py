@@ -1,19 +1,80 @@
-"""A GitHub REST client for the activity of one repository in a window."""
+"""A GitHub REST client for the activity of one repository in a window.
+
+Commits on the default branch, pull requests merged and issues closed in (start, end]. Pages
+follow the `Link: rel="next"` URL verbatim (it may switch to `/repositories/{id}/...`);
+conditional requests reuse an in-process ETag cache, so an unchanged page answers 304 and
+costs no rate limit. Rate limits never block a worker: they become a TransientError whose
+`retry_after` sends the step through the delay ladder.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from services.scanner.window import in_window
 from shared.errors import PermanentError, TransientError
 from shared.events import ActivityItem
+from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 
-USER_AGENT = "herald-scanner"
+USER_AGENT = "herald-scanner (+https://github.com/herald)"
 API_VERSION = "2022-11-28"
+PER_PAGE = 100
+DEFAULT_LIMIT_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    etag: str
+    body: Any
+    next_url: str | None
+
+
+class ETagCache:
+    """The last ETag and body per URL, bounded, shared by every scan of this process."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._pages: OrderedDict[str, CachedPage] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, url: str) -> CachedPage | None:
+        page = self._pages.get(url)
+        if page is not None:
+            self._pages.move_to_end(url)
+        return page
+
+    def put(self, url: str, page: CachedPage) -> None:
+        self._pages[url] = page
+        self._pages.move_to_end(url)
+        while len(self._pages) > self._capacity:
+            self._pages.popitem(last=False)
+
+
+@dataclass
+class RateLimit:
+    """The core limit as the last response reported it."""
+
+    remaining: int | None = None
+    reset: float | None = None
+
+    def update(self, headers: httpx.Headers) -> None:
+        try:
+            self.remaining = int(headers["x-ratelimit-remaining"])
+            self.reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+
+    def wait(self, now: float) -> float | None:
+        """Seconds to wait before the next request, or None when requests may go ahead."""
+        if self.remaining == 0 and self.reset is not None and self.reset > now:
+            return self.reset - now
+        return None
 
 
 @dataclass
@@ -21,7 +82,12 @@ class GitHubClient:
     http: httpx.AsyncClient
     base_url: str
     token: str
+    etags: ETagCache = field(default_factory=ETagCache)
     calls: int = 0
+    not_modified: int = 0
+    rate: RateLimit = field(default_factory=RateLimit)
+    # Called before every request: raises when the execution was cancelled meanwhile.
+    before_request: Callable[[], None] | None = None
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -33,42 +99,80 @@ class GitHubClient:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    async def _pages(self, url: str, params: dict[str, Any] | None) -> Any:
-        """Yield each page's JSON, following the `Link: rel="next"` URL verbatim."""
-        next_url: str | None = url
+    async def _get(self, url: str) -> tuple[Any, str | None] | None:
+        """GET one page: its JSON and next URL, or None for an empty repository (409)."""
+        if self.before_request is not None:
+            self.before_request()
+        wait = self.rate.wait(time.time())
+        if wait is not None:
+            raise TransientError("GitHub rate limit exhausted until its reset", retry_after=wait)
+        headers = self._headers()
+        cached = self.etags.get(url)
+        if cached is not None:
+            headers["If-None-Match"] = cached.etag
+        try:
+            response = await self.http.get(url, headers=headers)
+        except httpx.TimeoutException as exc:
+            GITHUB_REQUESTS.labels("error").inc()
+            raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
+        except httpx.TransportError as exc:
+            GITHUB_REQUESTS.labels("error").inc()
+            raise TransientError(f"GitHub unreachable: {exc!r}") from exc
+        self.calls += 1
+        self.rate.update(response.headers)
+        if self.rate.remaining is not None:
+            GITHUB_RATE_LIMIT_REMAINING.set(self.rate.remaining)
+        if response.status_code == 304 and cached is not None:
+            GITHUB_REQUESTS.labels("not_modified").inc()
+            self.not_modified += 1
+            return cached.body, cached.next_url
+        if response.status_code == 409:
+            GITHUB_REQUESTS.labels("empty").inc()
+            return None
+        GITHUB_REQUESTS.labels("ok" if response.status_code < 400 else "error").inc()
+        raise_for_github(response)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise TransientError(f"GitHub returned a body that is not JSON from {url}") from exc
+        next_url = response.links.get("next", {}).get("url")
+        etag = response.headers.get("etag")
+        if etag:
+            self.etags.put(url, CachedPage(etag, body, next_url))
+        return body, next_url
+
+    async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
+        """Yield each page's items, following the `Link: rel="next"` URL verbatim."""
+        next_url: str | None = str(
+            httpx.URL(f"{self.base_url}{path}", params={**params, "per_page": PER_PAGE})
+        )
         while next_url is not None:
-            try:
-                response = await self.http.get(next_url, params=params, headers=self._headers())
-            except httpx.TimeoutException as exc:
-                raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
-            except httpx.TransportError as exc:
-                raise TransientError(f"GitHub unreachable: {exc}") from exc
-            self.calls += 1
-            params = None  # the next URL already carries them
-            if response.status_code == 409:
+            page = await self._get(next_url)
+            if page is None:
                 return  # an empty repository: no activity
-            raise_for_github(response)
-            yield response.json()
-            next_url = response.links.get("next", {}).get("url")
+            body, next_url = page
+            if not isinstance(body, list):
+                raise TransientError(f"GitHub returned an unexpected page shape from {path}")
+            yield body
 
     async def commits(
         self, owner: str, name: str, start: datetime | None, end: datetime
     ) -> list[ActivityItem]:
-        params: dict[str, Any] = {"until": _iso(end), "per_page": 100}
+        """Commits on the default branch committed in (start, end]."""
+        params: dict[str, Any] = {"until": _iso(end)}
         if start is not None:
             params["since"] = _iso(start)
         items = []
-        async for page in self._pages(f"{self.base_url}/repos/{owner}/{name}/commits", params):
+        async for page in self._pages(f"/repos/{owner}/{name}/commits", params):
             for commit in page:
-                detail = commit.get("commit", {})
+                detail = commit.get("commit") or {}
                 author = (commit.get("author") or {}).get("login") or (
                     detail.get("author") or {}
                 ).get("name")
-                date = (detail.get("committer") or detail.get("author") or {}).get("date")
-                at = _parse(date)
+                at = _parse((detail.get("committer") or detail.get("author") or {}).get("date"))
                 if at is not None and not in_window(at, start, end):
                     continue
-                message = detail.get("message", "")
+                message = detail.get("message") or ""
                 items.append(
                     ActivityItem(
                         kind="commit",
@@ -77,9 +181,80 @@ class GitHubClient:
                         author=author,
                         sha=commit.get("sha"),
                         at=at,
+                        change_type=change_type(message, []),
                     )
                 )
         return items
+
+    async def merged_pulls(
+        self, owner: str, name: str, start: datetime | None, end: datetime
+    ) -> list[ActivityItem]:
+        """Pull requests merged in (start, end]: closed pulls by update, newest first."""
+        params = {"state": "closed", "sort": "updated", "direction": "desc"}
+        items = []
+        async for page in self._pages(f"/repos/{owner}/{name}/pulls", params):
+            for pull in page:
+                merged = _parse(pull.get("merged_at"))
+                if merged is not None and in_window(merged, start, end):
+                    items.append(_issue_item("pull_request", pull, merged))
+            oldest = _parse(page[-1].get("updated_at")) if page else None
+            if not page or (start is not None and oldest is not None and oldest <= start):
+                break  # every later page was last updated before the window
+        return items
+
+    async def closed_issues(
+        self, owner: str, name: str, start: datetime | None, end: datetime
+    ) -> list[ActivityItem]:
+        """Issues (not pull requests) closed in (start, end]."""
+        params = {"state": "closed", "sort": "updated", "direction": "desc"}
+        if start is not None:
+            params["since"] = _iso(start)
+        items = []
+        async for page in self._pages(f"/repos/{owner}/{name}/issues", params):
+            for issue in page:
+                if "pull_request" in issue:
+                    continue  # GitHub lists every pull request as an issue too
+                closed = _parse(issue.get("closed_at"))
+                if closed is not None and in_window(closed, start, end):
+                    items.append(_issue_item("issue", issue, closed))
+        return items
+
+
+def _issue_item(
+    kind: Literal["pull_request", "issue"], payload: dict[str, Any], at: datetime
+) -> ActivityItem:
+    labels = [
+        str(label.get("name")) for label in payload.get("labels") or [] if isinstance(label, dict)
+    ]
+    title = str(payload.get("title") or f"#{payload.get('number')}")
+    return ActivityItem(
+        kind=kind,
+        title=title,
+        url=payload.get("html_url"),
+        author=(payload.get("user") or {}).get("login"),
+        number=payload.get("number"),
+        at=at,
+        labels=labels,
+        change_type=change_type(f"{title}\n{payload.get('body') or ''}", labels),
+    )
+
+
+def change_type(message: str, labels: list[str]) -> str:
+    """Classify a change for a changelog from its conventional-commit prefix or labels."""
+    lowered = [label.lower() for label in labels]
+    first, _, rest = message.partition("\n")
+    head = first.strip().lower()
+    prefix = head.split(":", 1)[0] if ":" in head else ""
+    if "breaking" in " ".join(lowered) or prefix.endswith("!") or "breaking change" in rest.lower():
+        return "breaking"
+    kind = prefix.split("(", 1)[0]
+    if kind in ("feat", "feature") or any(lab in ("enhancement", "feature") for lab in lowered):
+        return "feature"
+    if kind in ("fix", "bugfix") or any(lab in ("bug", "fix", "bugfix") for lab in lowered):
+        return "fix"
+    if kind == "docs" or "documentation" in lowered:
+        return "docs"
+    return "other"
 
 
 def raise_for_github(response: httpx.Response) -> None:
@@ -101,19 +276,20 @@ def raise_for_github(response: httpx.Response) -> None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """`retry-after`; else, when exhausted, until the reset; else at least a minute."""
     if "retry-after" in response.headers:
         try:
-            return float(response.headers["retry-after"])
+            return max(0.0, float(response.headers["retry-after"]))
         except ValueError:
-            return None
+            return DEFAULT_LIMIT_WAIT
     if response.headers.get("x-ratelimit-remaining") == "0":
         try:
             reset = float(response.headers["x-ratelimit-reset"])
         except (KeyError, ValueError):
-            return 60.0
+            return DEFAULT_LIMIT_WAIT
         return max(1.0, reset - datetime.now(UTC).timestamp())
     if response.status_code in (403, 429):
-        return 60.0
+        return DEFAULT_LIMIT_WAIT
     return None
 
 
@@ -132,4 +308,7 @@ def _iso(at: datetime) -> str:
 def _parse(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None

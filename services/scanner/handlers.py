@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from services.scanner.github import ETagCache
 from services.scanner.scan import scan
 from shared import topology
 from shared.bus import Bus, Handler
@@ -15,8 +16,14 @@ from shared.steps import run_step
 
 
 def make_handler(
-    bus: Bus, http: httpx.AsyncClient, cancelled: CancelledSet, settings: Settings
+    bus: Bus,
+    http: httpx.AsyncClient,
+    cancelled: CancelledSet,
+    settings: Settings,
+    etags: ETagCache | None = None,
 ) -> Handler:
+    cache = etags if etags is not None else ETagCache()
+
     async def on_job_due(event: Event) -> None:
         assert isinstance(event, JobDue)
 
@@ -28,6 +35,9 @@ def make_handler(
                 github_token=settings.github_token,
                 github_api_url=settings.github_api_url,
                 local_repos_root=settings.local_repos_root,
+                etags=cache,
+                scan_seconds=settings.scan_timeout,
+                before_request=lambda: cancelled.check(event.execution_id),
             )
             return ActivityScanned(
                 event_id=derived_event_id(event.event_id, "activity.scanned"),

@@ -13,13 +13,17 @@ from shared.cancellation import CancelledSet
 from shared.settings import Settings
 from shared.worker import main_for
 
-TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
-
 
 async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     cancelled = CancelledSet()
     await bus.on_cancelled(cancelled.add)
-    http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+    timeout = httpx.Timeout(
+        connect=settings.github_connect_timeout,
+        read=settings.github_read_timeout,
+        write=10.0,
+        pool=5.0,
+    )
+    http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
     await bus.consume(topology.SCANNER_QUEUE, make_handler(bus, http, cancelled, settings))
     return http.aclose
 

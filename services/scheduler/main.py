@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.scheduler.claims import earliest_next_run, fire_due
+from services.scheduler.claims import due_backlog, earliest_next_run, fire_due, jobs_by_state
+from services.scheduler.lateness import LatenessBus
+from services.scheduler.records import release_buffered
+from shared import metrics
 from shared.bus import AmqpBus
 from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener
+from shared.db.schema import CronJob
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import ProbeServer, probe_app
@@ -25,10 +30,22 @@ from shared.worker import probe_port
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+# Seconds between counts of jobs by state (a full count is not free at a million jobs).
+CENSUS_INTERVAL = 60.0
+# Longest wait, seconds, before a BUFFER_ONE run is released once its predecessor ended.
+BUFFER_POLL = 2.0
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def offset_clock(offset: float) -> Clock:
+    """The system clock shifted by `offset` seconds (tests and benchmarks only)."""
+    if not offset:
+        return system_clock
+    shift = timedelta(seconds=offset)
+    return lambda: datetime.now(UTC) + shift
 
 
 async def schedule_loop(
@@ -39,24 +56,53 @@ async def schedule_loop(
     batch: int,
     max_sleep: float,
     clock: Clock = system_clock,
+    grace: float = 60.0,
+    public_url: str = "http://127.0.0.1:8000",
+    retry_pause: float = 1.0,
 ) -> None:
-    """Fire due jobs, then sleep until the earliest next run or until woken."""
+    """Fire due jobs, then sleep until the earliest next run or until woken.
+
+    While the database is away each pass fails and the loop retries after a short pause:
+    nothing is lost, since a slot fires only when its transaction commits.
+    """
+    last_census = -CENSUS_INTERVAL
     while not stop.is_set():
         try:
-            result = await fire_due(sessions, now=clock(), batch=batch)
+            result = await fire_due(
+                sessions, now=clock(), batch=batch, grace=grace, public_url=public_url
+            )
             if result.claimed >= batch:
                 continue  # more are due: no sleeping while behind
+            buffered = await release_buffered(sessions, now=clock(), batch=batch)
             next_due = await earliest_next_run(sessions)
+            metrics.SCHEDULER_DUE_BACKLOG.set(await due_backlog(sessions, now=clock()))
+            if time.monotonic() - last_census >= CENSUS_INTERVAL:
+                last_census = time.monotonic()
+                for state, count in (await jobs_by_state(sessions)).items():
+                    metrics.SCHEDULER_JOBS.labels(state=state).set(count)
         except Exception as exc:
             log.warning("scheduling pass failed; retrying", error=str(exc))
-            next_due = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=retry_pause)
+            continue
         sleep = max_sleep
         if next_due is not None:
+            metrics.SCHEDULER_NEXT_RUN.set(next_due.timestamp())
             sleep = min(max_sleep, max(0.0, (next_due - clock()).total_seconds()))
+        if buffered or await _has_buffered(sessions):
+            sleep = min(sleep, BUFFER_POLL)  # a waiting run goes as soon as its predecessor ends
         wake.clear()
         if sleep > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_either(wake, stop), timeout=sleep)
+
+
+async def _has_buffered(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessions() as session:
+        found = await session.scalar(
+            select(CronJob.id).where(CronJob.buffered_execution_id.is_not(None)).limit(1)
+        )
+    return found is not None
 
 
 async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
@@ -72,7 +118,13 @@ async def run(settings: Settings) -> None:
     stop = install_stop_signals()
     engine = create_engine(settings.database_url, application_name="herald-scheduler")
     sessions = session_factory(engine)
-    bus = AmqpBus(settings.amqp_url, service="scheduler", delivery_limit=settings.delivery_limit)
+    clock = offset_clock(settings.scheduler_clock_offset)
+    bus = LatenessBus(
+        settings.amqp_url,
+        service="scheduler",
+        delivery_limit=settings.delivery_limit,
+        clock=clock,
+    )
 
     async def database_ready() -> bool:
         async with engine.connect() as connection:
@@ -103,6 +155,9 @@ async def run(settings: Settings) -> None:
                 wake=job_wake,
                 batch=settings.scheduler_batch,
                 max_sleep=settings.scheduler_max_sleep,
+                clock=clock,
+                grace=settings.scheduler_late_grace,
+                public_url=settings.public_url,
             )
         ),
         asyncio.create_task(_relay(sessions, bus, outbox_wake, stop, settings)),

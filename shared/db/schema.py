@@ -105,12 +105,20 @@ class CronJob(Base):
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Scheduler-owned (BUFFER_ONE): the execution waiting for the running one to finish.
+    buffered_execution_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_cron_jobs_user_created", "user_id", "created_at", "id"),
+        Index(
+            "ix_cron_jobs_buffered",
+            "buffered_execution_id",
+            postgresql_where=text("buffered_execution_id IS NOT NULL"),
+            sqlite_where=text("buffered_execution_id IS NOT NULL"),
+        ),
         # The scheduler's claim reads only live, enabled jobs in next-run order.
         Index(
             "ix_cron_jobs_due",
@@ -170,7 +178,29 @@ class Execution(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
             sqlite_where=text("idempotency_key IS NOT NULL"),
         ),
+        Index(
+            "uq_cron_executions_user_idempotency",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
         Index("ix_cron_executions_job_created", "job_id", "created_at", "id"),
+        # The scheduler's per-batch look-ups: unfinished runs, last completed window.
+        Index(
+            "ix_cron_executions_job_open",
+            "job_id",
+            postgresql_where=text("status IN ('PENDING', 'RUNNING')"),
+            sqlite_where=text("status IN ('PENDING', 'RUNNING')"),
+        ),
+        Index(
+            "ix_cron_executions_job_completed",
+            "job_id",
+            "window_end",
+            postgresql_where=text("status = 'COMPLETED'"),
+            sqlite_where=text("status = 'COMPLETED'"),
+        ),
         Index("ix_cron_executions_user_created", "user_id", "created_at", "id"),
         Index(
             "ix_cron_executions_open",

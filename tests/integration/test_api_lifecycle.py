@@ -14,6 +14,7 @@ from shared.db.schema import (
     Content,
     CronJob,
     Execution,
+    ExecutionStep,
     JobStatistics,
     Notification,
     OutboxMessage,
@@ -221,3 +222,32 @@ async def test_in_app_alerts_keep_the_newest_fifty_per_user(
     assert len(titles) == 50
     assert titles[0] == "alert 5"
     assert titles[-1] == "alert 54"
+
+
+async def test_events_applied_out_of_order_still_record_every_step_and_the_duration(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    started = StepStarted(
+        **envelope, step="scan", occurred_at=datetime.now(UTC) - timedelta(seconds=2)
+    )
+    generated = ContentGenerated(
+        **envelope, results=[PostResult(platform="x", status="GENERATED", body="hi", characters=2)]
+    )
+    for event in (generated, scanned(envelope, commits=1), started):  # reverse of publishing
+        await apply_event(sessions, event, public_url=PUBLIC)
+    async with sessions() as session:
+        stored = await session.get(Execution, execution.id)
+        kinds = (
+            await session.execute(
+                select(ExecutionStep.step, ExecutionStep.kind).where(
+                    ExecutionStep.execution_id == execution.id
+                )
+            )
+        ).all()
+    assert stored is not None
+    assert stored.status == "COMPLETED"
+    assert stored.started_at == started.occurred_at
+    assert stored.duration is not None and stored.duration >= 2000
+    assert stored.metadata_["activity"]["commits"] == 1
+    assert {("scan", "started"), ("scan", "completed")} <= set(kinds)

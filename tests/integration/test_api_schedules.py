@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.main import create_app
-from shared.db.schema import OutboxMessage
+from shared.db.schema import Execution, Notification, OutboxMessage
+from shared.ids import new_id
 from shared.settings import Settings
 from tests.support import factories
 
@@ -286,6 +287,14 @@ async def test_another_tenants_ids_answer_404(
     execution_id = (
         await api.post("/api/cron/trigger", headers=alice, json={"jobId": job_id})
     ).json()["data"]["id"]
+    notification_id = new_id("ntf")
+    async with sessions() as session, session.begin():
+        alice_id = (await session.get(Execution, execution_id)).user_id  # type: ignore[union-attr]
+        session.add(
+            Notification(
+                id=notification_id, user_id=alice_id, kind="job_success", title="t", body="b"
+            )
+        )
     for response in (
         await api.get(f"/api/projects/{project_id}", headers=bob),
         await api.get(f"/api/cron/schedules/{job_id}", headers=bob),
@@ -294,6 +303,28 @@ async def test_another_tenants_ids_answer_404(
         await api.post("/api/cron/trigger", headers=bob, json={"jobId": job_id}),
         await api.get(f"/api/cron/executions/{execution_id}", headers=bob),
         await api.get("/api/cron/executions", headers=bob, params={"jobId": job_id}),
+        await api.get(
+            "/api/cron/executions", headers=bob, params={"jobId": job_id, "stats": "true"}
+        ),
+        await api.get(f"/api/cron/executions/{execution_id}/content", headers=bob),
+        await api.post(f"/api/cron/executions/{execution_id}/cancel", headers=bob),
+        await api.get(f"/api/cron/schedules/{job_id}/statistics", headers=bob),
+        await api.get(f"/api/cron/schedules/{job_id}/preview", headers=bob),
+        await api.patch("/api/cron/schedule", headers=bob, json={"jobId": job_id, "name": "x"}),
+        await api.post(
+            "/api/cron/trigger",
+            headers={**bob, "Idempotency-Key": "k1"},
+            json={"jobId": job_id},
+        ),
+        await api.patch(f"/api/projects/{project_id}", headers=bob, json={"name": "mine"}),
+        await api.get(f"/api/projects/{project_id}/notification-settings", headers=bob),
+        await api.put(
+            f"/api/projects/{project_id}/notification-settings",
+            headers=bob,
+            json={"emailNotifications": False},
+        ),
+        await api.delete(f"/api/projects/{project_id}", headers=bob),
+        await api.post(f"/api/notifications/{notification_id}/read", headers=bob),
         await api.post(
             "/api/cron/schedule",
             headers=bob,
@@ -307,6 +338,18 @@ async def test_another_tenants_ids_answer_404(
     ):
         problem(response, 404)
     assert (await api.get("/api/cron/executions", headers=bob)).json()["count"] == 0
+    assert (await api.get("/api/cron/schedules", headers=bob)).json()["count"] == 0
+    assert (await api.get("/api/projects", headers=bob)).json()["count"] == 0
+    assert (await api.get("/api/notifications", headers=bob)).json()["count"] == 0
+    await api.post("/api/notifications/read-all", headers=bob)
+    # Nothing bob did changed alice's records.
+    job = (await api.get(f"/api/cron/schedules/{job_id}", headers=alice)).json()["data"]
+    assert (job["name"], job["isEnabled"]) == ("j", True)
+    execution = (await api.get(f"/api/cron/executions/{execution_id}", headers=alice)).json()
+    assert execution["data"]["status"] == "PENDING"
+    assert (await api.get("/api/notifications", headers=alice)).json()["unreadCount"] == 1
+    settings = await api.get(f"/api/projects/{project_id}/notification-settings", headers=alice)
+    assert settings.json()["data"]["emailNotifications"] is True
 
 
 async def test_a_manual_trigger_records_a_pending_execution_and_its_job_due(

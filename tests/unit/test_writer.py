@@ -196,3 +196,34 @@ def test_trim_never_exceeds_the_limit_and_marks_every_cut(text: str, limit: int)
     else:
         assert trimmed.endswith("…")
         assert text.startswith(trimmed[:-1])
+
+
+def test_a_changelog_groups_changes_by_type_and_names_the_releases() -> None:
+    summary = ActivitySummary(
+        commits=2,
+        pull_requests=1,
+        tags=1,
+        releases=["v2.0.0"],
+        items=[
+            ActivityItem(kind="tag", title="v2.0.0"),
+            ActivityItem(kind="commit", title="Tidy", change_type="other"),
+            ActivityItem(kind="commit", title="fix: crash", change_type="fix"),
+            ActivityItem(kind="pull_request", title="drop 3.10", number=4, change_type="breaking"),
+        ],
+    )
+
+    body = post("changelog", summary).body or ""
+
+    assert "Releases: v2.0.0" in body
+    assert body.index("### Breaking changes") < body.index("- #4 drop 3.10")
+    assert body.index("- #4 drop 3.10") < body.index("### Fixed") < body.index("### Changed")
+
+
+def test_a_short_post_names_releases_and_breaking_changes() -> None:
+    summary = busy_summary(2).model_copy(
+        update={"releases": ["v2.0.0"], "breaking_changes": ["drop 3.10"]}
+    )
+
+    body = post("x", summary).body or ""
+
+    assert "Released v2.0.0." in body and "1 breaking change" in body

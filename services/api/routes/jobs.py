@@ -5,17 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Header, Path, Response, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from services.api.auth import UserDep
 from services.api.deps import SessionDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
-from services.api.problems import invalid
+from services.api.problems import Problem, invalid
 from services.api.records import job_of, project_of
 from services.api.requests import CreateJob, JobType, ToggleJob, TriggerJob, UpdateJob
 from services.api.schedules import resolve_schedule
-from services.api.triggers import trigger_manually
+from services.api.triggers import (
+    find_by_idempotency_key,
+    open_execution_of,
+    request_fingerprint,
+    trigger_manually,
+)
 from services.api.views import execution_view, job_view
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics
@@ -186,9 +192,66 @@ async def toggle_schedule(
 
 
 @router.post("/trigger", status_code=status.HTTP_202_ACCEPTED, operation_id="triggerSchedule")
-async def trigger(body: TriggerJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
-    job = await job_of(session, user.id, body.job_id)
+async def trigger(
+    body: TriggerJob,
+    user: UserDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="The same key returns the same execution; with another body, 422.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Run a job now (enabled or not), following its overlap policy.
+
+    SKIP and BUFFER_ONE answer 409 while an execution of the job is PENDING or RUNNING (a
+    manual run is never queued behind another); ALLOW always starts one.
+    """
+    # The job's row lock serialises triggers of one job: the overlap check and the
+    # idempotency look-up cannot race a concurrent trigger of the same job.
+    job = await job_of(session, user.id, body.job_id, for_update=True)
+    fingerprint = request_fingerprint(body.model_dump(by_alias=True))
+    if idempotency_key is not None:
+        replayed = await find_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
+        if replayed is not None:
+            if replayed.request_hash != fingerprint:
+                raise invalid("Idempotency-Key", "already used with a different request body")
+            response.headers["Idempotent-Replayed"] = "true"
+            return {"success": True, "data": execution_view(replayed)}
+    if job.overlap_policy != "ALLOW":
+        running = await open_execution_of(session, job_id=job.id)
+        if running is not None:
+            raise Problem(
+                409,
+                f"job already has an open execution ({running}); its overlap policy is "
+                f"{job.overlap_policy}",
+                extra={"executionId": running},
+            )
     project = await project_of(session, user.id, job.project_id)
-    execution = await trigger_manually(session, job=job, project=project, user_id=user.id)
-    await session.commit()
+    execution = await trigger_manually(
+        session,
+        job=job,
+        project=project,
+        user_id=user.id,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key (on another job) committed first.
+        await session.rollback()
+        if idempotency_key is None:
+            raise
+        replayed = await find_by_idempotency_key(session, user_id=user.id, key=idempotency_key)
+        if replayed is None or replayed.request_hash != fingerprint:
+            raise invalid("Idempotency-Key", "already used with a different request body") from None
+        response.headers["Idempotent-Replayed"] = "true"
+        return {"success": True, "data": execution_view(replayed)}
     return {"success": True, "data": execution_view(execution)}

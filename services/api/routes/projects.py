@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
+from fastapi import Path as PathParam
+from pydantic.alias_generators import to_camel
 from sqlalchemy import select, update
 
 from services.api.auth import UserDep
@@ -14,14 +16,18 @@ from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
 from services.api.problems import invalid
 from services.api.records import project_of
-from services.api.requests import CreateProject, UpdateProject
+from services.api.requests import CreateProject, NotificationSettingsBody, UpdateProject
 from services.api.views import project_view
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, Project
 from shared.ids import new_id
+from shared.notification_settings import public_settings
+from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+ProjectId = Annotated[str, PathParam(max_length=40)]
 
 
 def _check_source(
@@ -56,7 +62,7 @@ async def create_project(
         github_base_url=body.github_base_url,
         local_repo_path=body.local_repo_path,
         platforms=list(dict.fromkeys(body.platforms)),
-        notification_settings=body.notification_settings.model_dump(by_alias=True),
+        notification_settings=stored_settings(body.notification_settings, {}, state.settings),
         created_at=now,
         updated_at=now,
     )
@@ -96,13 +102,13 @@ async def list_projects(
 
 
 @router.get("/{project_id}", operation_id="getProject")
-async def get_project(project_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+async def get_project(project_id: ProjectId, user: UserDep, session: SessionDep) -> dict[str, Any]:
     return {"success": True, "data": project_view(await project_of(session, user.id, project_id))}
 
 
 @router.patch("/{project_id}", operation_id="updateProject")
 async def update_project(
-    project_id: str, body: UpdateProject, user: UserDep, session: SessionDep, state: StateDep
+    project_id: ProjectId, body: UpdateProject, user: UserDep, session: SessionDep, state: StateDep
 ) -> dict[str, Any]:
     project = await project_of(session, user.id, project_id)
     changes = body.model_dump(exclude_unset=True)
@@ -121,23 +127,18 @@ async def update_project(
     if body.platforms is not None:
         project.platforms = list(dict.fromkeys(body.platforms))
     if body.notification_settings is not None:
-        # Webhook URLs are kept unless replaced: the API never returns them to resend.
-        kept = {
-            key: value
-            for key, value in project.notification_settings.items()
-            if key.endswith("WebhookUrl")
-        }
-        project.notification_settings = {
-            **body.notification_settings.model_dump(by_alias=True),
-            **kept,
-        }
+        project.notification_settings = stored_settings(
+            body.notification_settings, project.notification_settings, state.settings
+        )
     project.updated_at = datetime.now(UTC)
     await session.commit()
     return {"success": True, "data": project_view(project)}
 
 
 @router.delete("/{project_id}", operation_id="deleteProject")
-async def delete_project(project_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+async def delete_project(
+    project_id: ProjectId, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
     project = await project_of(session, user.id, project_id)
     now = datetime.now(UTC)
     project.deleted_at = now
@@ -150,3 +151,49 @@ async def delete_project(project_id: str, user: UserDep, session: SessionDep) ->
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": {"id": project.id, "deleted": True}}
+
+
+def stored_settings(
+    body: NotificationSettingsBody, current: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """The settings to store: webhook URLs encrypted, kept when left out, removed by ""."""
+    stored = body.model_dump(by_alias=True, exclude={"slack_webhook_url", "discord_webhook_url"})
+    for field in ("slack_webhook_url", "discord_webhook_url"):
+        key = to_camel(field)
+        value = getattr(body, field)
+        if field not in body.model_fields_set:
+            if current.get(key):
+                stored[key] = current[key]
+        elif value:
+            try:
+                stored[key] = encrypt(value, settings.secret_key)
+            except SecretKeyError as exc:
+                raise invalid(f"notificationSettings.{key}", exc.message) from None
+    return stored
+
+
+@router.get("/{project_id}/notification-settings", operation_id="getNotificationSettings")
+async def get_notification_settings(
+    project_id: ProjectId, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    """A project's alert preferences (webhook URLs only shown as set or not)."""
+    project = await project_of(session, user.id, project_id)
+    return {"success": True, "data": public_settings(project.notification_settings)}
+
+
+@router.put("/{project_id}/notification-settings", operation_id="putNotificationSettings")
+async def put_notification_settings(
+    project_id: ProjectId,
+    body: NotificationSettingsBody,
+    user: UserDep,
+    session: SessionDep,
+    state: StateDep,
+) -> dict[str, Any]:
+    """Replace a project's alert preferences; stored webhook URLs are kept."""
+    project = await project_of(session, user.id, project_id)
+    project.notification_settings = stored_settings(
+        body, project.notification_settings, state.settings
+    )
+    project.updated_at = datetime.now(UTC)
+    await session.commit()
+    return {"success": True, "data": public_settings(project.notification_settings)}

@@ -1,0 +1,385 @@
+"""API throughput and latency: herald's list endpoints beside a plain FastAPI + asyncpg one.
+
+Run with ``python -m bench.api`` (add ``--update-docs`` to rewrite the "API" section of
+docs/benchmarks.md). Results go to bench/results/api.json.
+
+A throw-away database gets one user with 1,000 jobs and (by default) 1,000,000 executions.
+Each server runs in its own process (uvicorn, one worker); the load generator is httpx in this
+process. Per endpoint: the maximum rate with 64 concurrent connections, for herald and the
+baseline (one query, no auth, no envelope), then herald's p99 latency at a steady request rate
+of half its measured maximum (latency measured from each request's scheduled start, so a
+stall is not hidden).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "api.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## API"
+BASE_URL = os.environ.get(
+    "HERALD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+CONCURRENCY = 64
+PAGE = 50
+
+
+def herald_app() -> FastAPI:
+    """The herald API built from the environment (uvicorn factory)."""
+    from services.api.main import create_app
+    from shared.settings import Settings
+
+    return create_app(Settings())
+
+
+def baseline_app() -> FastAPI:
+    """A plain FastAPI + asyncpg endpoint per list: one query, rows as JSON (uvicorn factory)."""
+    import contextlib
+
+    url = os.environ["DATABASE_URL"]
+    user_id = os.environ["HERALD_BENCH_USER"]
+    pool: dict[str, asyncpg.Pool] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        pool["p"] = await asyncpg.create_pool(url, min_size=4, max_size=16)
+        yield
+        await pool["p"].close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    async def rows(sql: str) -> list[dict[str, Any]]:
+        records = await pool["p"].fetch(sql, user_id, PAGE)
+        return [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
+            for r in records
+        ]
+
+    @app.get("/schedules")
+    async def schedules() -> list[dict[str, Any]]:
+        return await rows(
+            "SELECT id, project_id, name, frequency, schedule, time_config::text, is_enabled,"
+            " next_run_at, created_at FROM cron_jobs WHERE user_id = $1 AND deleted_at IS NULL"
+            " ORDER BY created_at DESC, id DESC LIMIT $2"
+        )
+
+    @app.get("/executions")
+    async def executions() -> list[dict[str, Any]]:
+        return await rows(
+            "SELECT id, job_id, status, trigger, scheduled_for, started_at, completed_at,"
+            " duration, items_processed, items_success, items_failed, created_at"
+            " FROM cron_executions WHERE user_id = $1"
+            " ORDER BY created_at DESC, id DESC LIMIT $2"
+        )
+
+    return app
+
+
+async def _seed(url: str, executions: int) -> tuple[str, str]:
+    """One user, one project, 1,000 jobs, `executions` executions; return (user id, token)."""
+    from shared.db.engine import create_engine, session_factory
+    from shared.tokens import issue_token
+    from tests.support import factories
+
+    engine = create_engine(url, application_name="herald-bench")
+    sessions = session_factory(engine)
+    user_id, token = await factories.user_with_token(sessions)
+    project = await factories.project(sessions, user_id)
+    async with sessions() as session, session.begin():
+        await issue_token(session, user_id=user_id)
+    await engine.dispose()
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(
+            """
+            INSERT INTO cron_jobs (id, project_id, user_id, type, name, frequency, time_config,
+                schedule, is_enabled, max_retries, retry_delay, timeout_seconds, overlap_policy,
+                catchup_window, jitter, next_run_at, created_at, updated_at)
+            SELECT 'cron_b' || lpad(i::text, 8, '0'), $1, $2, 'GENERATE_CONTENT', 'job ' || i,
+                'DAILY', '{"hour": 9, "minute": 0, "timezone": "UTC"}', '0 9 * * *', true, 3, 300,
+                900, 'SKIP', 86400, 0, now() + interval '1 day',
+                now() - i * interval '1 minute', now()
+            FROM generate_series(1, 1000) AS i
+            """,
+            project.id,
+            user_id,
+        )
+        await connection.execute(
+            """
+            INSERT INTO job_statistics (job_id, total_success, total_failures, total_cancelled,
+                total_skipped, total_missed, total_duration_ms, timed_runs, consecutive_failures,
+                last_status, recent_durations, updated_at)
+            SELECT id, 900, 100, 0, 0, 0, 4500000, 1000, 0, 'COMPLETED',
+                '[4000, 4500, 5000, 9000]', now()
+            FROM cron_jobs WHERE user_id = $1
+            """,
+            user_id,
+        )
+        await connection.execute(
+            """
+            INSERT INTO cron_executions (id, job_id, project_id, user_id, scheduled_for, trigger,
+                status, attempt, window_end, started_at, completed_at, duration,
+                items_processed, items_success, items_failed, metadata, created_at, updated_at)
+            SELECT 'exec_b' || lpad(i::text, 10, '0'),
+                'cron_b' || lpad((1 + i % 1000)::text, 8, '0'), $1, $2,
+                now() - i * interval '1 second', 'SCHEDULE', 'COMPLETED', 1,
+                now() - i * interval '1 second', now() - i * interval '1 second',
+                now() - i * interval '1 second' + interval '4 seconds', 4000, 2, 2, 0, '{}',
+                now() - i * interval '1 second', now()
+            FROM generate_series(1, $3::int) AS i
+            """,
+            project.id,
+            user_id,
+            executions,
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    return user_id, token
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            factory,
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/docs", timeout=1)
+            return process, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{factory} did not start")
+
+
+async def _max_rate(url: str, headers: dict[str, str], seconds: float) -> dict[str, float]:
+    """Requests per second with CONCURRENCY workers, and the latency percentiles seen."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as client:
+        await client.get(url)
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                began = time.perf_counter()
+                response = await client.get(url)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - began)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - began
+    return {"rps": len(latencies) / elapsed, **_percentiles(latencies)}
+
+
+async def _steady(
+    url: str, headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    """Latency at a fixed request rate, measured from each request's scheduled start."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CONCURRENCY * 4)
+    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as client:
+        await client.get(url)
+        start = time.perf_counter()
+        total = int(rate * seconds)
+
+        async def one(at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            response = await client.get(url)
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - at)
+
+        await asyncio.gather(*(one(start + n / rate) for n in range(total)))
+    return {"rate": rate, **_percentiles(latencies)}
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50_ms": 0.0, "p99_ms": 0.0}
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99)}
+
+
+async def measure(executions: int, seconds: float) -> dict[str, Any]:
+    name = f"herald_bench_api_{os.getpid()}"
+    admin = await asyncpg.connect(BASE_URL)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = BASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        from shared.db.migrate import upgrade
+
+        await asyncio.to_thread(upgrade, url)
+        seeded = time.perf_counter()
+        user_id, token = await _seed(url, executions)
+        seed_s = time.perf_counter() - seeded
+        env = {"DATABASE_URL": url, "HERALD_BENCH_USER": user_id, "HERALD_LOG_LEVEL": "WARNING"}
+        herald, herald_base = _serve("bench.api:herald_app", env)
+        processes.append(herald)
+        baseline, baseline_base = _serve("bench.api:baseline_app", env)
+        processes.append(baseline)
+        auth = {"Authorization": f"Bearer {token}"}
+        cases = []
+        for label, path, base_path in (
+            (
+                "GET /api/cron/schedules (page of 50, 1,000 jobs)",
+                "/api/cron/schedules?limit=50",
+                "/schedules",
+            ),
+            (
+                "GET /api/cron/executions?stats=true",
+                "/api/cron/executions?stats=true",
+                "/executions",
+            ),
+        ):
+            herald_max = await _max_rate(herald_base + path, auth, seconds)
+            baseline_max = await _max_rate(baseline_base + base_path, {}, seconds)
+            steady = await _steady(herald_base + path, auth, herald_max["rps"] / 2, seconds)
+            cases.append(
+                {
+                    "endpoint": label,
+                    "herald_rps": round(herald_max["rps"], 1),
+                    "baseline_rps": round(baseline_max["rps"], 1),
+                    "ratio": round(herald_max["rps"] / baseline_max["rps"], 2),
+                    "herald_p99_ms_at_max": herald_max["p99_ms"],
+                    "steady_rate": round(steady["rate"], 1),
+                    "steady_p50_ms": steady["p50_ms"],
+                    "steady_p99_ms": steady["p99_ms"],
+                }
+            )
+        return {"executions": executions, "seed_s": round(seed_s, 1), "cases": cases}
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
+        admin = await asyncpg.connect(BASE_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def targets(cases: list[dict[str, Any]]) -> dict[str, bool]:
+    return {
+        "throughput_at_least_half_of_baseline": all(case["ratio"] >= 0.5 for case in cases),
+        "steady_p99_at_most_50ms": all(case["steady_p99_ms"] <= 50 for case in cases),
+    }
+
+
+def update_docs(report: dict[str, Any]) -> None:
+    """Replace (or append) the API section of docs/benchmarks.md."""
+    met = report["targets"]
+    rows = [
+        "| endpoint | herald req/s | baseline req/s | herald / baseline | steady rate "
+        "| p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {c['endpoint']} | {c['herald_rps']} | {c['baseline_rps']} | {c['ratio']} "
+            f"| {c['steady_rate']}/s | {c['steady_p50_ms']} | {c['steady_p99_ms']} |"
+            for c in report["cases"]
+        ),
+    ]
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"One user with 1,000 jobs and {report['executions']:,} executions in the table.",
+            "Throughput: 64 concurrent connections (httpx, one process) against uvicorn with one",
+            "worker; the baseline is plain FastAPI + asyncpg running one query per request (no",
+            "auth, no envelope). Latency: herald at a steady rate of half its measured maximum,",
+            "measured from each request's scheduled start.",
+            "",
+            "Reproduce with `python -m bench.api --update-docs` (raw figures:",
+            "`bench/results/api.json`).",
+            "",
+            *rows,
+            "",
+            f"Measured {report['timestamp']} on {report['machine']['platform']}.",
+            "",
+            "Targets: throughput at least 0.5 of the baseline's: "
+            + ("met" if met["throughput_at_least_half_of_baseline"] else "**missed**")
+            + "; p99 at half the maximum rate at most 50 ms: "
+            + ("met" if met["steady_p99_at_most_50ms"] else "**missed**")
+            + ".",
+            "",
+        ]
+    )
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        tail = "" if end < 0 else text[end + 1 :]
+        text = text[:start] + section + ("\n" + tail if tail else "")
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--update-docs", action="store_true", help="rewrite docs section")
+    parser.add_argument("--executions", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    options = parser.parse_args()
+    when = datetime.now(UTC).replace(microsecond=0).isoformat()
+    measured = asyncio.run(measure(options.executions, options.seconds))
+    report = {
+        "benchmark": "api",
+        "timestamp": when,
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
+        **measured,
+        "targets": targets(measured["cases"]),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    if options.update_docs:
+        update_docs(report)
+
+
+if __name__ == "__main__":
+    main()

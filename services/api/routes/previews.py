@@ -1,0 +1,93 @@
+"""Schedule previews: the next runs of a saved job or an unsaved spec, with DST notes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Path, Query
+
+from services.api.auth import UserDep
+from services.api.deps import SessionDep
+from services.api.problems import invalid
+from services.api.records import job_of
+from services.api.requests import PreviewSchedule
+from services.api.schedules import field_of, resolve_schedule
+from shared.scheduling import ScheduleError, preview_preset_runs, preview_runs
+
+router = APIRouter(prefix="/api/cron", tags=["schedules"])
+
+MAX_PREVIEW = 100
+
+
+def _preview(
+    *,
+    frequency: str,
+    time_config: dict[str, Any],
+    schedule: str | None,
+    count: int,
+    user_timezone: str,
+    now: datetime,
+) -> dict[str, Any]:
+    expression, _ = resolve_schedule(
+        frequency=frequency, time_config=time_config, schedule=schedule, now=now
+    )
+    timezone = str(time_config.get("timezone") or "UTC")
+    try:
+        if frequency == "CUSTOM":
+            rows = preview_runs(expression, timezone, now, count)
+        else:
+            rows = preview_preset_runs(frequency, time_config, now, count)
+    except ScheduleError as exc:
+        raise invalid(field_of(exc, frequency), exc.message) from None
+    viewer = ZoneInfo(user_timezone)
+    runs = [
+        {
+            "local": row["local"],
+            "utc": row["utc"],
+            "userLocal": datetime.fromisoformat(str(row["local"])).astimezone(viewer).isoformat(),
+            "note": row["note"],
+        }
+        for row in rows
+    ]
+    return {
+        "schedule": expression,
+        "timezone": timezone,
+        "userTimezone": user_timezone,
+        "runs": runs,
+    }
+
+
+@router.post("/schedule/preview", operation_id="previewSchedule")
+async def preview_unsaved(body: PreviewSchedule, user: UserDep) -> dict[str, Any]:
+    """The next runs of a schedule that is not saved: the fields a job is created with."""
+    data = _preview(
+        frequency=body.frequency,
+        time_config=body.time_config.stored(),
+        schedule=body.schedule,
+        count=body.count,
+        user_timezone=user.timezone or "UTC",
+        now=datetime.now(UTC),
+    )
+    return {"success": True, "data": data, "count": len(data["runs"])}
+
+
+@router.get("/schedules/{job_id}/preview", operation_id="previewSavedSchedule")
+async def preview_saved(
+    job_id: Annotated[str, Path(max_length=40)],
+    user: UserDep,
+    session: SessionDep,
+    count: Annotated[int, Query(ge=1, le=MAX_PREVIEW, description="Runs to show.")] = 10,
+) -> dict[str, Any]:
+    """The next runs of a saved job, in its zone, the user's zone and UTC."""
+    job = await job_of(session, user.id, job_id)
+    data = _preview(
+        frequency=job.frequency,
+        time_config=job.time_config,
+        schedule=job.schedule if job.frequency == "CUSTOM" else None,
+        count=count,
+        user_timezone=user.timezone or "UTC",
+        now=datetime.now(UTC),
+    )
+    return {"success": True, "data": data, "count": len(data["runs"])}

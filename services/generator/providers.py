@@ -1,0 +1,269 @@
+"""AI providers: an OpenAI-compatible chat-completions client and an Anthropic Messages client.
+
+Each turns one (system, user) prompt into text and token counts. Errors follow DESIGN.md:
+429, 5xx, Anthropic 529, timeouts and connection errors are TransientError (with the server's
+`retry-after`); quota and spend-limit errors, bad keys and bad requests are PermanentError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from shared.errors import ConfigurationError, PermanentError, TransientError
+from shared.metrics import AI_REQUEST_SECONDS, AI_TOKENS
+from shared.settings import Settings
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULTS = {
+    "openai": ("https://api.openai.com", "gpt-4o-mini"),
+    "anthropic": ("https://api.anthropic.com", "claude-3-5-haiku-latest"),
+}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    async def complete(self, system: str, user: str) -> Completion: ...
+
+
+class QuotaError(PermanentError):
+    """The AI provider's quota or spend limit is reached; waiting will not help."""
+
+
+@dataclass
+class OpenAIProvider:
+    """`POST {base}/v1/chat/completions`: OpenAI, Ollama, vLLM, LM Studio and the like."""
+
+    http: httpx.AsyncClient
+    base_url: str
+    model: str
+    api_key: str
+    max_tokens: int = 1024
+    name: str = "openai"
+
+    @property
+    def url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions"
+
+    async def complete(self, system: str, user: str) -> Completion:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "max_completion_tokens": self.max_tokens,
+            "temperature": 0.4,
+        }
+        response = await _post(self.http, self.url, headers, body, provider="OpenAI")
+        if response.status_code >= 400:
+            raise _openai_error(response)
+        payload = _json(response, "OpenAI")
+        try:
+            message = payload["choices"][0]["message"]
+            text = message.get("content") or ""
+            usage = payload.get("usage") or {}
+            return Completion(
+                text=str(text),
+                model=str(payload.get("model") or self.model),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise PermanentError("OpenAI returned a response without choices[0].message") from exc
+
+
+@dataclass
+class AnthropicProvider:
+    """`POST {base}/v1/messages` with `x-api-key` and `anthropic-version`."""
+
+    http: httpx.AsyncClient
+    base_url: str
+    model: str
+    api_key: str
+    max_tokens: int = 1024
+    name: str = "anthropic"
+
+    @property
+    def url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+    async def complete(self, system: str, user: str) -> Completion:
+        headers = {
+            "x-api-key": self.api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            "content-type": "application/json",
+        }
+        body = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": system,
+            "messages": [{"role": "user", "content": user}],
+        }
+        response = await _post(self.http, self.url, headers, body, provider="Anthropic")
+        if response.status_code >= 400:
+            raise _anthropic_error(response)
+        payload = _json(response, "Anthropic")
+        try:
+            text = "".join(
+                block.get("text", "")
+                for block in payload["content"]
+                if isinstance(block, dict) and block.get("type") == "text"
+            )
+            usage = payload.get("usage") or {}
+            return Completion(
+                text=text,
+                model=str(payload.get("model") or self.model),
+                prompt_tokens=int(usage.get("input_tokens") or 0),
+                completion_tokens=int(usage.get("output_tokens") or 0),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise PermanentError("Anthropic returned a response without content") from exc
+
+
+def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | None:
+    """Build the configured provider; None means the built-in template writer."""
+    name = settings.ai_provider.strip().lower()
+    if name in ("", "template", "none"):
+        return None
+    if name not in DEFAULTS:
+        raise ConfigurationError(
+            f"HERALD_AI_PROVIDER {settings.ai_provider!r} is not one of openai, anthropic"
+        )
+    default_url, default_model = DEFAULTS[name]
+    base_url = settings.ai_base_url or default_url
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"HERALD_AI_BASE_URL {base_url!r} is not an http(s) URL")
+    model = settings.ai_model or default_model
+    if name == "anthropic":
+        if not settings.ai_api_key:
+            raise ConfigurationError("HERALD_AI_API_KEY is required for the anthropic provider")
+        return AnthropicProvider(http, base_url, model, settings.ai_api_key, settings.ai_max_tokens)
+    return OpenAIProvider(http, base_url, model, settings.ai_api_key, settings.ai_max_tokens)
+
+
+async def complete_with_retries(
+    provider: Provider,
+    system: str,
+    user: str,
+    *,
+    retries: int,
+    max_wait: float,
+) -> Completion:
+    """Call the provider, retrying a transient failure a few times with short waits.
+
+    A wait longer than `max_wait` (a long `retry-after`) is not spent here: the TransientError
+    goes up, and the platform stays pending for the step's delay ladder.
+    """
+    for attempt in range(retries + 1):
+        try:
+            completion = await provider.complete(system, user)
+        except TransientError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt
+            if attempt == retries or wait > max_wait:
+                raise
+            await asyncio.sleep(wait)
+            continue
+        AI_TOKENS.labels(provider.name, "prompt").inc(completion.prompt_tokens)
+        AI_TOKENS.labels(provider.name, "completion").inc(completion.completion_tokens)
+        return completion
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _post(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    *,
+    provider: str,
+) -> httpx.Response:
+    try:
+        with AI_REQUEST_SECONDS.labels(provider.lower()).time():
+            return await http.post(url, headers=headers, json=body)
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"{provider} timed out: {exc.__class__.__name__}") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"{provider} unreachable: {exc!r}") from exc
+
+
+def _json(response: httpx.Response, provider: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise TransientError(f"{provider} returned a body that is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise PermanentError(f"{provider} returned a JSON body that is not an object")
+    return payload
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _openai_error(response: httpx.Response) -> Exception:
+    error = _error_object(response)
+    code = str(error.get("code") or error.get("type") or "")
+    message = str(error.get("message") or response.text[:200])
+    status = response.status_code
+    text = f"OpenAI {status} {code}: {message}".replace(" : ", ": ")
+    if code == "insufficient_quota":
+        return QuotaError(text)
+    if status == 429 or status >= 500 or status == 408:
+        return TransientError(text, retry_after=_retry_after(response))
+    return PermanentError(text)
+
+
+def _anthropic_error(response: httpx.Response) -> Exception:
+    error = _error_object(response)
+    kind = str(error.get("type") or "")
+    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    code = str((details or {}).get("error_code") or "")
+    message = str(error.get("message") or response.text[:200])
+    status = response.status_code
+    text = f"Anthropic {status} {code or kind}: {message}"
+    if code == "enforced_spend_limit_reached" or kind == "billing_error":
+        return QuotaError(text)
+    if status in (429, 529) or status >= 500 or status == 408:
+        return TransientError(text, retry_after=_retry_after(response))
+    return PermanentError(text)
+
+
+def _error_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,125 @@
+"""What the scheduler records besides firing: SKIPPED/MISSED outcomes, buffered releases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import metrics, outbox
+from shared.db.schema import CronJob, Execution, JobStatistics, Project
+from shared.dispatch import job_due_event
+from shared.events import Event, ExecutionFinished, ExecutionStatus, NotificationSettings, Trigger
+from shared.ids import derived_event_id
+from shared.notification_settings import public_settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _statistics(session: AsyncSession, job_id: str) -> JobStatistics:
+    stats = await session.get(JobStatistics, job_id, with_for_update=True)
+    if stats is None:  # the api creates it with the job; a job written elsewhere may lack it
+        stats = JobStatistics(
+            job_id=job_id,
+            total_success=0,
+            total_failures=0,
+            total_cancelled=0,
+            total_skipped=0,
+            total_missed=0,
+            total_duration_ms=0,
+            timed_runs=0,
+            consecutive_failures=0,
+            recent_durations=[],
+        )
+        session.add(stats)
+    return stats
+
+
+async def finished_event(
+    session: AsyncSession,
+    job: CronJob,
+    project: Project,
+    execution: Execution,
+    *,
+    public_url: str,
+) -> ExecutionFinished:
+    """Count a SKIPPED or MISSED execution and return its `execution.finished` event."""
+    stats = await _statistics(session, job.id)
+    status = ExecutionStatus(execution.status)
+    if status == ExecutionStatus.SKIPPED:
+        stats.total_skipped += 1
+    else:
+        stats.total_missed += 1
+    settings = NotificationSettings.model_validate(
+        public_settings(project.notification_settings, keep_encrypted=True)
+    )
+    return ExecutionFinished(
+        event_id=derived_event_id(execution.id, "execution.finished"),
+        occurred_at=execution.completed_at,
+        execution_id=execution.id,
+        job_id=job.id,
+        project_id=project.id,
+        attempt=execution.attempt,
+        status=status,
+        trigger=Trigger(execution.trigger),
+        scheduled_for=execution.scheduled_for,
+        completed_at=execution.completed_at,
+        error_message=execution.error_message,
+        job_name=job.name,
+        project_name=project.name,
+        user_id=job.user_id,
+        notification_settings=settings,
+        recipients=settings.recipients,
+        consecutive_failures=stats.consecutive_failures,
+        previous_status=ExecutionStatus(stats.last_status) if stats.last_status else None,
+        link=f"{public_url.rstrip('/')}/api/cron/executions/{execution.id}",
+        missed_count=execution.missed_count,
+    )
+
+
+async def release_buffered(
+    sessions: async_sessionmaker[AsyncSession], *, now: datetime, batch: int
+) -> int:
+    """Dispatch BUFFER_ONE executions whose job has no other unfinished run; return how many."""
+    released = 0
+    events: list[Event] = []
+    async with sessions() as session, session.begin():
+        waiting = (
+            await session.execute(
+                select(CronJob, Project)
+                .join(Project, Project.id == CronJob.project_id)
+                .where(CronJob.buffered_execution_id.is_not(None))
+                .limit(batch)
+                .with_for_update(of=CronJob, skip_locked=True)
+            )
+        ).all()
+        for job, project in waiting:
+            execution = await session.get(Execution, job.buffered_execution_id)
+            if execution is None or execution.status != ExecutionStatus.PENDING:
+                job.buffered_execution_id = None  # cancelled meanwhile: nothing waits
+                continue
+            others = await session.scalar(
+                select(func.count())
+                .select_from(Execution)
+                .where(
+                    Execution.job_id == job.id,
+                    Execution.id != execution.id,
+                    Execution.status.in_(("PENDING", "RUNNING")),
+                )
+            )
+            if others:
+                continue
+            # Derived from the execution: however often this runs, one `job.due` per run.
+            event = job_due_event(job, project, execution, now=now).model_copy(
+                update={"event_id": derived_event_id(execution.id, "job.due")}
+            )
+            execution.deadline = event.deadline
+            events.append(event)
+            job.buffered_execution_id = None
+            released += 1
+        await outbox.enqueue(session, *events)
+    if released:
+        metrics.SCHEDULER_FIRES.labels(outcome="released").inc(released)
+    return released

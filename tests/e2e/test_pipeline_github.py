@@ -1,0 +1,286 @@
+"""GitHub activity in, model-written posts out: api, scanner and generator as real processes.
+
+The scanner talks to a local GitHub server (HERALD_GITHUB_API_URL), the generator to a local
+OpenAI-compatible server; both are rate-limited once, so the scan and one platform go round
+the broker's delay ladder before the execution completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.db.engine import create_engine, session_factory
+from tests.support import factories, processes
+from tests.support.fakes import anthropic, openai
+from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
+from tests.support.fakes.server import ThreadedServer
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "ghp_e2e_token"
+
+
+async def token_for(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        _, token = await factories.user_with_token(session_factory(engine))
+    finally:
+        await engine.dispose()
+    return token
+
+
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done in {timeout}s; last: {value}")
+        time.sleep(0.25)
+        value = fetch()
+    return value
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
+    fake = FakeGitHub(token=TOKEN)
+    server = fake.serve()
+    yield fake, server
+    server.close()
+
+
+@pytest.fixture
+def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
+    fake = openai.FakeOpenAI(api_key="sk-e2e")
+    server = fake.serve()
+    yield fake, server
+    server.close()
+
+
+def start_pipeline(env: dict[str, str], logs: Path) -> Iterator[dict[str, processes.Service]]:
+    services = {name: processes.start(name, env, logs) for name in ("api", "scanner", "generator")}
+    try:
+        for service in services.values():
+            processes.wait_ready(service)
+        yield services
+    finally:
+        codes = {name: processes.stop(service) for name, service in services.items()}
+        for name, service in services.items():
+            if codes[name] != 0:
+                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
+        assert codes == dict.fromkeys(services, 0), codes
+
+
+@pytest.fixture
+def pipeline(
+    fresh_database_url: str,
+    fresh_amqp_url: str,
+    tmp_path: Path,
+    github: tuple[FakeGitHub, ThreadedServer],
+    model: tuple[openai.FakeOpenAI, ThreadedServer],
+) -> Iterator[dict[str, processes.Service]]:
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "AMQP_URL": fresh_amqp_url,
+        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
+        "HERALD_GITHUB_API_URL": github[1].url,
+        "HERALD_GITHUB_TOKEN": TOKEN,
+        "HERALD_AI_PROVIDER": "openai",
+        "HERALD_AI_BASE_URL": model[1].url,
+        "HERALD_AI_API_KEY": "sk-e2e",
+        "HERALD_AI_MODEL": "gpt-e2e",
+        # Any wait goes through the delay ladder, so the per-platform retry is exercised.
+        "HERALD_AI_RETRY_MAX_WAIT": "0",
+    }
+    yield from start_pipeline(env, tmp_path)
+
+
+@pytest.fixture
+def claude_pipeline(
+    fresh_database_url: str,
+    fresh_amqp_url: str,
+    tmp_path: Path,
+    github: tuple[FakeGitHub, ThreadedServer],
+    claude: tuple[anthropic.FakeAnthropic, ThreadedServer],
+) -> Iterator[dict[str, processes.Service]]:
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "AMQP_URL": fresh_amqp_url,
+        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
+        "HERALD_GITHUB_API_URL": github[1].url,
+        "HERALD_GITHUB_TOKEN": TOKEN,
+        "HERALD_AI_PROVIDER": "anthropic",
+        "HERALD_AI_BASE_URL": claude[1].url,
+        "HERALD_AI_API_KEY": "sk-ant-test",
+    }
+    yield from start_pipeline(env, tmp_path)
+
+
+@pytest.fixture
+def claude() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]:
+    fake = anthropic.FakeAnthropic()
+    server = fake.serve()
+    yield fake, server
+    server.close()
+
+
+def api_client(service: processes.Service, database_url: str) -> httpx.Client:
+    token = asyncio.run(token_for(database_url))
+    return httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+
+def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour: int) -> str:
+    """Create a project and a daily job on it, trigger the job, return the execution id."""
+    project = api.post(
+        "/api/projects",
+        json={
+            "name": name,
+            "githubRepoOwner": owner,
+            "githubRepoName": name,
+            "platforms": platforms,
+        },
+    )
+    assert project.status_code == 201, project.text
+    job = api.post(
+        "/api/cron/schedule",
+        json={
+            "projectId": project.json()["data"]["id"],
+            "name": "Daily digest",
+            "frequency": "DAILY",
+            # The previous slot, and so the window's start, lies about twelve hours back.
+            "timeConfig": {"hour": hour, "minute": 0, "timezone": "UTC"},
+            "maxRetries": 3,
+            "retryDelay": 1,
+        },
+    )
+    assert job.status_code == 201, job.text
+    triggered = api.post("/api/cron/trigger", json={"jobId": job.json()["data"]["id"]})
+    assert triggered.status_code == 202, triggered.text
+    return str(triggered.json()["data"]["id"])
+
+
+def finished(api: httpx.Client, execution_id: str) -> dict[str, Any]:
+    return dict(
+        poll(
+            lambda: api.get(f"/api/cron/executions/{execution_id}").json()["data"],
+            lambda data: data["status"] not in ("PENDING", "RUNNING"),
+        )
+    )
+
+
+def seed(github: FakeGitHub, now: datetime) -> None:
+    recent, old = now - timedelta(hours=1), now - timedelta(days=3)
+    github.add_repo(
+        "octo",
+        "herald",
+        commits=[
+            commit(f"{n:040x}", f"fix: edge case {n}", recent + timedelta(seconds=n))
+            for n in range(120)
+        ]
+        + [commit("a" * 40, "Ancient", old)],
+        pulls=[
+            pull(11, "feat: weekly digests", updated=recent, merged=recent, login="zoe"),
+            pull(12, "Abandoned idea", updated=recent, merged=None),
+            pull(13, "Old merge", updated=old, merged=old),
+        ],
+        issues=[issue(21, "Crash when the window is empty", closed=recent, labels=("bug",))],
+    )
+
+
+def test_github_activity_becomes_model_written_posts_through_retries(
+    pipeline: dict[str, processes.Service],
+    github: tuple[FakeGitHub, ThreadedServer],
+    model: tuple[openai.FakeOpenAI, ThreadedServer],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    now = datetime.now(UTC)
+    seed(github[0], now)
+    github[0].limited.append(Limited(status=403, secondary=True, retry_after=1))
+    model[0].script += [
+        '{"body": "octo/herald shipped weekly digests and 120 fixes."}',
+        openai.Failure(429, "rate_limit_exceeded", retry_after=1, message="slow down"),
+        '{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}',
+    ]
+    api = api_client(pipeline["api"], fresh_database_url)
+    request.addfinalizer(api.close)
+    execution_id = trigger(api, "octo", "herald", ["x", "blog", "changelog"], (now.hour + 12) % 24)
+
+    execution = finished(api, execution_id)
+
+    assert execution["status"] == "COMPLETED", execution
+    assert (execution["itemsProcessed"], execution["itemsSuccess"]) == (3, 3)
+    activity = execution["metadata"]["activity"]
+    assert (activity["commits"], activity["pullRequests"], activity["issues"]) == (120, 1, 1)
+    assert execution["metadata"]["githubApiCalls"] == 4  # 2 commit pages, pulls, issues
+    assert execution["metadata"]["aiTokens"]["prompt"] > 0
+    posts = {post["platform"]: post for post in execution["content"]}
+    assert posts["x"]["body"] == "octo/herald shipped weekly digests and 120 fixes."
+    assert posts["x"]["model"] == "gpt-e2e"
+    assert posts["changelog"]["title"] == "Changes"
+    assert posts["blog"]["status"] == "GENERATED"
+    assert all(post["promptTokens"] > 0 for post in posts.values())
+    # The scan retried after the secondary limit; the generator reran only the blog post.
+    failed = [(s["step"], s["attempt"]) for s in execution["steps"] if s["kind"] == "failed"]
+    assert failed == [("scan", 1), ("generate", 2)]
+    assert len(model[0].calls) == 4
+    paths = github[0].paths()
+    assert "/repositories/1000/commits" in paths  # Link pagination followed verbatim
+
+
+def test_an_empty_repository_completes_with_no_posts_and_no_model_call(
+    claude_pipeline: dict[str, processes.Service],
+    github: tuple[FakeGitHub, ThreadedServer],
+    claude: tuple[anthropic.FakeAnthropic, ThreadedServer],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    github[0].add_repo("octo", "fresh", empty=True)
+    api = api_client(claude_pipeline["api"], fresh_database_url)
+    request.addfinalizer(api.close)
+    hour = (datetime.now(UTC).hour + 12) % 24
+
+    execution = finished(api, trigger(api, "octo", "fresh", ["x"], hour))
+
+    assert execution["status"] == "COMPLETED", execution
+    assert execution["itemsProcessed"] == 0
+    assert execution["content"] == []
+    assert claude[0].calls == []
+    assert github[0].requests[0].status == 409
+
+
+def test_an_anthropic_model_writes_the_posts_and_a_quota_error_fails_one_platform(
+    claude_pipeline: dict[str, processes.Service],
+    github: tuple[FakeGitHub, ThreadedServer],
+    claude: tuple[anthropic.FakeAnthropic, ThreadedServer],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    now = datetime.now(UTC)
+    seed(github[0], now)
+    claude[0].script += [anthropic.OVERLOADED, '{"body": "Weekly digests landed."}']
+    claude[0].script.append(anthropic.SPEND_LIMIT)
+    api = api_client(claude_pipeline["api"], fresh_database_url)
+    request.addfinalizer(api.close)
+
+    execution = finished(
+        api, trigger(api, "octo", "herald", ["x", "mastodon"], (now.hour + 12) % 24)
+    )
+
+    assert execution["status"] == "COMPLETED", execution
+    assert (execution["itemsSuccess"], execution["itemsFailed"]) == (1, 1)
+    posts = {post["platform"]: post for post in execution["content"]}
+    assert posts["x"]["body"] == "Weekly digests landed."
+    assert posts["x"]["model"] == "claude-3-5-haiku-latest"
+    assert posts["mastodon"]["status"] == "FAILED"
+    assert "enforced_spend_limit_reached" in posts["mastodon"]["error"]
+    assert claude[0].calls[0].headers["anthropic-version"] == "2023-06-01"

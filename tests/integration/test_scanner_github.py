@@ -1,0 +1,393 @@
+"""The GitHub client and scan against a local server that speaks GitHub's REST protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from services.scanner.github import ETagCache
+from services.scanner.scan import ScanResult, scan
+from shared.cancellation import CancelledSet, ExecutionCancelledError
+from shared.errors import ConfigurationError, PermanentError, TransientError
+from shared.events import JobDue, Repository, Trigger
+from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+END = datetime(2025, 3, 8, tzinfo=UTC)
+TOKEN = "ghp_test_token"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(token=TOKEN)
+    server = fake.serve()
+    fake.base_url = server.url  # type: ignore[attr-defined]
+    yield fake
+    server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=1.0)) as client:
+        yield client
+
+
+def job_due(
+    owner: str = "octo",
+    name: str = "repo",
+    base_url: str | None = None,
+    start: datetime | None = START,
+    deadline: datetime | None = None,
+) -> JobDue:
+    return JobDue(
+        execution_id="exe_1",
+        job_id="cron_1",
+        project_id="prj_1",
+        scheduled_for=END,
+        trigger=Trigger.MANUAL,
+        window_start=start,
+        window_end=END,
+        repository=Repository(owner=owner, name=name, base_url=base_url),
+        platforms=["x"],
+        deadline=deadline or datetime.now(UTC) + timedelta(minutes=5),
+    )
+
+
+async def run_scan(
+    github: FakeGitHub,
+    http: httpx.AsyncClient,
+    event: JobDue | None = None,
+    *,
+    etags: ETagCache | None = None,
+    seconds: float = 30.0,
+    base_url: str | None = None,
+) -> ScanResult:
+    return await scan(
+        event or job_due(),
+        http=http,
+        github_token=TOKEN,
+        github_api_url=base_url or github.base_url,  # type: ignore[attr-defined]
+        local_repos_root="/nonexistent",
+        etags=etags,
+        scan_seconds=seconds,
+    )
+
+
+def busy_repo(github: FakeGitHub, commits: int = 250) -> None:
+    github.add_repo(
+        "octo",
+        "repo",
+        commits=[
+            commit(f"{n:040x}", f"Change {n}\n\nbody", START + timedelta(minutes=n + 1))
+            for n in range(commits)
+        ]
+        + [commit("f" * 40, "Too old", START), commit("e" * 40, "Too new", END + timedelta(1))],
+        pulls=[
+            pull(
+                1,
+                "feat: add digest",
+                updated=START + timedelta(days=1),
+                merged=START + timedelta(1),
+            ),
+            pull(2, "Closed unmerged", updated=START + timedelta(days=2), merged=None),
+            pull(
+                3,
+                "Merged before the window",
+                updated=START + timedelta(days=2),
+                merged=START - timedelta(days=1),
+            ),
+            pull(
+                4,
+                "fix!: drop Python 3.10",
+                updated=START + timedelta(days=3),
+                merged=START + timedelta(days=3),
+                login="zoe",
+                labels=("breaking",),
+            ),
+        ]
+        + [
+            pull(100 + n, f"Old {n}", updated=START - timedelta(days=n + 1), merged=None)
+            for n in range(150)
+        ],
+        issues=[
+            issue(7, "Crash on start", closed=START + timedelta(days=2), labels=("bug",)),
+            issue(8, "Closed before", closed=START - timedelta(1), updated=START + timedelta(1)),
+        ],
+    )
+
+
+async def test_a_scan_collects_commits_merged_pulls_and_closed_issues_in_the_window(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+
+    result = await run_scan(github, http)
+
+    summary = result.summary
+    assert (summary.commits, summary.pull_requests, summary.issues) == (250, 2, 1)
+    pulls = {item.number for item in summary.items if item.kind == "pull_request"}
+    assert pulls == {1, 4}
+    assert [item.number for item in summary.items if item.kind == "issue"] == [7]
+    assert summary.breaking_changes == ["fix!: drop Python 3.10"]
+    assert summary.notable[0].number == 4
+    assert "zoe" in summary.contributors and "bob" in summary.contributors
+    assert result.github_api_calls == len(github.requests)
+
+
+async def test_link_pagination_is_followed_verbatim_onto_repositories_urls(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+
+    await run_scan(github, http)
+
+    commit_paths = [p for p in github.paths() if p.endswith("/commits")]
+    assert commit_paths == [
+        "/repos/octo/repo/commits",
+        "/repositories/1000/commits",
+        "/repositories/1000/commits",
+    ]
+    first = github.requests[0]
+    assert first.query["per_page"] == "100"
+    assert first.query["since"] == "2025-03-01T00:00:00Z"
+    assert first.query["until"] == "2025-03-08T00:00:00Z"
+    assert github.requests[2].query["page"] == "3"
+
+
+async def test_requests_carry_githubs_headers(github: FakeGitHub, http: httpx.AsyncClient) -> None:
+    busy_repo(github, commits=1)
+
+    await run_scan(github, http)
+
+    for seen in github.requests:
+        assert seen.headers["authorization"] == f"Bearer {TOKEN}"
+        assert seen.headers["accept"] == "application/vnd.github+json"
+        assert seen.headers["x-github-api-version"] == "2022-11-28"
+        assert seen.headers["user-agent"].startswith("herald")
+
+
+async def test_pulls_are_paged_only_until_they_are_older_than_the_window(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+
+    await run_scan(github, http)
+
+    pull_requests = [s for s in github.requests if s.path.endswith("/pulls")]
+    assert len(pull_requests) == 1  # 154 closed pulls, but the first page already ends older
+    assert pull_requests[0].query == {
+        "state": "closed",
+        "sort": "updated",
+        "direction": "desc",
+        "per_page": "100",
+    }
+
+
+async def test_issues_are_asked_for_since_the_window_start_and_pull_requests_dropped(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github, commits=0)
+
+    result = await run_scan(github, http)
+
+    issues = next(s for s in github.requests if s.path.endswith("/issues"))
+    assert issues.query["since"] == "2025-03-01T00:00:00Z"
+    assert issues.query["state"] == "closed"
+    assert result.summary.issues == 1
+
+
+async def test_an_empty_repository_is_no_activity(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    github.add_repo("octo", "repo", empty=True)
+
+    result = await run_scan(github, http)
+
+    assert result.summary.is_empty
+    assert github.requests[0].status == 409
+
+
+async def test_a_second_scan_answered_304_costs_no_rate_limit_and_gives_the_same_result(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+    etags = ETagCache()
+    first = await run_scan(github, http, etags=etags)
+    remaining = github.remaining
+
+    second = await run_scan(github, http, etags=etags)
+
+    assert github.remaining == remaining
+    assert {s.status for s in github.requests[len(github.requests) // 2 :]} == {304}
+    assert second.summary == first.summary
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_an_exhausted_primary_limit_retries_at_the_reset(
+    github: FakeGitHub, http: httpx.AsyncClient, status: int
+) -> None:
+    busy_repo(github)
+    github.reset = int(time.time()) + 600
+    github.limited.append(Limited(status=status))
+
+    with pytest.raises(TransientError, match="rate limit") as caught:
+        await run_scan(github, http)
+
+    assert caught.value.retry_after is not None
+    assert 590 <= caught.value.retry_after <= 601
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_a_secondary_limit_honours_retry_after(
+    github: FakeGitHub, http: httpx.AsyncClient, status: int
+) -> None:
+    busy_repo(github)
+    github.limited.append(Limited(status=status, secondary=True, retry_after=42))
+
+    with pytest.raises(TransientError, match="secondary rate limit") as caught:
+        await run_scan(github, http)
+
+    assert caught.value.retry_after == 42
+
+
+async def test_a_secondary_limit_without_retry_after_waits_at_least_a_minute(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+    github.limited.append(Limited(status=403, secondary=True))
+
+    with pytest.raises(TransientError) as caught:
+        await run_scan(github, http)
+
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after >= 60
+
+
+async def test_a_limit_exhausted_mid_scan_stops_before_the_next_request(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+    github.remaining = 1
+    github.reset = int(time.time()) + 300
+
+    with pytest.raises(TransientError, match="exhausted") as caught:
+        await run_scan(github, http)
+
+    assert len(github.requests) == 1
+    assert caught.value.retry_after is not None and caught.value.retry_after > 250
+
+
+async def test_bad_credentials_are_permanent(github: FakeGitHub, http: httpx.AsyncClient) -> None:
+    busy_repo(github)
+    github.token = "another"
+
+    with pytest.raises(PermanentError, match="GitHub 401: Bad credentials") as caught:
+        await run_scan(github, http)
+
+    assert not isinstance(caught.value, TransientError)
+
+
+async def test_an_unknown_repository_is_permanent(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(PermanentError, match="GitHub 404"):
+        await run_scan(github, http)
+
+
+async def test_a_server_error_is_transient(github: FakeGitHub, http: httpx.AsyncClient) -> None:
+    busy_repo(github)
+    github.failures.append(502)
+
+    with pytest.raises(TransientError, match="GitHub 502"):
+        await run_scan(github, http)
+
+
+async def test_a_slow_server_hits_the_read_timeout(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github, commits=1)
+    github.delay = 1.5
+
+    with pytest.raises(TransientError, match="timed out"):
+        await run_scan(github, http)
+
+
+async def test_a_hanging_server_is_cut_off_by_the_scan_deadline(github: FakeGitHub) -> None:
+    busy_repo(github, commits=1)
+    github.hang = True
+
+    async with httpx.AsyncClient(timeout=30) as patient:
+        started = time.monotonic()
+        with pytest.raises(TransientError, match="deadline"):
+            await run_scan(github, patient, seconds=0.5)
+
+    assert time.monotonic() - started < 5
+
+
+async def test_an_enterprise_base_url_is_used_as_given(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+    enterprise = f"{github.base_url}/api/v3"  # type: ignore[attr-defined]
+
+    result = await run_scan(github, http, job_due(base_url=enterprise))
+
+    assert result.summary.commits == 250
+    assert github.paths()[1] == "/api/v3/repositories/1000/commits"
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"), [("octo/repo", "x"), ("octo", "a/b"), ("-octo", "repo"), ("octo", "..")]
+)
+async def test_a_repository_that_is_not_owner_slash_name_is_a_configuration_error(
+    github: FakeGitHub, http: httpx.AsyncClient, owner: str, name: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="not of the form owner/name"):
+        await run_scan(github, http, job_due(owner=owner, name=name))
+
+    assert github.requests == []
+
+
+@pytest.mark.parametrize("url", ["ftp://github.example/api/v3", "github.example", "file:///etc"])
+async def test_a_base_url_that_is_not_http_is_a_configuration_error(
+    github: FakeGitHub, http: httpx.AsyncClient, url: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="not an http"):
+        await run_scan(github, http, job_due(base_url=url))
+
+
+async def test_no_repository_is_a_configuration_error(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(ConfigurationError, match="no repository"):
+        await run_scan(github, http, job_due(owner="", name=""))
+
+
+async def test_a_cancelled_execution_makes_no_further_request(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github)
+    cancelled = CancelledSet()
+    seen: list[int] = []
+
+    def check() -> None:
+        seen.append(1)
+        if len(seen) == 2:
+            cancelled.add("exe_1")
+        cancelled.check("exe_1")
+
+    with pytest.raises(ExecutionCancelledError):
+        await scan(
+            job_due(),
+            http=http,
+            github_token=TOKEN,
+            github_api_url=github.base_url,  # type: ignore[attr-defined]
+            local_repos_root="/nonexistent",
+            before_request=check,
+        )
+
+    assert len(github.requests) == 1

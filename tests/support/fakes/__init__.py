@@ -1,0 +1,1 @@
+"""Local, protocol-faithful stand-ins for the external services herald talks to."""

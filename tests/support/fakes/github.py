@@ -1,0 +1,331 @@
+"""A local GitHub REST server that behaves as PROTOCOLS.md §1 describes.
+
+Repositories hold commits, pull requests and issues; the server pages with `Link` headers whose
+next URL switches to `/repositories/{id}/...`, caps `per_page` at 100, filters `since`/`until`
+as GitHub does (issues by `updated_at`), lists pull requests inside the issues, answers 409 for
+an empty repository, sends rate-limit headers on every response, honours `If-None-Match` with a
+304 that costs nothing, and can be told to rate-limit (primary/secondary, 403/429, with or
+without `retry-after`), fail, be slow or hang. Paths work with or without the GHES `/api/v3`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.support.fakes.server import ThreadedServer
+
+DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def commit(sha: str, message: str, at: datetime, login: str | None = "ada") -> dict[str, Any]:
+    person = {"name": (login or "Anonymous").title(), "email": "dev@example.test", "date": iso(at)}
+    return {
+        "sha": sha,
+        "node_id": f"C_{sha}",
+        "commit": {
+            "author": person,
+            "committer": person,
+            "message": message,
+            "tree": {"sha": "0" * 40, "url": ""},
+            "verification": {"verified": False, "reason": "unsigned", "signature": None},
+        },
+        "author": {"login": login, "id": 1} if login else None,
+        "committer": {"login": login, "id": 1} if login else None,
+        "parents": [],
+        "html_url": f"https://github.com/octo/repo/commit/{sha}",
+        "url": f"https://api.github.com/repos/octo/repo/commits/{sha}",
+    }
+
+
+def pull(
+    number: int,
+    title: str,
+    *,
+    updated: datetime,
+    merged: datetime | None,
+    login: str = "ada",
+    labels: tuple[str, ...] = (),
+    body: str = "",
+) -> dict[str, Any]:
+    return {
+        "number": number,
+        "title": title,
+        "state": "closed",
+        "body": body,
+        "user": {"login": login, "id": 1},
+        "labels": [{"name": name} for name in labels],
+        "created_at": iso(updated),
+        "updated_at": iso(updated),
+        "closed_at": iso(merged or updated),
+        "merged_at": iso(merged) if merged else None,
+        "html_url": f"https://github.com/octo/repo/pull/{number}",
+    }
+
+
+def issue(
+    number: int,
+    title: str,
+    *,
+    closed: datetime,
+    updated: datetime | None = None,
+    login: str = "bob",
+    labels: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    return {
+        "number": number,
+        "title": title,
+        "state": "closed",
+        "state_reason": "completed",
+        "body": "",
+        "user": {"login": login, "id": 2},
+        "labels": [{"name": name} for name in labels],
+        "comments": 0,
+        "created_at": iso(closed),
+        "updated_at": iso(updated or closed),
+        "closed_at": iso(closed),
+        "html_url": f"https://github.com/octo/repo/issues/{number}",
+    }
+
+
+@dataclass
+class Repo:
+    id: int
+    owner: str
+    name: str
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    empty: bool = False
+
+
+@dataclass
+class Limited:
+    """One rate-limited answer: status 403 or 429, primary (remaining 0) or secondary."""
+
+    status: int = 403
+    secondary: bool = False
+    retry_after: int | None = None
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int
+
+
+class FakeGitHub:
+    """The state and behaviour of the fake; `app` is its ASGI application."""
+
+    def __init__(self, *, token: str | None = None, limit: int = 5000) -> None:
+        self.token = token
+        self.repos: dict[int, Repo] = {}
+        self.limit = limit
+        self.remaining = limit
+        self.reset = int(time.time()) + 3600
+        self.requests: list[Seen] = []
+        self.limited: list[Limited] = []  # answered in order, one per request
+        self.failures: list[int] = []  # statuses answered in order, one per request
+        self.delay = 0.0  # seconds before every answer ("slow")
+        self.hang = False  # never answer until closed
+        self._closing = False
+        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET"])])
+
+    def add_repo(self, owner: str, name: str, **data: Any) -> Repo:
+        repo = Repo(id=1000 + len(self.repos), owner=owner, name=name, **data)
+        self.repos[repo.id] = repo
+        return repo
+
+    def paths(self) -> list[str]:
+        return [seen.path for seen in self.requests]
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-used": str(self.limit - self.remaining),
+            "x-ratelimit-reset": str(self.reset),
+            "x-ratelimit-resource": "core",
+            "x-github-api-version-selected": "2022-11-28",
+        }
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            json.dumps(body),
+            status_code=status,
+            media_type="application/json; charset=utf-8",
+            headers={**self._rate_headers(), **(headers or {})},
+        )
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        body = {"message": message, "documentation_url": DOCS, "status": str(status)}
+        return self._json(status, body, headers)
+
+    async def _handle(self, request: Request) -> Response:
+        response = await self._answer(request)
+        self.requests.append(
+            Seen(
+                request.method,
+                request.url.path,
+                dict(request.query_params),
+                {k.lower(): v for k, v in request.headers.items()},
+                response.status_code,
+            )
+        )
+        return response
+
+    async def _answer(self, request: Request) -> Response:
+        waited = 0.0
+        while self.hang and not self._closing and waited < 120:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if not request.headers.get("user-agent"):
+            return self._error(
+                403,
+                "Request forbidden by administrative rules. "
+                "Please make sure your request has a User-Agent header",
+            )
+        if self.token is not None and request.headers.get("authorization") not in (
+            f"Bearer {self.token}",
+            f"token {self.token}",
+        ):
+            return self._error(401, "Bad credentials")
+        if self.failures:
+            status = self.failures.pop(0)
+            return self._error(status, "Server Error" if status >= 500 else "Failure")
+        if self.limited:
+            return self._limited(self.limited.pop(0))
+        if self.remaining <= 0:
+            return self._error(403, PRIMARY_MESSAGE)
+        path = request.url.path.removeprefix("/api/v3")
+        parts = path.strip("/").split("/")
+        repo: Repo | None = None
+        if len(parts) == 4 and parts[0] == "repos":
+            repo = next(
+                (r for r in self.repos.values() if (r.owner, r.name) == (parts[1], parts[2])),
+                None,
+            )
+            resource = parts[3]
+        elif len(parts) == 3 and parts[0] == "repositories" and parts[1].isdigit():
+            repo = self.repos.get(int(parts[1]))
+            resource = parts[2]
+        else:
+            return self._error(404, "Not Found")
+        if repo is None or resource not in ("commits", "pulls", "issues"):
+            return self._error(404, "Not Found")
+        if repo.empty and resource == "commits":
+            self.remaining -= 1
+            return self._error(409, "Git Repository is empty.")
+        items = self._select(repo, resource, request.query_params)
+        return self._page(request, repo, resource, items)
+
+    def _limited(self, limited: Limited) -> Response:
+        headers: dict[str, str] = {}
+        if limited.retry_after is not None:
+            headers["retry-after"] = str(limited.retry_after)
+        if limited.secondary:
+            return self._error(limited.status, SECONDARY_MESSAGE, headers)
+        self.remaining = 0
+        return self._error(limited.status, PRIMARY_MESSAGE, headers)
+
+    def _select(self, repo: Repo, resource: str, query: Any) -> list[dict[str, Any]]:
+        if resource == "commits":
+            since, until = query.get("since"), query.get("until")
+            chosen = [
+                c
+                for c in repo.commits
+                if (since is None or _parse(c["commit"]["committer"]["date"]) >= _parse(since))
+                and (until is None or _parse(c["commit"]["committer"]["date"]) <= _parse(until))
+            ]
+            return sorted(chosen, key=lambda c: c["commit"]["committer"]["date"], reverse=True)
+        state = query.get("state", "open")
+        if resource == "pulls":
+            chosen = [p for p in repo.pulls if state in ("all", p["state"])]
+        else:
+            # GitHub's REST API considers every pull request an issue.
+            as_issues = [
+                {**p, "pull_request": {"merged_at": p["merged_at"], "url": p["html_url"]}}
+                for p in repo.pulls
+            ]
+            chosen = [i for i in repo.issues + as_issues if state in ("all", i["state"])]
+            since = query.get("since")
+            if since is not None:
+                chosen = [i for i in chosen if _parse(i["updated_at"]) >= _parse(since)]
+        key = "updated_at" if query.get("sort", "created") == "updated" else "created_at"
+        return sorted(chosen, key=lambda i: i[key], reverse=query.get("direction") != "asc")
+
+    def _page(
+        self, request: Request, repo: Repo, resource: str, items: list[dict[str, Any]]
+    ) -> Response:
+        query = dict(request.query_params)
+        per_page = max(1, min(100, int(query.get("per_page", 30))))
+        page = max(1, int(query.get("page", 1)))
+        last = max(1, -(-len(items) // per_page))
+        body = items[(page - 1) * per_page : page * per_page]
+        payload = json.dumps(body)
+        etag = '"' + hashlib.sha256(payload.encode()).hexdigest()[:40] + '"'
+        headers = {"etag": etag, "cache-control": "private, max-age=60, s-maxage=60"}
+        links = []
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
+
+        def link(number: int, rel: str) -> str:
+            params = urlencode({**query, "page": number})
+            return f'<{base}{prefix}/repositories/{repo.id}/{resource}?{params}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        if links:
+            headers["link"] = ", ".join(links)
+        if request.headers.get("if-none-match") == etag:
+            # A conditional request answered 304 costs nothing when it was authorised.
+            if not request.headers.get("authorization"):
+                self.remaining -= 1
+            return Response(status_code=304, headers={**self._rate_headers(), **headers})
+        self.remaining -= 1
+        return self._json(200, body, headers)
+
+    # -- running --------------------------------------------------------------------------
+
+    def serve(self) -> ThreadedServer:
+        server = ThreadedServer(self.app).start()
+        original_close = server.close
+
+        def close() -> None:
+            self._closing = True
+            original_close()
+
+        server.close = close  # type: ignore[method-assign]
+        return server
