@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import processes
+from tests.support.fakes.resend import FakeResend
 
 
 def make_repository(root: Path) -> Path:
@@ -40,8 +41,15 @@ def make_repository(root: Path) -> Path:
 
 
 @pytest.fixture
+def resend() -> Iterator[FakeResend]:
+    """A local server speaking Resend's API, where the stack's notifier sends email."""
+    with FakeResend() as server:
+        yield server
+
+
+@pytest.fixture
 def stack(
-    fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path
+    fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path, resend: FakeResend
 ) -> Iterator[dict[str, processes.Service]]:
     repos = tmp_path / "repos"
     make_repository(repos)
@@ -52,6 +60,8 @@ def stack(
         "AMQP_URL": fresh_amqp_url,
         "HERALD_LOCAL_REPOS_ROOT": str(repos),
         "HERALD_SCHEDULER_MAX_SLEEP": "5",
+        "HERALD_RESEND_API_KEY": resend.api_key,
+        "HERALD_RESEND_API_URL": resend.url,
     }
     services = {name: processes.start(name, env, logs) for name in processes.SERVICES}
     try:

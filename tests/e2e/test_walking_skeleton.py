@@ -12,6 +12,7 @@ import pytest
 
 from shared.db.engine import create_engine, session_factory
 from tests.support import factories
+from tests.support.fakes.resend import FakeResend
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,10 @@ def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float =
 
 
 def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
-    stack: dict[str, Service], fresh_database_url: str, request: pytest.FixtureRequest
+    stack: dict[str, Service],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+    resend: FakeResend,
 ) -> None:
     token = asyncio.run(token_for(fresh_database_url))
     api = httpx.Client(
@@ -51,6 +55,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
             "name": "demo",
             "localRepoPath": "demo",
             "platforms": ["x", "blog", "changelog"],
+            "notificationSettings": {"recipients": ["ada@example.com"]},
         },
     )
     assert project.status_code == 201, project.text
@@ -99,6 +104,17 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
     assert alert["kind"] == "job_success"
     assert alert["executionId"] == execution_id
     assert alert["link"].endswith(f"/api/cron/executions/{execution_id}")
+
+    # The email went out once through Resend, and its delivery shows on the execution.
+    deliveries = poll(
+        lambda: api.get(f"/api/cron/executions/{execution_id}").json()["data"]["deliveries"],
+        lambda rows: any(row["channel"] == "email" for row in rows),
+    )
+    emails = [(row["recipient"], row["outcome"]) for row in deliveries if row["channel"] == "email"]
+    assert emails == [("ada@example.com", "SENT")]
+    assert len(resend.sent) == 1
+    assert "ada@example.com" in str(resend.sent[0]["to"])
+    assert "Daily digest" in resend.sent[0]["subject"]
 
     stats = api.get("/api/cron/executions", params={"jobId": job_id, "stats": "true"}).json()
     assert stats["statistics"]["totalRuns"] == 1
