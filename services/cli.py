@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from typing import Annotated
 
 import typer
 
@@ -19,9 +20,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+dlq_app = typer.Typer(help="Inspect and replay dead-lettered messages.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(schedule_app, name="schedule")
 
@@ -126,6 +129,53 @@ def create_token(
         return token
 
     typer.echo(asyncio.run(go()))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: Annotated[
+        str | None, typer.Option(help="A work queue or its .dlq (default: every one).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Messages shown per queue.")] = 100,
+) -> None:
+    """Show dead-lettered messages and why they were dead-lettered; nothing is removed."""
+    from shared.deadletters import list_dead_letters
+
+    try:
+        rows = asyncio.run(list_dead_letters(get_settings().amqp_url, queue=queue, limit=limit))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not rows:
+        typer.echo("no dead letters")
+        return
+    for row in rows:
+        typer.echo(
+            f"{row.queue}  {row.message_id or '-'}  {row.routing_key}  reason={row.reason}  "
+            f"execution={row.execution_id or '-'}\n    {row.excerpt}"
+        )
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    queue: str = typer.Option(..., help="The work queue (or its .dlq) to replay into."),
+    message_id: Annotated[
+        list[str] | None, typer.Option("--id", help="Replay only these message ids.")
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Replay every message of the queue.")
+    ] = False,
+) -> None:
+    """Send dead letters back to their work queue, confirmed before they leave the .dlq."""
+    from shared.deadletters import replay
+
+    if not message_id and not replay_all:
+        raise typer.BadParameter("name messages with --id, or pass --all")
+    ids = None if replay_all else set(message_id or ())
+    try:
+        count = asyncio.run(replay(get_settings().amqp_url, queue=queue, message_ids=ids))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"replayed {count} message(s) into {queue.removesuffix('.dlq')}")
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
 CancelHandler = Callable[[str], None]
+PoisonHandler = Callable[[Event, str], Awaitable[None]]
 
 
 class Bus(Protocol):
@@ -59,7 +60,13 @@ class Bus(Protocol):
         self, event: Event, queue: topology.WorkQueue, not_before: datetime
     ) -> None: ...
 
-    async def consume(self, queue: topology.WorkQueue, handler: Handler) -> None: ...
+    async def consume(
+        self,
+        queue: topology.WorkQueue,
+        handler: Handler,
+        *,
+        on_poison: PoisonHandler | None = None,
+    ) -> None: ...
 
     async def on_cancelled(self, callback: CancelHandler) -> None: ...
 
@@ -160,7 +167,14 @@ class AmqpBus:
         await self._publish_channel.default_exchange.publish(message, step.name)
         metrics.MESSAGES_DELAYED.labels(step=step.name).inc()
 
-    async def consume(self, queue: topology.WorkQueue, handler: Handler) -> None:
+    async def consume(
+        self,
+        queue: topology.WorkQueue,
+        handler: Handler,
+        *,
+        on_poison: PoisonHandler | None = None,
+    ) -> None:
+        """Consume a work queue; `on_poison` hears of a valid event about to be dead-lettered."""
         assert self._connection is not None, "bus not started"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
@@ -171,7 +185,7 @@ class AmqpBus:
             assert task is not None
             self._in_flight.add(task)
             try:
-                await self._handle(queue, message, handler)
+                await self._handle(queue, message, handler, on_poison)
             finally:
                 self._in_flight.discard(task)
 
@@ -179,7 +193,11 @@ class AmqpBus:
         self._consumers.append((amqp_queue, tag))
 
     async def _handle(
-        self, queue: topology.WorkQueue, message: AbstractIncomingMessage, handler: Handler
+        self,
+        queue: topology.WorkQueue,
+        message: AbstractIncomingMessage,
+        handler: Handler,
+        on_poison: PoisonHandler | None,
     ) -> None:
         routing_key = message.type or message.routing_key or ""
         bound = log.bind(queue=queue.name, routing_key=routing_key, message_id=message.message_id)
@@ -210,8 +228,20 @@ class AmqpBus:
                 metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
                 await message.reject(requeue=False)
                 return
-            except Exception:
+            except Exception as exc:
                 deliveries = _delivery_count(message) + 1
+                if deliveries > self._delivery_limit:
+                    reason = f"dead-lettered after {deliveries} failed deliveries: {exc!r}"
+                    bound.exception(
+                        "message dead-lettered: its handler keeps failing", delivery=deliveries
+                    )
+                    metrics.MESSAGES_DEAD_LETTERED.labels(
+                        queue=queue.name, reason="handler_failed"
+                    ).inc()
+                    if on_poison is not None:
+                        await on_poison(event, reason)
+                    await message.reject(requeue=False)
+                    return
                 bound.exception(
                     "handler failed; message requeued",
                     delivery=deliveries,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from shared import topology
-from shared.bus import Bus
+from shared.bus import Bus, PoisonHandler
 from shared.cancellation import CancelledSet, ExecutionCancelledError
 from shared.errors import PermanentError, TransientError
 from shared.events import ActivityScanned, Event, JobDue, Step, StepFailed, StepStarted
@@ -127,3 +127,25 @@ def _envelope(event: Event) -> dict[str, object]:
         "project_id": event.project_id,
         "attempt": event.attempt,
     }
+
+
+def poison_reporter(bus: Bus, step: Step) -> PoisonHandler:
+    """Report a step input about to be dead-lettered as a final failure of its execution.
+
+    The message stays in the dead-letter queue for inspection and replay; the execution ends
+    FAILED with the reason instead of waiting for the timeout sweeper.
+    """
+
+    async def report(event: Event, reason: str) -> None:
+        await bus.publish(
+            StepFailed(
+                event_id=derived_event_id(event.event_id, f"{step}.dead-lettered"),
+                **_envelope(event),
+                step=step,
+                retriable=False,
+                final=True,
+                error=reason,
+            )
+        )
+
+    return report

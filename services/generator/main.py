@@ -13,7 +13,9 @@ from shared import topology
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
 from shared.errors import ConfigurationError
+from shared.events import Step
 from shared.settings import Settings
+from shared.steps import poison_reporter
 from shared.worker import main_for
 
 log = structlog.get_logger(__name__)
@@ -45,6 +47,7 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
             call_retries=settings.ai_call_retries,
             max_wait=settings.ai_retry_max_wait,
         ),
+        on_poison=poison_reporter(bus, Step.GENERATE),
     )
     return http.aclose
 

@@ -10,7 +10,9 @@ from services.scanner.handlers import make_handler
 from shared import topology
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
+from shared.events import Step
 from shared.settings import Settings
+from shared.steps import poison_reporter
 from shared.worker import main_for
 
 
@@ -24,7 +26,11 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         pool=5.0,
     )
     http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-    await bus.consume(topology.SCANNER_QUEUE, make_handler(bus, http, cancelled, settings))
+    await bus.consume(
+        topology.SCANNER_QUEUE,
+        make_handler(bus, http, cancelled, settings),
+        on_poison=poison_reporter(bus, Step.SCAN),
+    )
     return http.aclose
 
 

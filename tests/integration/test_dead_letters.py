@@ -1,0 +1,90 @@
+"""Dead letters: a failing step ends its execution FAILED; `herald dlq` lists and replays."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from shared import topology
+from shared.bus import AmqpBus
+from shared.deadletters import list_dead_letters, replay
+from shared.events import Event, JobDue, Repository, Step, StepFailed, Trigger
+from shared.steps import poison_reporter
+
+
+def job_due() -> JobDue:
+    now = datetime.now(UTC)
+    return JobDue(
+        execution_id="exec_poison",
+        job_id="cron_p",
+        project_id="prj_p",
+        scheduled_for=now,
+        trigger=Trigger.MANUAL,
+        window_start=None,
+        window_end=now,
+        repository=Repository(local_path="demo"),
+        platforms=["x"],
+        deadline=now + timedelta(minutes=15),
+    )
+
+
+async def until(predicate: object, timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
+    fresh_amqp_url: str,
+) -> None:
+    bus = AmqpBus(fresh_amqp_url, service="poison", delivery_limit=2)
+    await bus.start()
+    healthy = False
+    handled: list[str] = []
+    failures: list[StepFailed] = []
+
+    async def scanner(event: Event) -> None:
+        if not healthy:
+            raise RuntimeError("scanner bug")
+        handled.append(event.event_id)
+
+    async def api(event: Event) -> None:
+        if isinstance(event, StepFailed):
+            failures.append(event)
+
+    await bus.consume(topology.SCANNER_QUEUE, scanner, on_poison=poison_reporter(bus, Step.SCAN))
+    await bus.consume(topology.API_QUEUE, api)
+    sent = job_due()
+    await bus.publish(sent)
+
+    # The execution hears why: one final, non-retriable step failure naming the cause.
+    await until(lambda: len(failures) == 1)
+    assert failures[0].execution_id == "exec_poison"
+    assert failures[0].final and not failures[0].retriable
+    assert "dead-lettered after 3 failed deliveries" in failures[0].error
+    assert "scanner bug" in failures[0].error
+
+    rows: list = []
+
+    async def listed() -> None:
+        rows[:] = await list_dead_letters(fresh_amqp_url, queue="herald.scanner")
+
+    for _ in range(50):
+        await listed()
+        if rows:
+            break
+        await asyncio.sleep(0.2)
+    assert [(row.message_id, row.routing_key, row.execution_id) for row in rows] == [
+        (sent.event_id, "job.due", "exec_poison")
+    ]
+    assert rows[0].reason == "rejected"
+    await listed()
+    assert len(rows) == 1  # listing leaves the message where it was
+
+    healthy = True
+    assert await replay(fresh_amqp_url, queue="herald.scanner", message_ids={sent.event_id}) == 1
+    await until(lambda: handled == [sent.event_id])
+    assert await list_dead_letters(fresh_amqp_url, queue="herald.scanner") == []
+    await bus.close()
