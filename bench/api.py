@@ -4,11 +4,11 @@ Run with ``python -m bench.api`` (add ``--update-docs`` to rewrite the "API" sec
 docs/benchmarks.md). Results go to bench/results/api.json.
 
 A throw-away database gets one user with 1,000 jobs and (by default) 1,000,000 executions.
-Each server runs in its own process (uvicorn, one worker); the load generator is httpx in this
-process. Per endpoint: the maximum rate with 64 concurrent connections, for herald and the
-baseline (one query, no auth, no envelope), then herald's p99 latency at a steady request rate
-of half its measured maximum (latency measured from each request's scheduled start, so a
-stall is not hidden).
+Each server runs in its own process (uvicorn, one worker); the load generator is a lean asyncio
+HTTP/1.1 client in this process. Per endpoint: the maximum rate with 64 concurrent
+connections, for herald and the baseline (one query, no auth, no envelope), then herald's
+p99 latency at a steady request rate of half its measured maximum (latency measured from
+each request's scheduled start, so a stall is not hidden).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -155,6 +156,50 @@ async def _seed(url: str, executions: int) -> tuple[str, str]:
     return user_id, token
 
 
+# The statements herald runs for the measured endpoints (at 1,000,000 executions each must
+# read an index, never the table in full: O(page size), O(jobs) for the counters' sum).
+PLANS = {
+    "schedules page": "SELECT * FROM cron_jobs WHERE user_id = $1 AND deleted_at IS NULL"
+    " ORDER BY created_at DESC, id DESC LIMIT 51",
+    "executions page": "SELECT * FROM cron_executions WHERE user_id = $1"
+    " ORDER BY created_at DESC, id DESC LIMIT 51",
+    "executions page of one job": "SELECT * FROM cron_executions WHERE user_id = $1"
+    " AND job_id = 'cron_b00000001' ORDER BY created_at DESC, id DESC LIMIT 51",
+    "statistics: counters of live jobs": "SELECT sum(s.total_success), sum(s.total_failures),"
+    " max(s.last_run_at), max(s.consecutive_failures), min(j.next_run_at) FROM cron_jobs j"
+    " LEFT OUTER JOIN job_statistics s ON s.job_id = j.id"
+    " WHERE j.user_id = $1 AND j.deleted_at IS NULL",
+    "statistics: last 100 counted runs": "SELECT duration FROM cron_executions"
+    " WHERE user_id = $1 AND status IN ('COMPLETED', 'FAILED', 'TIMEOUT')"
+    " AND duration IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 100",
+}
+
+
+async def _plans(url: str, user_id: str) -> dict[str, dict[str, Any]]:
+    """EXPLAIN ANALYZE each hot statement: its plan, rows read, and any sequential scan."""
+    connection = await asyncpg.connect(url)
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for name, sql in PLANS.items():
+            lines = [
+                row[0]
+                for row in await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", user_id)
+            ]
+            found[name] = {
+                "seq_scan_of_executions": any(
+                    "Seq Scan on cron_executions" in line for line in lines
+                ),
+                "indexes": sorted(
+                    {line.split(" using ", 1)[1].split()[0] for line in lines if " using " in line}
+                ),
+                "execution_ms": float(lines[-1].split(":")[1].split()[0]),
+                "plan": lines,
+            }
+    finally:
+        await connection.close()
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -175,6 +220,8 @@ def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], 
             "--log-level",
             "warning",
             "--no-access-log",
+            "--timeout-keep-alive",
+            "60",
         ],
         env={**os.environ, **env},
         cwd=ROOT,
@@ -191,45 +238,128 @@ def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], 
     raise RuntimeError(f"{factory} did not start")
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: a lean client, so the load generator (sharing
+    the CPU with the servers) costs little next to what it measures."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> _Connection:
+        parsed = urlsplit(url)
+        reader, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+        return cls(reader, writer)
+
+    async def get(self, request: bytes) -> int:
+        """Send a prepared GET and read the whole response; return its status."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = 0
+        chunked = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        else:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _request(url: str, headers: dict[str, str]) -> bytes:
+    parsed = urlsplit(url)
+    target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    lines = [f"GET {target} HTTP/1.1", f"Host: {parsed.netloc}", "Accept: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _check(status: int, url: str) -> None:
+    if status != 200:
+        raise RuntimeError(f"GET {url} answered {status}")
+
+
 async def _max_rate(url: str, headers: dict[str, str], seconds: float) -> dict[str, float]:
     """Requests per second with CONCURRENCY workers, and the latency percentiles seen."""
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as client:
-        await client.get(url)
+    request = _request(url, headers)
+    connections = [await _Connection.open(url) for _ in range(CONCURRENCY)]
+    try:
+        for connection in connections:
+            _check(await connection.get(request), url)
         stop = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(connection: _Connection) -> None:
             while time.perf_counter() < stop:
                 began = time.perf_counter()
-                response = await client.get(url)
-                response.raise_for_status()
+                _check(await connection.get(request), url)
                 latencies.append(time.perf_counter() - began)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker(connection) for connection in connections))
         elapsed = time.perf_counter() - began
+    finally:
+        for connection in connections:
+            connection.close()
     return {"rps": len(latencies) / elapsed, **_percentiles(latencies)}
 
 
 async def _steady(
     url: str, headers: dict[str, str], rate: float, seconds: float
 ) -> dict[str, float]:
-    """Latency at a fixed request rate, measured from each request's scheduled start."""
+    """Latency at a fixed request rate, measured from each request's scheduled start.
+
+    Requests take an idle keep-alive connection, or open one when none is idle (up to
+    CONCURRENCY * 4), so a slow response never delays the next request's send.
+    """
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=CONCURRENCY * 4)
-    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as client:
-        await client.get(url)
-        start = time.perf_counter()
-        total = int(rate * seconds)
+    request = _request(url, headers)
+    idle: list[_Connection] = [await _Connection.open(url) for _ in range(CONCURRENCY)]
+    opened = list(idle)
+    slots = asyncio.Semaphore(CONCURRENCY * 4)
+    for connection in idle:
+        _check(await connection.get(request), url)
+    start = time.perf_counter()
+    total = int(rate * seconds)
 
-        async def one(at: float) -> None:
-            await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            response = await client.get(url)
-            response.raise_for_status()
+    async def one(at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        async with slots:
+            if idle:
+                connection = idle.pop()
+            else:
+                connection = await _Connection.open(url)
+                opened.append(connection)
+            try:
+                status = await connection.get(request)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closed an idle keep-alive connection: reconnect (timed).
+                connection = await _Connection.open(url)
+                opened.append(connection)
+                status = await connection.get(request)
+            _check(status, url)
             latencies.append(time.perf_counter() - at)
+            idle.append(connection)
 
+    try:
         await asyncio.gather(*(one(start + n / rate) for n in range(total)))
+    finally:
+        for connection in opened:
+            connection.close()
     return {"rate": rate, **_percentiles(latencies)}
 
 
@@ -259,12 +389,14 @@ async def measure(executions: int, seconds: float) -> dict[str, Any]:
         seeded = time.perf_counter()
         user_id, token = await _seed(url, executions)
         seed_s = time.perf_counter() - seeded
+        plans = await _plans(url, user_id)
         env = {"DATABASE_URL": url, "HERALD_BENCH_USER": user_id, "HERALD_LOG_LEVEL": "WARNING"}
         herald, herald_base = _serve("bench.api:herald_app", env)
         processes.append(herald)
         baseline, baseline_base = _serve("bench.api:baseline_app", env)
         processes.append(baseline)
         auth = {"Authorization": f"Bearer {token}"}
+        load_before = list(os.getloadavg())
         cases = []
         for label, path, base_path in (
             (
@@ -293,7 +425,14 @@ async def measure(executions: int, seconds: float) -> dict[str, Any]:
                     "steady_p99_ms": steady["p99_ms"],
                 }
             )
-        return {"executions": executions, "seed_s": round(seed_s, 1), "cases": cases}
+        return {
+            "executions": executions,
+            "seed_s": round(seed_s, 1),
+            # 1-, 5- and 15-minute load averages of the (shared) machine around the run.
+            "load_average": {"before": load_before, "after": list(os.getloadavg())},
+            "cases": cases,
+            "plans": plans,
+        }
     finally:
         for process in processes:
             process.terminate()
@@ -328,7 +467,8 @@ def update_docs(report: dict[str, Any]) -> None:
             SECTION,
             "",
             f"One user with 1,000 jobs and {report['executions']:,} executions in the table.",
-            "Throughput: 64 concurrent connections (httpx, one process) against uvicorn with one",
+            "Throughput: 64 concurrent keep-alive connections (a lean asyncio HTTP/1.1 client in",
+            "the benchmark's process) against uvicorn with one",
             "worker; the baseline is plain FastAPI + asyncpg running one query per request (no",
             "auth, no envelope). Latency: herald at a steady rate of half its measured maximum,",
             "measured from each request's scheduled start.",
@@ -338,7 +478,20 @@ def update_docs(report: dict[str, Any]) -> None:
             "",
             *rows,
             "",
-            f"Measured {report['timestamp']} on {report['machine']['platform']}.",
+            f"Measured {report['timestamp']} on {report['machine']['platform']}, a machine"
+            " shared with other work: 1-minute load average "
+            f"{report['load_average']['before'][0]:.1f} before the measurements and "
+            f"{report['load_average']['after'][0]:.1f} after, so figures are noisy; herald and"
+            " the baseline are measured in the same run, one after the other.",
+            "",
+            "Plans at this size (`EXPLAIN ANALYZE`, in the JSON): "
+            + "; ".join(
+                f"{name}: {', '.join(plan['indexes']) or 'no index (reads jobs only)'}, "
+                f"{plan['execution_ms']} ms"
+                + (" **(sequential scan of executions)**" if plan["seq_scan_of_executions"] else "")
+                for name, plan in report["plans"].items()
+            )
+            + ".",
             "",
             "Targets: throughput at least 0.5 of the baseline's: "
             + ("met" if met["throughput_at_least_half_of_baseline"] else "**missed**")

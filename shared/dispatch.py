@@ -6,6 +6,7 @@ compute activity windows and events the same way.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,16 +31,67 @@ def job_timezone(time_config: dict[str, Any]) -> str:
 
 def next_run_after(job: CronJob, after: datetime) -> datetime:
     """The job's first scheduled instant strictly after `after` (UTC)."""
-    if job.frequency == CUSTOM:
-        return next_runs(job.schedule, job_timezone(job.time_config), after, 1)[0]
-    return preset_next_runs(job.frequency, job.time_config, after, 1)[0]
+    key = _schedule_key(job)
+    if key is None:
+        return _next(job.frequency, job.schedule, job.time_config, after)
+    return _next_run(key, after)
 
 
 def previous_slot(job: CronJob, before: datetime) -> datetime | None:
     """The job's last scheduled instant strictly before `before`, if any."""
-    if job.frequency == CUSTOM:
-        return previous_run(job.schedule, job_timezone(job.time_config), before)
-    return preset_previous_run(job.frequency, job.time_config, before)
+    key = _schedule_key(job)
+    if key is None:
+        return _previous(job.frequency, job.schedule, job.time_config, before)
+    return _previous_run(key, before)
+
+
+def _next(frequency: str, schedule: str, time_config: Any, after: datetime) -> datetime:
+    if frequency == CUSTOM:
+        return next_runs(schedule, job_timezone(time_config), after, 1)[0]
+    return preset_next_runs(frequency, time_config, after, 1)[0]
+
+
+def _previous(frequency: str, schedule: str, time_config: Any, before: datetime) -> datetime | None:
+    if frequency == CUSTOM:
+        return previous_run(schedule, job_timezone(time_config), before)
+    return preset_previous_run(frequency, time_config, before)
+
+
+# Many jobs share a schedule and fall due at the same instant (a burst of "0 9 * * *"): one
+# answer per (schedule, instant) serves them all. Errors are not cached (lru_cache re-raises).
+_Key = tuple[str, str, str, tuple[tuple[str, str, Any], ...]]
+
+
+def _schedule_key(job: CronJob) -> _Key | None:
+    """A hashable form of the job's schedule; None when it cannot be one (then uncached).
+
+    Values keep their type in the key: `True` and `1.0` hash like `1` but validate otherwise.
+    """
+    time_config = job.time_config
+    if not isinstance(time_config, dict):
+        return None
+    frozen = tuple(sorted((key, type(value).__name__, value) for key, value in time_config.items()))
+    try:
+        hash(frozen)
+    except TypeError:
+        return None
+    return (job.frequency, job.schedule, job_timezone(time_config), frozen)
+
+
+def _thawed(frozen: tuple[tuple[str, str, Any], ...]) -> dict[str, Any]:
+    return {key: value for key, _, value in frozen}
+
+
+@functools.lru_cache(maxsize=8192)
+def _next_run(key: _Key, after: datetime) -> datetime:
+    frequency, schedule, _, frozen = key
+    return _next(frequency, schedule, _thawed(frozen), after)
+
+
+@functools.lru_cache(maxsize=8192)
+def _previous_run(key: _Key, before: datetime) -> datetime | None:
+    frequency, schedule, _, frozen = key
+    return _previous(frequency, schedule, _thawed(frozen), before)
 
 
 async def window_start_for(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_PUBLISHED = Counter(
@@ -80,3 +82,29 @@ AI_REQUEST_SECONDS = Histogram(
 POSTS_GENERATED = Counter(
     "herald_posts_total", "Posts written, by platform and status.", ["platform", "status"]
 )
+EXECUTIONS_FINISHED = Counter(
+    "herald_executions_finished_total",
+    "Executions that reached a terminal status, by status and trigger.",
+    ["status", "trigger"],
+)
+JOBS_OVERDUE = Gauge(
+    "herald_jobs_overdue",
+    "Enabled jobs whose last success is older than k times their interval (computed by the api).",
+)
+EXECUTION_DURATION = Histogram(
+    "herald_execution_duration_seconds",
+    "Time from an execution's start (first step) to its end, by terminal status.",
+    ["status"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600),
+)
+
+
+def execution_finished(
+    status: str, trigger: str, started_at: datetime | None = None, ended_at: datetime | None = None
+) -> None:
+    """Count an execution that reached a terminal status, and time it when it had started."""
+    EXECUTIONS_FINISHED.labels(status=str(status), trigger=str(trigger)).inc()
+    if started_at is not None and ended_at is not None:
+        EXECUTION_DURATION.labels(status=str(status)).observe(
+            max(0.0, (ended_at - started_at).total_seconds())
+        )

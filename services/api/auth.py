@@ -8,7 +8,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,13 @@ from shared.ids import new_id
 from shared.tokens import hash_token
 
 log = structlog.get_logger(__name__)
+
+
+_BY_TOKEN = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -39,12 +46,10 @@ async def current_user(request: Request, session: SessionDep, state: StateDep) -
             log.info("JWT refused", reason=str(exc))
             raise _unauthorized("invalid token") from None
         return await _user_for(session, identity, autoprovision=state.settings.jwt_autoprovision)
+    # One indexed read (the unique token_hash, then the user's primary key) per request,
+    # so a revoked token stops working at once. Built once: only the digest changes.
     user = (
-        await session.execute(
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-        )
+        await session.execute(_BY_TOKEN, {"token_hash": hash_token(token)})
     ).scalar_one_or_none()
     if user is None:
         raise _unauthorized("invalid or revoked token")

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import query_count, statistics
-from shared import outbox
+from shared import metrics, outbox
 from shared.db.schema import (
     Content,
     CronJob,
@@ -207,6 +207,7 @@ async def finish(
     """End an execution: terminal status, counters, and `execution.finished` in the outbox."""
     execution.status = status
     execution.completed_at = now
+    metrics.execution_finished(status, execution.trigger, execution.started_at, now)
     if execution.started_at is not None:
         execution.duration = _milliseconds(now - execution.started_at)
     if error is not None:

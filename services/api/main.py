@@ -18,11 +18,12 @@ from services.api.guards import InputGuard
 from services.api.http_metrics import RequestContext
 from services.api.jwt_auth import JwksVerifier
 from services.api.lifecycle import apply_event, sweep_timeouts
+from services.api.overdue import run_overdue_gauge
 from services.api.routes import executions, jobs, me, notifications, previews, projects
-from services.api.state import AppState
+from services.api.state import AppState, open_database
 from shared import topology
 from shared.bus import AmqpBus, Bus
-from shared.db.engine import create_engine, is_sqlite, session_factory
+from shared.db.engine import is_sqlite
 from shared.db.notify import OUTBOX_CHANNEL, Listener
 from shared.events import Event
 from shared.logging import configure_logging
@@ -41,11 +42,12 @@ DESCRIPTION = (
 
 def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     """Build the API app; nothing connects until its lifespan starts."""
-    engine = create_engine(settings.database_url, application_name="herald-api")
+    engine, sessions, reads = open_database(settings.database_url)
     state = AppState(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
+        reads=reads,
         bus=bus
         or AmqpBus(
             settings.amqp_url,
@@ -71,6 +73,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(_run_pipeline(state, stop)),
             asyncio.create_task(_run_sweeper(state, stop)),
+            asyncio.create_task(run_overdue_gauge(state.sessions, stop)),
         ]
         try:
             yield

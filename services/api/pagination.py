@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.api.problems import invalid
@@ -55,3 +55,33 @@ def split(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]
     rows = rows[:limit]
     created, row_id = key(rows[-1])
     return rows, encode_cursor(created, row_id)
+
+
+def keyset(
+    statement: Select[Any],
+    *,
+    created: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+    after_cursor: bool,
+) -> Select[Any]:
+    """`page` as a statement built once: the cursor and the size are bound parameters.
+
+    A statement built once keeps its cache key, so a hot list neither rebuilds its
+    expression nor recomputes the key per request; run it with `keyset_params`.
+    """
+    if after_cursor:
+        at: BindParameter[datetime] = bindparam("cursor_at")
+        statement = statement.where(
+            or_(created < at, and_(created == at, row_id < bindparam("cursor_id")))
+        )
+    return statement.order_by(created.desc(), row_id.desc()).limit(
+        bindparam("page_rows", type_=Integer)
+    )
+
+
+def keyset_params(limit: int, cursor: str | None) -> dict[str, Any]:
+    """Parameters of a `keyset` statement: one extra row to see if there are more."""
+    params: dict[str, Any] = {"page_rows": limit + 1}
+    if cursor:
+        params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
+    return params

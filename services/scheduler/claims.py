@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -114,56 +114,149 @@ async def fire_due(
     grace: float = 60.0,
     public_url: str = "http://127.0.0.1:8000",
 ) -> BatchResult:
-    """Fire up to `batch` jobs due at `now`."""
+    """Fire up to `batch` jobs due at `now`.
+
+    Core statements, not ORM units of work: the claimed jobs are plain rows, and the batch
+    is written as one multi-row INSERT of executions, one of outbox rows and one UPDATE (by
+    primary key, executemany) of the jobs' scheduling columns.
+    """
     started = time.perf_counter()
     work = _Batch(now=now)
     async with sessions() as session, session.begin():
-        claimed = (
-            await session.execute(
-                select(CronJob, Project)
-                .join(Project, Project.id == CronJob.project_id)
-                .where(*live_jobs(), CronJob.next_run_at <= now)
-                .order_by(CronJob.next_run_at)
-                .limit(batch)
-                .with_for_update(of=CronJob, skip_locked=True)
+        claimed = [
+            _JobRow(row)
+            for row in (
+                await session.execute(
+                    select(*_JOB_COLUMNS)
+                    .where(*live_jobs(), CronJob.next_run_at <= now)
+                    .order_by(CronJob.next_run_at)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
             )
-        ).all()
+            .mappings()
+            .all()
+        ]
         if not claimed:
             return BatchResult(claimed=0, fired=0)
-        ids = [job.id for job, _ in claimed]
+        ids = [job.id for job in claimed]
+        projects = await _projects(session, {job.project_id for job in claimed})
         unfinished = await _unfinished(session, ids)
         completed = await _last_completed(session, ids)
-        for job, project in claimed:
+        disabled: list[dict[str, Any]] = []
+        for row in claimed:
+            job = cast(CronJob, row)
             try:
-                _plan_job(work, job, project, unfinished.get(job.id, 0), completed, grace)
+                _plan_job(
+                    work, job, projects[row.project_id], unfinished.get(row.id, 0), completed, grace
+                )
             except ScheduleError as exc:
                 # An invalid stored schedule disables the job with the reason, never a crash loop.
-                log.error("job disabled: invalid schedule", job_id=job.id, reason=exc.message)
-                job.is_enabled = False
-                job.next_run_at = None
-                job.disabled_reason = f"invalid schedule: {exc.message}"
+                log.error("job disabled: invalid schedule", job_id=row.id, reason=exc.message)
+                row.disabled = True
+                disabled.append({"b_id": row.id, "b_reason": f"invalid schedule: {exc.message}"})
                 work.outcomes["disabled"] += 1
         inserted = await _insert_executions(session, work.rows)
         events: list[Event] = []
-        for row in work.rows:
-            if row["id"] not in inserted:
-                log.info("slot already fired elsewhere", job_id=row["job_id"])
+        for values in work.rows:
+            execution_id = values["id"]
+            if execution_id not in inserted:
+                log.info("slot already fired elsewhere", job_id=values["job_id"])
                 continue
-            if row["id"] in work.dispatch:
-                job, project = work.dispatch[row["id"]]
-                events.append(job_due_event(job, project, _transient(row), now=now))
-            elif row["id"] in work.terminal:
-                job, project = work.terminal[row["id"]]
+            if execution_id in work.dispatch:
+                job, project = work.dispatch[execution_id]
+                events.append(job_due_event(job, project, _transient(values), now=now))
+            elif execution_id in work.terminal:
+                job, project = work.terminal[execution_id]
                 events.append(
                     await records.finished_event(
-                        session, job, project, _transient(row), public_url=public_url
+                        session, job, project, _transient(values), public_url=public_url
                     )
                 )
+        await _advance(session, claimed, disabled)
         await outbox.enqueue(session, *events)
     for outcome, count in work.outcomes.items():
         metrics.SCHEDULER_FIRES.labels(outcome=outcome).inc(count)
     metrics.SCHEDULER_CLAIM_SECONDS.observe(time.perf_counter() - started)
     return BatchResult(claimed=len(claimed), fired=len(work.dispatch), outcomes=dict(work.outcomes))
+
+
+_JOB_TABLE = cast(Table, CronJob.__table__)
+_JOB_COLUMNS = [
+    _JOB_TABLE.c[name]
+    for name in (
+        "id",
+        "project_id",
+        "user_id",
+        "name",
+        "frequency",
+        "time_config",
+        "schedule",
+        "max_retries",
+        "retry_delay",
+        "timeout_seconds",
+        "overlap_policy",
+        "catchup_window",
+        "jitter",
+        "next_run_at",
+        "last_run_at",
+        "buffered_execution_id",
+    )
+]
+_SCHEDULING = ("next_run_at", "last_run_at", "buffered_execution_id")
+
+
+class _JobRow:
+    """A claimed job as a plain row: what the policies read, and the scheduling columns they
+    set (written back in one statement, see `_advance`). No ORM identity, no change tracking.
+    """
+
+    def __init__(self, row: Any) -> None:
+        self.__dict__.update(row)
+        self.disabled = False
+        self._claimed = {name: row[name] for name in _SCHEDULING}
+
+    def changes(self) -> dict[str, Any] | None:
+        values = {name: getattr(self, name) for name in _SCHEDULING}
+        return None if values == self._claimed else values
+
+    if TYPE_CHECKING:
+        id: str
+        project_id: str
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+async def _advance(
+    session: AsyncSession, claimed: list[_JobRow], disabled: list[dict[str, Any]]
+) -> None:
+    """Write back the claimed jobs' scheduling columns: one executemany UPDATE by key."""
+    table = _JOB_TABLE
+    changed = []
+    for job in claimed:
+        values = None if job.disabled else job.changes()
+        if values is not None:
+            changed.append({"b_id": job.id, **{f"b_{k}": v for k, v in values.items()}})
+    if changed:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in _SCHEDULING}),
+            changed,
+        )
+    if disabled:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(is_enabled=False, next_run_at=None, disabled_reason=bindparam("b_reason")),
+            disabled,
+        )
+
+
+async def _projects(session: AsyncSession, project_ids: set[str]) -> dict[str, Project]:
+    """The claimed jobs' projects, each loaded once (a batch usually shares a few)."""
+    found = await session.scalars(select(Project).where(Project.id.in_(project_ids)))
+    return {project.id: project for project in found}
 
 
 def _plan_job(

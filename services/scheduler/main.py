@@ -34,6 +34,9 @@ Clock = Callable[[], datetime]
 CENSUS_INTERVAL = 60.0
 # Longest wait, seconds, before a BUFFER_ONE run is released once its predecessor ended.
 BUFFER_POLL = 2.0
+# Outbox relays at once in the scheduler: one claims the next batch while another's
+# publishes wait for their confirms.
+RELAY_CONCURRENCY = 2
 
 
 def system_clock() -> datetime:
@@ -59,18 +62,24 @@ async def schedule_loop(
     grace: float = 60.0,
     public_url: str = "http://127.0.0.1:8000",
     retry_pause: float = 1.0,
+    fired: asyncio.Event | None = None,
 ) -> None:
     """Fire due jobs, then sleep until the earliest next run or until woken.
 
     While the database is away each pass fails and the loop retries after a short pause:
     nothing is lost, since a slot fires only when its transaction commits.
+    `fired` is set once a batch with events commits (it wakes this process's outbox relay
+    at once, without waiting for the NOTIFY round trip or a poll).
     """
     last_census = -CENSUS_INTERVAL
     while not stop.is_set():
+        wake.clear()  # before looking: a change notified during this pass gets another
         try:
             result = await fire_due(
                 sessions, now=clock(), batch=batch, grace=grace, public_url=public_url
             )
+            if fired is not None and result.claimed:
+                fired.set()
             if result.claimed >= batch:
                 continue  # more are due: no sleeping while behind
             buffered = await release_buffered(sessions, now=clock(), batch=batch)
@@ -91,7 +100,6 @@ async def schedule_loop(
             sleep = min(max_sleep, max(0.0, (next_due - clock()).total_seconds()))
         if buffered or await _has_buffered(sessions):
             sleep = min(sleep, BUFFER_POLL)  # a waiting run goes as soon as its predecessor ends
-        wake.clear()
         if sleep > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_either(wake, stop), timeout=sleep)
@@ -146,6 +154,13 @@ async def run(settings: Settings) -> None:
         listener = Listener(settings.database_url, [JOBS_CHANNEL, OUTBOX_CHANNEL])
         listener.start()
         job_wake, outbox_wake = listener.events[JOBS_CHANNEL], listener.events[OUTBOX_CHANNEL]
+    relay = OutboxRelay(
+        sessions,
+        bus,
+        batch=settings.outbox_batch,
+        wake=outbox_wake,
+        concurrency=RELAY_CONCURRENCY,
+    )
     # Firing needs only the database: the outbox holds events while the broker is away.
     tasks = [
         asyncio.create_task(
@@ -158,9 +173,10 @@ async def run(settings: Settings) -> None:
                 clock=clock,
                 grace=settings.scheduler_late_grace,
                 public_url=settings.public_url,
+                fired=relay.wake,
             )
         ),
-        asyncio.create_task(_relay(sessions, bus, outbox_wake, stop, settings)),
+        asyncio.create_task(_relay(relay, bus, stop)),
     ]
     log.info("service started", service="scheduler")
     await stop.wait()
@@ -174,15 +190,9 @@ async def run(settings: Settings) -> None:
     log.info("service stopped", service="scheduler")
 
 
-async def _relay(
-    sessions: async_sessionmaker[AsyncSession],
-    bus: AmqpBus,
-    wake: asyncio.Event,
-    stop: asyncio.Event,
-    settings: Settings,
-) -> None:
+async def _relay(relay: OutboxRelay, bus: AmqpBus, stop: asyncio.Event) -> None:
     if await start_when_available(bus.start, what="broker", stop=stop):
-        await OutboxRelay(sessions, bus, batch=settings.outbox_batch, wake=wake).run(stop)
+        await relay.run(stop)
 
 
 def main() -> None:

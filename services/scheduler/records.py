@@ -48,6 +48,7 @@ async def finished_event(
     """Count a SKIPPED or MISSED execution and return its `execution.finished` event."""
     stats = await _statistics(session, job.id)
     status = ExecutionStatus(execution.status)
+    metrics.execution_finished(status, execution.trigger)
     if status == ExecutionStatus.SKIPPED:
         stats.total_skipped += 1
     else:

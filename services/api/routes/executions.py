@@ -6,22 +6,60 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import statistics
 from services.api.auth import UserDep
 from services.api.deps import SessionDep, StateDep
 from services.api.lifecycle import cancel
-from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
-from services.api.problems import Problem
+from services.api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    keyset,
+    keyset_params,
+    split,
+)
+from services.api.problems import Problem, not_found
 from services.api.records import execution_of, job_of
 from services.api.views import content_view, execution_view, iso, step_view
-from shared.db.schema import Content, CronJob, Delivery, Execution, ExecutionStep, JobStatistics
+from shared.db.schema import (
+    COUNTED_RUN,
+    Content,
+    CronJob,
+    Delivery,
+    Execution,
+    ExecutionStep,
+    JobStatistics,
+)
 from shared.events import ExecutionStatus
 
 router = APIRouter(prefix="/api/cron", tags=["executions"])
 
 RECENT = 10
+
+
+# Statements built once (bound parameters only): no expression building and no cache-key
+# computation per request on the hot reads.
+_OWN = select(Execution).where(Execution.user_id == bindparam("user_id"))
+_OWN_OF_JOB = _OWN.where(Execution.job_id == bindparam("job_id"))
+_PAGES = {
+    (of_job, after): keyset(
+        _OWN_OF_JOB if of_job else _OWN,
+        created=Execution.created_at,
+        row_id=Execution.id,
+        after_cursor=after,
+    )
+    for of_job in (False, True)
+    for after in (False, True)
+}
+_RECENT = {
+    of_job: (_OWN_OF_JOB if of_job else _OWN)
+    .order_by(Execution.created_at.desc(), Execution.id.desc())
+    .limit(RECENT)
+    for of_job in (False, True)
+}
 
 
 @router.get("/executions", operation_id="listExecutions")
@@ -33,53 +71,67 @@ async def list_executions(
     cursor: CursorQuery = None,
     stats: bool = False,
 ) -> dict[str, Any]:
-    statement = select(Execution).where(Execution.user_id == user.id)
+    job: CronJob | None = None
+    counters: JobStatistics | None = None
+    params = {"user_id": user.id, **keyset_params(limit, cursor)}
     if job_id is not None:
-        await job_of(session, user.id, job_id)
-        statement = statement.where(Execution.job_id == job_id)
-    rows = list(
-        (
-            await session.scalars(
-                page(
-                    statement,
-                    created=Execution.created_at,
-                    row_id=Execution.id,
-                    limit=limit,
-                    cursor=cursor,
-                )
-            )
-        ).all()
-    )
+        if stats:
+            job, counters = await _job_and_counters(session, user.id, job_id)
+        else:
+            await job_of(session, user.id, job_id)
+        params["job_id"] = job_id
+    statement = _PAGES[job_id is not None, cursor is not None]
+    rows = list((await session.scalars(statement, params)).all())
     rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
+    views = [execution_view(row) for row in rows]
     body: dict[str, Any] = {
         "success": True,
-        "data": [execution_view(row) for row in rows],
+        "data": views,
         "count": len(rows),
         "nextCursor": next_cursor,
     }
     if stats:
-        body["statistics"] = await _statistics(session, user.id, job_id)
+        # The first page is the same history in the same order: its first rows are the
+        # recent executions, so they need no query of their own.
+        if cursor is None and limit >= RECENT:
+            recent = views[:RECENT]
+        else:
+            recent = await _recent(session, user.id, job_id)
+        if job is not None:
+            body["statistics"] = _view(counters, job.next_run_at, recent)
+        else:
+            merged, next_run = await _all_jobs(session, user.id)
+            body["statistics"] = _view(merged, next_run, recent)
     return body
 
 
-async def _statistics(session: Any, user_id: str, job_id: str | None) -> dict[str, Any]:
-    if job_id is not None:
-        loaded = await statistics.load(session, [job_id])
-        next_run = await session.scalar(select(CronJob.next_run_at).where(CronJob.id == job_id))
-        merged = loaded[0] if loaded else None
-    else:
-        merged, next_run = await _all_jobs(session, user_id)
-    recent_query = select(Execution).where(Execution.user_id == user_id)
-    if job_id is not None:
-        recent_query = recent_query.where(Execution.job_id == job_id)
-    recent = (
-        await session.scalars(
-            recent_query.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(RECENT)
+async def _job_and_counters(
+    session: AsyncSession, user_id: str, job_id: str
+) -> tuple[CronJob, JobStatistics | None]:
+    """The caller's live job and its counters, in one statement (another tenant's: 404)."""
+    row = (
+        await session.execute(
+            select(CronJob, JobStatistics)
+            .outerjoin(JobStatistics, JobStatistics.job_id == CronJob.id)
+            .where(CronJob.id == job_id, CronJob.user_id == user_id, CronJob.deleted_at.is_(None))
         )
-    ).all()
-    view = statistics.statistics_view(
-        merged, next_run=next_run, recent=[execution_view(row) for row in recent]
-    )
+    ).one_or_none()
+    if row is None:
+        raise not_found("job")
+    return row[0], row[1]
+
+
+async def _recent(session: AsyncSession, user_id: str, job_id: str | None) -> list[dict[str, Any]]:
+    """The last RECENT executions, newest first (an indexed read of RECENT rows)."""
+    params = {"user_id": user_id} if job_id is None else {"user_id": user_id, "job_id": job_id}
+    rows = (await session.scalars(_RECENT[job_id is not None], params)).all()
+    return [execution_view(row) for row in rows]
+
+
+def _view(
+    counters: JobStatistics | None, next_run: datetime | None, recent: list[dict[str, Any]]
+) -> dict[str, Any]:
+    view = statistics.statistics_view(counters, next_run=next_run, recent=recent)
     return {key: _iso_if_datetime(value) for key, value in view.items()}
 
 
@@ -95,44 +147,45 @@ COUNTERS = (
 LATEST = ("last_run_at", "last_success_at", "last_failure_at")
 
 
-async def _all_jobs(session: Any, user_id: str) -> tuple[JobStatistics, datetime | None]:
+_COUNTERS_OF_LIVE_JOBS = (
+    select(
+        *(func.coalesce(func.sum(getattr(JobStatistics, name)), 0) for name in COUNTERS),
+        *(func.max(getattr(JobStatistics, name)) for name in LATEST),
+        func.coalesce(func.max(JobStatistics.consecutive_failures), 0),
+        func.min(CronJob.next_run_at),
+    )
+    .select_from(CronJob)
+    .outerjoin(JobStatistics, JobStatistics.job_id == CronJob.id)
+    .where(CronJob.user_id == bindparam("user_id"), CronJob.deleted_at.is_(None))
+)
+_LAST_COUNTED_DURATIONS = (
+    select(Execution.duration)
+    # Literal, not bound, so the planner can match the partial index's predicate.
+    .where(Execution.user_id == bindparam("user_id"), text(COUNTED_RUN))
+    .order_by(Execution.created_at.desc(), Execution.id.desc())
+    .limit(statistics.RECENT_DURATIONS)
+)
+
+
+async def _all_jobs(session: AsyncSession, user_id: str) -> tuple[JobStatistics, datetime | None]:
     """The caller's statistics across live jobs: counters summed by the database.
 
-    Percentiles come from the caller's last 100 counted runs (one indexed, bounded read);
-    the failure streak is the longest of any job's.
+    One statement sums the counters of the caller's live jobs (a row per job, never per
+    execution) and finds the next run; percentiles come from the caller's last 100 counted
+    runs (one read of the partial index `ix_cron_executions_user_counted`); the failure
+    streak is the longest of any job's.
     """
-    live = (CronJob.user_id == user_id, CronJob.deleted_at.is_(None))
-    row = (
-        await session.execute(
-            select(
-                *(func.coalesce(func.sum(getattr(JobStatistics, name)), 0) for name in COUNTERS),
-                *(func.max(getattr(JobStatistics, name)) for name in LATEST),
-                func.coalesce(func.max(JobStatistics.consecutive_failures), 0),
-            )
-            .join(CronJob, CronJob.id == JobStatistics.job_id)
-            .where(*live)
-        )
-    ).one()
-    next_run = await session.scalar(select(func.min(CronJob.next_run_at)).where(*live))
-    durations = (
-        await session.scalars(
-            select(Execution.duration)
-            .where(
-                Execution.user_id == user_id,
-                Execution.status.in_(["COMPLETED", "FAILED", "TIMEOUT"]),
-                Execution.duration.is_not(None),
-            )
-            .order_by(Execution.created_at.desc(), Execution.id.desc())
-            .limit(statistics.RECENT_DURATIONS)
-        )
-    ).all()
-    total = JobStatistics(job_id="*", recent_durations=[int(value) for value in durations])
+    row = (await session.execute(_COUNTERS_OF_LIVE_JOBS, {"user_id": user_id})).one()
+    durations = (await session.scalars(_LAST_COUNTED_DURATIONS, {"user_id": user_id})).all()
+    timed = [int(value) for value in durations if value is not None]
+    total = JobStatistics(job_id="*", recent_durations=timed)
     for name, value in zip(COUNTERS, row[: len(COUNTERS)], strict=True):
         setattr(total, name, int(value))
-    for name, value in zip(LATEST, row[len(COUNTERS) : -1], strict=True):
+    latest = row[len(COUNTERS) : len(COUNTERS) + len(LATEST)]
+    for name, value in zip(LATEST, latest, strict=True):
         setattr(total, name, value)
-    total.consecutive_failures = int(row[-1])
-    return total, next_run
+    total.consecutive_failures = int(row[-2])
+    return total, row[-1]
 
 
 def _iso_if_datetime(value: Any) -> Any:
@@ -228,5 +281,6 @@ async def job_statistics(
     job_id: Annotated[str, Path(max_length=40)], user: UserDep, session: SessionDep
 ) -> dict[str, Any]:
     """One job's statistics: the seed's shape plus p50/p95 and the failure streak."""
-    await job_of(session, user.id, job_id)
-    return {"success": True, "data": await _statistics(session, user.id, job_id)}
+    job, counters = await _job_and_counters(session, user.id, job_id)
+    recent = await _recent(session, user.id, job_id)
+    return {"success": True, "data": _view(counters, job.next_run_at, recent)}

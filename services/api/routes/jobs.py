@@ -6,12 +6,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Response, status
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from services.api.auth import UserDep
 from services.api.deps import SessionDep
-from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
+from services.api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    keyset,
+    keyset_params,
+    split,
+)
 from services.api.problems import Problem, invalid
 from services.api.records import job_of, project_of
 from services.api.requests import CreateJob, JobType, ToggleJob, TriggerJob, UpdateJob
@@ -133,6 +140,15 @@ def _set_enabled(job: CronJob, enabled: bool, now: datetime) -> None:
     job.is_enabled = enabled
 
 
+_LIVE_JOBS = select(CronJob).where(
+    CronJob.user_id == bindparam("user_id"), CronJob.deleted_at.is_(None)
+)
+_SCHEDULES, _SCHEDULES_AFTER_CURSOR = (
+    keyset(_LIVE_JOBS, created=CronJob.created_at, row_id=CronJob.id, after_cursor=after)
+    for after in (False, True)
+)
+
+
 @router.get("/schedules", operation_id="listSchedules")
 async def list_schedules(
     user: UserDep,
@@ -140,17 +156,11 @@ async def list_schedules(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    statement = select(CronJob).where(CronJob.user_id == user.id, CronJob.deleted_at.is_(None))
     rows = list(
         (
             await session.scalars(
-                page(
-                    statement,
-                    created=CronJob.created_at,
-                    row_id=CronJob.id,
-                    limit=limit,
-                    cursor=cursor,
-                )
+                _SCHEDULES_AFTER_CURSOR if cursor else _SCHEDULES,
+                {"user_id": user.id, **keyset_params(limit, cursor)},
             )
         ).all()
     )

@@ -1,0 +1,193 @@
+"""Offline checks of the dashboards and alerts against the code (run by deploy/check.sh).
+
+    python deploy/check_observability.py promql OUT.yml   # dashboard exprs as recording rules
+    python deploy/check_observability.py metrics          # every herald_ metric named exists
+    python deploy/check_observability.py exposition       # all services' metrics, text format
+    python deploy/check_observability.py servicemonitor RENDERED.yaml...
+
+`promql` writes every dashboard expression (Grafana variables substituted) into a rules file
+that `promtool check rules` then parses. `metrics` imports each service's composition root,
+which registers its metrics in prometheus_client's default registry, derives the names the
+exposition carries (counters `_total`, histograms `_bucket`/`_sum`/`_count`), and fails when a
+dashboard or an alert names a `herald_` metric no service exposes, or a RabbitMQ metric that
+the scrape configuration does not ask for. `servicemonitor` validates every ServiceMonitor of a
+rendered overlay against deploy/k8s/schemas/servicemonitor.json (kubernetes-validate has no
+schema for the custom resource) and checks that each endpoint's port is a named port of a
+Service the selector picks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+SERVICEMONITOR_SCHEMA = ROOT / "deploy" / "k8s" / "schemas" / "servicemonitor.json"
+SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
+# Grafana's built-in variables, replaced by what a query would get.
+VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "${datasource}": "herald-prometheus",
+    "$datasource": "herald-prometheus",
+}
+# rabbitmq_prometheus's detailed endpoint, families queue_coarse_metrics and
+# queue_consumer_count (the `rabbitmq-queues` job of prometheus.yml), plus Prometheus's own `up`.
+EXTERNAL = {
+    "up",
+    "rabbitmq_detailed_queue_messages",
+    "rabbitmq_detailed_queue_messages_ready",
+    "rabbitmq_detailed_queue_messages_unacked",
+    "rabbitmq_detailed_queue_consumers",
+}
+NAME = re.compile(r"\b((?:herald|rabbitmq)_[A-Za-z0-9_]+|up)\b(?!\s*\()")
+
+
+def dashboard_exprs() -> Iterator[tuple[str, str]]:
+    """(where, expr) for every target of every panel."""
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for variable, value in VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                yield f"{path.name}: {panel['title']}", expr
+
+
+def alert_exprs() -> Iterator[tuple[str, str]]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            yield f"alerts.yml: {rule.get('alert') or rule.get('record')}", rule["expr"]
+
+
+def write_promql_rules(out: Path) -> int:
+    rules = [
+        {"record": f"herald_dashboard:expr_{number}", "expr": expr}
+        for number, (_where, expr) in enumerate(dashboard_exprs(), start=1)
+    ]
+    out.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    return len(rules)
+
+
+def exposed_names() -> set[str]:
+    """Every sample name the services' registries can expose."""
+    for service in SERVICES:
+        importlib.import_module(f"services.{service}.main")
+    from prometheus_client import REGISTRY
+
+    names: set[str] = set()
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
+        "gauge": ("",),
+    }
+    for family in REGISTRY.collect():
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def named_metrics(expr: str) -> set[str]:
+    # Label values and regexes are strings: drop them before looking for names.
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", bare)
+    return set(NAME.findall(bare))
+
+
+def check_metrics() -> int:
+    exposed = exposed_names() | EXTERNAL
+    missing: list[str] = []
+    count = 0
+    for where, expr in [*dashboard_exprs(), *alert_exprs()]:
+        for name in sorted(named_metrics(expr)):
+            count += 1
+            if name not in exposed:
+                missing.append(f"{where}: {name}")
+    if missing:
+        print("metrics named but not exposed by any service:", *missing, sep="\n  ")
+        return 1
+    print(f"deploy: {count} metric references in dashboards and alerts all exposed")
+    return 0
+
+
+def servicemonitor_errors(documents: list[dict[str, Any]]) -> list[str]:
+    """Schema errors and unmatched endpoint ports of the ServiceMonitors among `documents`."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(SERVICEMONITOR_SCHEMA.read_text()))
+    services = [doc for doc in documents if doc.get("kind") == "Service"]
+    errors: list[str] = []
+    for doc in documents:
+        if doc.get("kind") != "ServiceMonitor":
+            continue
+        name = doc.get("metadata", {}).get("name", "?")
+        for error in validator.iter_errors(doc):
+            where = "/".join(str(part) for part in error.absolute_path)
+            errors.append(f"ServiceMonitor {name}: {where}: {error.message}")
+        spec = doc.get("spec") or {}
+        wanted = (spec.get("selector") or {}).get("matchLabels") or {}
+        namespace = doc.get("metadata", {}).get("namespace")
+        picked = [
+            service
+            for service in services
+            if service["metadata"].get("namespace") == namespace
+            and wanted.items() <= (service["metadata"].get("labels") or {}).items()
+        ]
+        if not picked:
+            errors.append(f"ServiceMonitor {name}: its selector picks no Service")
+        ports = {port.get("name") for service in picked for port in service["spec"]["ports"]}
+        for endpoint in spec.get("endpoints") or []:
+            if "port" in endpoint and endpoint["port"] not in ports:
+                errors.append(
+                    f"ServiceMonitor {name}: no picked Service names a port {endpoint['port']}"
+                )
+    return errors
+
+
+def check_servicemonitors(paths: list[str]) -> int:
+    failed = 0
+    for path in paths:
+        documents = [doc for doc in yaml.safe_load_all(Path(path).read_text()) if doc]
+        errors = servicemonitor_errors(documents)
+        for error in errors:
+            print(f"{path}: {error}")
+        failed += bool(errors)
+        count = sum(doc.get("kind") == "ServiceMonitor" for doc in documents)
+        if not errors:
+            print(f"deploy: {Path(path).name}: {count} ServiceMonitor(s) valid")
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["promql"] and len(argv) == 2:
+        print(f"deploy: {write_promql_rules(Path(argv[1]))} dashboard expressions written")
+        return 0
+    if argv == ["metrics"]:
+        return check_metrics()
+    if argv == ["exposition"]:
+        exposed_names()
+        from prometheus_client import REGISTRY, generate_latest
+
+        sys.stdout.write(generate_latest(REGISTRY).decode())
+        return 0
+    if argv[:1] == ["servicemonitor"] and len(argv) > 1:
+        return check_servicemonitors(argv[1:])
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
