@@ -89,20 +89,7 @@ async def seed_demo(settings: Settings, checkout: Path) -> str:
             )
             session.add(job)
             await session.flush()
-            session.add(
-                JobStatistics(
-                    job_id=job.id,
-                    total_success=0,
-                    total_failures=0,
-                    total_cancelled=0,
-                    total_skipped=0,
-                    total_missed=0,
-                    total_duration_ms=0,
-                    timed_runs=0,
-                    consecutive_failures=0,
-                    recent_durations=[],
-                )
-            )
+            session.add(JobStatistics.empty(job.id))
         token = await issue_token(session, user_id=user.id, name="make run")
     await engine.dispose()
     return token

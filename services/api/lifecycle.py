@@ -31,19 +31,16 @@ from shared.events import (
     ContentGenerated,
     Event,
     ExecutionCancelled,
-    ExecutionFinished,
     ExecutionStatus,
     NotificationCreated,
     NotificationDelivery,
-    NotificationSettings,
     PostExcerpt,
     StepFailed,
     StepStarted,
-    Trigger,
 )
+from shared.finished import finished_event
 from shared.ids import derived_event_id, new_id
 from shared.inbox import claim_event
-from shared.notification_settings import public_settings
 
 log = structlog.get_logger(__name__)
 
@@ -228,35 +225,16 @@ async def finish(
             )
         )
     ).all()
-    settings = NotificationSettings.model_validate(
-        public_settings(project.notification_settings, keep_encrypted=True)
-    )
     await outbox.enqueue(
         session,
-        ExecutionFinished(
-            event_id=derived_event_id(execution.id, "execution.finished"),
-            occurred_at=now,
-            execution_id=execution.id,
-            job_id=job.id,
-            project_id=project.id,
-            attempt=execution.attempt,
-            status=status,
-            trigger=Trigger(execution.trigger),
-            scheduled_for=execution.scheduled_for,
-            started_at=execution.started_at,
-            completed_at=execution.completed_at,
-            duration=execution.duration,
-            items_processed=execution.items_processed,
-            items_success=execution.items_success,
-            items_failed=execution.items_failed,
-            error_message=execution.error_message,
-            job_name=job.name,
-            project_name=project.name,
-            user_id=execution.user_id,
-            notification_settings=settings,
-            recipients=settings.recipients,
+        finished_event(
+            execution,
+            job=job,
+            project=project,
             consecutive_failures=counters.consecutive_failures,
             previous_status=counters.previous_status,
+            occurred_at=now,
+            public_url=public_url,
             posts=[
                 PostExcerpt(
                     platform=post.platform,
@@ -265,8 +243,6 @@ async def finish(
                 )
                 for post in posts
             ],
-            link=f"{public_url.rstrip('/')}/api/cron/executions/{execution.id}",
-            missed_count=execution.missed_count,
         ),
     )
     _record_step(

@@ -27,18 +27,7 @@ async def record_finished(session: AsyncSession, execution: Execution) -> Counte
     """Count a finished execution in its job's statistics (in the caller's transaction)."""
     stats = await session.get(JobStatistics, execution.job_id, with_for_update=True)
     if stats is None:
-        stats = JobStatistics(
-            job_id=execution.job_id,
-            total_success=0,
-            total_failures=0,
-            total_cancelled=0,
-            total_skipped=0,
-            total_missed=0,
-            total_duration_ms=0,
-            timed_runs=0,
-            consecutive_failures=0,
-            recent_durations=[],
-        )
+        stats = JobStatistics.empty(execution.job_id)
         session.add(stats)
     previous = ExecutionStatus(stats.last_status) if stats.last_status else None
     status = ExecutionStatus(execution.status)

@@ -369,10 +369,17 @@ class _Inserted:
     completed_at: datetime | None
     error_message: str | None
     missed_count: int | None
+    user_id: str
+    # Never set on what the scheduler inserts (PENDING, SKIPPED, MISSED rows).
+    started_at: datetime | None = None
+    duration: int | None = None
+    items_processed: int = 0
+    items_success: int = 0
+    items_failed: int = 0
 
 
 def _transient(row: dict[str, Any]) -> Execution:
-    values = {name: row[name] for name in _Inserted.__dataclass_fields__}
+    values = {name: row[name] for name in _Inserted.__dataclass_fields__ if name in row}
     return cast(Execution, _Inserted(**values))
 
 

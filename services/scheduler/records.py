@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import metrics, outbox
 from shared.db.schema import CronJob, Execution, JobStatistics, Project
 from shared.dispatch import job_due_event
-from shared.events import Event, ExecutionFinished, ExecutionStatus, NotificationSettings, Trigger
+from shared.events import Event, ExecutionFinished, ExecutionStatus
+from shared.finished import finished_event as build_finished_event
 from shared.ids import derived_event_id
-from shared.notification_settings import public_settings
 
 log = structlog.get_logger(__name__)
 
@@ -21,18 +21,7 @@ log = structlog.get_logger(__name__)
 async def _statistics(session: AsyncSession, job_id: str) -> JobStatistics:
     stats = await session.get(JobStatistics, job_id, with_for_update=True)
     if stats is None:  # the api creates it with the job; a job written elsewhere may lack it
-        stats = JobStatistics(
-            job_id=job_id,
-            total_success=0,
-            total_failures=0,
-            total_cancelled=0,
-            total_skipped=0,
-            total_missed=0,
-            total_duration_ms=0,
-            timed_runs=0,
-            consecutive_failures=0,
-            recent_durations=[],
-        )
+        stats = JobStatistics.empty(job_id)
         session.add(stats)
     return stats
 
@@ -53,30 +42,14 @@ async def finished_event(
         stats.total_skipped += 1
     else:
         stats.total_missed += 1
-    settings = NotificationSettings.model_validate(
-        public_settings(project.notification_settings, keep_encrypted=True)
-    )
-    return ExecutionFinished(
-        event_id=derived_event_id(execution.id, "execution.finished"),
-        occurred_at=execution.completed_at,
-        execution_id=execution.id,
-        job_id=job.id,
-        project_id=project.id,
-        attempt=execution.attempt,
-        status=status,
-        trigger=Trigger(execution.trigger),
-        scheduled_for=execution.scheduled_for,
-        completed_at=execution.completed_at,
-        error_message=execution.error_message,
-        job_name=job.name,
-        project_name=project.name,
-        user_id=job.user_id,
-        notification_settings=settings,
-        recipients=settings.recipients,
+    return build_finished_event(
+        execution,
+        job=job,
+        project=project,
         consecutive_failures=stats.consecutive_failures,
         previous_status=ExecutionStatus(stats.last_status) if stats.last_status else None,
-        link=f"{public_url.rstrip('/')}/api/cron/executions/{execution.id}",
-        missed_count=execution.missed_count,
+        occurred_at=execution.completed_at,
+        public_url=public_url,
     )
 
 

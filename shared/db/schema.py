@@ -315,6 +315,22 @@ class JobStatistics(Base):
     recent_durations: Mapped[list[int]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    @classmethod
+    def empty(cls, job_id: str) -> JobStatistics:
+        """Counters of a job that has not run yet (column defaults apply only at insert)."""
+        return cls(
+            job_id=job_id,
+            total_success=0,
+            total_failures=0,
+            total_cancelled=0,
+            total_skipped=0,
+            total_missed=0,
+            total_duration_ms=0,
+            timed_runs=0,
+            consecutive_failures=0,
+            recent_durations=[],
+        )
+
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"

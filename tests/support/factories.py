@@ -68,18 +68,5 @@ async def job(
         row = CronJob(**values)
         session.add(row)
         await session.flush()
-        session.add(
-            JobStatistics(
-                job_id=row.id,
-                total_success=0,
-                total_failures=0,
-                total_cancelled=0,
-                total_skipped=0,
-                total_missed=0,
-                total_duration_ms=0,
-                timed_runs=0,
-                consecutive_failures=0,
-                recent_durations=[],
-            )
-        )
+        session.add(JobStatistics.empty(row.id))
     return row

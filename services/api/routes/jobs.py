@@ -75,20 +75,7 @@ async def create_schedule(body: CreateJob, user: UserDep, session: SessionDep) -
     )
     session.add(job)
     await session.flush()
-    session.add(
-        JobStatistics(
-            job_id=job.id,
-            total_success=0,
-            total_failures=0,
-            total_cancelled=0,
-            total_skipped=0,
-            total_missed=0,
-            total_duration_ms=0,
-            timed_runs=0,
-            consecutive_failures=0,
-            recent_durations=[],
-        )
-    )
+    session.add(JobStatistics.empty(job.id))
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": job_view(job)}

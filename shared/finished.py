@@ -1,0 +1,67 @@
+"""The authoritative `execution.finished` event, built the same way by the api and scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from shared.db.schema import CronJob, Execution, Project
+from shared.events import (
+    ExecutionFinished,
+    ExecutionStatus,
+    NotificationSettings,
+    PostExcerpt,
+    Trigger,
+)
+from shared.ids import derived_event_id
+from shared.notification_settings import public_settings
+
+
+def execution_link(public_url: str, execution_id: str) -> str:
+    return f"{public_url.rstrip('/')}/api/cron/executions/{execution_id}"
+
+
+def finished_event(
+    execution: Execution,
+    *,
+    job: CronJob,
+    project: Project,
+    consecutive_failures: int,
+    previous_status: ExecutionStatus | None,
+    occurred_at: datetime | None,
+    public_url: str,
+    posts: Sequence[PostExcerpt] = (),
+) -> ExecutionFinished:
+    """Describe a finished execution for the notifier (webhook URLs stay encrypted)."""
+    settings = NotificationSettings.model_validate(
+        public_settings(project.notification_settings, keep_encrypted=True)
+    )
+    return ExecutionFinished(
+        # One id per execution: whoever finishes it, a repeat is dropped by the inbox.
+        event_id=derived_event_id(execution.id, "execution.finished"),
+        **({"occurred_at": occurred_at} if occurred_at is not None else {}),
+        execution_id=execution.id,
+        job_id=job.id,
+        project_id=project.id,
+        attempt=execution.attempt,
+        status=ExecutionStatus(execution.status),
+        trigger=Trigger(execution.trigger),
+        scheduled_for=execution.scheduled_for,
+        started_at=execution.started_at,
+        completed_at=execution.completed_at,
+        duration=execution.duration,
+        items_processed=execution.items_processed or 0,
+        items_success=execution.items_success or 0,
+        items_failed=execution.items_failed or 0,
+        error_message=execution.error_message,
+        job_name=job.name,
+        project_name=project.name,
+        user_id=execution.user_id,
+        notification_settings=settings,
+        recipients=settings.recipients,
+        consecutive_failures=consecutive_failures,
+        previous_status=previous_status,
+        posts=list(posts),
+        link=execution_link(public_url, execution.id),
+        missed_count=execution.missed_count,
+    )
