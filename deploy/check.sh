@@ -25,12 +25,18 @@ for overlay in deploy/k8s/overlays/*/; do
   echo "deploy: k8s overlay $name valid ($(grep -c '^kind:' "$out/$name.yaml") resources)"
 done
 "$BIN/python" deploy/check_observability.py servicemonitor "$out"/*.yaml
-"$BIN/hadolint" deploy/Dockerfile && echo "deploy: Dockerfile passes hadolint"
-"$BIN/docker-compose" -f deploy/compose.yaml config -q && echo "deploy: compose.yaml valid"
-"$BIN/yamllint" -s -c .yamllint.yaml deploy .yamllint.yaml && echo "deploy: YAML lint clean"
+"$BIN/python" deploy/k8s/prometheusrule.py --check
+echo "deploy: PrometheusRule matches alerts.yml"
+"$BIN/hadolint" deploy/Dockerfile
+echo "deploy: Dockerfile passes hadolint"
+"$BIN/docker-compose" -f deploy/compose.yaml config -q
+echo "deploy: compose.yaml valid"
+"$BIN/yamllint" -s -c .yamllint.yaml deploy .yamllint.yaml
+echo "deploy: YAML lint clean"
 
 # Dashboards: generated from build_dashboards.py; every metric they and the alerts name exists.
-"$BIN/python" deploy/grafana/build_dashboards.py --check && echo "deploy: dashboards current"
+"$BIN/python" deploy/grafana/build_dashboards.py --check
+echo "deploy: dashboards current"
 "$BIN/python" deploy/check_observability.py metrics
 
 # promtool comes with Debian's `prometheus` package: .ci/run installs it, so CI always runs
