@@ -28,6 +28,7 @@ class Service:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -37,8 +38,10 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
 
-def start(name: str, env: dict[str, str], log_dir: Path) -> Service:
-    port = free_port()
+def start(
+    name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None, append: bool = False
+) -> Service:
+    port = port if port is not None else free_port()
     service_env = {
         **os.environ,
         **env,
@@ -47,14 +50,14 @@ def start(name: str, env: dict[str, str], log_dir: Path) -> Service:
         "HERALD_PROBE_PORT": str(port),
     }
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab" if append else "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
             env=service_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return Service(name, port, log_path, process)
+    return Service(name, port, log_path, process, dict(env))
 
 
 def wait_ready(service: Service, timeout: float = 60.0) -> None:
@@ -82,3 +85,17 @@ def stop(service: Service, timeout: float = 20.0) -> int:
             service.process.kill()
             service.process.wait()
     return int(service.process.returncode)
+
+
+def kill(service: Service) -> int:
+    """SIGKILL, as a crash or the OOM killer would: no cleanup, no ack; return the exit code."""
+    if service.process.poll() is None:
+        service.process.send_signal(signal.SIGKILL)
+    return int(service.process.wait(timeout=10))
+
+
+def restart(service: Service) -> Service:
+    """Start the same service again, with the same env and port, appending to the same log."""
+    if service.process.poll() is None:
+        raise AssertionError(f"{service.name} is still running")
+    return start(service.name, service.env, service.log_path.parent, port=service.port, append=True)
