@@ -61,6 +61,9 @@ async def seed_demo(settings: Settings, checkout: Path) -> str:
             select(Project).where(Project.user_id == user.id, Project.deleted_at.is_(None))
         )
         now = datetime.now(UTC)
+        if project is not None and project.local_repo_path != str(checkout):
+            # The demo scans the checkout `make run` starts from, wherever that now is.
+            project.local_repo_path = str(checkout)
         if project is None:
             project = Project(
                 id=new_id("prj"),
