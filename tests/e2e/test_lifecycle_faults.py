@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,38 +20,20 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from shared.db.engine import create_engine, session_factory
+from shared.db.engine import create_engine
 from shared.deadletters import list_dead_letters
-from tests.support import factories, processes
+from tests.support import processes
+from tests.support.factories import token_on
 from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
+from tests.support.polling import poll
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_faults_token"
 PLATFORMS = ["x", "blog", "changelog"]
 RECIPIENT = "ada@example.com"
-
-
-def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done in {timeout}s; last: {value}")
-        time.sleep(0.2)
-        value = fetch()
-    return value
-
-
-async def token_for(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        _, token = await factories.user_with_token(session_factory(engine))
-    finally:
-        await engine.dispose()
-    return token
 
 
 async def query(database_url: str, sql: str) -> list[Any]:
@@ -118,7 +100,7 @@ def herald(
 
 @pytest.fixture
 def api(herald: dict[str, processes.Service], fresh_database_url: str) -> Iterator[httpx.Client]:
-    token = asyncio.run(token_for(fresh_database_url))
+    token = asyncio.run(token_on(fresh_database_url))
     with httpx.Client(
         base_url=herald["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as client:

@@ -8,8 +8,7 @@ the broker's delay ladder before the execution completes.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,35 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.db.engine import create_engine, session_factory
-from tests.support import factories, processes
+from tests.support import processes
+from tests.support.factories import token_on
 from tests.support.fakes import anthropic, openai
 from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
 from tests.support.fakes.server import ThreadedServer
+from tests.support.polling import poll
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_e2e_token"
-
-
-async def token_for(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        _, token = await factories.user_with_token(session_factory(engine))
-    finally:
-        await engine.dispose()
-    return token
-
-
-def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done in {timeout}s; last: {value}")
-        time.sleep(0.25)
-        value = fetch()
-    return value
 
 
 @pytest.fixture
@@ -132,7 +112,7 @@ def claude() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]:
 
 
 def api_client(service: processes.Service, database_url: str) -> httpx.Client:
-    token = asyncio.run(token_for(database_url))
+    token = asyncio.run(token_on(database_url))
     return httpx.Client(
         base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     )

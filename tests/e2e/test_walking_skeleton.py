@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from shared.db.engine import create_engine, session_factory
-from tests.support import factories
+from tests.support.factories import token_on
 from tests.support.fakes.resend import FakeResend
+from tests.support.polling import poll
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
-
-
-async def token_for(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        _, token = await factories.user_with_token(session_factory(engine))
-    finally:
-        await engine.dispose()
-    return token
-
-
-def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done in {timeout}s; last: {value}")
-        time.sleep(0.25)
-        value = fetch()
-    return value
 
 
 def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
@@ -44,7 +21,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
     request: pytest.FixtureRequest,
     resend: FakeResend,
 ) -> None:
-    token = asyncio.run(token_for(fresh_database_url))
+    token = asyncio.run(token_on(fresh_database_url))
     api = httpx.Client(
         base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
@@ -124,7 +101,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
 def test_the_scheduler_fires_a_due_job_through_the_pipeline(
     stack: dict[str, Service], fresh_database_url: str, request: pytest.FixtureRequest
 ) -> None:
-    token = asyncio.run(token_for(fresh_database_url))
+    token = asyncio.run(token_on(fresh_database_url))
     api = httpx.Client(
         base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     )

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api import query_count
 from services.api.lifecycle import apply_event, sweep_timeouts
-from services.api.main import create_app
 from shared.db.schema import Execution, JobStatistics, OutboxMessage
 from shared.events import StepStarted
 from shared.settings import Settings
 from tests.integration.test_api_schedules import new_project, problem, signed_in
+from tests.support.api import api_client
 
 PUBLIC = "http://herald.test"
 
@@ -33,11 +33,8 @@ async def api(
         local_repos_root=str(tmp_path),
         api_max_body_bytes=64 * 1024,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as client:
-            yield client
+    async for client in api_client(settings, base_url=PUBLIC):
+        yield client
 
 
 async def new_job(

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.main import create_app
 from shared.db.schema import User
 from shared.ids import new_id
 from shared.settings import Settings
 from tests.integration.test_api_schedules import problem, signed_in
+from tests.support.api import api_client
 
 ISSUER = "https://id.herald.test/"
 AUDIENCE = "herald-api"
@@ -66,14 +66,6 @@ def jwks_url(keys: Keys) -> Iterator[str]:
     server.server_close()
 
 
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-            yield client
-
-
 @pytest.fixture(params=[False, True], ids=["no-autoprovision", "autoprovision"])
 async def api(
     request: pytest.FixtureRequest, database_url: str, fresh_amqp_url: str, jwks_url: str
@@ -86,7 +78,7 @@ async def api(
         jwt_issuer=ISSUER,
         jwt_autoprovision=request.param,
     )
-    async for client in client_for(settings):
+    async for client in api_client(settings):
         client.headers["X-Autoprovision"] = str(request.param)
         yield client
 

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.main import create_app
 from shared.db.schema import Execution, Notification, OutboxMessage
 from shared.ids import new_id
 from shared.settings import Settings
 from tests.support import factories
+from tests.support.api import api_client
 
 
 @pytest.fixture
@@ -25,11 +25,8 @@ async def api(
     settings = Settings(
         database_url=database_url, amqp_url=fresh_amqp_url, local_repos_root=str(tmp_path)
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-            yield client
+    async for client in api_client(settings):
+        yield client
 
 
 async def signed_in(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:

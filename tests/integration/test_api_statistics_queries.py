@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import query_count
-from services.api.main import create_app
 from services.api.statistics import percentile
 from shared.db.schema import Execution
 from shared.ids import new_id
 from shared.settings import Settings
 from tests.integration.test_api_schedules import new_project, signed_in
+from tests.support.api import api_client
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -28,11 +28,8 @@ async def api(
     settings = Settings(
         database_url=database_url, amqp_url=fresh_amqp_url, local_repos_root=str(tmp_path)
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-            yield client
+    async for client in api_client(settings):
+        yield client
 
 
 async def user_with_history(

@@ -9,29 +9,21 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.main import create_app
 from shared.db.schema import Project
 from shared.secrets import decrypt, generate_key
 from shared.settings import Settings
 from tests.support import factories
+from tests.support.api import api_client
 
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 DISCORD = "https://discord.com/api/webhooks/123/SECRETTOKEN"
 KEY = generate_key()
 
 
-async def client_with(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
-            yield client
-
-
 @pytest.fixture
 async def api(database_url: str, fresh_amqp_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database_url, amqp_url=fresh_amqp_url, secret_key=KEY)
-    async for client in client_with(settings):
+    async for client in api_client(settings):
         yield client
 
 
@@ -114,7 +106,7 @@ async def test_without_a_secret_key_a_webhook_url_is_a_clear_422(
     database_url: str, fresh_amqp_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     settings = Settings(database_url=database_url, amqp_url=fresh_amqp_url, secret_key="")
-    async for api in client_with(settings):
+    async for api in api_client(settings):
         response = await api.post(
             "/api/projects",
             headers=await headers(sessions),

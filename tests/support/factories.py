@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.accounts import ensure_user
+from shared.db.engine import create_engine, session_factory
 from shared.db.schema import CronJob, JobStatistics, Project
 from shared.ids import new_id
 from shared.scheduling import preset_expression
@@ -70,3 +71,13 @@ async def job(
         await session.flush()
         session.add(JobStatistics.empty(row.id))
     return row
+
+
+async def token_on(database_url: str) -> str:
+    """Create a user on the database at `database_url` (a stack's own); return its token."""
+    engine = create_engine(database_url)
+    try:
+        _, token = await user_with_token(session_factory(engine))
+    finally:
+        await engine.dispose()
+    return token
