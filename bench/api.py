@@ -31,9 +31,10 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from bench.docs import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## API"
 BASE_URL = os.environ.get(
     "HERALD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -501,15 +502,7 @@ def update_docs(report: dict[str, Any]) -> None:
             "",
         ]
     )
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        tail = "" if end < 0 else text[end + 1 :]
-        text = text[:start] + section + ("\n" + tail if tail else "")
-    DOCS.write_text(text)
+    write_section(SECTION, section)
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from cronsim import CronSim
 
+from bench.docs import DOCS, write_section
 from shared.scheduling import next_runs, preset_next_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "schedule.json"
-DOCS = ROOT / "docs" / "benchmarks.md"
 ZONE_NAME = "America/New_York"
 ZONE = ZoneInfo(ZONE_NAME)
 SECTION = "## Schedule engine"
@@ -195,16 +195,7 @@ def update_docs(rows: list[dict[str, Any]], when: str) -> None:
             "",
         ]
     )
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        tail = "" if end < 0 else text[end + 1 :]
-        text = text[:start] + section + ("\n" + tail if tail else "")
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
+    write_section(SECTION, section)
 
 
 def main() -> None:

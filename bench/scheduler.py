@@ -35,6 +35,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 
+from bench.docs import write_section
 from shared.db.migrate import upgrade
 from shared.db.notify import plain_dsn
 from tests.support import servers
@@ -42,7 +43,6 @@ from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "scheduler.json"
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Scheduler"
 SLOT = datetime(2032, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -359,15 +359,7 @@ Measured {results["measured_at"]} on {results["platform"]}, Python {results["pyt
 
 
 def update_docs(section: str) -> None:
-    text = DOCS.read_text()
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        following = rest.find("\n## ")
-        tail = rest[following + 1 :] if following >= 0 else ""
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
+    write_section(SECTION, section)
 
 
 async def main(args: argparse.Namespace) -> None:
