@@ -19,8 +19,9 @@ quiet() {
 for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   "$BIN/kubectl" kustomize "$overlay" > "$out/$name.yaml"
-  # ServiceMonitor is a prometheus-operator custom resource: kubernetes-validate has no schema,
-  # so check_observability.py validates it against deploy/k8s/schemas/servicemonitor.json.
+  # ServiceMonitor and PrometheusRule are prometheus-operator custom resources that
+  # kubernetes-validate has no schema for: check_observability.py validates them against the
+  # upstream CRD schemas and deploy/k8s/schemas/servicemonitor.json.
   "$BIN/kubernetes-validate" --strict --quiet --no-warn "$out/$name.yaml"
   echo "deploy: k8s overlay $name valid ($(grep -c '^kind:' "$out/$name.yaml") resources)"
 done

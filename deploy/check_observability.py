@@ -10,17 +10,23 @@ that `promtool check rules` then parses. `metrics` imports each service's compos
 which registers its metrics in prometheus_client's default registry, derives the names the
 exposition carries (counters `_total`, histograms `_bucket`/`_sum`/`_count`), and fails when a
 dashboard or an alert names a `herald_` metric no service exposes, or a RabbitMQ metric that
-the scrape configuration does not ask for. `servicemonitor` validates every ServiceMonitor of a
-rendered overlay against deploy/k8s/schemas/servicemonitor.json (kubernetes-validate has no
-schema for the custom resource) and checks that each endpoint's port is a named port of a
-Service the selector picks.
+the scrape configuration does not ask for. `servicemonitor` validates the prometheus-operator
+resources of a rendered overlay (kubernetes-validate has no schema for custom resources) twice:
+against the upstream CRD schemas, through the models @kubernetes-models/prometheus-operator
+generates from them (deploy/k8s/crd-check, installed with `npm ci` on first use), and against
+deploy/k8s/schemas/servicemonitor.json, which adds what the upstream schema leaves to the API
+server's pruning: an unknown field (a typo) is an error, as with kubernetes-validate --strict.
+It also checks that each endpoint's port is a named port of a Service the selector picks.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 SERVICEMONITOR_SCHEMA = ROOT / "deploy" / "k8s" / "schemas" / "servicemonitor.json"
+CRD_CHECK = ROOT / "deploy" / "k8s" / "crd-check"
 SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
 # Grafana's built-in variables, replaced by what a query would get.
 VARIABLES = {
@@ -157,17 +164,57 @@ def servicemonitor_errors(documents: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
+def install_crd_check() -> str:
+    """`npm ci` the pinned upstream models unless installed as locked; return node's path."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise SystemExit("deploy: node and npm are needed to check custom resources")
+    lock = CRD_CHECK / "package-lock.json"
+    installed = CRD_CHECK / "node_modules" / ".package-lock.json"
+    # Parallel test workers may get here at once; one installs, the others wait and reuse it.
+    with (CRD_CHECK / ".install.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+            return node
+        subprocess.run(  # noqa: S603 - fixed arguments
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=CRD_CHECK,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return node
+
+
+def upstream_crd_errors(documents: list[dict[str, Any]]) -> list[str]:
+    """Errors of the prometheus-operator resources among `documents` under the upstream CRDs."""
+    node = install_crd_check()
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [node, str(CRD_CHECK / "validate.mjs")],
+        input=json.dumps(documents),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"deploy: the CRD check itself failed:\n{result.stderr}")
+    return [f"upstream CRD: {line}" for line in result.stdout.splitlines() if line]
+
+
 def check_servicemonitors(paths: list[str]) -> int:
     failed = 0
     for path in paths:
         documents = [doc for doc in yaml.safe_load_all(Path(path).read_text()) if doc]
-        errors = servicemonitor_errors(documents)
+        errors = servicemonitor_errors(documents) + upstream_crd_errors(documents)
         for error in errors:
             print(f"{path}: {error}")
         failed += bool(errors)
-        count = sum(doc.get("kind") == "ServiceMonitor" for doc in documents)
+        kinds = ("ServiceMonitor", "PrometheusRule")
+        count = sum(doc.get("kind") in kinds for doc in documents)
         if not errors:
-            print(f"deploy: {Path(path).name}: {count} ServiceMonitor(s) valid")
+            print(
+                f"deploy: {Path(path).name}: {count} prometheus-operator resource(s) valid "
+                "(upstream CRD schemas and strict fields)"
+            )
     return 1 if failed else 0
 
 

@@ -120,3 +120,23 @@ def test_every_alert_has_text_and_a_unit_test() -> None:
     docs = (ROOT / "docs/operations.md").read_text()
     for alert in alerts:
         assert f"### {alert['alert']}" in docs, f"{alert['alert']} not in docs/operations.md"
+
+
+def test_upstream_crd_schemas_accept_the_shipped_resources() -> None:
+    rule = yaml.safe_load((ROOT / "deploy/k8s/base/prometheusrule.yaml").read_text())
+    assert checks.upstream_crd_errors([SERVICE, MONITOR, rule]) == []
+
+
+def test_upstream_crd_schemas_reject_what_the_operator_would() -> None:
+    bad_interval = copy.deepcopy(MONITOR)
+    bad_interval["spec"]["endpoints"][0]["interval"] = "15 seconds"
+    no_selector = copy.deepcopy(MONITOR)
+    no_selector["metadata"]["name"] = "no-selector"
+    del no_selector["spec"]["selector"]
+    rule = yaml.safe_load((ROOT / "deploy/k8s/base/prometheusrule.yaml").read_text())
+    rule["spec"]["groups"][0]["rules"] = "not a list"
+    errors = checks.upstream_crd_errors([bad_interval, no_selector, rule])
+    assert len(errors) == 3, errors
+    assert "interval must match pattern" in errors[0]
+    assert "no-selector" in errors[1] and "required property selector" in errors[1]
+    assert "PrometheusRule" in errors[2] and "rules must be array" in errors[2]
