@@ -18,13 +18,21 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto") -
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # Tracebacks never carry frame locals: they hold tokens, webhook URLs and message bodies.
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
+        if use_console
+        else structlog.processors.JSONRenderer()
+    )
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.dict_tracebacks if not use_console else _identity,
+            tracebacks if not use_console else _identity,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
