@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,10 +74,91 @@ def migrate() -> None:
 
 @app.command()
 def run() -> None:
-    """Migrate, seed a demo and run all five services (what `make run` does)."""
+    """Migrate, seed a demo and run all five services (what `make run` does).
+
+    Where PostgreSQL or RabbitMQ does not answer, runs the standalone mode instead.
+    """
     from services.devrun import run_all
 
     raise typer.Exit(run_all(get_settings()))
+
+
+@app.command()
+def standalone() -> None:
+    """Run all five services in this process on SQLite and an in-process bus (no servers)."""
+    from services.standalone.main import run_standalone
+
+    raise typer.Exit(run_standalone(get_settings(), reason="asked for with `herald standalone`"))
+
+
+@app.command("export")
+def export_data(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Database URL to export (default: the standalone mode's SQLite file)."
+        ),
+    ] = None,
+) -> None:
+    """Export every project and job as JSON (to move to another herald, e.g. distributed)."""
+    from services.standalone.datafile import DataFileError, check_database, data_files
+    from services.standalone.transfer import export_records
+
+    settings = get_settings()
+    if source is None:
+        files = data_files(settings)
+        if not files.database.exists():
+            raise typer.BadParameter(f"no standalone data at {files.database}", param_hint="--from")
+        try:
+            check_database(files.database)
+        except DataFileError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--from") from None
+        source = files.url
+
+    async def go() -> dict[str, object]:
+        engine = create_engine(source)
+        try:
+            return await export_records(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    text = json.dumps(asyncio.run(go()), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"exported to {output}", err=True)
+
+
+@app.command("import")
+def import_data(
+    path: Annotated[Path, typer.Argument(help="A file written by `herald export`.")],
+) -> None:
+    """Import projects and jobs from `herald export` into DATABASE_URL (migrated first)."""
+    from services.standalone.transfer import TransferError, import_records
+
+    database_url = get_settings().database_url
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="PATH") from None
+    upgrade(database_url)
+
+    async def go() -> tuple[int, int]:
+        engine = create_engine(database_url)
+        try:
+            return await import_records(session_factory(engine), data)
+        finally:
+            await engine.dispose()
+
+    try:
+        projects, jobs = asyncio.run(go())
+    except TransferError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PATH") from None
+    typer.echo(f"imported {projects} project(s) and {jobs} job(s)")
 
 
 @app.command()
@@ -137,12 +220,28 @@ def dlq_list(
         str | None, typer.Option(help="A work queue or its .dlq (default: every one).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Messages shown per queue.")] = 100,
+    standalone: Annotated[
+        bool, typer.Option("--standalone", help="Read the standalone mode's queue file.")
+    ] = False,
 ) -> None:
     """Show dead-lettered messages and why they were dead-lettered; nothing is removed."""
     from shared.deadletters import list_dead_letters
 
+    settings = get_settings()
     try:
-        rows = asyncio.run(list_dead_letters(get_settings().amqp_url, queue=queue, limit=limit))
+        if standalone:
+            from services.standalone.datafile import data_files
+            from services.standalone.deadletters import list_standalone_dead_letters
+
+            queues = data_files(settings).queues
+            if not queues.exists():
+                raise typer.BadParameter(
+                    f"no standalone data at {queues}", param_hint="--standalone"
+                )
+            found = list_standalone_dead_letters(queues, queue=queue, limit=limit)
+        else:
+            found = list_dead_letters(settings.amqp_url, queue=queue, limit=limit)
+        rows = asyncio.run(found)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if not rows:

@@ -1,4 +1,8 @@
-"""`make run`: migrate, seed a demo, and run the five services as separate processes."""
+"""`make run`: migrate, seed a demo, and run the five services as separate processes.
+
+Where the servers do not answer, `make run` runs the standalone mode instead (one process,
+SQLite, an in-process bus): the same demo, nothing to install.
+"""
 
 from __future__ import annotations
 
@@ -9,108 +13,92 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from shared.accounts import ensure_user
-from shared.db.engine import create_engine, session_factory
+from services.demo import demo_repository, repos_root, seed_demo
+from services.standalone.main import run_standalone
+from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.migrate import upgrade
-from shared.db.schema import CronJob, JobStatistics, Project
-from shared.ids import new_id
-from shared.scheduling import preset_expression, preset_next_runs
 from shared.settings import Settings
-from shared.tokens import issue_token
 
 SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
-DEMO_EMAIL = "demo@herald.local"
 START_HINTS = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "RabbitMQ": "rabbitmq-server -detached",
 }
 
 
-def unreachable(settings: Settings) -> list[str]:
+@dataclass(frozen=True)
+class Unanswered:
+    """A server that did not accept a TCP connection at its configured URL."""
+
+    name: str
+    address: str
+    error: str
+    setting: str
+
+    def __str__(self) -> str:
+        return f"{self.name} does not answer at {self.address} ({self.error})"
+
+    @property
+    def hint(self) -> str:
+        return (
+            f"for the distributed mode, start {self.name} with `{START_HINTS[self.name]}` "
+            f"or point {self.setting} at a running server"
+        )
+
+
+def unreachable(settings: Settings) -> list[Unanswered]:
     """Name each server that does not accept a TCP connection at its configured URL."""
     problems = []
     db = make_url(settings.database_url)
     amqp = make_url(settings.amqp_url.replace("amqp://", "postgresql://", 1))
-    for name, host, port, url in (
+    for name, host, port, setting in (
         ("PostgreSQL", db.host or "127.0.0.1", db.port or 5432, "DATABASE_URL"),
         ("RabbitMQ", amqp.host or "127.0.0.1", amqp.port or 5672, "AMQP_URL"),
     ):
         try:
             socket.create_connection((host, port), timeout=2).close()
         except OSError as exc:
-            problems.append(
-                f"{name} does not answer at {host}:{port} ({exc.strerror or exc}). "
-                f"Start it with `{START_HINTS[name]}`, or point {url} at a running server."
-            )
+            problems.append(Unanswered(name, f"{host}:{port}", exc.strerror or str(exc), setting))
     return problems
 
 
-async def seed_demo(settings: Settings, checkout: Path) -> str:
-    """Create the demo user, project and daily job if missing; return a fresh token."""
+async def _seed(settings: Settings, repository: Path) -> str:
     engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    async with sessions() as session, session.begin():
-        user = await ensure_user(session, email=DEMO_EMAIL, name="Demo")
-        project = await session.scalar(
-            select(Project).where(Project.user_id == user.id, Project.deleted_at.is_(None))
-        )
-        now = datetime.now(UTC)
-        if project is not None and project.local_repo_path != str(checkout):
-            # The demo scans the checkout `make run` starts from, wherever that now is.
-            project.local_repo_path = str(checkout)
-        if project is None:
-            project = Project(
-                id=new_id("prj"),
-                user_id=user.id,
-                name="herald",
-                local_repo_path=str(checkout),
-                platforms=["x", "linkedin", "blog", "changelog"],
-                notification_settings={},
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(project)
-            await session.flush()
-            time_config = {"hour": 9, "minute": 0, "timezone": "UTC"}
-            job = CronJob(
-                id=new_id("cron"),
-                project_id=project.id,
-                user_id=user.id,
-                name="Daily digest",
-                frequency="DAILY",
-                time_config=time_config,
-                schedule=preset_expression("DAILY", time_config),
-                next_run_at=preset_next_runs("DAILY", time_config, now, 1)[0],
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(job)
-            await session.flush()
-            session.add(JobStatistics.empty(job.id))
-        token = await issue_token(session, user_id=user.id, name="make run")
-    await engine.dispose()
-    return token
+    try:
+        return await seed_demo(session_factory(engine), repository, issued_by="make run")
+    finally:
+        await engine.dispose()
 
 
 def run_all(settings: Settings) -> int:
-    """Start every service, print where they are, stop them all on Ctrl-C."""
+    """Start every service, print where they are, stop them all on Ctrl-C.
+
+    Where PostgreSQL or RabbitMQ does not answer (or DATABASE_URL is a SQLite file), run the
+    standalone mode instead, saying why.
+    """
+    if is_sqlite(settings.database_url):
+        return run_standalone(settings, reason="DATABASE_URL is a SQLite file")
     problems = unreachable(settings)
     if problems:
         for problem in problems:
-            print(f"herald: {problem}", file=sys.stderr)
-        return 2
+            print(f"herald: {problem}; {problem.hint}.", file=sys.stderr)
+        reason = "; ".join(str(problem) for problem in problems)
+        return run_standalone(settings, reason=reason)
     checkout = Path.cwd().resolve()
     upgrade(settings.database_url)
-    token = asyncio.run(seed_demo(settings, checkout))
+    repository = demo_repository(checkout, Path(settings.data_dir).resolve(), now=datetime.now(UTC))
+    token = asyncio.run(_seed(settings, repository))
     env = {
         **os.environ,
-        "HERALD_LOCAL_REPOS_ROOT": os.environ.get("HERALD_LOCAL_REPOS_ROOT", str(checkout)),
+        "HERALD_LOCAL_REPOS_ROOT": os.environ.get(
+            "HERALD_LOCAL_REPOS_ROOT", str(repos_root(checkout, repository))
+        ),
     }
     children = {
         name: subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env)  # noqa: S603

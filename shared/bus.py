@@ -6,6 +6,10 @@ Consumption semantics every implementation keeps:
   at once, with a log line naming why; it is never requeued;
 - any other exception requeues it; the queue's delivery limit dead-letters it after a few
   tries, so a crashing handler cannot loop forever;
+- a handler that raises `DependencyUnavailableError` (its database is unreachable) is run again
+  in place after a pause, the message held unacked: an outage is not the message's fault and
+  must not spend the delivery limit, or a few seconds without the database would dead-letter
+  every event in flight and leave their executions open;
 - a delayed message (the retry ladder) that comes back before its `notBefore` is delayed again.
 """
 
@@ -30,13 +34,17 @@ from aio_pika.abc import (
 from aio_pika.connection import make_url
 
 from shared import metrics, topology
-from shared.errors import InvalidEventError
+from shared.errors import DependencyUnavailableError, InvalidEventError
 from shared.events import Event, decode_event
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
 CancelHandler = Callable[[str], None]
+# Pauses, seconds, between runs of a handler waiting for its dependency: short at first, so a
+# blip costs little, then capped so a long outage costs a log line every few seconds.
+UNAVAILABLE_PAUSE = 0.5
+UNAVAILABLE_PAUSE_MAX = 5.0
 PoisonHandler = Callable[[Event, str], Awaitable[None]]
 
 
@@ -91,6 +99,7 @@ class AmqpBus:
         self._exchange: AbstractExchange | None = None
         self._consumers: list[tuple[Any, str]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._closing = asyncio.Event()
 
     @property
     def is_ready(self) -> bool:
@@ -98,6 +107,7 @@ class AmqpBus:
         return self._connection is not None and self._connection.connected.is_set()
 
     async def start(self) -> None:
+        self._closing.clear()
         connection = aio_pika.RobustConnection(
             make_url(self._url),
             client_properties={"connection_name": connection_name(self._service)},
@@ -116,6 +126,7 @@ class AmqpBus:
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Stop consuming, let in-flight handlers finish, then close the connection."""
+        self._closing.set()  # a handler waiting for its database stops waiting
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
@@ -222,7 +233,7 @@ class AmqpBus:
             execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
         ):
             try:
-                await handler(event)
+                await self._until_available(handler, event, bound)
             except InvalidEventError as exc:
                 bound.error("message dead-lettered", reason=exc.message)
                 metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
@@ -254,6 +265,27 @@ class AmqpBus:
                 return
         await message.ack()
         metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="ok").inc()
+
+    async def _until_available(self, handler: Handler, event: Event, bound: Any) -> None:
+        """Run the handler; while it finds its dependency unavailable, pause and run it again.
+
+        Gives up (raising) only when the bus closes: the message is then requeued like any
+        failure, for another process or the next start.
+        """
+        pause = UNAVAILABLE_PAUSE
+        while True:
+            try:
+                await handler(event)
+                return
+            except DependencyUnavailableError as exc:
+                if self._closing.is_set():
+                    raise
+                bound.warning(
+                    "dependency unavailable; handler waits", error=exc.message, retry_in=pause
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), timeout=pause)
+                pause = min(pause * 2, UNAVAILABLE_PAUSE_MAX)
 
     async def on_cancelled(self, callback: CancelHandler) -> None:
         assert self._connection is not None, "bus not started"

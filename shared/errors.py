@@ -32,3 +32,7 @@ class InvalidEventError(PermanentError):
 
 class ConfigurationError(PermanentError):
     """The job or project is configured in a way that cannot run."""
+
+
+class DependencyUnavailableError(TransientError):
+    """A server the handler needs cannot be reached; the message should wait for it."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
 import structlog
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -99,14 +100,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(
-                    self._bus.publish_raw(
-                        row.routing_key, row.payload.encode(), message_id=row.event_id
-                    )
-                    for row in rows
-                )
-            )
+            await _publish(self._bus, rows)
             # One Core UPDATE for the batch (no ORM session synchronisation to evaluate).
             await session.execute(
                 update(_OUTBOX)
@@ -151,6 +145,34 @@ class OutboxRelay:
                 .where(OutboxMessage.published_at.is_(None))
             )
         metrics.OUTBOX_PENDING.set(pending or 0)
+
+
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A bus that publishes a relay batch at once (the scheduler's: one write of frames)."""
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None: ...
+
+
+class Outgoing(NamedTuple):
+    routing_key: str
+    body: bytes
+    message_id: str | None
+
+
+async def _publish(bus: Bus, rows: Sequence[Any]) -> None:
+    """Publish claimed rows with confirms: as one batch when the bus can, else concurrently."""
+    if isinstance(bus, BatchPublisher):
+        await bus.publish_many(
+            [Outgoing(row.routing_key, row.payload.encode(), row.event_id) for row in rows]
+        )
+        return
+    await asyncio.gather(
+        *(
+            bus.publish_raw(row.routing_key, row.payload.encode(), message_id=row.event_id)
+            for row in rows
+        )
+    )
 
 
 async def _first_of(*events: asyncio.Event) -> None:

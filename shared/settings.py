@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HERALD_AMQP_URL", "AMQP_URL"),
     )
     environment: str = "development"
+    # Standalone mode: where its SQLite database and queue files live (unless DATABASE_URL is
+    # itself a sqlite:// URL).
+    data_dir: str = ".herald"
     log_format: str = "auto"  # json | console | auto (console on a terminal)
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"

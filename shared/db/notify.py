@@ -1,16 +1,23 @@
-"""PostgreSQL LISTEN/NOTIFY wake-ups (the embedded SQLite mode wakes in-process instead)."""
+"""Wake-ups after a commit: PostgreSQL LISTEN/NOTIFY, or in-process events on SQLite.
+
+SQLite has no NOTIFY; the standalone mode runs every service in one process, so a commit
+that would notify sets the process's own events for that channel instead (`local_wakeup`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.event import listens_for
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 log = structlog.get_logger(__name__)
 
@@ -18,10 +25,36 @@ OUTBOX_CHANNEL = "herald_outbox"
 JOBS_CHANNEL = "herald_jobs"
 
 
+_PENDING_KEY = "herald_wakeups"
+# Weak: a waiter lives as long as the loop that holds it (an app built per test, say).
+_local_waiters: dict[str, weakref.WeakSet[asyncio.Event]] = {}
+
+
 async def notify(session: AsyncSession, channel: str) -> None:
-    """Queue a NOTIFY in the caller's transaction; PostgreSQL delivers it on commit."""
+    """Queue a wake-up in the caller's transaction, delivered only if it commits."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+    else:
+        session.sync_session.info.setdefault(_PENDING_KEY, set()).add(channel)
+
+
+def local_wakeup(channel: str) -> asyncio.Event:
+    """Return an event this process sets whenever a transaction notifying `channel` commits."""
+    waiter = asyncio.Event()
+    _local_waiters.setdefault(channel, weakref.WeakSet()).add(waiter)
+    return waiter
+
+
+@listens_for(Session, "after_commit")
+def _wake_local_waiters(session: Session) -> None:
+    for channel in session.info.pop(_PENDING_KEY, ()):
+        for waiter in list(_local_waiters.get(channel, ())):
+            waiter.set()
+
+
+@listens_for(Session, "after_rollback")
+def _forget_wakeups(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
 
 
 def plain_dsn(url: str) -> str:

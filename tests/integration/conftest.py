@@ -1,14 +1,96 @@
-"""Integration fixtures: engines on the test database, a started bus on the test vhost."""
+"""Integration fixtures: engines on the test database, a started bus on the test vhost.
+
+The scheduler's and the API's tests run on both databases herald supports: PostgreSQL (the
+distributed mode) and SQLite (the standalone mode), through one `database_backend` parameter
+behind `database_url` and `fresh_database_url`. A test that needs a PostgreSQL server itself
+(a network outage of it, say) is marked `postgresql_only` with the reason, and runs once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.bus import AmqpBus
 from shared.db.engine import create_engine, session_factory
+from shared.db.migrate import upgrade
+from shared.ids import new_id
+from tests.support import servers
+
+BACKENDS = ("postgresql", "sqlite")
+# Test modules whose database code runs in both modes.
+ON_BOTH_DATABASES = ("test_scheduler_", "test_api_")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgresql_only(reason): runs on PostgreSQL alone (the reason says why not on SQLite)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_backend" not in metafunc.fixturenames:
+        return
+    if not metafunc.module.__name__.rsplit(".", 1)[-1].startswith(ON_BOTH_DATABASES):
+        return
+    marker = metafunc.definition.get_closest_marker("postgresql_only")
+    if marker is not None:
+        assert marker.kwargs.get("reason") or marker.args, "postgresql_only needs a reason"
+    backends = ("postgresql",) if marker is not None else BACKENDS
+    metafunc.parametrize("database_backend", backends, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def database_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "postgresql"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file to copy per test (migrating each time costs more than copying)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    database_url: str,
+    database_backend: str,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The session's shared database on the backend under test."""
+    if database_backend == "postgresql":
+        yield database_url
+        return
+    path = tmp_path_factory.mktemp("sqlite") / "shared.db"
+    shutil.copyfile(sqlite_template, path)
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def fresh_database_url(
+    database_backend: str, sqlite_template: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A database of one test's own on the backend under test."""
+    if database_backend == "sqlite":
+        path = tmp_path / f"{new_id('db')}.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    # The PostgreSQL template is asked for only here, so a SQLite run needs no server.
+    template = str(request.getfixturevalue("template_database"))
+    base = servers.base_database_url()
+    name = servers.unique_name("herald_t")
+    yield asyncio.run(servers.create_database(base, name, template=template))
+    asyncio.run(servers.drop_database(base, name))
 
 
 @pytest.fixture

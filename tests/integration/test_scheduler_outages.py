@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -17,6 +18,9 @@ from tests.support.proxy import TcpProxy
 SLOT = datetime(2033, 5, 1, 9, 0, tzinfo=UTC)
 
 
+@pytest.mark.postgresql_only(
+    reason="cuts the TCP connection to the database server; SQLite is a file in the process"
+)
 async def test_the_loop_waits_out_a_database_outage_then_fires_what_fell_due(
     fresh_database_url: str,
 ) -> None:

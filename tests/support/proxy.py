@@ -9,7 +9,9 @@ from concurrent.futures import Future
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses more."""
+    """Forward 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses more,
+    `stall()` keeps every connection open but forwards nothing (a network that went silent).
+    """
 
     def __init__(self, target_host: str, target_port: int, port: int) -> None:
         self.target = (target_host, target_port)
@@ -18,6 +20,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
         self._thread.start()
 
     def _call(self, coro: object) -> object:
@@ -25,8 +28,12 @@ class TcpProxy:
         return future.result(timeout=10)
 
     def restore(self) -> None:
-        """Start accepting and forwarding."""
+        """Start accepting and forwarding (again, after a cut or a stall)."""
         self._call(self._listen())
+
+    def stall(self) -> None:
+        """Hold every byte in both directions, on open and new connections, until restored."""
+        self._call(self._stall())
 
     def cut(self) -> None:
         """Stop accepting and reset every open connection."""
@@ -38,11 +45,22 @@ class TcpProxy:
         self._thread.join(timeout=5)
         self._loop.close()
 
+    async def _stall(self) -> None:
+        self._gate().clear()
+
+    def _gate(self) -> asyncio.Event:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        return self._flowing
+
     async def _listen(self) -> None:
+        self._gate().set()
         if self._server is None:
             self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def _close(self) -> None:
+        self._gate().set()  # a pipe held by a stall wakes to find its connection reset
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -61,6 +79,7 @@ class TcpProxy:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await source.read(65536):
+                    await self._gate().wait()
                     sink.write(data)
                     await sink.drain()
             sink.transport.abort()
