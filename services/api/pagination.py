@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, or_
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.api.problems import invalid
@@ -60,8 +60,8 @@ def split(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]
 def keyset(
     statement: Select[Any],
     *,
-    created: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[str],
+    created: ColumnElement[datetime],
+    row_id: ColumnElement[str],
     after_cursor: bool,
 ) -> Select[Any]:
     """`page` as a statement built once: the cursor and the size are bound parameters.

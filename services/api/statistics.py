@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,28 @@ async def record_finished(session: AsyncSession, execution: Execution) -> Counte
     return Counters(stats.consecutive_failures, previous)
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Counters as read (one job's, or summed over a user's jobs): what the view shows."""
+
+    total_success: int
+    total_failures: int
+    total_cancelled: int
+    total_skipped: int
+    total_missed: int
+    total_duration_ms: int
+    timed_runs: int
+    consecutive_failures: int
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    recent_durations: Sequence[int]
+
+
+# The columns of `job_statistics` a `Totals` is read from, in its fields' order.
+TOTALS_FIELDS = tuple(Totals.__dataclass_fields__)
+
+
 def percentile(values: list[int], fraction: float) -> int | None:
     """Nearest-rank percentile of a list of durations."""
     if not values:
@@ -65,7 +88,7 @@ def percentile(values: list[int], fraction: float) -> int | None:
 
 
 def statistics_view(
-    stats: JobStatistics | None,
+    stats: JobStatistics | Totals | None,
     *,
     next_run: datetime | None,
     recent: list[dict[str, Any]],

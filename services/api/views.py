@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic_core import to_json
+from sqlalchemy import Column
+from starlette.responses import Response
 
 from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Notification, Project
 from shared.notification_settings import public_settings
@@ -36,59 +41,182 @@ def project_view(project: Project) -> dict[str, Any]:
     }
 
 
+# The columns a job's and an execution's view read, in the order `job_row_view` and
+# `execution_row_view` unpack them: hot lists select exactly these as plain rows, with no
+# ORM object per row, and the single-record views read the same names from an ORM object.
+JOB_FIELDS = (
+    "id",
+    "project_id",
+    "type",
+    "name",
+    "description",
+    "frequency",
+    "time_config",
+    "schedule",
+    "is_enabled",
+    "max_retries",
+    "retry_delay",
+    "timeout_seconds",
+    "overlap_policy",
+    "catchup_window",
+    "jitter",
+    "next_run_at",
+    "last_run_at",
+    "disabled_reason",
+    "created_at",
+    "updated_at",
+)
+EXECUTION_FIELDS = (
+    "id",
+    "job_id",
+    "project_id",
+    "scheduled_for",
+    "trigger",
+    "triggered_by",
+    "status",
+    "attempt",
+    "window_start",
+    "window_end",
+    "started_at",
+    "completed_at",
+    "duration",
+    "items_processed",
+    "items_success",
+    "items_failed",
+    "error_message",
+    "error_stack",
+    "metadata_",
+    "created_at",
+    "missed_count",
+    "first_missed_at",
+    "last_missed_at",
+)
+JOB_COLUMNS: tuple[Column[Any], ...] = tuple(CronJob.__mapper__.columns[f] for f in JOB_FIELDS)
+EXECUTION_COLUMNS: tuple[Column[Any], ...] = tuple(
+    Execution.__mapper__.columns[f] for f in EXECUTION_FIELDS
+)
+
+
 def job_view(job: CronJob) -> dict[str, Any]:
+    return job_row_view([getattr(job, field) for field in JOB_FIELDS])
+
+
+def job_row_view(row: Sequence[Any]) -> dict[str, Any]:
+    """The view of a row of `JOB_COLUMNS`."""
+    (
+        job_id,
+        project_id,
+        job_type,
+        name,
+        description,
+        frequency,
+        time_config,
+        schedule,
+        is_enabled,
+        max_retries,
+        retry_delay,
+        timeout_seconds,
+        overlap_policy,
+        catchup_window,
+        jitter,
+        next_run_at,
+        last_run_at,
+        disabled_reason,
+        created_at,
+        updated_at,
+    ) = row
     return {
-        "id": job.id,
-        "projectId": job.project_id,
-        "type": job.type,
-        "name": job.name,
-        "description": job.description,
-        "frequency": job.frequency,
-        "timeConfig": {"timezone": "UTC", **job.time_config},
-        "schedule": job.schedule,
-        "isEnabled": job.is_enabled,
-        "maxRetries": job.max_retries,
-        "retryDelay": job.retry_delay,
-        "timeoutSeconds": job.timeout_seconds,
-        "overlapPolicy": job.overlap_policy,
-        "catchupWindow": job.catchup_window,
-        "jitter": job.jitter,
-        "nextRunAt": iso(job.next_run_at),
-        "lastRunAt": iso(job.last_run_at),
-        "disabledReason": job.disabled_reason,
-        "createdAt": iso(job.created_at),
-        "updatedAt": iso(job.updated_at),
+        "id": job_id,
+        "projectId": project_id,
+        "type": job_type,
+        "name": name,
+        "description": description,
+        "frequency": frequency,
+        "timeConfig": {"timezone": "UTC", **time_config},
+        "schedule": schedule,
+        "isEnabled": is_enabled,
+        "maxRetries": max_retries,
+        "retryDelay": retry_delay,
+        "timeoutSeconds": timeout_seconds,
+        "overlapPolicy": overlap_policy,
+        "catchupWindow": catchup_window,
+        "jitter": jitter,
+        "nextRunAt": iso(next_run_at),
+        "lastRunAt": iso(last_run_at),
+        "disabledReason": disabled_reason,
+        "createdAt": iso(created_at),
+        "updatedAt": iso(updated_at),
     }
 
 
 def execution_view(execution: Execution) -> dict[str, Any]:
+    return execution_row_view([getattr(execution, field) for field in EXECUTION_FIELDS])
+
+
+def execution_row_view(row: Sequence[Any]) -> dict[str, Any]:
+    """The view of a row of `EXECUTION_COLUMNS`."""
+    (
+        execution_id,
+        job_id,
+        project_id,
+        scheduled_for,
+        trigger,
+        triggered_by,
+        status,
+        attempt,
+        window_start,
+        window_end,
+        started_at,
+        completed_at,
+        duration,
+        items_processed,
+        items_success,
+        items_failed,
+        error_message,
+        error_stack,
+        metadata,
+        created_at,
+        missed_count,
+        first_missed_at,
+        last_missed_at,
+    ) = row
     view: dict[str, Any] = {
-        "id": execution.id,
-        "jobId": execution.job_id,
-        "projectId": execution.project_id,
-        "scheduledFor": iso(execution.scheduled_for),
-        "trigger": execution.trigger,
-        "triggeredBy": execution.triggered_by,
-        "status": execution.status,
-        "attempt": execution.attempt,
-        "windowStart": iso(execution.window_start),
-        "windowEnd": iso(execution.window_end),
-        "startedAt": iso(execution.started_at),
-        "completedAt": iso(execution.completed_at),
-        "duration": execution.duration,
-        "itemsProcessed": execution.items_processed,
-        "itemsSuccess": execution.items_success,
-        "itemsFailed": execution.items_failed,
-        "errorMessage": execution.error_message,
-        "errorStack": execution.error_stack,
-        "metadata": _metadata(execution.metadata_),
-        "createdAt": iso(execution.created_at),
+        "id": execution_id,
+        "jobId": job_id,
+        "projectId": project_id,
+        "scheduledFor": iso(scheduled_for),
+        "trigger": trigger,
+        "triggeredBy": triggered_by,
+        "status": status,
+        "attempt": attempt,
+        "windowStart": iso(window_start),
+        "windowEnd": iso(window_end),
+        "startedAt": iso(started_at),
+        "completedAt": iso(completed_at),
+        "duration": duration,
+        "itemsProcessed": items_processed,
+        "itemsSuccess": items_success,
+        "itemsFailed": items_failed,
+        "errorMessage": error_message,
+        "errorStack": error_stack,
+        "metadata": _metadata(metadata),
+        "createdAt": iso(created_at),
     }
-    if execution.status == "MISSED":
-        view["missedCount"] = execution.missed_count
-        view["firstMissedAt"] = iso(execution.first_missed_at)
-        view["lastMissedAt"] = iso(execution.last_missed_at)
+    if status == "MISSED":
+        view["missedCount"] = missed_count
+        view["firstMissedAt"] = iso(first_missed_at)
+        view["lastMissedAt"] = iso(last_missed_at)
     return view
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """A 200 JSON response encoded once, in pydantic-core, with no response-model pass.
+
+    Hot reads build their body from plain rows; FastAPI's validation and serialisation of
+    a returned dict cost more than the encoding itself. The route still declares its
+    response model (`response_model=`), so the OpenAPI document does not change.
+    """
+    return Response(to_json(body), media_type="application/json")
 
 
 def _metadata(stored: dict[str, Any]) -> dict[str, Any]:

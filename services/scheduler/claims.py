@@ -10,12 +10,17 @@ scheduled instant) holds even if two replicas ever raced on one slot. Per job:
    catch-up window (CATCHUP), and record older ones as one MISSED execution.
 3. The overlap policy decides a run: fire it, skip it (SKIPPED), or buffer it (BUFFER_ONE).
 4. The next run advances past both the slot and now, with its own jitter.
+
+`fire_ahead` does the same for the jobs of an instant shortly before it, and commits at it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -114,70 +119,123 @@ async def fire_due(
     grace: float = 60.0,
     public_url: str = "http://127.0.0.1:8000",
 ) -> BatchResult:
-    """Fire up to `batch` jobs due at `now`.
+    """Fire up to `batch` jobs due at `now`, in one transaction."""
+    started = time.perf_counter()
+    async with sessions() as session, session.begin():
+        result = await _fire(session, now=now, batch=batch, grace=grace, public_url=public_url)
+    _count(result, started)
+    return result
+
+
+async def fire_ahead(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    at: datetime,
+    clock: Callable[[], datetime],
+    batch: int,
+    most: int,
+    grace: float = 60.0,
+    public_url: str = "http://127.0.0.1:8000",
+) -> BatchResult:
+    """Fire the jobs due at `at` (up to `most`), written before it comes and committed at it.
+
+    Each batch is claimed and written in its own transaction as if at `at`, then every
+    transaction waits for `at` and commits: at the instant only the commits and the relay's
+    publishing remain, so a run is late by those alone. Until then the claimed jobs stay
+    locked (a change to one through the API waits for the commit, and then sees the run),
+    and nothing is visible: a crash meanwhile rolls all of it back, to be fired as usual.
+    """
+    started = time.perf_counter()
+    claimed = fired = 0
+    outcomes: Counter[str] = Counter()
+    async with contextlib.AsyncExitStack() as held:
+        while claimed < most:
+            session = await held.enter_async_context(sessions())
+            await held.enter_async_context(session.begin())
+            size = min(batch, most - claimed)
+            result = await _fire(session, now=at, batch=size, grace=grace, public_url=public_url)
+            claimed, fired = claimed + result.claimed, fired + result.fired
+            outcomes.update(result.outcomes)
+            if result.claimed < size:
+                break
+        wait = (at - clock()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes))
+    _count(result, started)
+    return result
+
+
+def _count(result: BatchResult, started: float) -> None:
+    if not result.claimed:
+        return
+    for outcome, count in result.outcomes.items():
+        metrics.SCHEDULER_FIRES.labels(outcome=outcome).inc(count)
+    metrics.SCHEDULER_CLAIM_SECONDS.observe(time.perf_counter() - started)
+
+
+async def _fire(
+    session: AsyncSession, *, now: datetime, batch: int, grace: float, public_url: str
+) -> BatchResult:
+    """Claim up to `batch` jobs due at `now` and write their runs, in the caller's transaction.
 
     Core statements, not ORM units of work: the claimed jobs are plain rows, and the batch
     is written as one multi-row INSERT of executions, one of outbox rows and one UPDATE (by
     primary key, executemany) of the jobs' scheduling columns.
     """
-    started = time.perf_counter()
     work = _Batch(now=now)
-    async with sessions() as session, session.begin():
-        claimed = [
-            _JobRow(row)
-            for row in (
-                await session.execute(
-                    select(*_JOB_COLUMNS)
-                    .where(*live_jobs(), CronJob.next_run_at <= now)
-                    .order_by(CronJob.next_run_at)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
+    claimed = [
+        _JobRow(row)
+        for row in (
+            await session.execute(
+                select(*_JOB_COLUMNS)
+                .where(*live_jobs(), CronJob.next_run_at <= now)
+                .order_by(CronJob.next_run_at)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    ]
+    if not claimed:
+        return BatchResult(claimed=0, fired=0)
+    ids = [job.id for job in claimed]
+    projects = await _projects(session, {job.project_id for job in claimed})
+    unfinished = await _unfinished(session, ids)
+    completed = await _last_completed(session, ids)
+    disabled: list[dict[str, Any]] = []
+    for row in claimed:
+        job = cast(CronJob, row)
+        try:
+            _plan_job(
+                work, job, projects[row.project_id], unfinished.get(row.id, 0), completed, grace
+            )
+        except ScheduleError as exc:
+            # An invalid stored schedule disables the job with the reason, never a crash loop.
+            log.error("job disabled: invalid schedule", job_id=row.id, reason=exc.message)
+            row.disabled = True
+            disabled.append({"b_id": row.id, "b_reason": f"invalid schedule: {exc.message}"})
+            work.outcomes["disabled"] += 1
+    inserted = await _insert_executions(session, work.rows)
+    events: list[Event] = []
+    for values in work.rows:
+        execution_id = values["id"]
+        if execution_id not in inserted:
+            log.info("slot already fired elsewhere", job_id=values["job_id"])
+            continue
+        if execution_id in work.dispatch:
+            job, project = work.dispatch[execution_id]
+            events.append(job_due_event(job, project, _transient(values), now=now))
+        elif execution_id in work.terminal:
+            job, project = work.terminal[execution_id]
+            events.append(
+                await records.finished_event(
+                    session, job, project, _transient(values), public_url=public_url
                 )
             )
-            .mappings()
-            .all()
-        ]
-        if not claimed:
-            return BatchResult(claimed=0, fired=0)
-        ids = [job.id for job in claimed]
-        projects = await _projects(session, {job.project_id for job in claimed})
-        unfinished = await _unfinished(session, ids)
-        completed = await _last_completed(session, ids)
-        disabled: list[dict[str, Any]] = []
-        for row in claimed:
-            job = cast(CronJob, row)
-            try:
-                _plan_job(
-                    work, job, projects[row.project_id], unfinished.get(row.id, 0), completed, grace
-                )
-            except ScheduleError as exc:
-                # An invalid stored schedule disables the job with the reason, never a crash loop.
-                log.error("job disabled: invalid schedule", job_id=row.id, reason=exc.message)
-                row.disabled = True
-                disabled.append({"b_id": row.id, "b_reason": f"invalid schedule: {exc.message}"})
-                work.outcomes["disabled"] += 1
-        inserted = await _insert_executions(session, work.rows)
-        events: list[Event] = []
-        for values in work.rows:
-            execution_id = values["id"]
-            if execution_id not in inserted:
-                log.info("slot already fired elsewhere", job_id=values["job_id"])
-                continue
-            if execution_id in work.dispatch:
-                job, project = work.dispatch[execution_id]
-                events.append(job_due_event(job, project, _transient(values), now=now))
-            elif execution_id in work.terminal:
-                job, project = work.terminal[execution_id]
-                events.append(
-                    await records.finished_event(
-                        session, job, project, _transient(values), public_url=public_url
-                    )
-                )
-        await _advance(session, claimed, disabled)
-        await outbox.enqueue(session, *events)
-    for outcome, count in work.outcomes.items():
-        metrics.SCHEDULER_FIRES.labels(outcome=outcome).inc(count)
-    metrics.SCHEDULER_CLAIM_SECONDS.observe(time.perf_counter() - started)
+    await _advance(session, claimed, disabled)
+    await outbox.enqueue(session, *events)
     return BatchResult(claimed=len(claimed), fired=len(work.dispatch), outcomes=dict(work.outcomes))
 
 

@@ -12,13 +12,20 @@ import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.scheduler.claims import due_backlog, earliest_next_run, fire_due, jobs_by_state
+from services.scheduler.claims import (
+    due_backlog,
+    earliest_next_run,
+    fire_ahead,
+    fire_due,
+    jobs_by_state,
+)
 from services.scheduler.lateness import LatenessBus
 from services.scheduler.records import release_buffered
 from shared import metrics
-from shared.bus import AmqpBus
+from shared.bus import Bus
 from shared.db.engine import create_engine, is_sqlite, session_factory
-from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener
+from shared.db.filelock import hold_database_lock
+from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener, local_wakeup
 from shared.db.schema import CronJob
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
@@ -37,6 +44,10 @@ BUFFER_POLL = 2.0
 # Outbox relays at once in the scheduler: one claims the next batch while another's
 # publishes wait for their confirms.
 RELAY_CONCURRENCY = 2
+# Seconds before an instant when its due jobs are claimed and written (committed at the
+# instant: `claims.fire_ahead`), and how many batches may be held so (a connection each).
+CLAIM_AHEAD = 2.0
+AHEAD_BATCHES = 6
 
 
 def system_clock() -> datetime:
@@ -63,8 +74,12 @@ async def schedule_loop(
     public_url: str = "http://127.0.0.1:8000",
     retry_pause: float = 1.0,
     fired: asyncio.Event | None = None,
+    ahead: float = 0.0,
 ) -> None:
     """Fire due jobs, then sleep until the earliest next run or until woken.
+
+    With `ahead` (seconds), the jobs of the next instant are claimed and written that long
+    before it and committed at it, so they go out late by the commit and the relay alone.
 
     While the database is away each pass fails and the loop retries after a short pause:
     nothing is lost, since a slot fires only when its transaction commits.
@@ -72,6 +87,7 @@ async def schedule_loop(
     at once, without waiting for the NOTIFY round trip or a poll).
     """
     last_census = -CENSUS_INTERVAL
+    lead = timedelta(seconds=ahead)
     while not stop.is_set():
         wake.clear()  # before looking: a change notified during this pass gets another
         try:
@@ -84,6 +100,19 @@ async def schedule_loop(
                 continue  # more are due: no sleeping while behind
             buffered = await release_buffered(sessions, now=clock(), batch=batch)
             next_due = await earliest_next_run(sessions)
+            if ahead and next_due is not None and timedelta(0) < next_due - clock() <= lead:
+                result = await fire_ahead(
+                    sessions,
+                    at=next_due,
+                    clock=clock,
+                    batch=batch,
+                    most=batch * AHEAD_BATCHES,
+                    grace=grace,
+                    public_url=public_url,
+                )
+                if fired is not None and result.claimed:
+                    fired.set()
+                continue
             metrics.SCHEDULER_DUE_BACKLOG.set(await due_backlog(sessions, now=clock()))
             if time.monotonic() - last_census >= CENSUS_INTERVAL:
                 last_census = time.monotonic()
@@ -97,7 +126,7 @@ async def schedule_loop(
         sleep = max_sleep
         if next_due is not None:
             metrics.SCHEDULER_NEXT_RUN.set(next_due.timestamp())
-            sleep = min(max_sleep, max(0.0, (next_due - clock()).total_seconds()))
+            sleep = min(max_sleep, max(0.0, (next_due - clock()).total_seconds() - ahead))
         if buffered or await _has_buffered(sessions):
             sleep = min(sleep, BUFFER_POLL)  # a waiting run goes as soon as its predecessor ends
         if sleep > 0:
@@ -149,11 +178,42 @@ async def run(settings: Settings) -> None:
     )
     await probes.start()
     listener = None
-    job_wake, outbox_wake = asyncio.Event(), asyncio.Event()
-    if not is_sqlite(settings.database_url):
+    held = None
+    if is_sqlite(settings.database_url):
+        # One scheduler per SQLite file: the standalone process holds this lock, so a
+        # second scheduler on the same file refuses to start instead of double-firing.
+        held = hold_database_lock(settings.database_url)
+    else:
         listener = Listener(settings.database_url, [JOBS_CHANNEL, OUTBOX_CHANNEL])
         listener.start()
+    await run_loops(settings, sessions, bus, stop=stop, clock=clock, listener=listener)
+    await bus.close()
+    if listener is not None:
+        await listener.stop()
+    await engine.dispose()
+    await probes.stop()
+    if held is not None:
+        held.release()
+    log.info("service stopped", service="scheduler")
+
+
+async def run_loops(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    *,
+    stop: asyncio.Event,
+    clock: Clock = system_clock,
+    listener: Listener | None = None,
+) -> None:
+    """Fire due jobs and relay the outbox until `stop`; the bus is started here.
+
+    Without a LISTEN/NOTIFY `listener` (SQLite), wake-ups come from this process's commits.
+    """
+    if listener is not None:
         job_wake, outbox_wake = listener.events[JOBS_CHANNEL], listener.events[OUTBOX_CHANNEL]
+    else:
+        job_wake, outbox_wake = local_wakeup(JOBS_CHANNEL), local_wakeup(OUTBOX_CHANNEL)
     relay = OutboxRelay(
         sessions,
         bus,
@@ -174,6 +234,8 @@ async def run(settings: Settings) -> None:
                 grace=settings.scheduler_late_grace,
                 public_url=settings.public_url,
                 fired=relay.wake,
+                # SQLite takes its one write lock per transaction: held batches would queue.
+                ahead=0.0 if is_sqlite(settings.database_url) else CLAIM_AHEAD,
             )
         ),
         asyncio.create_task(_relay(relay, bus, stop)),
@@ -182,15 +244,9 @@ async def run(settings: Settings) -> None:
     await stop.wait()
     log.info("service stopping", service="scheduler")
     await asyncio.gather(*tasks, return_exceptions=True)
-    await bus.close()
-    if listener is not None:
-        await listener.stop()
-    await engine.dispose()
-    await probes.stop()
-    log.info("service stopped", service="scheduler")
 
 
-async def _relay(relay: OutboxRelay, bus: AmqpBus, stop: asyncio.Event) -> None:
+async def _relay(relay: OutboxRelay, bus: Bus, stop: asyncio.Event) -> None:
     if await start_when_available(bus.start, what="broker", stop=stop):
         await relay.run(stop)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import statistics
-from services.api.auth import UserDep
-from services.api.deps import SessionDep, StateDep
+from services.api.auth import Caller, UserDep, hot_caller, owned_by
+from services.api.deps import SessionDep, StateDep, app_state
 from services.api.lifecycle import cancel
 from services.api.pagination import (
     DEFAULT_LIMIT,
@@ -22,8 +22,18 @@ from services.api.pagination import (
     split,
 )
 from services.api.problems import Problem, not_found
-from services.api.records import execution_of, job_of
-from services.api.views import content_view, execution_view, iso, step_view
+from services.api.records import execution_of
+from services.api.statistics import TOTALS_FIELDS
+from services.api.views import (
+    EXECUTION_COLUMNS,
+    EXECUTION_FIELDS,
+    content_view,
+    execution_row_view,
+    execution_view,
+    iso,
+    json_response,
+    step_view,
+)
 from shared.db.schema import (
     COUNTED_RUN,
     Content,
@@ -39,103 +49,58 @@ router = APIRouter(prefix="/api/cron", tags=["executions"])
 
 RECENT = 10
 
+_EXECUTIONS = Execution.__table__.c
+_JOBS = CronJob.__table__.c
+_STATS = JobStatistics.__table__.c
+
 
 # Statements built once (bound parameters only): no expression building and no cache-key
-# computation per request on the hot reads.
-_OWN = select(Execution).where(Execution.user_id == bindparam("user_id"))
-_OWN_OF_JOB = _OWN.where(Execution.job_id == bindparam("job_id"))
+# computation per request on the hot reads. They select plain columns (rows, no ORM
+# objects), each in two forms: for a user already known, and for an API token checked
+# inside the statement (see `Caller`).
+def _own(by_token: bool, of_job: bool) -> Select[Any]:
+    statement = select(*EXECUTION_COLUMNS).where(owned_by(_EXECUTIONS.user_id, by_token))
+    return statement.where(_EXECUTIONS.job_id == bindparam("job_id")) if of_job else statement
+
+
 _PAGES = {
-    (of_job, after): keyset(
-        _OWN_OF_JOB if of_job else _OWN,
-        created=Execution.created_at,
-        row_id=Execution.id,
+    (by_token, of_job, after): keyset(
+        _own(by_token, of_job),
+        created=_EXECUTIONS.created_at,
+        row_id=_EXECUTIONS.id,
         after_cursor=after,
     )
+    for by_token in (False, True)
     for of_job in (False, True)
     for after in (False, True)
 }
 _RECENT = {
-    of_job: (_OWN_OF_JOB if of_job else _OWN)
-    .order_by(Execution.created_at.desc(), Execution.id.desc())
+    (by_token, of_job): _own(by_token, of_job)
+    .order_by(_EXECUTIONS.created_at.desc(), _EXECUTIONS.id.desc())
     .limit(RECENT)
+    for by_token in (False, True)
     for of_job in (False, True)
 }
+_CREATED_AT = EXECUTION_FIELDS.index("created_at")
 
 
-@router.get("/executions", operation_id="listExecutions")
-async def list_executions(
-    user: UserDep,
-    session: SessionDep,
-    job_id: Annotated[str | None, Query(alias="jobId", max_length=40)] = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    stats: bool = False,
-) -> dict[str, Any]:
-    job: CronJob | None = None
-    counters: JobStatistics | None = None
-    params = {"user_id": user.id, **keyset_params(limit, cursor)}
-    if job_id is not None:
-        if stats:
-            job, counters = await _job_and_counters(session, user.id, job_id)
-        else:
-            await job_of(session, user.id, job_id)
-        params["job_id"] = job_id
-    statement = _PAGES[job_id is not None, cursor is not None]
-    rows = list((await session.scalars(statement, params)).all())
-    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
-    views = [execution_view(row) for row in rows]
-    body: dict[str, Any] = {
-        "success": True,
-        "data": views,
-        "count": len(rows),
-        "nextCursor": next_cursor,
-    }
-    if stats:
-        # The first page is the same history in the same order: its first rows are the
-        # recent executions, so they need no query of their own.
-        if cursor is None and limit >= RECENT:
-            recent = views[:RECENT]
-        else:
-            recent = await _recent(session, user.id, job_id)
-        if job is not None:
-            body["statistics"] = _view(counters, job.next_run_at, recent)
-        else:
-            merged, next_run = await _all_jobs(session, user.id)
-            body["statistics"] = _view(merged, next_run, recent)
-    return body
+def _live_job(by_token: bool) -> tuple[ColumnElement[bool], ...]:
+    return (
+        _JOBS.id == bindparam("job_id"),
+        owned_by(_JOBS.user_id, by_token),
+        _JOBS.deleted_at.is_(None),
+    )
 
 
-async def _job_and_counters(
-    session: AsyncSession, user_id: str, job_id: str
-) -> tuple[CronJob, JobStatistics | None]:
-    """The caller's live job and its counters, in one statement (another tenant's: 404)."""
-    row = (
-        await session.execute(
-            select(CronJob, JobStatistics)
-            .outerjoin(JobStatistics, JobStatistics.job_id == CronJob.id)
-            .where(CronJob.id == job_id, CronJob.user_id == user_id, CronJob.deleted_at.is_(None))
-        )
-    ).one_or_none()
-    if row is None:
-        raise not_found("job")
-    return row[0], row[1]
+_JOB_EXISTS = {by_token: select(_JOBS.id).where(*_live_job(by_token)) for by_token in (False, True)}
+_JOB_AND_COUNTERS = {
+    by_token: select(_JOBS.next_run_at, *(_STATS[name] for name in TOTALS_FIELDS))
+    .select_from(CronJob.__table__.outerjoin(JobStatistics.__table__))
+    .where(*_live_job(by_token))
+    for by_token in (False, True)
+}
 
-
-async def _recent(session: AsyncSession, user_id: str, job_id: str | None) -> list[dict[str, Any]]:
-    """The last RECENT executions, newest first (an indexed read of RECENT rows)."""
-    params = {"user_id": user_id} if job_id is None else {"user_id": user_id, "job_id": job_id}
-    rows = (await session.scalars(_RECENT[job_id is not None], params)).all()
-    return [execution_view(row) for row in rows]
-
-
-def _view(
-    counters: JobStatistics | None, next_run: datetime | None, recent: list[dict[str, Any]]
-) -> dict[str, Any]:
-    view = statistics.statistics_view(counters, next_run=next_run, recent=recent)
-    return {key: _iso_if_datetime(value) for key, value in view.items()}
-
-
-COUNTERS = (
+SUMMED = (
     "total_success",
     "total_failures",
     "total_cancelled",
@@ -147,45 +112,150 @@ COUNTERS = (
 LATEST = ("last_run_at", "last_success_at", "last_failure_at")
 
 
-_COUNTERS_OF_LIVE_JOBS = (
-    select(
-        *(func.coalesce(func.sum(getattr(JobStatistics, name)), 0) for name in COUNTERS),
-        *(func.max(getattr(JobStatistics, name)) for name in LATEST),
-        func.coalesce(func.max(JobStatistics.consecutive_failures), 0),
-        func.min(CronJob.next_run_at),
-    )
-    .select_from(CronJob)
-    .outerjoin(JobStatistics, JobStatistics.job_id == CronJob.id)
-    .where(CronJob.user_id == bindparam("user_id"), CronJob.deleted_at.is_(None))
-)
-_LAST_COUNTED_DURATIONS = (
-    select(Execution.duration)
-    # Literal, not bound, so the planner can match the partial index's predicate.
-    .where(Execution.user_id == bindparam("user_id"), text(COUNTED_RUN))
-    .order_by(Execution.created_at.desc(), Execution.id.desc())
-    .limit(statistics.RECENT_DURATIONS)
-)
+def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
+    """The caller's counters summed over their live jobs, the next run, recent durations.
 
-
-async def _all_jobs(session: AsyncSession, user_id: str) -> tuple[JobStatistics, datetime | None]:
-    """The caller's statistics across live jobs: counters summed by the database.
-
-    One statement sums the counters of the caller's live jobs (a row per job, never per
-    execution) and finds the next run; percentiles come from the caller's last 100 counted
-    runs (one read of the partial index `ix_cron_executions_user_counted`); the failure
-    streak is the longest of any job's.
+    One statement: a row per job is summed (never a row per execution), and the durations
+    of the last 100 counted runs come from an uncorrelated subquery that reads the partial
+    index `ix_cron_executions_user_counted`, gathered by the dialect's own list aggregate
+    (the standalone mode runs on SQLite).
     """
-    row = (await session.execute(_COUNTERS_OF_LIVE_JOBS, {"user_id": user_id})).one()
-    durations = (await session.scalars(_LAST_COUNTED_DURATIONS, {"user_id": user_id})).all()
-    timed = [int(value) for value in durations if value is not None]
-    total = JobStatistics(job_id="*", recent_durations=timed)
-    for name, value in zip(COUNTERS, row[: len(COUNTERS)], strict=True):
-        setattr(total, name, int(value))
-    latest = row[len(COUNTERS) : len(COUNTERS) + len(LATEST)]
-    for name, value in zip(LATEST, latest, strict=True):
-        setattr(total, name, value)
-    total.consecutive_failures = int(row[-2])
-    return total, row[-1]
+    last_counted = (
+        select(_EXECUTIONS.duration)
+        # Literal, not bound, so the planner can match the partial index's predicate.
+        .where(owned_by(_EXECUTIONS.user_id, by_token), text(COUNTED_RUN))
+        .order_by(_EXECUTIONS.created_at.desc(), _EXECUTIONS.id.desc())
+        .limit(statistics.RECENT_DURATIONS)
+        .subquery()
+    )
+    durations = (
+        func.array_agg(last_counted.c.duration)
+        if dialect == "postgresql"
+        else func.json_group_array(last_counted.c.duration, type_=JSON)
+    )
+    return (
+        select(
+            *(func.coalesce(func.sum(_STATS[name]), 0) for name in SUMMED),
+            func.coalesce(func.max(_STATS.consecutive_failures), 0),
+            *(func.max(_STATS[name]) for name in LATEST),
+            select(durations).scalar_subquery(),
+            func.min(_JOBS.next_run_at),
+        )
+        .select_from(CronJob.__table__.outerjoin(JobStatistics.__table__))
+        .where(owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None))
+    )
+
+
+_COUNTERS_OF_LIVE_JOBS = {
+    (dialect, by_token): _counters_of_live_jobs(dialect, by_token)
+    for dialect in ("postgresql", "sqlite")
+    for by_token in (False, True)
+}
+
+
+@router.get("/executions", operation_id="listExecutions", response_model=dict[str, Any])
+async def list_executions(
+    request: Request,
+    job_id: Annotated[str | None, Query(alias="jobId", max_length=40)] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+    stats: bool = False,
+) -> Response:
+    # A hot read: one connection, the caller's token checked inside the statements, plain
+    # rows, the body encoded once (see `json_response`).
+    caller = await hot_caller(request)
+    params = {**keyset_params(limit, cursor), **caller.params}
+    async with app_state(request).engine.connect() as connection:
+        counters: tuple[statistics.Totals | None, datetime | None] | None = None
+        if job_id is not None:
+            params["job_id"] = job_id
+            if stats:
+                counters = await _job_and_counters(connection, caller, job_id)
+            elif (await connection.execute(_JOB_EXISTS[caller.by_token], params)).first() is None:
+                await caller.confirm(connection)
+                raise not_found("job")
+        statement = _PAGES[caller.by_token, job_id is not None, cursor is not None]
+        rows = list((await connection.execute(statement, params)).all())
+        if not rows and job_id is None:
+            await caller.confirm(connection)
+        rows, next_cursor = split(rows, limit, lambda row: (row[_CREATED_AT], row[0]))
+        views = [execution_row_view(row) for row in rows]
+        body: dict[str, Any] = {
+            "success": True,
+            "data": views,
+            "count": len(rows),
+            "nextCursor": next_cursor,
+        }
+        if stats:
+            if counters is None:
+                counters = await _all_jobs(connection, caller)
+            # The first page is the same history in the same order: its first rows are the
+            # recent executions, so they need no query of their own.
+            if cursor is None and limit >= RECENT:
+                recent = views[:RECENT]
+            else:
+                recent = await _recent(connection, caller, job_id)
+            body["statistics"] = _view(*counters, recent)
+    return json_response(body)
+
+
+async def _job_and_counters(
+    connection: AsyncConnection, caller: Caller, job_id: str
+) -> tuple[statistics.Totals | None, datetime | None]:
+    """The caller's live job's counters and next run, in one statement (another's: 404)."""
+    params = {**caller.params, "job_id": job_id}
+    row = (await connection.execute(_JOB_AND_COUNTERS[caller.by_token], params)).first()
+    if row is None:
+        await caller.confirm(connection)
+        raise not_found("job")
+    next_run, *counters = row
+    # A job without a statistics row (outer join: all NULL) has not finished a run yet.
+    return (None if counters[0] is None else statistics.Totals(*counters)), next_run
+
+
+async def _recent(
+    connection: AsyncConnection, caller: Caller, job_id: str | None
+) -> list[dict[str, Any]]:
+    """The last RECENT executions, newest first (an indexed read of RECENT rows)."""
+    params = caller.params if job_id is None else {**caller.params, "job_id": job_id}
+    rows = (await connection.execute(_RECENT[caller.by_token, job_id is not None], params)).all()
+    return [execution_row_view(row) for row in rows]
+
+
+def _view(
+    counters: statistics.Totals | None, next_run: datetime | None, recent: list[dict[str, Any]]
+) -> dict[str, Any]:
+    view = statistics.statistics_view(counters, next_run=next_run, recent=recent)
+    return {key: _iso_if_datetime(value) for key, value in view.items()}
+
+
+async def _all_jobs(
+    connection: AsyncConnection, caller: Caller
+) -> tuple[statistics.Totals, datetime | None]:
+    """The caller's statistics across live jobs (one statement; never a history scan).
+
+    Counters are summed by the database; percentiles come from the caller's last 100
+    counted runs; the failure streak is the longest of any job's.
+    """
+    statement = _COUNTERS_OF_LIVE_JOBS[connection.dialect.name, caller.by_token]
+    row = (await connection.execute(statement, caller.params)).one()
+    *summed, streak, last_run, last_success, last_failure, durations, next_run = row
+    success, failures, cancelled, skipped, missed, duration_ms, timed = map(int, summed)
+    totals = statistics.Totals(
+        total_success=success,
+        total_failures=failures,
+        total_cancelled=cancelled,
+        total_skipped=skipped,
+        total_missed=missed,
+        total_duration_ms=duration_ms,
+        timed_runs=timed,
+        consecutive_failures=int(streak),
+        last_run_at=last_run,
+        last_success_at=last_success,
+        last_failure_at=last_failure,
+        recent_durations=[int(value) for value in durations or ()],
+    )
+    return totals, next_run
 
 
 def _iso_if_datetime(value: Any) -> Any:
@@ -276,11 +346,15 @@ async def cancel_execution(
     return {"success": True, "data": execution_view(execution)}
 
 
-@router.get("/schedules/{job_id}/statistics", operation_id="getScheduleStatistics")
-async def job_statistics(
-    job_id: Annotated[str, Path(max_length=40)], user: UserDep, session: SessionDep
-) -> dict[str, Any]:
+@router.get(
+    "/schedules/{job_id}/statistics",
+    operation_id="getScheduleStatistics",
+    response_model=dict[str, Any],
+)
+async def job_statistics(job_id: Annotated[str, Path(max_length=40)], request: Request) -> Response:
     """One job's statistics: the seed's shape plus p50/p95 and the failure streak."""
-    job, counters = await _job_and_counters(session, user.id, job_id)
-    recent = await _recent(session, user.id, job_id)
-    return {"success": True, "data": _view(counters, job.next_run_at, recent)}
+    caller = await hot_caller(request)
+    async with app_state(request).engine.connect() as connection:
+        counters, next_run = await _job_and_counters(connection, caller, job_id)
+        recent = await _recent(connection, caller, job_id)
+    return json_response({"success": True, "data": _view(counters, next_run, recent)})
