@@ -1,0 +1,73 @@
+"""The console's way into herald: the app's own REST API, called in process with the user's token.
+
+Going through the API (not its route functions) keeps one source of truth for validation
+messages, tenancy (another user's ids answer 404) and the JSON shapes the pages render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp
+
+
+class ApiError(Exception):
+    """The API refused a call; carries its problem+json status, detail and field errors."""
+
+    def __init__(self, status: int, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+    def field_errors(self) -> dict[str, str]:
+        """Map each field the API named to its message (the first one when repeated)."""
+        fields: dict[str, str] = {}
+        for error in self.errors:
+            fields.setdefault(error.get("field", "body"), error.get("message", "invalid"))
+        return fields
+
+
+class ApiClient:
+    """One signed-in user's calls to the API app, without leaving the process."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://console.internal",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str, **params: str | int | bool) -> dict[str, Any]:
+        return await self._call("GET", path, params=params)
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self._call("POST", path, json=body or {})
+
+    async def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PATCH", path, json=body)
+
+    async def delete(self, path: str) -> dict[str, Any]:
+        return await self._call("DELETE", path)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._client.request(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code >= 400:
+            raise ApiError(
+                response.status_code,
+                str(body.get("detail") or response.reason_phrase),
+                list(body.get("errors") or []),
+            )
+        return dict(body)

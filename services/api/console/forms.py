@@ -1,0 +1,138 @@
+"""Form posts turned into API bodies, and saved records turned back into form values.
+
+Input names are the API's own field paths (`timeConfig.hour`), so each field error the
+API answers lands next to the input it names without a mapping table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+
+PRESET_TIME_FIELDS = {
+    "DAILY": ("hour", "minute"),
+    "WEEKLY": ("hour", "minute", "dayOfWeek"),
+    "MONTHLY": ("hour", "minute", "dayOfMonth"),
+    "CUSTOM": (),
+}
+POLICY_FIELDS = (
+    "maxRetries",
+    "retryDelay",
+    "timeoutSeconds",
+    "catchupWindow",
+    "jitter",
+)
+PREVIEW_COUNT = 8
+
+
+class Form:
+    """An url-encoded form: first values by name, and every value of repeated names."""
+
+    def __init__(self, fields: Mapping[str, list[str]]) -> None:
+        self._fields = fields
+
+    @classmethod
+    async def read(cls, request: Request) -> Form:
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return cls(parse_qs(body, keep_blank_values=True))
+
+    def get(self, name: str) -> str:
+        values = self._fields.get(name)
+        return values[0].strip() if values else ""
+
+    def all(self, name: str) -> list[str]:
+        return [value.strip() for value in self._fields.get(name, []) if value.strip()]
+
+    def values(self) -> dict[str, str]:
+        """Return the first values by name, to fill the form again after a refusal."""
+        return {name: self.get(name) for name in self._fields}
+
+
+def _number(text: str) -> int | str:
+    """Read an int; keep other text as typed, so the API names the rule it breaks."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _schedule_fields(form: Form) -> dict[str, Any]:
+    frequency = form.get("frequency")
+    time_config: dict[str, Any] = {"timezone": form.get("timeConfig.timezone") or "UTC"}
+    for key in PRESET_TIME_FIELDS.get(frequency, ("hour", "minute")):
+        text = form.get(f"timeConfig.{key}")
+        if text:
+            time_config[key] = _number(text)
+    fields: dict[str, Any] = {"frequency": frequency, "timeConfig": time_config}
+    if frequency == "CUSTOM":
+        fields["schedule"] = form.get("schedule")
+    return fields
+
+
+def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
+    """Build the body of `POST /api/cron/schedule`, or of `PATCH` when `job_id` is given."""
+    body: dict[str, Any] = {"name": form.get("name"), **_schedule_fields(form)}
+    body["isEnabled"] = form.get("isEnabled") == "on"
+    description = form.get("description")
+    if job_id is not None:
+        body["jobId"] = job_id
+        body["description"] = description
+    else:
+        body["projectId"] = form.get("projectId")
+        if description:
+            body["description"] = description
+    for name in POLICY_FIELDS:
+        if text := form.get(name):
+            body[name] = _number(text)
+    if policy := form.get("overlapPolicy"):
+        body["overlapPolicy"] = policy
+    return body
+
+
+def preview_body(form: Form) -> dict[str, Any]:
+    """Build the body of `POST /api/cron/schedule/preview` for the schedule being edited."""
+    return {**_schedule_fields(form), "count": PREVIEW_COUNT}
+
+
+def job_values(job: Mapping[str, Any]) -> dict[str, str]:
+    """Turn a saved job into the values of the form that edits it."""
+    config = job.get("timeConfig") or {}
+    values = {
+        "name": job.get("name") or "",
+        "description": job.get("description") or "",
+        "projectId": job.get("projectId") or "",
+        "frequency": job.get("frequency") or "DAILY",
+        "schedule": job.get("schedule") or "",
+        "isEnabled": "on" if job.get("isEnabled") else "",
+        "overlapPolicy": job.get("overlapPolicy") or "SKIP",
+    }
+    for key in ("hour", "minute", "dayOfWeek", "dayOfMonth", "timezone"):
+        if config.get(key) is not None:
+            values[f"timeConfig.{key}"] = str(config[key])
+    for name in POLICY_FIELDS:
+        if job.get(name) is not None:
+            values[name] = str(job[name])
+    return values
+
+
+NEW_JOB_VALUES = {
+    "frequency": "DAILY",
+    "timeConfig.hour": "9",
+    "timeConfig.minute": "0",
+    "timeConfig.dayOfWeek": "1",
+    "timeConfig.dayOfMonth": "1",
+    "isEnabled": "on",
+    "overlapPolicy": "SKIP",
+}
+
+
+def project_body(form: Form) -> dict[str, Any]:
+    """Build the body of `POST /api/projects`: a local repository or a GitHub one."""
+    body: dict[str, Any] = {"name": form.get("name"), "platforms": form.all("platforms")}
+    for name in ("localRepoPath", "githubRepoOwner", "githubRepoName"):
+        if text := form.get(name):
+            body[name] = text
+    return body

@@ -1,0 +1,50 @@
+"""Signing in with an API token, and out again."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.api.console import credentials
+from services.api.console.client import ApiClient, ApiError
+from services.api.console.forms import Form
+from services.api.console.rendering import plain, refused_form, see_other
+
+router = APIRouter()
+
+EXPIRED = "Your token is no longer valid. Sign in again."
+
+
+@router.get("/signin")
+async def signin_page(request: Request) -> Response:
+    message = EXPIRED if request.query_params.get("expired") else None
+    return plain(request, "signin.html", message=message, errors={})
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    # No cookie yet, so no form token: a cross-site sign-in is refused by its Origin.
+    if not credentials.same_origin(request):
+        return refused_form(request)
+    token = (await Form.read(request)).get("token")
+    if not token:
+        return plain(request, "signin.html", 422, errors={"token": "Enter your API token."})
+    try:
+        async with ApiClient(request.app, token) as api:
+            await api.get("/api/me")
+    except ApiError as exc:
+        message = "This token is not valid." if exc.status == 401 else exc.detail
+        return plain(request, "signin.html", 401, errors={"token": message})
+    response = see_other("/console/jobs")
+    credentials.keep_token(response, request, token)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    if not credentials.valid_form(request, (await Form.read(request)).get("csrf")):
+        return refused_form(request)
+    response = see_other("/console/signin")
+    credentials.forget_token(response)
+    return response

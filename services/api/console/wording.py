@@ -1,0 +1,110 @@
+"""What the pages say: schedules in words, instants in a zone, durations. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def _clock(hour: object, minute: object) -> str:
+    return f"{int(str(hour)):02d}:{int(str(minute)):02d}"
+
+
+def _weekdays(field: str) -> str | None:
+    """Name the days of a day-of-week field made of numbers, lists and ranges; else None."""
+    names = (*WEEKDAYS, "Sunday")  # cron reads 7 as Sunday too
+    parts: list[str] = []
+    for part in field.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or int(low) > 7 or (high and not (high.isdigit() and int(high) <= 7)):
+            return None
+        parts.append(f"{names[int(low)]} to {names[int(high)]}" if high else names[int(low)])
+    return ", ".join(parts)
+
+
+def _custom(expression: str) -> str:
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"cron {expression}"
+    minute, hour, day, month, weekday = fields
+    if fields == ["*"] * 5:
+        return "Every minute"
+    if month != "*":
+        return f"cron {expression}"
+    if minute.startswith("*/") and (hour, day, weekday) == ("*", "*", "*"):
+        return f"Every {minute[2:]} minutes"
+    if minute.isdigit() and hour == "*" and (day, weekday) == ("*", "*"):
+        return f"Every hour at minute {int(minute)}"
+    if minute.isdigit() and hour.startswith("*/") and (day, weekday) == ("*", "*"):
+        return f"Every {hour[2:]} hours at minute {int(minute)}"
+    if not (minute.isdigit() and hour.isdigit()):
+        return f"cron {expression}"
+    at = _clock(hour, minute)
+    if (day, weekday) == ("*", "*"):
+        return f"Every day at {at}"
+    if day == "*" and (days := _weekdays(weekday)):
+        return f"Every {days} at {at}"
+    if weekday == "*" and day.isdigit():
+        return f"On day {int(day)} of every month at {at}"
+    return f"cron {expression}"
+
+
+def describe_schedule(job: Mapping[str, Any]) -> str:
+    """Say when a job runs, in its own zone: "Every Monday at 09:00 (Europe/Paris)"."""
+    config = job.get("timeConfig") or {}
+    zone = config.get("timezone") or "UTC"
+    frequency = job.get("frequency")
+    try:
+        if frequency == "DAILY":
+            words = f"Every day at {_clock(config['hour'], config['minute'])}"
+        elif frequency == "WEEKLY":
+            day = WEEKDAYS[int(config["dayOfWeek"]) % 7]
+            words = f"Every {day} at {_clock(config['hour'], config['minute'])}"
+        elif frequency == "MONTHLY":
+            day_of_month = int(config["dayOfMonth"])
+            at = _clock(config["hour"], config["minute"])
+            words = f"On day {day_of_month} of every month at {at}"
+            if day_of_month > 28:
+                words += " (the last day in shorter months)"
+        else:
+            words = _custom(str(job.get("schedule") or ""))
+    except (KeyError, TypeError, ValueError):
+        words = f"cron {job.get('schedule')}"
+    return f"{words} ({zone})"
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def parse_instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def in_zone(value: str | None, zone: str | None) -> str:
+    """Render an API instant in a zone, e.g. "Mon 2026-03-09 10:00 CET"; "—" when unset."""
+    instant = parse_instant(value)
+    if instant is None:
+        return "—"
+    return instant.astimezone(zone_or_utc(zone)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def duration(millis: int | None) -> str:
+    """Write a duration people read at a glance: "850 ms", "4.2 s", "3 min 05 s"."""
+    if millis is None:
+        return "—"
+    if millis < 1000:
+        return f"{millis} ms"
+    if millis < 60_000:
+        return f"{millis / 1000:.1f} s"
+    minutes, seconds = divmod(round(millis / 1000), 60)
+    return f"{minutes} min {seconds:02d} s"

@@ -1,0 +1,103 @@
+"""Console form posts become the API's request bodies, named by the API's own field paths."""
+
+from __future__ import annotations
+
+from services.api.console.forms import Form, job_body, job_values, preview_body, project_body
+
+
+def _form(**fields: str | list[str]) -> Form:
+    return Form(
+        {
+            name.replace("__", "."): value if isinstance(value, list) else [value]
+            for name, value in fields.items()
+        }
+    )
+
+
+def test_a_preset_sends_only_the_time_fields_it_uses() -> None:
+    form = _form(
+        projectId="prj_1",
+        name=" Digest ",
+        frequency="WEEKLY",
+        timeConfig__hour="9",
+        timeConfig__minute="0",
+        timeConfig__dayOfWeek="1",
+        timeConfig__dayOfMonth="15",
+        timeConfig__timezone="Europe/Paris",
+        schedule="ignored",
+        isEnabled="on",
+        maxRetries="2",
+        retryDelay="",
+        overlapPolicy="ALLOW",
+    )
+    assert job_body(form) == {
+        "projectId": "prj_1",
+        "name": "Digest",
+        "frequency": "WEEKLY",
+        "timeConfig": {"hour": 9, "minute": 0, "dayOfWeek": 1, "timezone": "Europe/Paris"},
+        "isEnabled": True,
+        "maxRetries": 2,
+        "overlapPolicy": "ALLOW",
+    }
+
+
+def test_text_that_is_not_a_number_goes_to_the_api_as_typed() -> None:
+    # The API then names the rule (an integer) next to the field, instead of the console.
+    body = job_body(_form(name="x", frequency="DAILY", timeConfig__hour="nine", jitter="1.5"))
+    assert body["timeConfig"] == {"hour": "nine", "timezone": "UTC"}
+    assert body["jitter"] == "1.5"
+    assert body["isEnabled"] is False
+
+
+def test_an_edit_names_the_job_and_can_clear_the_description() -> None:
+    form = _form(name="n", frequency="CUSTOM", schedule="*/5 * * * *", description="")
+    body = job_body(form, job_id="cron_1")
+    assert body["jobId"] == "cron_1"
+    assert body["description"] == ""
+    assert body["schedule"] == "*/5 * * * *"
+    assert body["timeConfig"] == {"timezone": "UTC"}
+    assert "projectId" not in body
+
+
+def test_the_preview_asks_for_the_schedule_being_typed() -> None:
+    form = _form(name="n", frequency="MONTHLY", timeConfig__dayOfMonth="31", timeConfig__hour="")
+    assert preview_body(form) == {
+        "frequency": "MONTHLY",
+        "timeConfig": {"dayOfMonth": 31, "timezone": "UTC"},
+        "count": 8,
+    }
+
+
+def test_a_saved_job_fills_the_form_it_would_be_posted_from() -> None:
+    job = {
+        "name": "Digest",
+        "projectId": "prj_1",
+        "frequency": "DAILY",
+        "timeConfig": {"hour": 9, "minute": 30, "timezone": "UTC"},
+        "schedule": "30 9 * * *",
+        "isEnabled": True,
+        "maxRetries": 3,
+        "retryDelay": 300,
+        "overlapPolicy": "SKIP",
+    }
+    values = job_values(job)
+    resubmitted = job_body(Form({name: [value] for name, value in values.items()}))
+    assert resubmitted == {
+        "projectId": "prj_1",
+        "name": "Digest",
+        "frequency": "DAILY",
+        "timeConfig": {"hour": 9, "minute": 30, "timezone": "UTC"},
+        "isEnabled": True,
+        "maxRetries": 3,
+        "retryDelay": 300,
+        "overlapPolicy": "SKIP",
+    }
+
+
+def test_a_project_keeps_every_platform_ticked() -> None:
+    form = _form(name="demo", localRepoPath="demo", platforms=["x", "blog", " "])
+    assert project_body(form) == {
+        "name": "demo",
+        "platforms": ["x", "blog"],
+        "localRepoPath": "demo",
+    }
