@@ -18,7 +18,8 @@ from shared.notification_settings import public_settings
 
 
 def execution_link(public_url: str, execution_id: str) -> str:
-    return f"{public_url.rstrip('/')}/api/cron/executions/{execution_id}"
+    # A person follows it from an email or an alert: the console page, behind sign-in.
+    return f"{public_url.rstrip('/')}/console/executions/{execution_id}"
 
 
 def finished_event(

@@ -135,7 +135,7 @@ async def test_a_run_completes_with_its_posts_counts_and_one_finished_event(
     assert finished[0]["status"] == "COMPLETED"
     assert finished[0]["itemsFailed"] == 1
     assert finished[0]["recipients"] == ["a@example.test"]
-    assert finished[0]["link"] == f"{PUBLIC}/api/cron/executions/{execution.id}"
+    assert finished[0]["link"] == f"{PUBLIC}/console/executions/{execution.id}"
 
 
 async def test_no_activity_completes_with_zero_items(

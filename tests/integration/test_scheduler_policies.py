@@ -94,7 +94,7 @@ async def test_an_outage_runs_the_latest_slot_once_and_records_older_ones_as_one
     assert finished["eventId"] == derived_event_id(missed.id, "execution.finished")
     assert (finished["status"], finished["missedCount"]) == ("MISSED", 8)
     assert finished["jobName"] == job.name and finished["projectName"] == "site"
-    assert finished["link"].endswith(f"/api/cron/executions/{missed.id}")
+    assert finished["link"].endswith(f"/console/executions/{missed.id}")
     (due,) = await events(sessions, "job.due")
     assert (due["executionId"], due["trigger"]) == (catchup.id, "CATCHUP")
     async with sessions() as session:

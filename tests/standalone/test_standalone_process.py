@@ -64,7 +64,7 @@ def test_the_demo_runs_within_a_minute_to_posts_about_real_commits_and_an_alert(
         assert alert["kind"] == "job_success"
         assert alert["title"] == "First run completed"
         assert (
-            alert["link"] == f"http://127.0.0.1:{port}/api/cron/executions/{alert['executionId']}"
+            alert["link"] == f"http://127.0.0.1:{port}/console/executions/{alert['executionId']}"
         )
 
         execution = wait_status(service, token, alert["executionId"], "COMPLETED")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,7 +38,12 @@ async def _on_api_error(request: Request, exc: ApiError) -> Response:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
     if exc.status == 401:
         expired = credentials.token_of(request) is not None
-        response = see_other(f"{PREFIX}/signin" + ("?expired=1" if expired else ""))
+        query = {"expired": "1"} if expired else {}
+        if request.method == "GET":
+            # A link from an email or an alert leads back to its page once signed in.
+            url = request.url
+            query["next"] = url.path + (f"?{url.query}" if url.query else "")
+        response = see_other(f"{PREFIX}/signin" + (f"?{urlencode(query)}" if query else ""))
         credentials.forget_token(response)
         return response
     if exc.status == 404:

@@ -14,12 +14,26 @@ from services.api.console.rendering import plain, refused_form, see_other
 router = APIRouter()
 
 EXPIRED = "Your token is no longer valid. Sign in again."
+LANDING = "/console/jobs"
+
+
+def next_page(value: str | None) -> str:
+    """Where to go after signing in: a console page of this site, never another site."""
+    if (
+        not value
+        or not value.startswith("/console/")
+        or value.startswith("/console/signin")
+        or any(c in value for c in "\\\r\n")
+    ):
+        return LANDING
+    return value
 
 
 @router.get("/signin")
 async def signin_page(request: Request) -> Response:
     message = EXPIRED if request.query_params.get("expired") else None
-    return plain(request, "signin.html", message=message, errors={})
+    after = next_page(request.query_params.get("next"))
+    return plain(request, "signin.html", message=message, errors={}, next_page=after)
 
 
 @router.post("/signin")
@@ -27,16 +41,23 @@ async def signin(request: Request) -> Response:
     # No cookie yet, so no form token: a cross-site sign-in is refused by its Origin.
     if not credentials.same_origin(request):
         return refused_form(request)
-    token = (await Form.read(request)).get("token")
+    form = await Form.read(request)
+    token, after = form.get("token"), next_page(form.get("next"))
     if not token:
-        return plain(request, "signin.html", 422, errors={"token": "Enter your API token."})
+        return plain(
+            request,
+            "signin.html",
+            422,
+            errors={"token": "Enter your API token."},
+            next_page=after,
+        )
     try:
         async with ApiClient(request.app, token) as api:
             await api.get("/api/me")
     except ApiError as exc:
         message = "This token is not valid." if exc.status == 401 else exc.detail
-        return plain(request, "signin.html", 401, errors={"token": message})
-    response = see_other("/console/jobs")
+        return plain(request, "signin.html", 401, errors={"token": message}, next_page=after)
+    response = see_other(after)
     credentials.keep_token(response, request, token)
     return response
 
