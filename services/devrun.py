@@ -107,6 +107,7 @@ def run_all(settings: Settings) -> int:
     base = f"http://{settings.api_host}:{settings.api_port}"
     print(
         "\nherald is running in distributed mode (PostgreSQL and RabbitMQ answer).\n"
+        f"  Console:    {base}/console (sign in with the demo token)\n"
         f"  API:        {base}/api\n"
         f"  API docs:   {base}/docs\n"
         f"  Metrics:    {base}/metrics (workers on ports 9101-9104)\n"

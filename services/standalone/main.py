@@ -178,6 +178,7 @@ def _print_banner(settings: Settings, start: Start) -> None:
         "herald is running in standalone mode: all five services in this process, "
         "SQLite and an in-process bus.",
         f"  Why:        {start.reason}",
+        f"  Console:    {base}/console (sign in with the demo token)",
         f"  API:        {base}/api",
         f"  API docs:   {base}/docs",
         f"  Metrics:    {base}/metrics",
