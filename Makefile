@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e lint format mypy bench clean up down
+.PHONY: install run test browser test-unit test-integration test-e2e lint format mypy bench clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/herald run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+# tests/browser drives Debian's headless Chromium through ChromeDriver (never a download):
+# installed from Debian's packages when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver for tests/browser"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	    --no-install-recommends chromium chromium-driver; \
+	fi
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

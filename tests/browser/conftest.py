@@ -42,7 +42,7 @@ def _chrome(width: int, height: int) -> webdriver.Chrome:
     if missing:
         pytest.fail(
             f"{', '.join(missing)} missing: install Debian's chromium and chromium-driver "
-            "(.ci/run does when they are absent)"
+            "(`make test` does when they are absent)"
         )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
