@@ -80,7 +80,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
     alert = alerts["data"][0]
     assert alert["kind"] == "job_success"
     assert alert["executionId"] == execution_id
-    assert alert["link"].endswith(f"/api/cron/executions/{execution_id}")
+    assert alert["link"].endswith(f"/console/executions/{execution_id}")
 
     # The email went out once through Resend, and its delivery shows on the execution.
     deliveries = poll(

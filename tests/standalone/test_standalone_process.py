@@ -63,9 +63,7 @@ def test_the_demo_runs_within_a_minute_to_posts_about_real_commits_and_an_alert(
         alert = alerts[0]
         assert alert["kind"] == "job_success"
         assert alert["title"] == "First run completed"
-        assert (
-            alert["link"] == f"http://127.0.0.1:{port}/console/executions/{alert['executionId']}"
-        )
+        assert alert["link"] == f"http://127.0.0.1:{port}/console/executions/{alert['executionId']}"
 
         execution = wait_status(service, token, alert["executionId"], "COMPLETED")
         assert execution["itemsSuccess"] == DEMO_PLATFORMS
