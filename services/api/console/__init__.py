@@ -39,9 +39,9 @@ async def _on_api_error(request: Request, exc: ApiError) -> Response:
     if exc.status == 401:
         expired = credentials.token_of(request) is not None
         query = {"expired": "1"} if expired else {}
-        if request.method == "GET":
+        url = request.url
+        if request.method == "GET" and url.path != signin.LANDING:
             # A link from an email or an alert leads back to its page once signed in.
-            url = request.url
             query["next"] = url.path + (f"?{url.query}" if url.query else "")
         response = see_other(f"{PREFIX}/signin" + (f"?{urlencode(query)}" if query else ""))
         credentials.forget_token(response)
