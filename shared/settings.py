@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # 0 picks the service's default probe port (scheduler 9101 .. notifier 9104).
     probe_port: int = 0
     prefetch: int = Field(default=16, ge=1, le=1000)
+    # The api applies what its consumer holds in one transaction: more held, fewer transactions.
+    api_prefetch: int = Field(default=64, ge=1, le=1000)
     delivery_limit: int = Field(default=5, ge=1, le=100)
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     scheduler_batch: int = Field(default=500, ge=1, le=10_000)

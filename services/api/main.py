@@ -15,10 +15,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from services.api import console, problems, query_count
+from services.api.batch import EventBatcher
 from services.api.guards import InputGuard
 from services.api.http_metrics import RequestContext
 from services.api.jwt_auth import JwksVerifier
-from services.api.lifecycle import apply_event, sweep_timeouts
+from services.api.lifecycle import sweep_timeouts
 from services.api.overdue import run_overdue_gauge
 from services.api.routes import executions, jobs, me, notifications, previews, projects
 from services.api.state import AppState, open_database
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         or AmqpBus(
             settings.amqp_url,
             service="api",
-            prefetch=settings.prefetch,
+            prefetch=settings.api_prefetch,
             delivery_limit=settings.delivery_limit,
         ),
         jwks=JwksVerifier(
@@ -165,11 +166,12 @@ def _declare_security(app: FastAPI) -> None:
 
 async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
     """Connect to the broker (waiting for it), consume events, relay the outbox."""
-    public_url = state.settings.public_url
+    # Events handed in while a batch is being applied are applied together, in one transaction.
+    batcher = EventBatcher(state.sessions, public_url=state.settings.public_url)
 
     async def on_event(event: Event) -> None:
         try:
-            await apply_event(state.sessions, event, public_url=public_url)
+            await batcher.apply(event)
         except Exception as exc:
             if is_disconnect(exc):
                 # The bus holds the event until the database answers again.

@@ -1,7 +1,8 @@
-"""Count the SQL statements run on an execution's behalf (its `metadata.dbQueries`).
+"""Count the SQL statements run in a scope (how many statements a request costs).
 
 A `before_cursor_execute` listener adds one to the counter of the current context, if any;
-`counting()` opens such a context around the work done for one execution.
+`counting()` opens such a context. (An execution's `metadata.dbQueries` is counted by the
+batch that applies its events, `services.api.batch`, statement by statement.)
 """
 
 from __future__ import annotations

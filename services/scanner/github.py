@@ -99,7 +99,7 @@ class GitHubClient:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    async def _get(self, url: str) -> tuple[Any, str | None] | None:
+    async def _get(self, url: httpx.URL) -> tuple[Any, str | None] | None:
         """GET one page: its JSON and next URL, or None for an empty repository (409)."""
         if self.before_request is not None:
             self.before_request()
@@ -107,7 +107,8 @@ class GitHubClient:
         if wait is not None:
             raise TransientError("GitHub rate limit exhausted until its reset", retry_after=wait)
         headers = self._headers()
-        cached = self.etags.get(url)
+        key = str(url)
+        cached = self.etags.get(key)
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         try:
@@ -138,19 +139,21 @@ class GitHubClient:
         next_url = response.links.get("next", {}).get("url")
         etag = response.headers.get("etag")
         if etag:
-            self.etags.put(url, CachedPage(etag, body, next_url))
+            self.etags.put(key, CachedPage(etag, body, next_url))
         return body, next_url
 
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
         """Yield each page's items, following the `Link: rel="next"` URL verbatim."""
-        next_url: str | None = str(
-            httpx.URL(f"{self.base_url}{path}", params={**params, "per_page": PER_PAGE})
+        # A URL object, not its text: the client would parse the text again per request.
+        url: httpx.URL | None = httpx.URL(
+            f"{self.base_url}{path}", params={**params, "per_page": PER_PAGE}
         )
-        while next_url is not None:
-            page = await self._get(next_url)
+        while url is not None:
+            page = await self._get(url)
             if page is None:
                 return  # an empty repository: no activity
             body, next_url = page
+            url = httpx.URL(next_url) if next_url is not None else None
             if not isinstance(body, list):
                 raise TransientError(f"GitHub returned an unexpected page shape from {path}")
             yield body

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.batch import EventBatcher
 from services.api.lifecycle import apply_event
 from services.api.triggers import trigger_manually
 from shared.db.schema import (
@@ -251,3 +253,57 @@ async def test_events_applied_out_of_order_still_record_every_step_and_the_durat
     assert stored.duration is not None and stored.duration >= 2000
     assert stored.metadata_["activity"]["commits"] == 1
     assert {("scan", "started"), ("scan", "completed")} <= set(kinds)
+
+
+async def test_a_batch_applies_each_event_once_and_a_poison_event_fails_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    batcher = EventBatcher(sessions, public_url=PUBLIC)
+    events = [
+        StepStarted(**envelope, step="scan"),
+        scanned(envelope, commits=2),
+        StepStarted(**envelope, step="generate"),
+        ContentGenerated(
+            **envelope,
+            results=[PostResult(platform="x", status="GENERATED", body="hi", characters=2)],
+        ),
+    ]
+    poison = NotificationCreated(
+        execution_id=execution.id,
+        job_id=envelope["job_id"],
+        project_id=envelope["project_id"],
+        user_id="usr_nobody",  # no such user: the insert breaks a foreign key
+        kind="job_success",
+        title="t",
+        body="b",
+    )
+    # Handed in together, as the consumer does with what its prefetch delivered, each twice.
+    outcomes = await asyncio.gather(
+        *(batcher.apply(event) for event in [*events, poison, *events]), return_exceptions=True
+    )
+    assert [outcome is None for outcome in outcomes] == [True] * 4 + [False] + [True] * 4
+    async with sessions() as session:
+        stored = await session.get(Execution, execution.id)
+        steps = (
+            await session.execute(
+                select(ExecutionStep.step, ExecutionStep.kind).where(
+                    ExecutionStep.execution_id == execution.id
+                )
+            )
+        ).all()
+        stats = await session.get(JobStatistics, execution.job_id)
+    assert stored is not None and stats is not None
+    assert stored.status == "COMPLETED"
+    assert sorted(steps) == [
+        ("execution", "completed"),
+        ("generate", "completed"),
+        ("generate", "started"),
+        ("scan", "completed"),
+        ("scan", "started"),
+    ]
+    assert stored.metadata_["dbQueries"] > 0
+    assert (stats.total_success, stats.timed_runs) == (1, 1)
+    assert [event["status"] for event in await finished_events(sessions, execution.id)] == [
+        "COMPLETED"
+    ]

@@ -1,0 +1,285 @@
+"""The execution state machine, pure: events change a loaded execution and say what to write.
+
+Events of one execution share the api's queue and may be applied in any order. What they
+report (a step's start, the scan's figures) is recorded whatever the state; only the status
+never moves once terminal. `services.api.batch` loads the rows, calls `apply` per event and
+writes what it collected; no I/O happens here, the time is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from services.api.statistics import FAILURES, RECENT_DURATIONS
+from shared.events import (
+    ActivityScanned,
+    ContentGenerated,
+    Event,
+    ExecutionStatus,
+    PostExcerpt,
+    StepFailed,
+    StepStarted,
+)
+from shared.ids import new_id
+
+log = structlog.get_logger(__name__)
+
+EXCERPT_CHARS = 280
+
+
+@dataclass
+class Run:
+    """An execution as loaded for a batch (its row by column name) with its job and project."""
+
+    row: dict[str, Any]
+    job_name: str
+    timeout_seconds: int
+    project_name: str
+    notification_settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """An execution that ended: its row as it was at that moment, and the posts to excerpt."""
+
+    row: dict[str, Any]
+    run: Run
+    status: ExecutionStatus
+    at: datetime
+    posts: list[PostExcerpt]
+
+
+@dataclass
+class Changes:
+    """Rows to insert for a batch, and the executions it finished, in order."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    contents: list[dict[str, Any]] = field(default_factory=list)
+    finishes: list[Finish] = field(default_factory=list)
+
+
+def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
+    """Apply one pipeline event to a loaded execution."""
+    row = run.row
+    if isinstance(event, StepStarted):
+        _step(changes, row, step=event.step, kind="started", attempt=event.attempt, now=now)
+        if row["started_at"] is None:
+            row["started_at"] = event.occurred_at
+            if row["completed_at"] is not None:
+                row["duration"] = milliseconds(row["completed_at"] - event.occurred_at)
+    if isinstance(event, ActivityScanned):
+        _record_activity(changes, row, event, now=now)
+    if ExecutionStatus(row["status"]).is_terminal:
+        log.info(
+            "late event for a finished execution ignored",
+            routing_key=event.routing_key,
+            status=row["status"],
+            execution_id=row["id"],
+        )
+        return
+    row["attempt"] = max(row["attempt"], event.attempt)
+    if isinstance(event, StepStarted):
+        if row["status"] == ExecutionStatus.PENDING:
+            row["status"] = ExecutionStatus.RUNNING.value
+    elif isinstance(event, StepFailed):
+        _step(
+            changes,
+            row,
+            step=event.step,
+            kind="failed",
+            attempt=event.attempt,
+            detail=event.error,
+            now=now,
+        )
+        if event.final:
+            _finish(
+                changes,
+                run,
+                ExecutionStatus.FAILED,
+                now=now,
+                error=event.error,
+                stack=event.stack,
+            )
+        else:
+            row["attempt"] = event.attempt + 1
+            if event.next_attempt_at is not None:
+                # Waiting to retry does not count: the next attempt gets a fresh deadline.
+                row["deadline"] = event.next_attempt_at + timedelta(seconds=run.timeout_seconds)
+    elif isinstance(event, ActivityScanned):
+        if event.summary.is_empty:
+            _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
+    elif isinstance(event, ContentGenerated):
+        posts = _store_content(changes, row, event, now=now)
+        _finish(changes, run, ExecutionStatus.COMPLETED, now=now, posts=posts)
+
+
+def milliseconds(elapsed: timedelta) -> int:
+    return int(elapsed.total_seconds() * 1000)
+
+
+def _finish(
+    changes: Changes,
+    run: Run,
+    status: ExecutionStatus,
+    *,
+    now: datetime,
+    error: str | None = None,
+    stack: str | None = None,
+    posts: list[PostExcerpt] | None = None,
+) -> None:
+    row = run.row
+    row["status"] = status.value
+    row["completed_at"] = now
+    if row["started_at"] is not None:
+        row["duration"] = milliseconds(now - row["started_at"])
+    if error is not None:
+        row["error_message"] = error
+        row["error_stack"] = stack
+    # A snapshot: a late event later in the batch may still fill in `started_at`, as it
+    # would have in a transaction of its own after this one.
+    changes.finishes.append(Finish(dict(row), run, status, now, posts or []))
+    _step(
+        changes,
+        row,
+        step="execution",
+        kind=status.lower(),
+        attempt=row["attempt"],
+        detail=error,
+        now=now,
+    )
+
+
+def _store_content(
+    changes: Changes, row: dict[str, Any], event: ContentGenerated, *, now: datetime
+) -> list[PostExcerpt]:
+    for result in event.results:
+        changes.contents.append(
+            {
+                "id": new_id("cnt"),
+                "execution_id": row["id"],
+                "platform": result.platform,
+                "title": result.title,
+                "body": result.body,
+                "characters": result.characters,
+                "model": result.model,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "generation_ms": result.generation_ms,
+                "status": result.status,
+                "error": result.error,
+                "created_at": now,
+            }
+        )
+    succeeded = sum(result.status == "GENERATED" for result in event.results)
+    row["items_processed"] = len(event.results)
+    row["items_success"] = succeeded
+    row["items_failed"] = len(event.results) - succeeded
+    row["metadata"] = {
+        **row["metadata"],
+        "aiTokens": {
+            "prompt": sum(result.prompt_tokens for result in event.results),
+            "completion": sum(result.completion_tokens for result in event.results),
+        },
+        "generationMs": event.generation_ms,
+    }
+    _step(
+        changes,
+        row,
+        step="generate",
+        kind="completed",
+        attempt=event.attempt,
+        detail=f"{succeeded} of {len(event.results)} posts generated",
+        now=now,
+    )
+    # Posts are stored only by the event that completes the execution, so its own results
+    # are every post the execution has.
+    return [
+        PostExcerpt(
+            platform=result.platform,
+            title=result.title,
+            excerpt=(result.body or "")[:EXCERPT_CHARS],
+        )
+        for result in event.results
+        if result.status == "GENERATED"
+    ]
+
+
+def _record_activity(
+    changes: Changes, row: dict[str, Any], event: ActivityScanned, *, now: datetime
+) -> None:
+    summary = event.summary
+    _step(
+        changes,
+        row,
+        step="scan",
+        kind="completed",
+        attempt=event.attempt,
+        detail=(
+            f"{summary.commits} commits, {summary.pull_requests} pull requests, "
+            f"{summary.issues} issues, {summary.tags} tags"
+        ),
+        now=now,
+    )
+    row["metadata"] = {
+        **row["metadata"],
+        "githubApiCalls": int(row["metadata"].get("githubApiCalls", 0)) + event.github_api_calls,
+        "activity": {
+            "commits": summary.commits,
+            "pullRequests": summary.pull_requests,
+            "issues": summary.issues,
+            "tags": summary.tags,
+        },
+    }
+
+
+def _step(
+    changes: Changes,
+    row: dict[str, Any],
+    *,
+    step: str,
+    kind: str,
+    attempt: int,
+    now: datetime,
+    detail: str | None = None,
+) -> None:
+    changes.steps.append(
+        {
+            "execution_id": row["id"],
+            "step": step,
+            "kind": kind,
+            "attempt": attempt,
+            "detail": detail,
+            "at": now,
+        }
+    )
+
+
+def count_finished(stats: dict[str, Any], finish: Finish) -> ExecutionStatus | None:
+    """Count a finished execution in its job's counters row; return the previous last status.
+
+    The same rules as `statistics.record_finished`, on a row by column name.
+    """
+    previous = ExecutionStatus(stats["last_status"]) if stats["last_status"] else None
+    status, at, duration = finish.status, finish.at, finish.row["duration"]
+    if status == ExecutionStatus.COMPLETED:
+        stats["total_success"] += 1
+        stats["consecutive_failures"] = 0
+        stats["last_success_at"] = at
+    elif status in FAILURES:
+        stats["total_failures"] += 1
+        stats["consecutive_failures"] += 1
+        stats["last_failure_at"] = at
+    elif status == ExecutionStatus.CANCELLED:
+        stats["total_cancelled"] += 1
+    if status == ExecutionStatus.COMPLETED or status in FAILURES:
+        stats["last_status"] = status.value
+        stats["last_run_at"] = at
+        if duration is not None:
+            stats["total_duration_ms"] += duration
+            stats["timed_runs"] += 1
+            stats["recent_durations"] = [*stats["recent_durations"], duration][-RECENT_DURATIONS:]
+    return previous
