@@ -394,6 +394,13 @@ jobs of each instant are claimed and written 2 s ahead and committed at the inst
 (`claims.fire_ahead`), so what is left of the lateness is the commits and the relay reading,
 publishing and marking 2,000 outbox rows.
 
+Per batch herald's scheduler runs, in one transaction: the claim, the batch's projects, its
+jobs' open runs and last completed windows (two statements), one multi-row INSERT of
+executions, one UPDATE advancing the jobs' next runs (one statement over arrays with
+`unnest` on PostgreSQL: 7-9 ms for 500 rows where an executemany of 500 took 11 ms, measured
+alone on an idle machine; it did not move the burst beyond the noise), and one INSERT of
+outbox rows with its NOTIFY; the relay then claims, publishes and marks the outbox rows.
+
 The machine is shared with other work; the 1-minute load average before and after each
 scenario: {loads}.
 

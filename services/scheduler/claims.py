@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -180,8 +180,8 @@ async def _fire(
     """Claim up to `batch` jobs due at `now` and write their runs, in the caller's transaction.
 
     Core statements, not ORM units of work: the claimed jobs are plain rows, and the batch
-    is written as one multi-row INSERT of executions, one of outbox rows and one UPDATE (by
-    primary key, executemany) of the jobs' scheduling columns.
+    is written as one multi-row INSERT of executions, one of outbox rows and one UPDATE of
+    the jobs' scheduling columns (over arrays on PostgreSQL, an executemany by key on SQLite).
     """
     work = _Batch(now=now)
     claimed = [
@@ -295,7 +295,17 @@ async def _advance(
         values = None if job.disabled else job.changes()
         if values is not None:
             changed.append({"b_id": job.id, **{f"b_{k}": v for k, v in values.items()}})
-    if changed:
+    if changed and session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays: an executemany sends a Bind and Execute per row, and the
+        # server plans and runs each as its own UPDATE.
+        await session.execute(
+            _ADVANCE_ARRAYS,
+            {
+                f"b_{name}": [values[f"b_{name}"] for values in changed]
+                for name in ("id", *_SCHEDULING)
+            },
+        )
+    elif changed:
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -309,6 +319,16 @@ async def _advance(
             .values(is_enabled=False, next_run_at=None, disabled_reason=bindparam("b_reason")),
             disabled,
         )
+
+
+_ADVANCE_ARRAYS = text(
+    "UPDATE cron_jobs SET next_run_at = v.next_run_at, last_run_at = v.last_run_at,"
+    " buffered_execution_id = v.buffered_execution_id"
+    " FROM unnest(CAST(:b_id AS text[]), CAST(:b_next_run_at AS timestamptz[]),"
+    " CAST(:b_last_run_at AS timestamptz[]), CAST(:b_buffered_execution_id AS text[]))"
+    " AS v(id, next_run_at, last_run_at, buffered_execution_id)"
+    " WHERE cron_jobs.id = v.id"
+)
 
 
 async def _projects(session: AsyncSession, project_ids: set[str]) -> dict[str, Project]:

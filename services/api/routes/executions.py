@@ -30,6 +30,7 @@ from services.api.views import (
     content_view,
     execution_row_view,
     execution_view,
+    hot_columns,
     iso,
     json_response,
     step_view,
@@ -58,26 +59,31 @@ _STATS = JobStatistics.__table__.c
 # computation per request on the hot reads. They select plain columns (rows, no ORM
 # objects), each in two forms: for a user already known, and for an API token checked
 # inside the statement (see `Caller`).
-def _own(by_token: bool, of_job: bool) -> Select[Any]:
-    statement = select(*EXECUTION_COLUMNS).where(owned_by(_EXECUTIONS.user_id, by_token))
+def _own(dialect: str, by_token: bool, of_job: bool) -> Select[Any]:
+    statement = select(*hot_columns(EXECUTION_COLUMNS, dialect)).where(
+        owned_by(_EXECUTIONS.user_id, by_token)
+    )
     return statement.where(_EXECUTIONS.job_id == bindparam("job_id")) if of_job else statement
 
 
+_DIALECTS = ("postgresql", "sqlite")
 _PAGES = {
-    (by_token, of_job, after): keyset(
-        _own(by_token, of_job),
+    (dialect, by_token, of_job, after): keyset(
+        _own(dialect, by_token, of_job),
         created=_EXECUTIONS.created_at,
         row_id=_EXECUTIONS.id,
         after_cursor=after,
     )
+    for dialect in _DIALECTS
     for by_token in (False, True)
     for of_job in (False, True)
     for after in (False, True)
 }
 _RECENT = {
-    (by_token, of_job): _own(by_token, of_job)
+    (dialect, by_token, of_job): _own(dialect, by_token, of_job)
     .order_by(_EXECUTIONS.created_at.desc(), _EXECUTIONS.id.desc())
     .limit(RECENT)
+    for dialect in _DIALECTS
     for by_token in (False, True)
     for of_job in (False, True)
 }
@@ -174,7 +180,9 @@ async def list_executions(
             elif (await connection.execute(_JOB_EXISTS[caller.by_token], params)).first() is None:
                 await caller.confirm(connection)
                 raise not_found("job")
-        statement = _PAGES[caller.by_token, job_id is not None, cursor is not None]
+        statement = _PAGES[
+            connection.dialect.name, caller.by_token, job_id is not None, cursor is not None
+        ]
         rows = list((await connection.execute(statement, params)).all())
         if not rows and job_id is None:
             await caller.confirm(connection)
@@ -218,7 +226,8 @@ async def _recent(
 ) -> list[dict[str, Any]]:
     """The last RECENT executions, newest first (an indexed read of RECENT rows)."""
     params = caller.params if job_id is None else {**caller.params, "job_id": job_id}
-    rows = (await connection.execute(_RECENT[caller.by_token, job_id is not None], params)).all()
+    statement = _RECENT[connection.dialect.name, caller.by_token, job_id is not None]
+    rows = (await connection.execute(statement, params)).all()
     return [execution_row_view(row) for row in rows]
 
 

@@ -33,6 +33,7 @@ from services.api.views import (
     JOB_COLUMNS,
     JOB_FIELDS,
     execution_view,
+    hot_columns,
     job_row_view,
     job_view,
     json_response,
@@ -136,12 +137,15 @@ def _set_enabled(job: CronJob, enabled: bool, now: datetime) -> None:
 
 _JOBS = CronJob.__table__.c
 _SCHEDULES = {
-    (by_token, after): keyset(
-        select(*JOB_COLUMNS).where(owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None)),
+    (dialect, by_token, after): keyset(
+        select(*hot_columns(JOB_COLUMNS, dialect)).where(
+            owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None)
+        ),
         created=_JOBS.created_at,
         row_id=_JOBS.id,
         after_cursor=after,
     )
+    for dialect in ("postgresql", "sqlite")
     for by_token in (False, True)
     for after in (False, True)
 }
@@ -159,7 +163,7 @@ async def list_schedules(
     caller = await hot_caller(request)
     params = {**keyset_params(limit, cursor), **caller.params}
     async with app_state(request).engine.connect() as connection:
-        statement = _SCHEDULES[caller.by_token, cursor is not None]
+        statement = _SCHEDULES[connection.dialect.name, caller.by_token, cursor is not None]
         rows = list((await connection.execute(statement, params)).all())
         if not rows:
             await caller.confirm(connection)
