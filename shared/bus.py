@@ -79,6 +79,31 @@ class Bus(Protocol):
     async def on_cancelled(self, callback: CancelHandler) -> None: ...
 
 
+async def run_until_available(
+    handler: Handler, event: Event, bound: Any, closing: asyncio.Event
+) -> None:
+    """Run the handler; while it finds its dependency unavailable, pause and run it again.
+
+    Gives up (raising) only when the bus closes (`closing` set): the message is then requeued
+    like any failure, for another consumer or the next start. Waiting spends none of the
+    message's delivery limit, so an outage longer than the limit dead-letters nothing.
+    """
+    pause = UNAVAILABLE_PAUSE
+    while True:
+        try:
+            await handler(event)
+            return
+        except DependencyUnavailableError as exc:
+            if closing.is_set():
+                raise
+            bound.warning(
+                "dependency unavailable; handler waits", error=exc.message, retry_in=pause
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), timeout=pause)
+            pause = min(pause * 2, UNAVAILABLE_PAUSE_MAX)
+
+
 def connection_name(service: str) -> str:
     """Name a connection so the management UI shows which process holds it."""
     return f"herald-{service}@{socket.gethostname()}:{os.getpid()}"
@@ -233,7 +258,7 @@ class AmqpBus:
             execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
         ):
             try:
-                await self._until_available(handler, event, bound)
+                await run_until_available(handler, event, bound, self._closing)
             except InvalidEventError as exc:
                 bound.error("message dead-lettered", reason=exc.message)
                 metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
@@ -265,27 +290,6 @@ class AmqpBus:
                 return
         await message.ack()
         metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="ok").inc()
-
-    async def _until_available(self, handler: Handler, event: Event, bound: Any) -> None:
-        """Run the handler; while it finds its dependency unavailable, pause and run it again.
-
-        Gives up (raising) only when the bus closes: the message is then requeued like any
-        failure, for another process or the next start.
-        """
-        pause = UNAVAILABLE_PAUSE
-        while True:
-            try:
-                await handler(event)
-                return
-            except DependencyUnavailableError as exc:
-                if self._closing.is_set():
-                    raise
-                bound.warning(
-                    "dependency unavailable; handler waits", error=exc.message, retry_in=pause
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), timeout=pause)
-                pause = min(pause * 2, UNAVAILABLE_PAUSE_MAX)
 
     async def on_cancelled(self, callback: CancelHandler) -> None:
         assert self._connection is not None, "bus not started"

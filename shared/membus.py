@@ -22,19 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
 from shared import metrics, topology
-from shared.bus import (
-    UNAVAILABLE_PAUSE,
-    UNAVAILABLE_PAUSE_MAX,
-    CancelHandler,
-    Handler,
-    PoisonHandler,
-)
-from shared.errors import DependencyUnavailableError, InvalidEventError
+from shared.bus import CancelHandler, Handler, PoisonHandler, run_until_available
+from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
 from shared.queuestore import QueueStore, StoredMessage
 
@@ -280,7 +273,7 @@ class MemoryBus:
             execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
         ):
             try:
-                await self._until_available(handler, event, bound)
+                await run_until_available(handler, event, bound, self._closing)
             except InvalidEventError as exc:
                 bound.error("message dead-lettered", reason=exc.message)
                 metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
@@ -314,24 +307,3 @@ class MemoryBus:
                 return
         await store.remove(message)
         metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="ok").inc()
-
-    async def _until_available(self, handler: Handler, event: Event, bound: Any) -> None:
-        """Run the handler; while its dependency is unavailable, pause and run it again.
-
-        Gives up (raising) only when this client closes: the message then stays stored and
-        queued like any failure, for the next consumer or the next start.
-        """
-        pause = UNAVAILABLE_PAUSE
-        while True:
-            try:
-                await handler(event)
-                return
-            except DependencyUnavailableError as exc:
-                if self._closing.is_set():
-                    raise
-                bound.warning(
-                    "dependency unavailable; handler waits", error=exc.message, retry_in=pause
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), timeout=pause)
-                pause = min(pause * 2, UNAVAILABLE_PAUSE_MAX)

@@ -337,22 +337,8 @@ def _has_notify(connection: AsyncConnection) -> int:
 
 
 def _empty_counters(job_id: str) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "total_success": 0,
-        "total_failures": 0,
-        "total_cancelled": 0,
-        "total_skipped": 0,
-        "total_missed": 0,
-        "total_duration_ms": 0,
-        "timed_runs": 0,
-        "consecutive_failures": 0,
-        "last_status": None,
-        "last_run_at": None,
-        "last_success_at": None,
-        "last_failure_at": None,
-        "recent_durations": [],
-    }
+    empty = JobStatistics.empty(job_id)
+    return {column.key: getattr(empty, column.key) for column in JobStatistics.__table__.columns}
 
 
 def _finished_event(

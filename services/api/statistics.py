@@ -24,34 +24,61 @@ class Counters:
     previous_status: ExecutionStatus | None
 
 
+# The columns `count_finished` reads and writes.
+RULED = (
+    "total_success",
+    "total_failures",
+    "total_cancelled",
+    "total_duration_ms",
+    "timed_runs",
+    "consecutive_failures",
+    "last_status",
+    "last_run_at",
+    "last_success_at",
+    "last_failure_at",
+    "recent_durations",
+)
+
+
+def count_finished(
+    stats: dict[str, Any], status: ExecutionStatus, at: datetime | None, duration: int | None
+) -> ExecutionStatus | None:
+    """Count one finished execution in a job's counters (by column name); return the previous
+    last status. The one place the counting rules live: the ORM path and the api's batched
+    event path both call it."""
+    previous = ExecutionStatus(stats["last_status"]) if stats["last_status"] else None
+    if status == ExecutionStatus.COMPLETED:
+        stats["total_success"] += 1
+        stats["consecutive_failures"] = 0
+        stats["last_success_at"] = at
+    elif status in FAILURES:
+        stats["total_failures"] += 1
+        stats["consecutive_failures"] += 1
+        stats["last_failure_at"] = at
+    elif status == ExecutionStatus.CANCELLED:
+        stats["total_cancelled"] += 1
+    if status == ExecutionStatus.COMPLETED or status in FAILURES:
+        stats["last_status"] = status.value
+        stats["last_run_at"] = at
+        if duration is not None:
+            stats["total_duration_ms"] += duration
+            stats["timed_runs"] += 1
+            stats["recent_durations"] = [*stats["recent_durations"], duration][-RECENT_DURATIONS:]
+    return previous
+
+
 async def record_finished(session: AsyncSession, execution: Execution) -> Counters:
     """Count a finished execution in its job's statistics (in the caller's transaction)."""
     stats = await session.get(JobStatistics, execution.job_id, with_for_update=True)
     if stats is None:
         stats = JobStatistics.empty(execution.job_id)
         session.add(stats)
-    previous = ExecutionStatus(stats.last_status) if stats.last_status else None
-    status = ExecutionStatus(execution.status)
-    at = execution.completed_at
-    if status == ExecutionStatus.COMPLETED:
-        stats.total_success += 1
-        stats.consecutive_failures = 0
-        stats.last_success_at = at
-    elif status in FAILURES:
-        stats.total_failures += 1
-        stats.consecutive_failures += 1
-        stats.last_failure_at = at
-    elif status == ExecutionStatus.CANCELLED:
-        stats.total_cancelled += 1
-    if status == ExecutionStatus.COMPLETED or status in FAILURES:
-        stats.last_status = status
-        stats.last_run_at = at
-        if execution.duration is not None:
-            stats.total_duration_ms += execution.duration
-            stats.timed_runs += 1
-            stats.recent_durations = [*stats.recent_durations, execution.duration][
-                -RECENT_DURATIONS:
-            ]
+    row = {column: getattr(stats, column) for column in RULED}
+    previous = count_finished(
+        row, ExecutionStatus(execution.status), execution.completed_at, execution.duration
+    )
+    for column, value in row.items():
+        setattr(stats, column, value)
     return Counters(stats.consecutive_failures, previous)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.api.statistics import FAILURES, RECENT_DURATIONS
+from services.api import statistics
 from shared.events import (
     ActivityScanned,
     ContentGenerated,
@@ -259,27 +259,5 @@ def _step(
 
 
 def count_finished(stats: dict[str, Any], finish: Finish) -> ExecutionStatus | None:
-    """Count a finished execution in its job's counters row; return the previous last status.
-
-    The same rules as `statistics.record_finished`, on a row by column name.
-    """
-    previous = ExecutionStatus(stats["last_status"]) if stats["last_status"] else None
-    status, at, duration = finish.status, finish.at, finish.row["duration"]
-    if status == ExecutionStatus.COMPLETED:
-        stats["total_success"] += 1
-        stats["consecutive_failures"] = 0
-        stats["last_success_at"] = at
-    elif status in FAILURES:
-        stats["total_failures"] += 1
-        stats["consecutive_failures"] += 1
-        stats["last_failure_at"] = at
-    elif status == ExecutionStatus.CANCELLED:
-        stats["total_cancelled"] += 1
-    if status == ExecutionStatus.COMPLETED or status in FAILURES:
-        stats["last_status"] = status.value
-        stats["last_run_at"] = at
-        if duration is not None:
-            stats["total_duration_ms"] += duration
-            stats["timed_runs"] += 1
-            stats["recent_durations"] = [*stats["recent_durations"], duration][-RECENT_DURATIONS:]
-    return previous
+    """Count a finished execution in its job's counters row; return the previous last status."""
+    return statistics.count_finished(stats, finish.status, finish.at, finish.row["duration"])
