@@ -63,14 +63,5 @@ def stack(
         "HERALD_RESEND_API_KEY": resend.api_key,
         "HERALD_RESEND_API_URL": resend.url,
     }
-    services = {name: processes.start(name, env, logs) for name in processes.SERVICES}
-    try:
-        for service in services.values():
-            processes.wait_ready(service)
+    with processes.running(processes.SERVICES, env, logs) as services:
         yield services
-    finally:
-        codes = {name: processes.stop(service) for name, service in services.items()}
-        for name, service in services.items():
-            if codes[name] != 0:
-                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
-        assert codes == dict.fromkeys(services, 0), codes

@@ -23,7 +23,6 @@ from sqlalchemy import text
 from shared.db.engine import create_engine
 from shared.deadletters import list_dead_letters
 from tests.support import processes
-from tests.support.factories import token_on
 from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
@@ -85,25 +84,13 @@ def herald(
         "HERALD_RESEND_API_KEY": resend.api_key,
         "HERALD_RESEND_API_URL": resend.url,
     }
-    services = {name: processes.start(name, env, logs) for name in processes.SERVICES}
-    try:
-        for service in services.values():
-            processes.wait_ready(service)
+    with processes.running(processes.SERVICES, env, logs) as services:
         yield services
-    finally:
-        codes = {name: processes.stop(service) for name, service in services.items()}
-        for name, service in services.items():
-            if codes[name] != 0:
-                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
-        assert codes == dict.fromkeys(services, 0), codes
 
 
 @pytest.fixture
 def api(herald: dict[str, processes.Service], fresh_database_url: str) -> Iterator[httpx.Client]:
-    token = asyncio.run(token_on(fresh_database_url))
-    with httpx.Client(
-        base_url=herald["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as client:
+    with processes.signed_in_client(herald["api"], fresh_database_url) as client:
         yield client
 
 

@@ -7,7 +7,6 @@ retry delay, so they go round the broker's shortest delay step.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ import httpx
 import pytest
 
 from tests.support import processes
-from tests.support.factories import token_on
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.server import ThreadedServer
@@ -85,25 +83,13 @@ def pipeline(
         "HERALD_API_SWEEP_INTERVAL": "1",
         "HERALD_API_SWEEP_GRACE": "0",
     }
-    services = {name: processes.start(name, env, tmp_path) for name in SERVICES}
-    try:
-        for service in services.values():
-            processes.wait_ready(service)
+    with processes.running(SERVICES, env, tmp_path) as services:
         yield services
-    finally:
-        codes = {name: processes.stop(service) for name, service in services.items()}
-        for name, service in services.items():
-            if codes[name] != 0:
-                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
-        assert codes == dict.fromkeys(services, 0), codes
 
 
 @pytest.fixture
 def api(pipeline: dict[str, processes.Service], fresh_database_url: str) -> Iterator[httpx.Client]:
-    token = asyncio.run(token_on(fresh_database_url))
-    with httpx.Client(
-        base_url=pipeline["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as client:
+    with processes.signed_in_client(pipeline["api"], fresh_database_url) as client:
         yield client
 
 

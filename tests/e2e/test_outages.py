@@ -27,7 +27,6 @@ from shared import topology
 from shared.db.engine import create_engine
 from shared.deadletters import list_dead_letters
 from tests.support import processes
-from tests.support.factories import token_on
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
@@ -112,25 +111,21 @@ def stack(
         "HERALD_GITHUB_TOKEN": TOKEN,
     }
     services = {name: processes.start(name, env, logs) for name in processes.SERVICES}
-    token = asyncio.run(token_on(fresh_database_url))
-    client = httpx.Client(
-        base_url=services["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
+    client = processes.signed_in_client(services["api"], fresh_database_url)
     try:
         for service in services.values():
             processes.wait_ready(service)
         yield Stack(services, broker, database, fresh_database_url, fresh_amqp_url, client)
     finally:
         client.close()
+        # The services drain against reachable servers; the proxies close once they stopped.
         broker.restore()
         database.restore()
-        codes = {name: processes.stop(service) for name, service in services.items()}
-        broker.close()
-        database.close()
-        for name, service in services.items():
-            if codes[name] != 0:
-                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
-        assert codes == dict.fromkeys(services, 0), codes
+        try:
+            processes.stop_all(services)
+        finally:
+            broker.close()
+            database.close()
 
 
 def create_jobs(stack: Stack, count: int) -> list[str]:

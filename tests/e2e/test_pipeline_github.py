@@ -7,7 +7,6 @@ the broker's delay ladder before the execution completes.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from tests.support import processes
-from tests.support.factories import token_on
 from tests.support.fakes import anthropic, openai
 from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
 from tests.support.fakes.server import ThreadedServer
@@ -45,17 +43,8 @@ def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
 
 
 def start_pipeline(env: dict[str, str], logs: Path) -> Iterator[dict[str, processes.Service]]:
-    services = {name: processes.start(name, env, logs) for name in ("api", "scanner", "generator")}
-    try:
-        for service in services.values():
-            processes.wait_ready(service)
+    with processes.running(("api", "scanner", "generator"), env, logs) as services:
         yield services
-    finally:
-        codes = {name: processes.stop(service) for name, service in services.items()}
-        for name, service in services.items():
-            if codes[name] != 0:
-                print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
-        assert codes == dict.fromkeys(services, 0), codes
 
 
 @pytest.fixture
@@ -109,13 +98,6 @@ def claude() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]:
     server = fake.serve()
     yield fake, server
     server.close()
-
-
-def api_client(service: processes.Service, database_url: str) -> httpx.Client:
-    token = asyncio.run(token_on(database_url))
-    return httpx.Client(
-        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
 
 
 def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour: int) -> str:
@@ -191,7 +173,7 @@ def test_github_activity_becomes_model_written_posts_through_retries(
         openai.Failure(429, "rate_limit_exceeded", retry_after=1, message="slow down"),
         '{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}',
     ]
-    api = api_client(pipeline["api"], fresh_database_url)
+    api = processes.signed_in_client(pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
     execution_id = trigger(api, "octo", "herald", ["x", "blog", "changelog"], (now.hour + 12) % 24)
 
@@ -225,7 +207,7 @@ def test_an_empty_repository_completes_with_no_posts_and_no_model_call(
     request: pytest.FixtureRequest,
 ) -> None:
     github[0].add_repo("octo", "fresh", empty=True)
-    api = api_client(claude_pipeline["api"], fresh_database_url)
+    api = processes.signed_in_client(claude_pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
     hour = (datetime.now(UTC).hour + 12) % 24
 
@@ -249,7 +231,7 @@ def test_an_anthropic_model_writes_the_posts_and_a_quota_error_fails_one_platfor
     seed(github[0], now)
     claude[0].script += [anthropic.OVERLOADED, '{"body": "Weekly digests landed."}']
     claude[0].script.append(anthropic.SPEND_LIMIT)
-    api = api_client(claude_pipeline["api"], fresh_database_url)
+    api = processes.signed_in_client(claude_pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
 
     execution = finished(

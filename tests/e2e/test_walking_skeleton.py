@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
-from tests.support.factories import token_on
 from tests.support.fakes.resend import FakeResend
 from tests.support.polling import poll
-from tests.support.processes import Service
+from tests.support.processes import Service, signed_in_client
 
 pytestmark = pytest.mark.e2e
 
@@ -21,10 +18,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
     request: pytest.FixtureRequest,
     resend: FakeResend,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    api = httpx.Client(
-        base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
+    api = signed_in_client(stack["api"], fresh_database_url)
     request.addfinalizer(api.close)
     project = api.post(
         "/api/projects",
@@ -101,10 +95,7 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
 def test_the_scheduler_fires_a_due_job_through_the_pipeline(
     stack: dict[str, Service], fresh_database_url: str, request: pytest.FixtureRequest
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    api = httpx.Client(
-        base_url=stack["api"].url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
+    api = signed_in_client(stack["api"], fresh_database_url)
     request.addfinalizer(api.close)
     project_id = api.post(
         "/api/projects",

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.support.factories import token_on
 
 SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
 
@@ -99,3 +104,38 @@ def restart(service: Service) -> Service:
     if service.process.poll() is None:
         raise AssertionError(f"{service.name} is still running")
     return start(service.name, service.env, service.log_path.parent, port=service.port, append=True)
+
+
+@contextmanager
+def running(
+    names: Iterable[str], env: dict[str, str], log_dir: Path
+) -> Iterator[dict[str, Service]]:
+    """Start the services, wait until each is ready, and stop them all at the end.
+
+    A test that kills one puts its replacement in the dict; each must then exit 0 (a clean
+    drain), or the test fails showing the log of the one that did not.
+    """
+    services = {name: start(name, env, log_dir) for name in names}
+    try:
+        for service in services.values():
+            wait_ready(service)
+        yield services
+    finally:
+        stop_all(services)
+
+
+def stop_all(services: dict[str, Service]) -> None:
+    """SIGTERM every service; fail, with the logs of those that did not exit 0, unless all did."""
+    codes = {name: stop(service) for name, service in services.items()}
+    for name, service in services.items():
+        if codes[name] != 0:
+            print(f"--- {name} exited {codes[name]} ---\n{service.logs()}")
+    assert codes == dict.fromkeys(services, 0), codes
+
+
+def signed_in_client(service: Service, database_url: str) -> httpx.Client:
+    """A client of `service`'s API as a new user of the database at `database_url`."""
+    token = asyncio.run(token_on(database_url))
+    return httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
