@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from services.api.console import alert_pages, credentials, job_pages, run_pages, signin
 from services.api.console.client import ApiError
-from services.api.console.rendering import HERE, plain, see_other
+from services.api.console.rendering import HERE, LANDING, plain, see_other
 
 PREFIX = "/console"
 
@@ -40,7 +40,7 @@ async def _on_api_error(request: Request, exc: ApiError) -> Response:
         expired = credentials.token_of(request) is not None
         query = {"expired": "1"} if expired else {}
         url = request.url
-        if request.method == "GET" and url.path != signin.LANDING:
+        if request.method == "GET" and url.path != LANDING:
             # A link from an email or an alert leads back to its page once signed in.
             query["next"] = url.path + (f"?{url.query}" if url.query else "")
         response = see_other(f"{PREFIX}/signin" + (f"?{urlencode(query)}" if query else ""))

@@ -13,6 +13,7 @@ from services.api.console.client import ApiClient, ApiError
 from services.api.console.forms import Form
 from services.api.console.rendering import (
     api_for,
+    console_page,
     posted_form,
     refused_form,
     render,
@@ -91,6 +92,22 @@ async def _job_form(
     )
 
 
+async def _refused_job_form(
+    request: Request,
+    api: ApiClient,
+    *,
+    job: dict[str, Any] | None,
+    form: Form,
+    refusal: ApiError,
+) -> Response:
+    """The job form again, as posted, with the API's message beside each refused field."""
+    if refusal.status != 422:
+        raise refusal
+    return await _job_form(
+        request, api, job=job, values=form.values(), errors=refusal.field_errors(), status_code=422
+    )
+
+
 async def _preview(api: ApiClient, values: dict[str, str]) -> dict[str, Any]:
     """Fetch the next runs of the schedule in `values`, or the API's reasons it has none."""
     body = forms.preview_body(Form({name: [value] for name, value in values.items()}))
@@ -119,16 +136,7 @@ async def create_job(request: Request) -> Response:
         try:
             created = await api.post("/api/cron/schedule", forms.job_body(form))
         except ApiError as exc:
-            if exc.status != 422:
-                raise
-            return await _job_form(
-                request,
-                api,
-                job=None,
-                values=form.values(),
-                errors=exc.field_errors(),
-                status_code=422,
-            )
+            return await _refused_job_form(request, api, job=None, form=form, refusal=exc)
         return see_other(f"/console/jobs/{created['data']['id']}", notice="job-created")
 
 
@@ -149,16 +157,7 @@ async def update_job(request: Request, job_id: str) -> Response:
         try:
             await api.patch("/api/cron/schedule", forms.job_body(form, job_id=job["id"]))
         except ApiError as exc:
-            if exc.status != 422:
-                raise
-            return await _job_form(
-                request,
-                api,
-                job=job,
-                values=form.values(),
-                errors=exc.field_errors(),
-                status_code=422,
-            )
+            return await _refused_job_form(request, api, job=job, form=form, refusal=exc)
         return see_other(f"/console/jobs/{job['id']}", notice="job-saved")
 
 
@@ -184,8 +183,8 @@ async def toggle_job(request: Request, job_id: str) -> Response:
     enable = form.get("enable") == "true"
     async with api_for(request) as api:
         await api.patch(f"/api/cron/schedules/{job_id}", {"isEnabled": enable})
-    back = form.get("back") or "/console/jobs"
-    return see_other(_local(back), notice="job-enabled" if enable else "job-disabled")
+    notice = "job-enabled" if enable else "job-disabled"
+    return see_other(console_page(form.get("back")), notice=notice)
 
 
 @router.get("/jobs/{job_id}/delete")
@@ -218,8 +217,3 @@ async def trigger_job(request: Request, job_id: str) -> Response:
                 raise
             return see_other(f"/console/jobs/{job_id}", notice="already-running")
     return see_other(f"/console/executions/{started['data']['id']}", notice="triggered")
-
-
-def _local(path: str) -> str:
-    """Keep redirects within the console: a posted `back` never leads to another site."""
-    return path if path.startswith("/console/") and not path.startswith("//") else "/console/jobs"

@@ -83,6 +83,25 @@ async def posted_form(request: Request) -> Form | None:
     return form if credentials.valid_form(request, form.get("csrf")) else None
 
 
+LANDING = "/console/jobs"
+
+
+def console_page(value: str | None) -> str:
+    """A posted or linked return address, if it is a console page of this site; else the landing.
+
+    Sign-in is never a return address (it would loop); CR, LF and backslashes are refused,
+    as browsers read `/\\host` as another site.
+    """
+    if (
+        not value
+        or not value.startswith("/console/")
+        or value.startswith("/console/signin")
+        or any(c in value for c in "\\\r\n")
+    ):
+        return LANDING
+    return value
+
+
 def see_other(url: str, *, notice: str | None = None) -> RedirectResponse:
     """Answer a form post with a redirect, so reloading the page never posts it again."""
     if notice:

@@ -9,30 +9,17 @@ from starlette.responses import Response
 from services.api.console import credentials
 from services.api.console.client import ApiClient, ApiError
 from services.api.console.forms import Form
-from services.api.console.rendering import plain, refused_form, see_other
+from services.api.console.rendering import console_page, plain, refused_form, see_other
 
 router = APIRouter()
 
 EXPIRED = "Your token is no longer valid. Sign in again."
-LANDING = "/console/jobs"
-
-
-def next_page(value: str | None) -> str:
-    """Where to go after signing in: a console page of this site, never another site."""
-    if (
-        not value
-        or not value.startswith("/console/")
-        or value.startswith("/console/signin")
-        or any(c in value for c in "\\\r\n")
-    ):
-        return LANDING
-    return value
 
 
 @router.get("/signin")
 async def signin_page(request: Request) -> Response:
     message = EXPIRED if request.query_params.get("expired") else None
-    after = next_page(request.query_params.get("next"))
+    after = console_page(request.query_params.get("next"))
     return plain(request, "signin.html", message=message, errors={}, next_page=after)
 
 
@@ -42,7 +29,7 @@ async def signin(request: Request) -> Response:
     if not credentials.same_origin(request):
         return refused_form(request)
     form = await Form.read(request)
-    token, after = form.get("token"), next_page(form.get("next"))
+    token, after = form.get("token"), console_page(form.get("next"))
     if not token:
         return plain(
             request,
