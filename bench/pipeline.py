@@ -70,10 +70,11 @@ WITH n AS (SELECT g FROM generate_series(1, $1) AS g)
   SELECT 'cron_' || lpad(g::text, 8, '0'), 'prj_' || g, 'u_' || g, 'GENERATE_CONTENT',
   'job ' || g, 'DAILY', $3::json, $4, true, 3, 300, 900, 'ALLOW', 86400, 0, NULL, now(), now()
   FROM n)
-INSERT INTO job_statistics (job_id, total_success, total_failures, total_cancelled,
-  total_skipped, total_missed, total_duration_ms, timed_runs, consecutive_failures,
-  recent_durations, updated_at)
-SELECT 'cron_' || lpad(g::text, 8, '0'), 0, 0, 0, 0, 0, 0, 0, 0, '[]', now() FROM n
+INSERT INTO job_statistics (job_id, user_id, live, total_success, total_failures,
+  total_cancelled, total_skipped, total_missed, total_duration_ms, timed_runs,
+  consecutive_failures, recent_durations, updated_at)
+SELECT 'cron_' || lpad(g::text, 8, '0'), 'u_' || g, true, 0, 0, 0, 0, 0, 0, 0, 0, '[]', now()
+FROM n
 """
 # Job n falls due at $1 + (n - 1) / rate seconds ($2 = 1 / rate); 0 puts them all at $1.
 DUE = """

@@ -120,7 +120,7 @@ async def _seed_project(
     ]
     session.add_all(jobs)
     await session.flush()
-    session.add_all([JobStatistics.empty(job.id) for job in jobs])
+    session.add_all([JobStatistics.empty(job.id, job.user_id) for job in jobs])
     return project
 
 

@@ -274,8 +274,9 @@ async def _finish(
     loaded = (await connection.execute(_LOAD_STATISTICS, {"ids": jobs})).mappings().all()
     counters = {row["job_id"]: dict(row) for row in loaded}
     missing = [job_id for job_id in jobs if job_id not in counters]
+    owners = {finish.row["job_id"]: finish.row["user_id"] for finish in finishes}
     for job_id in missing:
-        counters[job_id] = _empty_counters(job_id)
+        counters[job_id] = _empty_counters(job_id, owners[job_id])
     events: list[ExecutionFinished] = []
     for finish in finishes:
         stats = counters[finish.row["job_id"]]
@@ -336,8 +337,8 @@ def _has_notify(connection: AsyncConnection) -> int:
     return int(connection.dialect.name == "postgresql")
 
 
-def _empty_counters(job_id: str) -> dict[str, Any]:
-    empty = JobStatistics.empty(job_id)
+def _empty_counters(job_id: str, user_id: str) -> dict[str, Any]:
+    empty = JobStatistics.empty(job_id, user_id)
     return {column.key: getattr(empty, column.key) for column in JobStatistics.__table__.columns}
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, bindparam, or_
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, bindparam, tuple_, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.api.problems import invalid
@@ -44,8 +44,23 @@ def page(
     """Order newest first and start after the cursor; fetch one extra row to see if more."""
     if cursor:
         at, last_id = decode_cursor(cursor)
-        statement = statement.where(or_(created < at, and_(created == at, row_id < last_id)))
+        statement = statement.where(_before(created, row_id, at, last_id))
     return statement.order_by(created.desc(), row_id.desc()).limit(limit + 1)
+
+
+def _before(created: Any, row_id: Any, at: Any, last_id: Any) -> ColumnElement[bool]:
+    """Rows after the cursor, newest first: `(created, id) < (at, last id)`.
+
+    A row-value comparison, not `created < at OR (created = at AND id < last)`: PostgreSQL
+    reads the row value as a bound of the (owner, created, id) index and starts at the
+    cursor, where the OR form was a filter on rows read from the newest down, so page n
+    of a long history read n pages (189 ms at 500,000 executions deep).
+    """
+    # The cursor's values take the columns' types (a row value does not lend them, and
+    # SQLite compares stored text, so the instant must be written as a column writes it).
+    return tuple_(created, row_id) < tuple_(
+        type_coerce(at, created.type), type_coerce(last_id, row_id.type)
+    )
 
 
 def split(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
@@ -71,9 +86,7 @@ def keyset(
     """
     if after_cursor:
         at: BindParameter[datetime] = bindparam("cursor_at")
-        statement = statement.where(
-            or_(created < at, and_(created == at, row_id < bindparam("cursor_id")))
-        )
+        statement = statement.where(_before(created, row_id, at, bindparam("cursor_id")))
     return statement.order_by(created.desc(), row_id.desc()).limit(
         bindparam("page_rows", type_=Integer)
     )

@@ -71,7 +71,7 @@ async def record_finished(session: AsyncSession, execution: Execution) -> Counte
     """Count a finished execution in its job's statistics (in the caller's transaction)."""
     stats = await session.get(JobStatistics, execution.job_id, with_for_update=True)
     if stats is None:
-        stats = JobStatistics.empty(execution.job_id)
+        stats = JobStatistics.empty(execution.job_id, execution.user_id)
         session.add(stats)
     row = {column: getattr(stats, column) for column in RULED}
     previous = count_finished(

@@ -18,10 +18,10 @@ from shared.ids import derived_event_id
 log = structlog.get_logger(__name__)
 
 
-async def _statistics(session: AsyncSession, job_id: str) -> JobStatistics:
-    stats = await session.get(JobStatistics, job_id, with_for_update=True)
+async def _statistics(session: AsyncSession, job: CronJob) -> JobStatistics:
+    stats = await session.get(JobStatistics, job.id, with_for_update=True)
     if stats is None:  # the api creates it with the job; a job written elsewhere may lack it
-        stats = JobStatistics.empty(job_id)
+        stats = JobStatistics.empty(job.id, job.user_id, live=job.deleted_at is None)
         session.add(stats)
     return stats
 
@@ -35,7 +35,7 @@ async def finished_event(
     public_url: str,
 ) -> ExecutionFinished:
     """Count a SKIPPED or MISSED execution and return its `execution.finished` event."""
-    stats = await _statistics(session, job.id)
+    stats = await _statistics(session, job)
     status = ExecutionStatus(execution.status)
     metrics.execution_finished(status, execution.trigger)
     if status == ExecutionStatus.SKIPPED:

@@ -104,7 +104,9 @@ async def import_records(
                         job.next_run_at = next_run_after(job, now)
                     session.add(job)
                     await session.flush()
-                    session.add(JobStatistics.empty(job.id))
+                    session.add(
+                        JobStatistics.empty(job.id, job.user_id, live=job.deleted_at is None)
+                    )
                     created_jobs += 1
     return created_projects, created_jobs
 

@@ -31,8 +31,15 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, application_name: str = "herald", **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; PostgreSQL connections carry the service's name."""
+def create_engine(
+    url: str,
+    *,
+    application_name: str = "herald",
+    server_settings: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """Create an async engine; PostgreSQL connections carry the service's name (and any
+    other `server_settings`, run-time parameters of each connection's session)."""
     if is_sqlite(url):
         engine = create_async_engine(async_url(url), **kwargs)
 
@@ -60,7 +67,9 @@ def create_engine(url: str, *, application_name: str = "herald", **kwargs: Any) 
     kwargs.setdefault("pool_size", 10)
     return create_async_engine(
         async_url(url),
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={
+            "server_settings": {"application_name": application_name, **(server_settings or {})}
+        },
         **kwargs,
     )
 

@@ -126,6 +126,14 @@ class CronJob(Base):
             postgresql_where=text("is_enabled AND deleted_at IS NULL"),
             sqlite_where=text("is_enabled AND deleted_at IS NULL"),
         ),
+        # A user's next run across their live jobs (statistics), without reading every job.
+        Index(
+            "ix_cron_jobs_user_next_run",
+            "user_id",
+            "next_run_at",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
     )
 
 
@@ -299,6 +307,10 @@ class JobStatistics(Base):
     job_id: Mapped[str] = mapped_column(
         ForeignKey("cron_jobs.id", ondelete="CASCADE"), primary_key=True
     )
+    # The job's owner, and whether the job is live (not deleted), copied here so a user's
+    # statistics across their jobs sum these rows alone, with no join to the jobs.
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
     total_success: Mapped[int] = mapped_column(Integer, default=0)
     total_failures: Mapped[int] = mapped_column(Integer, default=0)
     total_cancelled: Mapped[int] = mapped_column(Integer, default=0)
@@ -315,11 +327,22 @@ class JobStatistics(Base):
     recent_durations: Mapped[list[int]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    __table_args__ = (
+        Index(
+            "ix_job_statistics_user_live",
+            "user_id",
+            postgresql_where=text("live"),
+            sqlite_where=text("live"),
+        ),
+    )
+
     @classmethod
-    def empty(cls, job_id: str) -> JobStatistics:
+    def empty(cls, job_id: str, user_id: str, *, live: bool = True) -> JobStatistics:
         """Counters of a job that has not run yet (column defaults apply only at insert)."""
         return cls(
             job_id=job_id,
+            user_id=user_id,
+            live=live,
             total_success=0,
             total_failures=0,
             total_cancelled=0,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api import query_count
 from services.api.lifecycle import apply_event, sweep_timeouts
+from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Execution, JobStatistics, OutboxMessage
 from shared.events import StepStarted
 from shared.settings import Settings
@@ -245,9 +246,29 @@ async def test_a_manual_trigger_follows_the_skip_overlap_policy(
     assert again.status_code == 202, again.text
 
 
+@pytest.fixture
+async def quiet_api(
+    fresh_database_url: str, fresh_amqp_url: str, tmp_path: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, async_sessionmaker[AsyncSession]]]:
+    """An api on a database of its own whose sweeper waits an hour: what a test's own sweep
+    finds is then not taken first by a running app's sweeper (this one, or another test's
+    on the shared database)."""
+    settings = Settings(
+        database_url=fresh_database_url,
+        amqp_url=fresh_amqp_url,
+        local_repos_root=str(tmp_path),
+        api_sweep_interval=3600,
+    )
+    engine = create_engine(fresh_database_url)
+    async for client in api_client(settings, base_url=PUBLIC):
+        yield client, session_factory(engine)
+    await engine.dispose()
+
+
 async def test_the_sweeper_times_out_runs_past_their_deadline(
-    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+    quiet_api: tuple[httpx.AsyncClient, async_sessionmaker[AsyncSession]],
 ) -> None:
+    api, sessions = quiet_api
     headers = await signed_in(sessions)
     job = await new_job(api, headers, await new_project(api, headers))
     triggered = await api.post("/api/cron/trigger", headers=headers, json={"jobId": job["id"]})

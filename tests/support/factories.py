@@ -69,7 +69,7 @@ async def job(
         row = CronJob(**values)
         session.add(row)
         await session.flush()
-        session.add(JobStatistics.empty(row.id))
+        session.add(JobStatistics.empty(row.id, row.user_id))
     return row
 
 

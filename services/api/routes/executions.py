@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select, text
+from pydantic_core import to_json
+from sqlalchemy import JSON, ColumnElement, Row, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.api import statistics
+from services.api import pg_render, statistics
 from services.api.auth import Caller, UserDep, hot_caller, owned_by
 from services.api.deps import SessionDep, StateDep, app_state
 from services.api.lifecycle import cancel
@@ -30,9 +32,7 @@ from services.api.views import (
     content_view,
     execution_row_view,
     execution_view,
-    hot_columns,
     iso,
-    json_response,
     step_view,
 )
 from shared.db.schema import (
@@ -60,9 +60,10 @@ _STATS = JobStatistics.__table__.c
 # objects), each in two forms: for a user already known, and for an API token checked
 # inside the statement (see `Caller`).
 def _own(dialect: str, by_token: bool, of_job: bool) -> Select[Any]:
-    statement = select(*hot_columns(EXECUTION_COLUMNS, dialect)).where(
-        owned_by(_EXECUTIONS.user_id, by_token)
+    columns = pg_render.list_columns(
+        dialect, pg_render.execution_json, Execution, EXECUTION_COLUMNS
     )
+    statement = select(*columns).where(owned_by(_EXECUTIONS.user_id, by_token))
     return statement.where(_EXECUTIONS.job_id == bindparam("job_id")) if of_job else statement
 
 
@@ -88,6 +89,19 @@ _RECENT = {
     for of_job in (False, True)
 }
 _CREATED_AT = EXECUTION_FIELDS.index("created_at")
+
+
+def _keyset_key(dialect: str) -> Callable[[Sequence[Any]], tuple[datetime, str]]:
+    if dialect == "postgresql":
+        return lambda row: (row[1], row[2])
+    return lambda row: (row[_CREATED_AT], row[0])
+
+
+def _encoded(dialect: str, rows: Sequence[Row[Any]]) -> list[bytes]:
+    """Each row's view as JSON (rendered by PostgreSQL, or built and encoded here)."""
+    if dialect == "postgresql":
+        return [row[0].encode() for row in rows]
+    return [to_json(execution_row_view(row)) for row in rows]
 
 
 def _live_job(by_token: bool) -> tuple[ColumnElement[bool], ...]:
@@ -121,7 +135,9 @@ LATEST = ("last_run_at", "last_success_at", "last_failure_at")
 def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
     """The caller's counters summed over their live jobs, the next run, recent durations.
 
-    One statement: a row per job is summed (never a row per execution), and the durations
+    One statement: the counters' rows of the caller's live jobs are summed (never a row per
+    execution, and no join: each counters row names its owner and liveness), the next run is
+    the first entry of an index, and the durations
     of the last 100 counted runs come from an uncorrelated subquery that reads the partial
     index `ix_cron_executions_user_counted`, gathered by the dialect's own list aggregate
     (the standalone mode runs on SQLite).
@@ -134,6 +150,10 @@ def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
         .limit(statistics.RECENT_DURATIONS)
         .subquery()
     )
+    # The first entry of `ix_cron_jobs_user_next_run`.
+    next_run = select(func.min(_JOBS.next_run_at)).where(
+        owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None)
+    )
     durations = (
         func.array_agg(last_counted.c.duration)
         if dialect == "postgresql"
@@ -145,10 +165,10 @@ def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
             func.coalesce(func.max(_STATS.consecutive_failures), 0),
             *(func.max(_STATS[name]) for name in LATEST),
             select(durations).scalar_subquery(),
-            func.min(_JOBS.next_run_at),
+            next_run.scalar_subquery(),
         )
-        .select_from(CronJob.__table__.outerjoin(JobStatistics.__table__))
-        .where(owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None))
+        # Literal `live`, so the planner matches `ix_job_statistics_user_live`'s predicate.
+        .where(owned_by(_STATS.user_id, by_token), text("job_statistics.live"))
     )
 
 
@@ -168,7 +188,7 @@ async def list_executions(
     stats: bool = False,
 ) -> Response:
     # A hot read: one connection, the caller's token checked inside the statements, plain
-    # rows, the body encoded once (see `json_response`).
+    # rows, each row's view rendered once (see `pg_render`).
     caller = await hot_caller(request)
     params = {**keyset_params(limit, cursor), **caller.params}
     async with app_state(request).engine.connect() as connection:
@@ -186,14 +206,11 @@ async def list_executions(
         rows = list((await connection.execute(statement, params)).all())
         if not rows and job_id is None:
             await caller.confirm(connection)
-        rows, next_cursor = split(rows, limit, lambda row: (row[_CREATED_AT], row[0]))
-        views = [execution_row_view(row) for row in rows]
-        body: dict[str, Any] = {
-            "success": True,
-            "data": views,
-            "count": len(rows),
-            "nextCursor": next_cursor,
-        }
+        dialect = connection.dialect.name
+        rows, next_cursor = split(rows, limit, _keyset_key(dialect))
+        views = _encoded(dialect, rows)
+        statistics_view: dict[str, Any] | None = None
+        recent: list[bytes] = []
         if stats:
             if counters is None:
                 counters = await _all_jobs(connection, caller)
@@ -203,8 +220,11 @@ async def list_executions(
                 recent = views[:RECENT]
             else:
                 recent = await _recent(connection, caller, job_id)
-            body["statistics"] = _view(*counters, recent)
-    return json_response(body)
+            statistics_view = _view(*counters)
+    body = pg_render.page_body(
+        views, next_cursor=next_cursor, statistics=statistics_view, recent=recent
+    )
+    return Response(body, media_type="application/json")
 
 
 async def _job_and_counters(
@@ -221,20 +241,17 @@ async def _job_and_counters(
     return (None if counters[0] is None else statistics.Totals(*counters)), next_run
 
 
-async def _recent(
-    connection: AsyncConnection, caller: Caller, job_id: str | None
-) -> list[dict[str, Any]]:
+async def _recent(connection: AsyncConnection, caller: Caller, job_id: str | None) -> list[bytes]:
     """The last RECENT executions, newest first (an indexed read of RECENT rows)."""
     params = caller.params if job_id is None else {**caller.params, "job_id": job_id}
     statement = _RECENT[connection.dialect.name, caller.by_token, job_id is not None]
     rows = (await connection.execute(statement, params)).all()
-    return [execution_row_view(row) for row in rows]
+    return _encoded(connection.dialect.name, rows)
 
 
-def _view(
-    counters: statistics.Totals | None, next_run: datetime | None, recent: list[dict[str, Any]]
-) -> dict[str, Any]:
-    view = statistics.statistics_view(counters, next_run=next_run, recent=recent)
+def _view(counters: statistics.Totals | None, next_run: datetime | None) -> dict[str, Any]:
+    """The statistics without their recent executions (`page_body` adds those)."""
+    view = statistics.statistics_view(counters, next_run=next_run, recent=[])
     return {key: _iso_if_datetime(value) for key, value in view.items()}
 
 
@@ -366,4 +383,5 @@ async def job_statistics(job_id: Annotated[str, Path(max_length=40)], request: R
     async with app_state(request).engine.connect() as connection:
         counters, next_run = await _job_and_counters(connection, caller, job_id)
         recent = await _recent(connection, caller, job_id)
-    return json_response({"success": True, "data": _view(counters, next_run, recent)})
+    body = pg_render.statistics_json(_view(counters, next_run), recent)
+    return Response(b'{"success":true,"data":' + body + b"}", media_type="application/json")

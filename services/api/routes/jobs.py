@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request, Response, status
-from sqlalchemy import select
+from pydantic_core import to_json
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.api import pg_render
 from services.api.auth import UserDep, hot_caller, owned_by
 from services.api.deps import SessionDep, app_state
 from services.api.pagination import (
@@ -33,10 +35,8 @@ from services.api.views import (
     JOB_COLUMNS,
     JOB_FIELDS,
     execution_view,
-    hot_columns,
     job_row_view,
     job_view,
-    json_response,
 )
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics
@@ -83,7 +83,7 @@ async def create_schedule(body: CreateJob, user: UserDep, session: SessionDep) -
     )
     session.add(job)
     await session.flush()
-    session.add(JobStatistics.empty(job.id))
+    session.add(JobStatistics.empty(job.id, job.user_id))
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": job_view(job)}
@@ -136,9 +136,11 @@ def _set_enabled(job: CronJob, enabled: bool, now: datetime) -> None:
 
 
 _JOBS = CronJob.__table__.c
+
+
 _SCHEDULES = {
     (dialect, by_token, after): keyset(
-        select(*hot_columns(JOB_COLUMNS, dialect)).where(
+        select(*pg_render.list_columns(dialect, pg_render.job_json, CronJob, JOB_COLUMNS)).where(
             owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None)
         ),
         created=_JOBS.created_at,
@@ -158,23 +160,24 @@ async def list_schedules(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Response:
-    # A hot read: one statement (the token checked inside it), plain rows, the body
-    # encoded once (see `json_response`).
+    # A hot read: one statement (the token checked inside it), each row's view rendered
+    # once (see `pg_render`).
     caller = await hot_caller(request)
     params = {**keyset_params(limit, cursor), **caller.params}
     async with app_state(request).engine.connect() as connection:
-        statement = _SCHEDULES[connection.dialect.name, caller.by_token, cursor is not None]
+        dialect = connection.dialect.name
+        statement = _SCHEDULES[dialect, caller.by_token, cursor is not None]
         rows = list((await connection.execute(statement, params)).all())
         if not rows:
             await caller.confirm(connection)
-    rows, next_cursor = split(rows, limit, lambda row: (row[_CREATED_AT], row[0]))
-    return json_response(
-        {
-            "success": True,
-            "data": [job_row_view(row) for row in rows],
-            "count": len(rows),
-            "nextCursor": next_cursor,
-        }
+    if dialect == "postgresql":
+        rows, next_cursor = split(rows, limit, lambda row: (row[1], row[2]))
+        views = [row[0].encode() for row in rows]
+    else:
+        rows, next_cursor = split(rows, limit, lambda row: (row[_CREATED_AT], row[0]))
+        views = [to_json(job_row_view(row)) for row in rows]
+    return Response(
+        pg_render.page_body(views, next_cursor=next_cursor), media_type="application/json"
     )
 
 
@@ -188,6 +191,9 @@ async def delete_schedule(job_id: JobId, user: UserDep, session: SessionDep) -> 
     job = await job_of(session, user.id, job_id, for_update=True)
     now = datetime.now(UTC)
     job.deleted_at, job.is_enabled, job.next_run_at, job.updated_at = now, False, None, now
+    await session.execute(
+        update(JobStatistics).where(JobStatistics.job_id == job.id).values(live=False)
+    )
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": {"id": job.id, "deleted": True}}

@@ -19,7 +19,7 @@ from services.api.records import project_of
 from services.api.requests import CreateProject, NotificationSettingsBody, UpdateProject
 from services.api.views import project_view
 from shared.db.notify import JOBS_CHANNEL, notify
-from shared.db.schema import CronJob, Project
+from shared.db.schema import CronJob, JobStatistics, Project
 from shared.ids import new_id
 from shared.notification_settings import public_settings
 from shared.secrets import SecretKeyError, encrypt
@@ -147,6 +147,11 @@ async def delete_project(
         update(CronJob)
         .where(CronJob.project_id == project.id, CronJob.deleted_at.is_(None))
         .values(deleted_at=now, is_enabled=False, next_run_at=None)
+    )
+    await session.execute(
+        update(JobStatistics)
+        .where(JobStatistics.job_id.in_(select(CronJob.id).where(CronJob.project_id == project.id)))
+        .values(live=False)
     )
     await notify(session, JOBS_CHANNEL)
     await session.commit()

@@ -1,0 +1,114 @@
+"""The migrations build the schema the models declare, and carry existing rows forward."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from shared.db.engine import create_engine
+from shared.db.migrate import upgrade
+from shared.db.schema import Base
+from tests.support import servers
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """An empty database (no template: the migrations are what is tested)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    base = servers.base_database_url()
+    name = servers.unique_name("herald_m")
+    yield asyncio.run(servers.create_database(base, name))
+    asyncio.run(servers.drop_database(base, name))
+
+
+def _compare(connection: sa.Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": False})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def _differences(url: str) -> list[object]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_compare)
+    finally:
+        await engine.dispose()
+
+
+async def _run(url: str, statements: list[tuple[str, dict[str, object]]]) -> list[sa.Row[object]]:
+    """Run the statements in one transaction; return the last one's rows."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = None
+            for statement, params in statements:
+                result = await connection.execute(sa.text(statement), params)
+            assert result is not None
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+def test_migrated_schema_is_the_models_schema(empty_database_url: str) -> None:
+    upgrade(empty_database_url)
+    assert asyncio.run(_differences(empty_database_url)) == []
+
+
+def test_statistics_rows_learn_their_owner_and_liveness(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0004")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    seed: list[tuple[str, dict[str, object]]] = [
+        (
+            "INSERT INTO users (id, email, name, timezone, created_at)"
+            " VALUES ('u1', 'a@example.test', 'A', 'UTC', :t)",
+            {"t": at},
+        ),
+        (
+            "INSERT INTO projects (id, user_id, name, github_repo_owner, github_repo_name,"
+            " platforms, notification_settings, created_at, updated_at)"
+            " VALUES ('p1', 'u1', 'p', 'o', 'r', '[]', '{}', :t, :t)",
+            {"t": at},
+        ),
+    ]
+    for job_id, deleted in (("live_job", None), ("gone_job", at)):
+        seed.append(
+            (
+                "INSERT INTO cron_jobs (id, project_id, user_id, type, name, frequency,"
+                " time_config, schedule, is_enabled, max_retries, retry_delay, timeout_seconds,"
+                " overlap_policy, catchup_window, jitter, created_at, updated_at, deleted_at)"
+                " VALUES (:id, 'p1', 'u1', 'GENERATE_CONTENT', 'j', 'DAILY', '{}', '0 9 * * *',"
+                " true, 3, 300, 900, 'SKIP', 86400, 0, :t, :t, :deleted)",
+                {"id": job_id, "t": at, "deleted": deleted},
+            )
+        )
+        seed.append(
+            (
+                "INSERT INTO job_statistics (job_id, total_success, total_failures,"
+                " total_cancelled, total_skipped, total_missed, total_duration_ms, timed_runs,"
+                " consecutive_failures, recent_durations, updated_at)"
+                " VALUES (:id, 1, 0, 0, 0, 0, 10, 1, 0, '[]', :t)",
+                {"id": job_id, "t": at},
+            )
+        )
+    asyncio.run(_run(empty_database_url, seed))
+
+    upgrade(empty_database_url)
+
+    rows = asyncio.run(
+        _run(
+            empty_database_url,
+            [("SELECT job_id, user_id, live FROM job_statistics ORDER BY job_id", {})],
+        )
+    )
+    assert [(job_id, user_id, bool(live)) for job_id, user_id, live in rows] == [
+        ("gone_job", "u1", False),
+        ("live_job", "u1", True),
+    ]
