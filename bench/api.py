@@ -47,7 +47,8 @@ PAGE = 50
 
 def herald_app() -> FastAPI:
     """The herald API built from the environment (uvicorn factory)."""
-    from services.api.main import create_app, freeze_startup_objects
+    from services.api.main import create_app
+    from shared.runtime import freeze_startup_objects
     from shared.settings import Settings
 
     # As `services.api.main.serve` does before serving.

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+def freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, routes, schemas) out of the garbage collector's walks.
+
+    They live as long as the process; left in the collector's care, each full collection
+    walks all ~150,000 of them, a pause of 60-100 ms that all work in flight waits out (it
+    showed as the API's p99 latency, and as the scheduler's late fires: 2,000 runs due at
+    an instant went out up to 90 ms later when a full collection fell among them).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def install_stop_signals() -> asyncio.Event:

@@ -10,7 +10,7 @@ import structlog
 from shared.bus import AmqpBus, Bus
 from shared.logging import configure_logging
 from shared.probes import ProbeServer, probe_app
-from shared.runtime import install_stop_signals, start_when_available
+from shared.runtime import freeze_startup_objects, install_stop_signals, start_when_available
 from shared.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,7 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
     )
     await probes.start()
     if await start_when_available(connect_and_subscribe, what="broker", stop=stop):
+        freeze_startup_objects()
         log.info("service started", service=service)
         await stop.wait()
     log.info("service stopping", service=service)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +31,7 @@ from shared.events import Event
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import EmbeddedServer, add_probe_routes
-from shared.runtime import install_stop_signals, start_when_available
+from shared.runtime import freeze_startup_objects, install_stop_signals, start_when_available
 from shared.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -222,17 +221,6 @@ async def _run_sweeper(state: AppState, stop: asyncio.Event) -> None:
             log.warning("timeout sweep failed; will retry", error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.api_sweep_interval)
-
-
-def freeze_startup_objects() -> None:
-    """Keep what start-up built (modules, routes, schemas) out of the garbage collector's walks.
-
-    They live as long as the process; left in the collector's care, each full collection
-    walks all ~150,000 of them, a pause of 100 ms and more that every request in flight
-    waits out (it showed as the API's p99 latency).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def serve(

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import Column, ColumnElement, DateTime, Text, cast, type_coerce
-from starlette.responses import Response
 
 from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Notification, Project
 from shared.db.types import UTCDateTime
@@ -242,16 +240,6 @@ def execution_row_view(row: Sequence[Any]) -> dict[str, Any]:
         view["firstMissedAt"] = iso(first_missed_at)
         view["lastMissedAt"] = iso(last_missed_at)
     return view
-
-
-def json_response(body: dict[str, Any]) -> Response:
-    """A 200 JSON response encoded once, in pydantic-core, with no response-model pass.
-
-    Hot reads build their body from plain rows; FastAPI's validation and serialisation of
-    a returned dict cost more than the encoding itself. The route still declares its
-    response model (`response_model=`), so the OpenAPI document does not change.
-    """
-    return Response(to_json(body), media_type="application/json")
 
 
 def _metadata(stored: dict[str, Any]) -> dict[str, Any]:

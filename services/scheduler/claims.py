@@ -17,7 +17,7 @@ scheduled instant) holds even if two replicas ever raced on one slot. Per job:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +42,9 @@ from shared.scheduling import ScheduleError
 log = structlog.get_logger(__name__)
 
 OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
+# Seconds that must be left before an instant for `fire_ahead` to spend some of them on a
+# garbage collection (tens of milliseconds; never so close that it could delay the commit).
+COLLECT_BEFORE = 1.0
 
 
 @dataclass(frozen=True)
@@ -148,10 +151,12 @@ async def fire_ahead(
     started = time.perf_counter()
     claimed = fired = 0
     outcomes: Counter[str] = Counter()
-    async with contextlib.AsyncExitStack() as held:
+    held: list[AsyncSession] = []
+    try:
         while claimed < most:
-            session = await held.enter_async_context(sessions())
-            await held.enter_async_context(session.begin())
+            session = sessions()
+            held.append(session)
+            await session.begin()
             size = min(batch, most - claimed)
             result = await _fire(session, now=at, batch=size, grace=grace, public_url=public_url)
             claimed, fired = claimed + result.claimed, fired + result.fired
@@ -159,8 +164,21 @@ async def fire_ahead(
             if result.claimed < size:
                 break
         wait = (at - clock()).total_seconds()
+        if wait > COLLECT_BEFORE:
+            # A full collection now, while nothing waits on this process, rather than among
+            # the instant's commits and publishes (it paused them 60-90 ms when it fell there).
+            gc.collect()
+            wait = (at - clock()).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
+        # Every held batch commits at once: their WAL flushes are shared (group commit),
+        # where one after another each waited for its own (about 10 ms apiece).
+        await asyncio.gather(*(session.commit() for session in held))
+    finally:
+        # Closing rolls back whatever did not commit (a crash or a failed commit): those
+        # jobs are still due and are fired as usual.
+        for session in held:
+            await session.close()
     result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes))
     _count(result, started)
     return result

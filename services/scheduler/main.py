@@ -30,7 +30,7 @@ from shared.db.schema import CronJob
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import ProbeServer, probe_app
-from shared.runtime import install_stop_signals, start_when_available
+from shared.runtime import freeze_startup_objects, install_stop_signals, start_when_available
 from shared.settings import Settings, get_settings
 from shared.worker import probe_port
 
@@ -41,13 +41,16 @@ Clock = Callable[[], datetime]
 CENSUS_INTERVAL = 60.0
 # Longest wait, seconds, before a BUFFER_ONE run is released once its predecessor ended.
 BUFFER_POLL = 2.0
-# Outbox relays at once in the scheduler: one claims the next batch while another's
-# publishes wait for their confirms.
-RELAY_CONCURRENCY = 2
+# Outbox relays at once in the scheduler: the 2,000 runs of an instant go out as four
+# batches at once, each claiming while others wait for their confirms (with two, a second
+# round of batches waited for the first: p99 lateness 150 ms where four gave 110-130 ms).
+RELAY_CONCURRENCY = 4
 # Seconds before an instant when its due jobs are claimed and written (committed at the
 # instant: `claims.fire_ahead`), and how many batches may be held so (a connection each).
 CLAIM_AHEAD = 2.0
 AHEAD_BATCHES = 6
+# Batches claimed at once while behind (a burst, or catching up after downtime).
+CLAIM_CONCURRENCY = 2
 
 
 def system_clock() -> datetime:
@@ -88,15 +91,24 @@ async def schedule_loop(
     """
     last_census = -CENSUS_INTERVAL
     lead = timedelta(seconds=ahead)
+    behind = False
     while not stop.is_set():
         wake.clear()  # before looking: a change notified during this pass gets another
         try:
-            result = await fire_due(
-                sessions, now=clock(), batch=batch, grace=grace, public_url=public_url
+            # Behind (the last pass claimed a full batch), several batches are claimed at
+            # once: SKIP LOCKED gives each its own jobs, and while one waits on PostgreSQL
+            # another runs here.
+            now = clock()
+            results = await asyncio.gather(
+                *(
+                    fire_due(sessions, now=now, batch=batch, grace=grace, public_url=public_url)
+                    for _ in range(CLAIM_CONCURRENCY if behind else 1)
+                )
             )
-            if fired is not None and result.claimed:
+            if fired is not None and any(result.claimed for result in results):
                 fired.set()
-            if result.claimed >= batch:
+            behind = any(result.claimed >= batch for result in results)
+            if behind:
                 continue  # more are due: no sleeping while behind
             buffered = await release_buffered(sessions, now=clock(), batch=batch)
             next_due = await earliest_next_run(sessions)
@@ -177,6 +189,7 @@ async def run(settings: Settings) -> None:
         port=probe_port("scheduler", settings),
     )
     await probes.start()
+    freeze_startup_objects()
     listener = None
     held = None
     if is_sqlite(settings.database_url):
