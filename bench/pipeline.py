@@ -444,9 +444,9 @@ writer, the notifier raising an in-app alert, which the api stores. Reproduce wi
 
 Targets: ratio ≥ 0.35: **{ratio_met}**; p99 due → completed ≤ 1 s at half the maximum
 rate: **{latency_met}**. The raw chain itself reached {raw_mean / 2250:.0%} of the 2,250
-messages/s expected on this machine: other work ran beside it (load average below), taking
-CPU from herald and the raw chain alike, which is why both are measured in the same run and
-compared as a ratio.
+messages/s the issue expects of a 2-core machine; how much other work ran beside it (load
+average below) moves herald and the raw chain alike, which is why both are measured in the
+same run and compared as a ratio.
 
 Where the time goes: CPU per execution in each service's Python process (PostgreSQL and
 RabbitMQ not counted) was {cpu}, {cpu_total:.1f} ms in all; the raw chain spent
