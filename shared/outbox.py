@@ -70,6 +70,7 @@ class OutboxRelay:
         wake: asyncio.Event | None = None,
         poll_interval: float = 1.0,
         concurrency: int = 1,
+        fanout: int = 1,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
@@ -79,9 +80,18 @@ class OutboxRelay:
         self._last_prune = 0.0
         # Relays at once: while one waits for its batch's confirms, another claims the next.
         self._concurrency = max(1, concurrency)
+        # Batches a relay claims in one statement and publishes at once (see `relay_once`).
+        self._fanout = max(1, fanout)
 
     async def relay_once(self) -> int:
-        """Publish one batch; return how many rows it published."""
+        """Publish what one claim took (up to `fanout` batches); return how many rows.
+
+        The batches of a claim are published at once, each marked with the time its own
+        confirms came back. One claim rather than one per batch: relays claiming side by side
+        each skip the rows the others hold, and the last of four waited for that (4-48 ms
+        for an instant's 2,000 rows). When a batch fails, the others are still marked, and
+        the failure is raised once they are: its rows stay pending for the next claim.
+        """
         started = time.perf_counter()
         async with self._sessions() as session, session.begin():
             rows = (
@@ -94,22 +104,35 @@ class OutboxRelay:
                     )
                     .where(OutboxMessage.published_at.is_(None))
                     .order_by(OutboxMessage.id)
-                    .limit(self._batch)
+                    .limit(self._batch * self._fanout)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
                 return 0
-            await _publish(self._bus, rows)
-            # One Core UPDATE for the batch (no ORM session synchronisation to evaluate).
-            await session.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_([row.id for row in rows]))
-                .values(published_at=datetime.now(UTC))
+            batches = [
+                rows[start : start + self._batch] for start in range(0, len(rows), self._batch)
+            ]
+            confirmed = await asyncio.gather(
+                *(_publish(self._bus, batch) for batch in batches), return_exceptions=True
             )
-        metrics.OUTBOX_PUBLISHED.inc(len(rows))
+            published, failure = 0, None
+            # One Core UPDATE per batch (no ORM session synchronisation to evaluate).
+            for batch, at in zip(batches, confirmed, strict=True):
+                if isinstance(at, BaseException):
+                    failure = failure or at
+                    continue
+                await session.execute(
+                    update(_OUTBOX)
+                    .where(_OUTBOX.c.id.in_([row.id for row in batch]))
+                    .values(published_at=at)
+                )
+                published += len(batch)
+        metrics.OUTBOX_PUBLISHED.inc(published)
         metrics.OUTBOX_RELAY_SECONDS.observe(time.perf_counter() - started)
-        return len(rows)
+        if failure is not None:
+            raise failure
+        return published
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._loop(stop) for _ in range(self._concurrency)))
@@ -120,7 +143,7 @@ class OutboxRelay:
             self.wake.clear()
             try:
                 published = await self.relay_once() if self._bus.is_ready else 0
-                if published >= self._batch:
+                if published >= self._batch * self._fanout:
                     continue
                 await self._housekeeping()
             except Exception as exc:
@@ -160,19 +183,21 @@ class Outgoing(NamedTuple):
     message_id: str | None
 
 
-async def _publish(bus: Bus, rows: Sequence[Any]) -> None:
-    """Publish claimed rows with confirms: as one batch when the bus can, else concurrently."""
+async def _publish(bus: Bus, rows: Sequence[Any]) -> datetime:
+    """Publish claimed rows with confirms (as one batch when the bus can, else concurrently);
+    return when the last confirm came."""
     if isinstance(bus, BatchPublisher):
         await bus.publish_many(
             [Outgoing(row.routing_key, row.payload.encode(), row.event_id) for row in rows]
         )
-        return
-    await asyncio.gather(
-        *(
-            bus.publish_raw(row.routing_key, row.payload.encode(), message_id=row.event_id)
-            for row in rows
+    else:
+        await asyncio.gather(
+            *(
+                bus.publish_raw(row.routing_key, row.payload.encode(), message_id=row.event_id)
+                for row in rows
+            )
         )
-    )
+    return datetime.now(UTC)
 
 
 async def _first_of(*events: asyncio.Event) -> None:

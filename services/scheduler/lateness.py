@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,9 +46,41 @@ class LatenessBus(AmqpBus):
         now = self._clock()
         for routing_key, count in Counter(message.routing_key for message in messages).items():
             metrics.MESSAGES_PUBLISHED.labels(routing_key=routing_key).inc(count)
-        for message in messages:
-            if message.routing_key == JobDue.routing_key:
-                observe_lateness(message.body, now)
+        observe_batch_lateness(
+            (message.body for message in messages if message.routing_key == JobDue.routing_key),
+            now,
+        )
+
+
+# How the compact JSON of a scheduled `job.due` (`Event.to_json`) spells its slot. Inside a
+# JSON string every quote is escaped, so these bytes can only be the event's own fields.
+_SCHEDULE_TRIGGER = b'"trigger":"SCHEDULE"'
+_SCHEDULED_FOR = b'"scheduledFor":"'
+
+
+def observe_batch_lateness(bodies: Iterable[bytes], now: datetime) -> None:
+    """Record the lateness of each scheduled run of a published batch.
+
+    A batch is an instant's runs: each distinct slot is parsed once and the bodies are only
+    searched, not decoded (decoding 2,000 of them took 10 ms, between the broker's confirms
+    and the moment the batch was recorded as published).
+    """
+    late: dict[bytes, float] = {}
+    observe = metrics.SCHEDULER_FIRE_LATENESS.observe
+    for body in bodies:
+        start = body.find(_SCHEDULED_FOR)
+        if start < 0:
+            observe_lateness(body, now)  # not spelled as expected: decode it
+            continue
+        if _SCHEDULE_TRIGGER not in body:
+            continue
+        start += len(_SCHEDULED_FOR)
+        slot = body[start : body.index(b'"', start)]
+        seconds = late.get(slot)
+        if seconds is None:
+            scheduled = datetime.fromisoformat(slot.decode())
+            seconds = late[slot] = max(0.0, (now - scheduled).total_seconds())
+        observe(seconds)
 
 
 def observe_lateness(body: bytes, now: datetime) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Sequence
 
 import aio_pika
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,7 +15,7 @@ from shared import outbox
 from shared.bus import AmqpBus
 from shared.db.schema import OutboxMessage
 from shared.events import ExecutionCancelled
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, Outgoing
 
 
 def cancelled(n: int) -> ExecutionCancelled:
@@ -68,8 +71,9 @@ async def test_committed_events_are_published_and_rolled_back_ones_never(
     await connection.close()
 
 
+@pytest.mark.parametrize("fanout", [1, 3])
 async def test_two_relays_racing_publish_every_row_exactly_once(
-    sessions: async_sessionmaker[AsyncSession], fresh_amqp_url: str
+    sessions: async_sessionmaker[AsyncSession], fresh_amqp_url: str, fanout: int
 ) -> None:
     buses = [AmqpBus(fresh_amqp_url, service=f"relay{n}") for n in range(2)]
     for relay_bus in buses:
@@ -78,7 +82,7 @@ async def test_two_relays_racing_publish_every_row_exactly_once(
     events = [cancelled(n) for n in range(600)]
     async with sessions() as session, session.begin():
         await outbox.enqueue(session, *events)
-    relays = [OutboxRelay(sessions, relay_bus, batch=50) for relay_bus in buses]
+    relays = [OutboxRelay(sessions, relay_bus, batch=50, fanout=fanout) for relay_bus in buses]
 
     async def drain(relay: OutboxRelay) -> None:
         while await relay.relay_once():
@@ -95,3 +99,43 @@ async def test_two_relays_racing_publish_every_row_exactly_once(
     for relay_bus in buses:
         await relay_bus.close()
     await connection.close()
+
+
+class FlakyBatches:
+    """A bus publishing whole batches, of which every second one is refused."""
+
+    is_ready = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.published: list[str] = []
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        self.calls += 1
+        call = self.calls
+        await asyncio.sleep(0.01 * (call % 3))  # batches answer in any order
+        if call % 2 == 0:
+            raise ConnectionError("broker refused the batch")
+        self.published.extend(str(message.message_id) for message in messages)
+
+
+async def test_a_failed_batch_stays_pending_and_the_claims_other_batches_are_marked(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    events = [cancelled(n) for n in range(100)]
+    ids = {event.event_id for event in events}
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, *events)
+    bus = FlakyBatches()
+    relay = OutboxRelay(sessions, bus, batch=25, fanout=4)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert bus.calls == 4
+    assert len(bus.published) == 50
+    assert await pending(sessions, ids) == 50
+    assert await pending(sessions, set(bus.published)) == 0
+    # The next claims take only what failed, until every row went out once.
+    while await pending(sessions, ids):
+        with contextlib.suppress(ConnectionError):
+            await relay.relay_once()
+    assert sorted(bus.published) == sorted(ids)
