@@ -388,8 +388,12 @@ INSERT, and the batch's publishes sent with confirms while the next batch is cla
 messages go to an exchange with no queue bound, while herald's go to the scanner's quorum
 queue, which costs the broker more. It is measured with both publishers: aio-pika, one
 `exchange.publish` per message (about 0.17-0.36 ms of CPU each here), and one write of the
-batch's frames through aiormq (about 0.05 ms each; `services/scheduler/frames.py`), which is
-how herald's scheduler relays its outbox; herald's rate is given against both. In (b) the
+batch's frames through aiormq (about 4 us each, a batch confirmed through one future;
+`services/scheduler/frames.py`), which is how herald's scheduler relays its outbox; herald's
+rate is given against both. With that publisher the raw loop is bound by PostgreSQL alone
+(its messages reach no queue, so the broker confirms them at once); herald's scheduler
+builds and records each run's event and outbox row, reads the rows back and relays them to
+a quorum queue, which is where its time goes against that loop. In (b) the
 jobs of each instant are claimed and written 2 s ahead and committed at the instant
 (`claims.fire_ahead`), so what is left of the lateness is the commits and the relay reading,
 publishing and marking 2,000 outbox rows.
@@ -402,18 +406,17 @@ alone on an idle machine; it did not move the burst beyond the noise), and one I
 outbox rows with its NOTIFY; the relay then claims, publishes and marks the outbox rows.
 
 What moved the figures in the last round, each measured with this benchmark's scenarios on
-an otherwise idle machine: (a) two batches claimed at once while the scheduler is behind
-(SKIP LOCKED gives each its own jobs; while one waits on PostgreSQL the other runs in
-Python): 24-27 s to 20-21 s for the burst. (b) A full garbage collection of the start-up
-objects fell among an instant's commits and publishes (60-90 ms pauses, seen with a
-collector callback): start-up objects are now frozen out of the collector, and a collection
-is run in the wait before each instant; the held batches commit at once (their WAL flushes
-shared) rather than one after another (32-40 ms for four); four relays publish an
-instant's four batches at once rather than in two rounds. p99 went from 222-228 ms to
-110-130 ms. What remains at an instant, from timings logged inside the relay: the commits,
-the four claims (each skipping the rows the others locked: 4-48 ms), RabbitMQ confirming
-2,000 persistent messages to a quorum queue (67-85 ms for the four batches together), and
-the UPDATEs marking them published (8-50 ms with the rest competing for the two cores).
+an otherwise idle machine: the relay's publishing. Timings logged inside the scheduler at
+each instant showed the commits done 3-7 ms after it and the relay's claim 7-20 ms after,
+then 60-100 ms until the last confirm, of which the client's own CPU was most: 2,000
+confirmed publishes through pamqp's encoder and aiormq's per-message confirmation futures
+(four done-callbacks each) cost 45-112 ms of CPU and ended 65-150 ms after the first frame,
+measured alone against a quorum queue. Encoding the frames directly and confirming each
+batch through one future: 7-9 ms of CPU, the last confirm after 40-54 ms. The relay now also
+claims an instant's four batches in one statement (two relays, four batches each) and marks
+each batch with the time its own confirms came back, and the lateness of a batch is read
+from its bodies without decoding each (10 ms for 2,000). (b)'s p99 went from 110-170 ms to
+72-84 ms, and (a) from 20.8 s to 17.1-17.5 s.
 
 The machine is shared with other work; the 1-minute load average before and after each
 scenario: {loads}.
