@@ -120,7 +120,7 @@ class OutboxRelay:
             # One Core UPDATE per batch (no ORM session synchronisation to evaluate).
             for batch, at in zip(batches, confirmed, strict=True):
                 if isinstance(at, BaseException):
-                    failure = failure or at
+                    failure = failure or _retriable(at)
                     continue
                 await session.execute(
                     update(_OUTBOX)
@@ -181,6 +181,21 @@ class Outgoing(NamedTuple):
     routing_key: str
     body: bytes
     message_id: str | None
+
+
+def _retriable(failure: BaseException) -> BaseException:
+    """The error to raise for a batch that failed: a cancellation becomes a plain error.
+
+    aiormq fails what waits on a channel it closes (a missed heartbeat, a reconnect) with
+    `CancelledError`. Raised as such it would end the relay's loop, which retries only
+    `Exception`s, and its rows would wait for a restart. The relay's own cancellation never
+    lands here: it interrupts the gather instead.
+    """
+    if isinstance(failure, asyncio.CancelledError):
+        error = ConnectionError("the broker connection closed before the batch was confirmed")
+        error.__cause__ = failure
+        return error
+    return failure
 
 
 async def _publish(bus: Bus, rows: Sequence[Any]) -> datetime:

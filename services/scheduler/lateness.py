@@ -13,12 +13,15 @@ from datetime import datetime
 from typing import Any
 
 import aiormq
+import structlog
 
 from services.scheduler.frames import publish_confirmed
 from shared import metrics
 from shared.bus import AmqpBus
 from shared.events import JobDue, Trigger
 from shared.outbox import Outgoing
+
+log = structlog.get_logger(__name__)
 
 
 class LatenessBus(AmqpBus):
@@ -46,10 +49,12 @@ class LatenessBus(AmqpBus):
         now = self._clock()
         for routing_key, count in Counter(message.routing_key for message in messages).items():
             metrics.MESSAGES_PUBLISHED.labels(routing_key=routing_key).inc(count)
-        observe_batch_lateness(
-            (message.body for message in messages if message.routing_key == JobDue.routing_key),
-            now,
-        )
+        try:
+            observe_batch_lateness(
+                (m.body for m in messages if m.routing_key == JobDue.routing_key), now
+            )
+        except Exception as exc:  # the batch is published: a metric must not make it fail
+            log.warning("fire lateness not recorded", error=str(exc))
 
 
 # How the compact JSON of a scheduled `job.due` (`Event.to_json`) spells its slot. Inside a

@@ -106,16 +106,17 @@ class FlakyBatches:
 
     is_ready = True
 
-    def __init__(self) -> None:
+    def __init__(self, refusal: BaseException | None = None) -> None:
         self.calls = 0
         self.published: list[str] = []
+        self.refusal = refusal or ConnectionError("broker refused the batch")
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         self.calls += 1
         call = self.calls
         await asyncio.sleep(0.01 * (call % 3))  # batches answer in any order
         if call % 2 == 0:
-            raise ConnectionError("broker refused the batch")
+            raise self.refusal
         self.published.extend(str(message.message_id) for message in messages)
 
 
@@ -138,4 +139,29 @@ async def test_a_failed_batch_stays_pending_and_the_claims_other_batches_are_mar
     while await pending(sessions, ids):
         with contextlib.suppress(ConnectionError):
             await relay.relay_once()
+    assert sorted(bus.published) == sorted(ids)
+
+
+async def test_a_batch_cancelled_by_a_closing_channel_is_retried_not_the_end_of_the_relay(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # aiormq fails what waits on a channel it closes (a missed heartbeat) with CancelledError.
+    events = [cancelled(n) for n in range(100)]
+    ids = {event.event_id for event in events}
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, *events)
+    bus = FlakyBatches(asyncio.CancelledError())
+    relay = OutboxRelay(sessions, bus, batch=25, fanout=4, poll_interval=0.05)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert await pending(sessions, ids) == 50
+    # The relay's loop takes it as a failure to retry, and goes on until every row is out.
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    for _ in range(200):
+        if not await pending(sessions, ids):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(running, 10)
     assert sorted(bus.published) == sorted(ids)

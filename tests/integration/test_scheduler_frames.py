@@ -65,6 +65,30 @@ async def test_a_confirmed_batch_arrives_whole_in_order_with_the_events_properti
     assert first.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
 
 
+async def test_batches_published_at_once_on_one_channel_each_arrive_whole(
+    channel: aiormq.Channel, fresh_amqp_url: str
+) -> None:
+    batches = [batch("taken", 100, start=100 * n) for n in range(4)]
+    # A body over the negotiated frame size goes in several body frames.
+    large = Outgoing("taken", b"[" + b"7," * 150_000 + b"7]", "msg_large")
+    assert len(large.body) > channel.max_content_size
+    batches.append([large])
+    await asyncio.wait_for(
+        asyncio.gather(*(publish_confirmed(channel, "frames", each) for each in batches)),
+        CONFIRMED_WITHIN,
+    )
+    assert not channel.confirmations
+    connection = await aio_pika.connect(fresh_amqp_url)
+    async with connection:
+        queue = await (await connection.channel()).get_queue("taken")
+        received = {}
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            received[message.message_id] = message.body
+    assert set(received) == {f"msg_{n}" for n in range(400)} | {"msg_large"}
+    assert received["msg_large"] == large.body
+    assert received["msg_399"] == b'{"n": 399}'
+
+
 async def test_a_batch_the_broker_refuses_in_part_fails_and_the_next_batch_is_confirmed(
     channel: aiormq.Channel,
 ) -> None:

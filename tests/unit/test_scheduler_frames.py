@@ -63,6 +63,13 @@ def test_a_body_longer_than_a_frame_is_split_as_pamqp_splits_it() -> None:
         ), size
 
 
+def test_a_broker_with_no_frame_limit_gets_each_body_in_one_frame() -> None:
+    message = Outgoing("job.due", b"x" * 1_000, "m")
+    whole = pamqp_frames(1, "herald", message, len(message.body))
+    for frame_max in (0, -8):  # aiormq's max_content_size when the broker's frame_max is 0
+        assert encoded(FrameEncoder(1, "herald", frame_max), message) == whole
+
+
 keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
