@@ -90,7 +90,8 @@ class OutboxRelay:
         confirms came back. One claim rather than one per batch: relays claiming side by side
         each skip the rows the others hold, and the last of four waited for that (4-48 ms
         for an instant's 2,000 rows). When a batch fails, the others are still marked, and
-        the failure is raised once they are: its rows stay pending for the next claim.
+        the failure is raised once they are: its rows stay pending for the next claim (so
+        they go out after rows behind them; order across batches is not kept).
         """
         started = time.perf_counter()
         async with self._sessions() as session, session.begin():

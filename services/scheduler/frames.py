@@ -9,8 +9,8 @@ properties as from aio-pika (the unit tests compare the bytes with pamqp's), and
 message still waits for its own confirm. Unlike aio-pika's default, a publish is not
 `mandatory`: every service declares every queue when it starts (`shared.bus.declare_topology`).
 
-Two costs of going through pamqp and aiormq's futures were most of what remained (docs/
-architecture.md): pamqp encodes each frame through generic property tables (about 20 us a
+Two costs of going through pamqp and aiormq's futures were most of what remained (see
+docs/architecture.md): pamqp encodes each frame through generic property tables (about 20 us a
 message), and every confirmation future aiormq creates carries four done-callbacks (its
 channel's and connection's stores), so each confirm scheduled eight callbacks. Here the parts
 of a frame that do not change within a batch are encoded once, and a batch waits on one
