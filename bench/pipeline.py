@@ -118,14 +118,12 @@ def machine_cpu() -> dict[str, Any]:
             continue
         try:
             name = (entry / "comm").read_text().strip()
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if name == "beam.smp":
+                broker[int(entry.name)] = cpu_seconds(int(entry.name))
+            elif name.startswith("postgres"):
+                database[int(entry.name)] = cpu_seconds(int(entry.name))
         except OSError:
             continue  # ended meanwhile
-        used = (int(stat[11]) + int(stat[12])) / tick
-        if name == "beam.smp":
-            broker[int(entry.name)] = used
-        elif name.startswith("postgres"):
-            database[int(entry.name)] = used
     own = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "busy": busy,
@@ -157,9 +155,7 @@ def broker_traffic(
     The management API's counters are sampled (every 5 s by default): read until the
     deliveries reach `delivered` or `limit` seconds pass.
     """
-    base = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672")
-    parts = httpx.URL(amqp_url)
-    auth = (parts.username or "guest", parts.password or "guest")
+    base, auth = servers.management(amqp_url)
     encoded = quote(vhost, safe="")
     deadline = time.monotonic() + limit
     while True:

@@ -38,6 +38,14 @@ async def collect(url: str, routing_key: str) -> tuple[aio_pika.abc.AbstractConn
     return connection, seen
 
 
+async def enqueued(sessions: async_sessionmaker[AsyncSession], count: int) -> set[str]:
+    """Commit `count` events to the outbox; return their ids."""
+    events = [cancelled(n) for n in range(count)]
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, *events)
+    return {event.event_id for event in events}
+
+
 async def pending(sessions: async_sessionmaker[AsyncSession], ids: set[str]) -> int:
     async with sessions() as session:
         count = await session.scalar(
@@ -123,10 +131,7 @@ class FlakyBatches:
 async def test_a_failed_batch_stays_pending_and_the_claims_other_batches_are_marked(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    events = [cancelled(n) for n in range(100)]
-    ids = {event.event_id for event in events}
-    async with sessions() as session, session.begin():
-        await outbox.enqueue(session, *events)
+    ids = await enqueued(sessions, 100)
     bus = FlakyBatches()
     relay = OutboxRelay(sessions, bus, batch=25, fanout=4)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
@@ -146,10 +151,7 @@ async def test_a_batch_cancelled_by_a_closing_channel_is_retried_not_the_end_of_
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     # aiormq fails what waits on a channel it closes (a missed heartbeat) with CancelledError.
-    events = [cancelled(n) for n in range(100)]
-    ids = {event.event_id for event in events}
-    async with sessions() as session, session.begin():
-        await outbox.enqueue(session, *events)
+    ids = await enqueued(sessions, 100)
     bus = FlakyBatches(asyncio.CancelledError())
     relay = OutboxRelay(sessions, bus, batch=25, fanout=4, poll_interval=0.05)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):

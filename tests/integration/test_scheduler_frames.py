@@ -35,6 +35,17 @@ async def channel(fresh_amqp_url: str) -> AsyncIterator[aiormq.Channel]:
     await connection.close()
 
 
+async def drained(amqp_url: str, queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message in a queue, in order, taken off it."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        queue = await (await connection.channel()).get_queue(queue_name)
+        received = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            received.append(message)
+    return received
+
+
 def batch(routing_key: str, count: int, start: int = 0) -> list[Outgoing]:
     return [
         Outgoing(routing_key, f'{{"n": {n}}}'.encode(), f"msg_{n}")
@@ -52,12 +63,7 @@ async def test_a_confirmed_batch_arrives_whole_in_order_with_the_events_properti
         publish_confirmed(channel, "frames", batch("taken", 200, start=300)), CONFIRMED_WITHIN
     )
     assert not channel.confirmations, "every delivery tag was answered"
-    connection = await aio_pika.connect(fresh_amqp_url)
-    async with connection:
-        queue = await (await connection.channel()).get_queue("taken")
-        received = []
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            received.append(message)
+    received = await drained(fresh_amqp_url, "taken")
     assert [message.message_id for message in received] == [f"msg_{n}" for n in range(500)]
     first = received[0]
     assert first.body == b'{"n": 0}'
@@ -78,12 +84,9 @@ async def test_batches_published_at_once_on_one_channel_each_arrive_whole(
         CONFIRMED_WITHIN,
     )
     assert not channel.confirmations
-    connection = await aio_pika.connect(fresh_amqp_url)
-    async with connection:
-        queue = await (await connection.channel()).get_queue("taken")
-        received = {}
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            received[message.message_id] = message.body
+    received = {
+        message.message_id: message.body for message in await drained(fresh_amqp_url, "taken")
+    }
     assert set(received) == {f"msg_{n}" for n in range(400)} | {"msg_large"}
     assert received["msg_large"] == large.body
     assert received["msg_399"] == b'{"n": 399}'

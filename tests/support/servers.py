@@ -114,7 +114,8 @@ async def drop_database(base_url: str, name: str) -> None:
         await admin.close()
 
 
-def _management(amqp_url: str) -> tuple[str, tuple[str, str]]:
+def management(amqp_url: str) -> tuple[str, tuple[str, str]]:
+    """The management API's base URL and credentials for a broker's AMQP URL."""
     parts = urlsplit(amqp_url)
     base = os.environ.get("RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672")
     return base, (parts.username or "guest", parts.password or "guest")
@@ -122,7 +123,7 @@ def _management(amqp_url: str) -> tuple[str, tuple[str, str]]:
 
 def create_vhost(amqp_url: str, vhost: str) -> str:
     """Create a vhost the tests own (management API, else rabbitmqctl); return its AMQP URL."""
-    base, auth = _management(amqp_url)
+    base, auth = management(amqp_url)
     try:
         httpx.put(
             f"{base}/api/vhosts/{quote(vhost, safe='')}", auth=auth, timeout=10
@@ -148,7 +149,7 @@ def create_vhost(amqp_url: str, vhost: str) -> str:
 
 
 def delete_vhost(amqp_url: str, vhost: str) -> None:
-    base, auth = _management(amqp_url)
+    base, auth = management(amqp_url)
     try:
         httpx.delete(f"{base}/api/vhosts/{quote(vhost, safe='')}", auth=auth, timeout=10)
     except httpx.HTTPError:
@@ -161,7 +162,7 @@ def queue_depth(amqp_url: str, queue: str) -> int:
     """Messages ready in a queue, as the management API reports them."""
     parts = urlsplit(amqp_url)
     vhost = parts.path[1:] or "/"
-    base, auth = _management(amqp_url)
+    base, auth = management(amqp_url)
     response = httpx.get(
         f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}",
         auth=auth,
@@ -175,7 +176,7 @@ def connection_names(amqp_url: str) -> list[str]:
     """Client-provided names of the connections open on the vhost of `amqp_url`."""
     parts = urlsplit(amqp_url)
     vhost = parts.path[1:] or "/"
-    base, auth = _management(amqp_url)
+    base, auth = management(amqp_url)
     response = httpx.get(
         f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth, timeout=10
     )
