@@ -228,6 +228,9 @@ class Herald:
             "DATABASE_URL": self.url,
             "AMQP_URL": self.amqp,
             "HERALD_GITHUB_API_URL": self.github_url,
+            # The local GitHub server listens on loopback, which the outbound guard refuses
+            # unless the operator allows it.
+            "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
             "HERALD_GITHUB_TOKEN": TOKEN,
             "HERALD_LOCAL_REPOS_ROOT": str(self.log_dir),
         }

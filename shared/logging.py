@@ -54,8 +54,17 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto") -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_level(level))
-    # Library chatter at INFO drowns the events that matter.
-    for noisy in ("aio_pika", "aiormq", "uvicorn.access", "sqlalchemy.engine", "alembic"):
+    # Library chatter at INFO drowns the events that matter; httpx's names every request's
+    # URL, and a webhook URL is a secret.
+    for noisy in (
+        "aio_pika",
+        "aiormq",
+        "uvicorn.access",
+        "sqlalchemy.engine",
+        "alembic",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -66,7 +66,8 @@ SCHEDULER_NEXT_RUN = Gauge(
 )
 GITHUB_REQUESTS = Counter(
     "herald_github_requests_total",
-    "GitHub REST requests made by the scanner, by outcome (ok, not_modified, error, empty).",
+    "GitHub REST requests made by the scanner, by outcome (ok, not_modified, error, empty, "
+    "redirect).",
     ["outcome"],
 )
 GITHUB_RATE_LIMIT_REMAINING = Gauge(

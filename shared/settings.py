@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.outbound import ForbiddenDestinationError, OriginAllowList
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _list_of_strings(value: Any) -> Any:
+    """Read a list from the environment as JSON (`["a", "b"]`) or as `a,b`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list setting that an operator may write either way.
+StringList = Annotated[list[str], NoDecode, BeforeValidator(_list_of_strings)]
 
 
 class Settings(BaseSettings):
@@ -67,7 +85,37 @@ class Settings(BaseSettings):
     notify_max_wait: float = Field(default=30.0, ge=0)
     notify_timeout: float = Field(default=15.0, gt=0)
     github_token: str = ""
+    # The GitHub API herald's own token belongs to; a project may name it or, as its GitHub
+    # base URL, an origin of `github_enterprise_origins` (`https://ghe.example.com`).
     github_api_url: str = "https://api.github.com"
+    github_enterprise_origins: StringList = []
+    # Where tenants' alert webhooks may point (origins; the path is checked per service).
+    slack_webhook_origins: StringList = ["https://hooks.slack.com"]
+    discord_webhook_origins: StringList = ["https://discord.com", "https://discordapp.com"]
+    # Requests a tenant's data can steer (GitHub, webhooks) never reach a loopback, private,
+    # link-local or other internal address, except in these networks (`10.1.0.0/16`), for an
+    # Enterprise server or a test double on the operator's own network.
+    outbound_allow_networks: StringList = []
+
+    @field_validator("outbound_allow_networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # a ValueError names the bad one
+        return values
+
+    @field_validator(
+        "github_enterprise_origins", "slack_webhook_origins", "discord_webhook_origins"
+    )
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                OriginAllowList([value])
+            except ForbiddenDestinationError as exc:
+                raise ValueError(f"{value!r} is not an http(s) origin: {exc.message}") from None
+        return values
+
     github_connect_timeout: float = Field(default=5.0, gt=0)
     github_read_timeout: float = Field(default=30.0, gt=0)
     # The total time one scan may spend talking to GitHub (the job's deadline also bounds it).
@@ -84,7 +132,7 @@ class Settings(BaseSettings):
     # wait (or more failures) leaves the platform pending for the step's delay ladder.
     ai_call_retries: int = Field(default=2, ge=0, le=10)
     ai_retry_max_wait: float = Field(default=10.0, ge=0)
-    cors_origins: list[str] = []
+    cors_origins: StringList = []
     # API: request bodies above this many bytes answer 413.
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # API timeout sweeper: how often it looks, and how long past a deadline it waits, seconds.
@@ -94,7 +142,7 @@ class Settings(BaseSettings):
     jwt_jwks_url: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
-    jwt_algorithms: list[str] = ["RS256", "ES256"]
+    jwt_algorithms: StringList = ["RS256", "ES256"]
     jwt_autoprovision: bool = False
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+import binascii
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -25,12 +27,30 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
 
 
+# What `new_id` makes (a prefix, "_", base32); a cursor naming anything else is forged.
+_ROW_ID = re.compile(r"[a-z]{1,12}_[0-9a-z]{1,40}")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (instant, id) a cursor names; 422 naming `cursor` for anything this API never issued.
+
+    A forged cursor must not reach the database: a naive or out-of-range instant, or an id
+    with bytes PostgreSQL cannot store, would fail there as a server error.
+    """
     try:
-        created, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), row_id
-    except (ValueError, UnicodeDecodeError):
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+        created, separator, row_id = text.partition("|")
+        at = datetime.fromisoformat(created)
+        if not separator or at.tzinfo is None or not _ROW_ID.fullmatch(row_id):
+            raise ValueError(text)
+        return at.astimezone(UTC), row_id
+    except (ValueError, OverflowError, binascii.Error):
         raise invalid("cursor", "not a cursor this API issued") from None
+
+
+def cursor_position(cursor: str | None) -> tuple[datetime, str] | None:
+    """Where a page starts: after the row a cursor names, or at the top (none, or empty)."""
+    return decode_cursor(cursor) if cursor else None
 
 
 def page(
@@ -42,9 +62,9 @@ def page(
     cursor: str | None,
 ) -> Select[Any]:
     """Order newest first and start after the cursor; fetch one extra row to see if more."""
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        statement = statement.where(_before(created, row_id, at, last_id))
+    position = cursor_position(cursor)
+    if position is not None:
+        statement = statement.where(_before(created, row_id, *position))
     return statement.order_by(created.desc(), row_id.desc()).limit(limit + 1)
 
 
@@ -92,9 +112,9 @@ def keyset(
     )
 
 
-def keyset_params(limit: int, cursor: str | None) -> dict[str, Any]:
+def keyset_params(limit: int, position: tuple[datetime, str] | None) -> dict[str, Any]:
     """Parameters of a `keyset` statement: one extra row to see if there are more."""
     params: dict[str, Any] = {"page_rows": limit + 1}
-    if cursor:
-        params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
+    if position is not None:
+        params["cursor_at"], params["cursor_id"] = position
     return params

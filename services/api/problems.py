@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -101,15 +101,22 @@ def install(app: FastAPI) -> None:
             request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
-    @app.exception_handler(DataError)
-    async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
-        # A value that passed validation but the database cannot store: the client's fault.
-        log.warning("value refused by the database", path=request.url.path, error=str(exc.orig))
+    @app.exception_handler(StatementError)
+    async def on_statement_error(request: Request, exc: StatementError) -> JSONResponse:
+        # A value that passed validation but the database cannot take (invalid text, out of
+        # range): the client's fault. Anything else a statement raised is a server error.
+        if not isinstance(exc, DataError) and not isinstance(exc.orig, ValueError | OverflowError):
+            return await on_crash(request, exc)
+        log.warning(
+            "value refused by the database",
+            path=request.url.path,
+            error_type=type(exc.orig).__name__,
+        )
         return problem_response(
             request,
             422,
-            "body: a value cannot be stored",
-            errors=[{"field": "body", "message": "a value cannot be stored"}],
+            "a value cannot be stored or compared",
+            errors=[{"field": "body", "message": "a value cannot be stored or compared"}],
         )
 
     @app.exception_handler(Exception)

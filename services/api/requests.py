@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
     StringConstraints,
-    ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Slug = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$"
-    ),
-]
+
+
+def _refused(refusal: Callable[[str], str | None]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        reason = refusal(value)
+        if reason is not None:
+            raise ValueError(reason)
+        return value
+
+    return check
+
+
+GitHubOwner = Annotated[str, AfterValidator(_refused(owner_refusal))]
+GitHubName = Annotated[str, AfterValidator(_refused(name_refusal))]
 PlatformName = Literal["x", "linkedin", "mastodon", "bluesky", "blog", "newsletter", "changelog"]
 assert set(PlatformName.__args__) == set(PLATFORMS)  # type: ignore[attr-defined]
 
@@ -100,7 +110,7 @@ class CreateJob(JobPolicies):
     frequency: Frequency
     time_config: TimeConfig = TimeConfig()
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
-    is_enabled: bool = True
+    is_enabled: StrictBool = True
 
 
 class UpdateJob(JobPolicies):
@@ -110,27 +120,19 @@ class UpdateJob(JobPolicies):
     frequency: Frequency | None = None
     time_config: TimeConfig | None = None
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
-    is_enabled: bool | None = None
+    is_enabled: StrictBool | None = None
 
 
 class ToggleJob(Body):
-    is_enabled: bool
+    is_enabled: StrictBool
 
 
 class TriggerJob(Body):
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
-WEBHOOK_PATTERNS = {
-    "slack_webhook_url": re.compile(r"^https://hooks\.slack\.com/services/\S+$"),
-    "discord_webhook_url": re.compile(
-        r"^https://(discord\.com|discordapp\.com)/api/(v\d+/)?webhooks/\S+$"
-    ),
-}
-
-
 class NotificationSettingsBody(Body):
-    email_notifications: bool = True
+    email_notifications: StrictBool = True
     notification_events: list[
         Literal[
             "job_success",
@@ -144,22 +146,15 @@ class NotificationSettingsBody(Body):
     recipients: list[EmailStr] = Field(default=[], max_length=50)
     failure_threshold: int = Field(default=1, ge=1, le=100, strict=True)
     # Write-only: stored encrypted, never returned; left out keeps the stored one, "" removes it.
+    # Where they may point is the operator's to say (shared.destinations, checked on storing).
     slack_webhook_url: str | None = Field(default=None, max_length=500)
     discord_webhook_url: str | None = Field(default=None, max_length=500)
-
-    @field_validator("slack_webhook_url", "discord_webhook_url")
-    @classmethod
-    def _webhook_host(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value and not WEBHOOK_PATTERNS[str(info.field_name)].match(value):
-            service = "Slack" if info.field_name == "slack_webhook_url" else "Discord"
-            raise ValueError(f"must be an https {service} incoming-webhook URL")
-        return value
 
 
 class CreateProject(Body):
     name: Name
-    github_repo_owner: Slug | None = None
-    github_repo_name: Slug | None = None
+    github_repo_owner: GitHubOwner | None = None
+    github_repo_name: GitHubName | None = None
     github_base_url: (
         Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
     ) = None
@@ -170,8 +165,8 @@ class CreateProject(Body):
 
 class UpdateProject(Body):
     name: Name | None = None
-    github_repo_owner: Slug | None = None
-    github_repo_name: Slug | None = None
+    github_repo_owner: GitHubOwner | None = None
+    github_repo_name: GitHubName | None = None
     github_base_url: (
         Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
     ) = None

@@ -20,14 +20,16 @@ def resolve_schedule(
     *, frequency: str, time_config: dict[str, Any], schedule: str | None, now: datetime
 ) -> tuple[str, datetime]:
     """Return the cron expression and the next run after `now`, or raise a 422 problem."""
+    # What is validated is what is stored: an empty zone is refused, not read as UTC.
+    timezone = time_config.get("timezone", "UTC")
     try:
-        validate_timezone(str(time_config.get("timezone") or "UTC"))
+        validate_timezone(timezone)
         if frequency == "CUSTOM":
             if not schedule:
                 raise ScheduleError("schedule required for CUSTOM", field="schedule")
             validate_expression(schedule)
             expression = " ".join(schedule.split())
-            upcoming = next_runs(expression, str(time_config.get("timezone") or "UTC"), now, 1)
+            upcoming = next_runs(expression, timezone, now, 1)
         else:
             expression = preset_expression(frequency, time_config)
             upcoming = preset_next_runs(frequency, time_config, now, 1)

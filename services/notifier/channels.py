@@ -26,6 +26,7 @@ import structlog
 from services.notifier import render
 from services.notifier.transports import discord, resend, slack, smtp
 from shared import metrics, secrets
+from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
 from shared.events import ExecutionFinished
 from shared.settings import Settings
@@ -142,11 +143,14 @@ class Channels:
         settings: Settings,
         http: httpx.AsyncClient,
         *,
+        webhooks: httpx.AsyncClient | None = None,
         smtp_server: smtp.SmtpServer | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = settings
         self._http = http
+        # Tenant-steered webhook requests: the outbound guard's client in the service.
+        self._webhooks = webhooks or http
         self._sleep = sleep
         self._email_slots = asyncio.Semaphore(EMAIL_CONCURRENCY)
         self._smtp = smtp_server
@@ -270,14 +274,16 @@ class Channels:
             return Delivery(channel, f"{channel} webhook", fail)
 
         async def send() -> None:
-            if urlsplit(url).scheme not in ("https", "http"):
-                raise PermanentError(f"the {channel} webhook URL is not an http(s) URL")
+            # Checked again here: a URL stored before the rule tightened gets no further.
+            refusal = webhook_refusal(channel, url, self._settings)
+            if refusal is not None:
+                raise PermanentError(f"the project's {channel} webhook URL {refusal}")
             await post(url, event, kind)
 
         return Delivery(channel, mask_webhook(url), send)
 
     async def _slack(self, url: str, event: ExecutionFinished, kind: str) -> None:
-        await slack.send(self._http, url, render.slack_message(event, kind))
+        await slack.send(self._webhooks, url, render.slack_message(event, kind))
 
     async def _discord(self, url: str, event: ExecutionFinished, kind: str) -> None:
-        await discord.send(self._http, url, render.discord_message(event, kind))
+        await discord.send(self._webhooks, url, render.discord_message(event, kind))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -12,6 +11,8 @@ from services.notifier.channels import Channels
 from services.notifier.handlers import make_handler
 from shared import topology
 from shared.bus import Bus
+from shared.destinations import allowed_networks
+from shared.outbound import guarded_client
 from shared.settings import Settings
 from shared.worker import main_for
 
@@ -19,15 +20,20 @@ log = structlog.get_logger(__name__)
 
 
 async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
-    # httpx logs every request's URL at INFO, and a webhook URL is a secret.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     timeout = httpx.Timeout(settings.notify_timeout, connect=5.0)
-    # Webhook URLs are secrets: no redirects (they would move them), no proxies from the env.
+    # Resend is the operator's; webhook URLs are the tenants' and go through the outbound
+    # guard. Both: no redirects (they would move a secret URL), no proxies from the env.
     http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
-    channels = Channels(settings, http)
+    webhooks = guarded_client(allowed_networks(settings), timeout=timeout)
+    channels = Channels(settings, http, webhooks=webhooks)
     log.info("notifier channels", email=channels.email_transport or "off")
     await bus.consume(topology.NOTIFIER_QUEUE, make_handler(bus, channels))
-    return http.aclose
+
+    async def close() -> None:
+        await http.aclose()
+        await webhooks.aclose()
+
+    return close
 
 
 def main() -> None:

@@ -1,14 +1,18 @@
 """A GitHub REST client for the activity of one repository in a window.
 
 Commits on the default branch, pull requests merged and issues closed in (start, end]. Pages
-follow the `Link: rel="next"` URL verbatim (it may switch to `/repositories/{id}/...`);
-conditional requests reuse an in-process ETag cache, so an unchanged page answers 304 and
-costs no rate limit. Rate limits never block a worker: they become a TransientError whose
-`retry_after` sends the step through the delay ladder.
+follow the `Link: rel="next"` URL verbatim (it may switch to `/repositories/{id}/...`), and
+redirects (a renamed or moved repository) are followed, both only on the origin the scan
+started from; conditional requests reuse an in-process ETag cache, so an unchanged page answers
+304 and costs no rate limit. Rate limits never block a worker: they become a TransientError
+whose `retry_after` sends the step through the delay ladder. An error quotes no more of
+GitHub's answer than a short, cleaned excerpt of its JSON `message`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -22,11 +26,16 @@ from services.scanner.window import in_window
 from shared.errors import PermanentError, TransientError
 from shared.events import ActivityItem
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
+from shared.outbound import origin_of, same_origin
 
 USER_AGENT = "herald-scanner (+https://github.com/herald)"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 DEFAULT_LIMIT_WAIT = 60.0
+MAX_REDIRECTS = 5
+MESSAGE_EXCERPT = 200
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,10 @@ class RateLimit:
 @dataclass
 class GitHubClient:
     http: httpx.AsyncClient
+    # Checked by the caller against the origins the operator allows; every page and redirect
+    # stays on its origin.
     base_url: str
+    # Sent only when the caller decided this base URL is where the token belongs.
     token: str
     etags: ETagCache = field(default_factory=ETagCache)
     calls: int = 0
@@ -88,6 +100,10 @@ class GitHubClient:
     rate: RateLimit = field(default_factory=RateLimit)
     # Called before every request: raises when the execution was cancelled meanwhile.
     before_request: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        # A cached page is served only to the credential that fetched it.
+        self._cache_scope = hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -107,19 +123,11 @@ class GitHubClient:
         if wait is not None:
             raise TransientError("GitHub rate limit exhausted until its reset", retry_after=wait)
         headers = self._headers()
-        key = str(url)
+        key = f"{self._cache_scope} {url}"
         cached = self.etags.get(key)
         if cached is not None:
             headers["If-None-Match"] = cached.etag
-        try:
-            response = await self.http.get(url, headers=headers)
-        except httpx.TimeoutException as exc:
-            GITHUB_REQUESTS.labels("error").inc()
-            raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
-        except httpx.TransportError as exc:
-            GITHUB_REQUESTS.labels("error").inc()
-            raise TransientError(f"GitHub unreachable: {exc!r}") from exc
-        self.calls += 1
+        response = await self._send(url, headers)
         self.rate.update(response.headers)
         if self.rate.remaining is not None:
             GITHUB_RATE_LIMIT_REMAINING.set(self.rate.remaining)
@@ -137,10 +145,42 @@ class GitHubClient:
         except ValueError as exc:
             raise TransientError(f"GitHub returned a body that is not JSON from {url}") from exc
         next_url = response.links.get("next", {}).get("url")
+        if next_url is not None and not same_origin(next_url, self.base_url):
+            raise PermanentError(
+                f"GitHub's next page is on another origin ({_origin_text(next_url)}); "
+                f"herald follows pages only on {origin_of(self.base_url)}"
+            )
         etag = response.headers.get("etag")
         if etag:
             self.etags.put(key, CachedPage(etag, body, next_url))
         return body, next_url
+
+    async def _send(self, url: httpx.URL, headers: dict[str, str]) -> httpx.Response:
+        """GET `url`, following redirects that stay on the base URL's origin."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = await self.http.get(url, headers=headers)
+            except httpx.TimeoutException as exc:
+                GITHUB_REQUESTS.labels("error").inc()
+                raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
+            except httpx.TransportError as exc:
+                GITHUB_REQUESTS.labels("error").inc()
+                raise TransientError(f"GitHub unreachable: {exc!r}") from exc
+            self.calls += 1
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            target = url.join(location)
+            if not same_origin(target, self.base_url):
+                GITHUB_REQUESTS.labels("error").inc()
+                raise PermanentError(
+                    f"GitHub {response.status_code}: redirected to another origin "
+                    f"({_origin_text(target)}); herald follows redirects only on "
+                    f"{origin_of(self.base_url)}"
+                )
+            GITHUB_REQUESTS.labels("redirect").inc()
+            url = target
+        raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
 
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
         """Yield each page's items, following the `Link: rel="next"` URL verbatim."""
@@ -263,7 +303,7 @@ def change_type(message: str, labels: list[str]) -> str:
 def raise_for_github(response: httpx.Response) -> None:
     """Map an error response to a transient or permanent error (rate limits are transient)."""
     status = response.status_code
-    if status < 400:
+    if status < 300 or status == 304:
         return
     message = _message(response)
     retry_after = _retry_after(response)
@@ -297,11 +337,29 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _message(response: httpx.Response) -> str:
+    """A short, printable excerpt of GitHub's JSON `message`, or the status's reason phrase.
+
+    Nothing else of the body is quoted: it reaches the execution's error, the owner's alert
+    and the logs, and a body that is not GitHub's JSON error has no business there.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    return str(body.get("message", "")) if isinstance(body, dict) else ""
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return response.reason_phrase or "no message"
+    text = " ".join(_UNPRINTABLE.sub(" ", message).split())
+    if len(text) > MESSAGE_EXCERPT:
+        text = text[: MESSAGE_EXCERPT - 1].rstrip() + "…"
+    return text
+
+
+def _origin_text(url: str | httpx.URL) -> str:
+    try:
+        return str(origin_of(url))
+    except PermanentError:
+        return "not an http(s) URL"
 
 
 def _iso(at: datetime) -> str:

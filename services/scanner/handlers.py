@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from services.scanner.github import ETagCache
-from services.scanner.scan import scan
+from services.scanner.scan import GitHubAccess, scan
 from shared import topology
 from shared.bus import Bus, Handler
 from shared.cancellation import CancelledSet
@@ -23,6 +23,7 @@ def make_handler(
     etags: ETagCache | None = None,
 ) -> Handler:
     cache = etags if etags is not None else ETagCache()
+    github = GitHubAccess.from_settings(settings)
 
     async def on_job_due(event: Event) -> None:
         assert isinstance(event, JobDue)
@@ -32,8 +33,7 @@ def make_handler(
             result = await scan(
                 event,
                 http=http,
-                github_token=settings.github_token,
-                github_api_url=settings.github_api_url,
+                github=github,
                 local_repos_root=settings.local_repos_root,
                 etags=cache,
                 scan_seconds=settings.scan_timeout,

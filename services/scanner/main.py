@@ -11,6 +11,7 @@ from shared import topology
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
 from shared.events import Step
+from shared.outbound import guarded_client, parse_networks
 from shared.settings import Settings
 from shared.steps import poison_reporter
 from shared.worker import main_for
@@ -25,7 +26,8 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         write=10.0,
         pool=5.0,
     )
-    http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    # Projects steer where the scanner connects: only through the outbound guard.
+    http = guarded_client(parse_networks(settings.outbound_allow_networks), timeout=timeout)
     await bus.consume(
         topology.SCANNER_QUEUE,
         make_handler(bus, http, cancelled, settings),

@@ -7,20 +7,21 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import httpx
 
 from services.scanner import localgit
 from services.scanner.github import ETagCache, GitHubClient
+from shared.destinations import github_origins
 from shared.errors import ConfigurationError, TransientError
 from shared.events import ActivityItem, ActivitySummary, JobDue
+from shared.github_names import name_refusal, owner_refusal
+from shared.outbound import OriginAllowList, same_origin
+from shared.settings import Settings
 
 MAX_ITEMS = 200
 MAX_NOTABLE = 5
 
-_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _VERSION = re.compile(r"\bv?\d+\.\d+(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?\b")
 _RELEASE_TITLE = re.compile(r"^(?:chore\(release\)|(?:chore:\s*)?(?:release|bump version)\b)", re.I)
 _NOTABLE_RANK = {"breaking": 0, "feature": 1, "fix": 2, "docs": 4, "other": 3}
@@ -34,26 +35,40 @@ class ScanResult:
 
 def validate_repository(owner: str, name: str) -> None:
     """Refuse an owner/name GitHub could never have issued, before any request."""
-    if not _OWNER.match(owner) or not _NAME.match(name) or name in (".", ".."):
+    if owner_refusal(owner) or name_refusal(name):
         raise ConfigurationError(f"repository {owner!r}/{name!r} is not of the form owner/name")
 
 
-def validate_base_url(url: str) -> str:
-    """Return the API base URL without a trailing slash, or refuse one that is not http(s)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"GitHub base URL {url!r} is not an http(s) URL")
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"GitHub base URL {url!r} must not carry a query or fragment")
-    return url.rstrip("/")
+@dataclass(frozen=True)
+class GitHubAccess:
+    """Which GitHub APIs a project may name, and where the server's token may go."""
+
+    api_url: str
+    token: str
+    origins: OriginAllowList
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GitHubAccess:
+        return cls(
+            settings.github_api_url.rstrip("/"), settings.github_token, github_origins(settings)
+        )
+
+    @classmethod
+    def of(cls, api_url: str, token: str, enterprise: list[str] | None = None) -> GitHubAccess:
+        return cls(api_url.rstrip("/"), token, OriginAllowList([api_url, *(enterprise or [])]))
+
+    def client_for(self, base_url: str | None) -> tuple[str, str]:
+        """The checked base URL to scan, and the token to send there ("" for none)."""
+        base = self.origins.check_base(base_url or self.api_url, what="the GitHub base URL")
+        # The server's token belongs to its own GitHub; an Enterprise project brings its own.
+        return base, self.token if same_origin(base, self.api_url) else ""
 
 
 async def scan(
     event: JobDue,
     *,
     http: httpx.AsyncClient,
-    github_token: str,
-    github_api_url: str,
+    github: GitHubAccess,
     local_repos_root: str,
     etags: ETagCache | None = None,
     scan_seconds: float = 300.0,
@@ -70,10 +85,11 @@ async def scan(
     if not (repo.owner and repo.name):
         raise ConfigurationError("no repository configured for this project")
     validate_repository(repo.owner, repo.name)
+    base_url, token = github.client_for(repo.base_url)
     client = GitHubClient(
         http=http,
-        base_url=validate_base_url(repo.base_url or github_api_url),
-        token=github_token,
+        base_url=base_url,
+        token=token,
         etags=etags if etags is not None else ETagCache(),
         before_request=before_request,
     )

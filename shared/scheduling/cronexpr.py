@@ -165,9 +165,10 @@ def _term(field: _Field, term: str) -> range:
     if slash:
         if not (step_text.isascii() and step_text.isdigit()):
             raise ScheduleError(f"{field.name} step {step_text!r} is not a number", field.name)
-        step = int(step_text)
-        if step == 0:
-            raise ScheduleError(f"{field.name} step 0 must be at least 1", field.name)
+        span = field.high - field.low + 1
+        step = int(step_text) if len(step_text) <= 3 else span + 1
+        if not 1 <= step <= span:
+            raise ScheduleError(f"{field.name} step {step_text} out of range 1-{span}", field.name)
     if base == "*":
         return range(field.low, field.high + 1, step)
     first_text, dash, last_text = base.partition("-")

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from shared.scheduling.errors import ScheduleError
 
 _ONE_SECOND = timedelta(seconds=1)
+
+
+# Files of the time zone database that are not zones a person lives in: "Factory" (an
+# unset zone, abbreviated "-00"), the system's "localtime" link. The `posix/` and `right/`
+# trees (the latter counts leap seconds, which no clock here does) are never listed.
+_NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 @functools.lru_cache(maxsize=1024)
@@ -20,7 +31,7 @@ def load_zone(name: str | None) -> ZoneInfo:
     """Return the IANA zone for ``name`` (UTC when None), or raise ScheduleError."""
     if name is None:
         name = "UTC"
-    if not isinstance(name, str) or not name or name != name.strip():
+    if not isinstance(name, str) or name not in _zone_names():
         raise ScheduleError(f"unknown time zone {name!r}", "timezone")
     try:
         return _load(name)

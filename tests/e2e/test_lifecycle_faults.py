@@ -18,30 +18,20 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-from sqlalchemy import text
 
-from shared.db.engine import create_engine
 from shared.deadletters import list_dead_letters
 from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
+from tests.support.sql import query
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_faults_token"
 PLATFORMS = ["x", "blog", "changelog"]
 RECIPIENT = "ada@example.com"
-
-
-async def query(database_url: str, sql: str) -> list[Any]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return list((await connection.execute(text(sql))).all())
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -80,6 +70,9 @@ def herald(
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
         "HERALD_SCHEDULER_MAX_SLEEP": "5",
         "HERALD_GITHUB_API_URL": github[1].url,
+        # The local GitHub server listens on loopback, which the outbound guard refuses
+        # unless the operator allows it.
+        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
         "HERALD_GITHUB_TOKEN": TOKEN,
         "HERALD_RESEND_API_KEY": resend.api_key,
         "HERALD_RESEND_API_URL": resend.url,
@@ -261,7 +254,7 @@ def table_counts(database_url: str) -> tuple[int, ...]:
         " (SELECT count(*) FROM notifications), (SELECT count(*) FROM deliveries),"
         " (SELECT count(*) FROM execution_steps)"
     )
-    return tuple(asyncio.run(query(database_url, sql))[0])
+    return tuple(query(database_url, sql)[0])
 
 
 def consumed_ok(service: processes.Service, queue: str) -> float:
@@ -305,11 +298,9 @@ def test_replaying_every_job_due_ever_published_creates_nothing_new(
     before = snapshot()
     counts = table_counts(fresh_database_url)
     assert counts[0] == 2, counts
-    rows = asyncio.run(
-        query(
-            fresh_database_url,
-            "SELECT event_id, payload FROM outbox WHERE routing_key = 'job.due' ORDER BY id",
-        )
+    rows = query(
+        fresh_database_url,
+        "SELECT event_id, payload FROM outbox WHERE routing_key = 'job.due' ORDER BY id",
     )
     assert len(rows) == 2, rows
     scanned = consumed_ok(herald["scanner"], "herald.scanner")

@@ -74,6 +74,9 @@ def pipeline(
         "AMQP_URL": fresh_amqp_url,
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
         "HERALD_GITHUB_API_URL": github_server[1].url,
+        # The local GitHub server listens on loopback, which the outbound guard refuses
+        # unless the operator allows it.
+        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
         "HERALD_GITHUB_TOKEN": TOKEN,
         "HERALD_AI_PROVIDER": "openai",
         "HERALD_AI_BASE_URL": model[1].url,

@@ -57,6 +57,9 @@ async def test_the_notifier_alerts_in_app_by_email_and_slack_and_records_each(
                 "HERALD_RESEND_API_KEY": resend.api_key,
                 "HERALD_RESEND_API_URL": resend.url,
                 "HERALD_EMAIL_FROM": "herald <alerts@herald.test>",
+                # The local Slack listens on loopback: allowed as the operator would allow it.
+                "HERALD_SLACK_WEBHOOK_ORIGINS": slack_url.split("/services/")[0],
+                "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
             },
             tmp_path,
         )

@@ -20,37 +20,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from shared import topology
-from shared.db.engine import create_engine
 from shared.deadletters import list_dead_letters
 from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
 from tests.support.proxy import TcpProxy
+from tests.support.sql import query
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_outage_token"
 PLATFORMS = ["x", "changelog"]
 OPEN = ("PENDING", "RUNNING")
-
-
-async def _query(database_url: str, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            result = await connection.execute(text(sql), params or {})
-            return list(result.all()) if result.returns_rows else []
-    finally:
-        await engine.dispose()
-
-
-def query(database_url: str, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-    return asyncio.run(_query(database_url, sql, params))
 
 
 @dataclass
@@ -108,6 +93,9 @@ def stack(
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
         "HERALD_SCHEDULER_MAX_SLEEP": "1",
         "HERALD_GITHUB_API_URL": github[1].url,
+        # The local GitHub server listens on loopback, which the outbound guard refuses
+        # unless the operator allows it.
+        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
         "HERALD_GITHUB_TOKEN": TOKEN,
     }
     services = {name: processes.start(name, env, logs) for name in processes.SERVICES}

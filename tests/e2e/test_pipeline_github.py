@@ -20,6 +20,8 @@ from tests.support.fakes import anthropic, openai
 from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
+from tests.support.sql import query
+from tests.support.trap import SECRET_BODY, Trap
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +62,9 @@ def pipeline(
         "AMQP_URL": fresh_amqp_url,
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
         "HERALD_GITHUB_API_URL": github[1].url,
+        # The local GitHub server listens on loopback, which the outbound guard refuses
+        # unless the operator allows it.
+        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
         "HERALD_GITHUB_TOKEN": TOKEN,
         "HERALD_AI_PROVIDER": "openai",
         "HERALD_AI_BASE_URL": model[1].url,
@@ -84,6 +89,9 @@ def claude_pipeline(
         "AMQP_URL": fresh_amqp_url,
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
         "HERALD_GITHUB_API_URL": github[1].url,
+        # The local GitHub server listens on loopback, which the outbound guard refuses
+        # unless the operator allows it.
+        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
         "HERALD_GITHUB_TOKEN": TOKEN,
         "HERALD_AI_PROVIDER": "anthropic",
         "HERALD_AI_BASE_URL": claude[1].url,
@@ -100,8 +108,7 @@ def claude() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]:
     server.close()
 
 
-def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour: int) -> str:
-    """Create a project and a daily job on it, trigger the job, return the execution id."""
+def create_project(api: httpx.Client, owner: str, name: str, platforms: list[str]) -> str:
     project = api.post(
         "/api/projects",
         json={
@@ -112,10 +119,15 @@ def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour
         },
     )
     assert project.status_code == 201, project.text
+    return str(project.json()["data"]["id"])
+
+
+def run_daily_job(api: httpx.Client, project_id: str, hour: int) -> str:
+    """Create a daily job on the project, trigger it, return the execution id."""
     job = api.post(
         "/api/cron/schedule",
         json={
-            "projectId": project.json()["data"]["id"],
+            "projectId": project_id,
             "name": "Daily digest",
             "frequency": "DAILY",
             # The previous slot, and so the window's start, lies about twelve hours back.
@@ -128,6 +140,11 @@ def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour
     triggered = api.post("/api/cron/trigger", json={"jobId": job.json()["data"]["id"]})
     assert triggered.status_code == 202, triggered.text
     return str(triggered.json()["data"]["id"])
+
+
+def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour: int) -> str:
+    """Create a project and a daily job on it, trigger the job, return the execution id."""
+    return run_daily_job(api, create_project(api, owner, name, platforms), hour)
 
 
 def finished(api: httpx.Client, execution_id: str) -> dict[str, Any]:
@@ -246,3 +263,48 @@ def test_an_anthropic_model_writes_the_posts_and_a_quota_error_fails_one_platfor
     assert posts["mastodon"]["status"] == "FAILED"
     assert "enforced_spend_limit_reached" in posts["mastodon"]["error"]
     assert claude[0].calls[0].headers["anthropic-version"] == "2023-06-01"
+
+
+def test_no_project_can_aim_the_scanner_or_its_token_at_an_address_of_its_choosing(
+    pipeline: dict[str, processes.Service],
+    github: tuple[FakeGitHub, ThreadedServer],
+    model: tuple[openai.FakeOpenAI, ThreadedServer],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    trap = Trap()
+    request.addfinalizer(trap.close)
+    api = processes.signed_in_client(pipeline["api"], fresh_database_url)
+    request.addfinalizer(api.close)
+    project = {"name": "p", "githubRepoOwner": "octo", "githubRepoName": "secret-repo"}
+    for url in (
+        f"{trap.origin}/api/v3",
+        "http://169.254.169.254/latest/meta-data",
+        f"http://localhost:{trap.port}/",
+        f"http://[::1]:{trap.port}/api",
+        "http://127.0.0.1:5432/",
+    ):
+        refused = api.post("/api/projects", json={**project, "githubBaseUrl": url})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "githubBaseUrl"
+
+    # A project whose base URL was stored before the rule existed: its run fails, saying why.
+    project_id = create_project(api, "octo", "secret-repo", ["x"])
+    query(
+        fresh_database_url,
+        "UPDATE projects SET github_base_url = :url WHERE id = :id",
+        {"url": f"{trap.origin}/api/v3", "id": project_id},
+    )
+    execution_id = run_daily_job(api, project_id, (datetime.now(UTC).hour + 12) % 24)
+
+    execution = finished(api, execution_id)
+
+    assert execution["status"] == "FAILED", execution
+    assert "must be on a host this server allows" in execution["errorMessage"]
+    # Refused for good at the first attempt: nothing to retry.
+    scans = [(s["kind"], s["attempt"]) for s in execution["steps"] if s["step"] == "scan"]
+    assert scans == [("started", 1), ("failed", 1)]
+    assert trap.received == []
+    assert SECRET_BODY.decode() not in str(execution)
+    assert TOKEN not in str(execution)
+    assert github[0].requests == [] and model[0].calls == []

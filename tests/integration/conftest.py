@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.main import create_app
 from shared.bus import AmqpBus
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.ids import new_id
-from tests.support import servers
+from shared.settings import Settings
+from tests.support import factories, servers
+from tests.support.api import api_client
 
 BACKENDS = ("postgresql", "sqlite")
 # Test modules whose database code runs in both modes.
@@ -119,3 +127,69 @@ async def bus(fresh_amqp_url: str) -> AsyncIterator[AmqpBus]:
     await bus.start()
     yield bus
     await bus.close(grace=2)
+
+
+@pytest.fixture
+async def api(
+    database_url: str, fresh_amqp_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API app in process on the test database, with a small body limit to test it."""
+    settings = Settings(
+        database_url=database_url,
+        amqp_url=fresh_amqp_url,
+        local_repos_root=str(tmp_path),
+        api_max_body_bytes=64 * 1024,
+    )
+    async for client in api_client(settings):
+        yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    database_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The API on a real port (keep-alive connections and all), in a thread with its own loop."""
+    app_settings = Settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        local_repos_root=str(tmp_path_factory.mktemp("repos")),
+        api_max_body_bytes=64 * 1024,
+    )
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(app_settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def api_headers(api_server: str, database_url: str) -> dict[str, str]:
+    """A user's bearer token, with a project and a job, so some generated ids hit real rows."""
+
+    async def seed() -> str:
+        engine = create_engine(database_url, application_name="herald-tests")
+        try:
+            sessions = session_factory(engine)
+            user_id, token = await factories.user_with_token(sessions)
+            project = await factories.project(sessions, user_id)
+            await factories.job(sessions, project, next_run_at=None)
+            return token
+        finally:
+            await engine.dispose()
+
+    return {"Authorization": f"Bearer {asyncio.run(seed())}"}

@@ -8,12 +8,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.integration.test_api_contract import api, new_job  # noqa: F401 - the fixture
-from tests.integration.test_api_schedules import new_project, problem, signed_in
+from tests.support.api import new_job, new_project, problem, signed_in
 
 
 async def test_a_body_over_the_limit_answers_413(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     headers = await signed_in(sessions)
@@ -33,7 +32,7 @@ async def test_a_body_over_the_limit_answers_413(
 
 
 async def test_nul_bytes_answer_422_wherever_they_hide(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     headers = await signed_in(sessions)
@@ -56,7 +55,7 @@ async def test_nul_bytes_answer_422_wherever_they_hide(
 
 @pytest.mark.parametrize("limit", ["-1", "0", "201", "99999999999999999999999", "ten", "1e3"])
 async def test_limits_out_of_range_answer_422(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
     limit: str,
 ) -> None:
@@ -66,7 +65,7 @@ async def test_limits_out_of_range_answer_422(
 
 
 async def test_odd_strings_are_stored_verbatim(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     headers = await signed_in(sessions)
@@ -114,10 +113,18 @@ async def test_odd_strings_are_stored_verbatim(
         ({"overlapPolicy": "SOMETIMES"}, "overlapPolicy"),
         ({"surprise": True}, "surprise"),
         ({"timeConfig": {"hour": "9", "minute": 0}}, "timeConfig.hour"),
+        ({"frequency": "CUSTOM", "schedule": "*/99999999999999999999 * * * *"}, "schedule"),
+        ({"frequency": "CUSTOM", "schedule": "0 */25 * * *"}, "schedule"),
+        ({"timeConfig": {"hour": 9, "minute": 0, "timezone": ""}}, "timeConfig.timezone"),
+        ({"timeConfig": {"hour": 9, "minute": 0, "timezone": "Factory"}}, "timeConfig.timezone"),
+        ({"timeConfig": {"hour": 9, "timezone": "posix/Europe/Paris"}}, "timeConfig.timezone"),
+        ({"timeConfig": {"hour": 9, "minute": 0, "timezone": "right/UTC"}}, "timeConfig.timezone"),
+        ({"isEnabled": "yes"}, "isEnabled"),
+        ({"isEnabled": 1}, "isEnabled"),
     ],
 )
 async def test_bad_jobs_name_the_field(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
     fields: dict[str, Any],
     field: str,
@@ -135,10 +142,48 @@ async def test_bad_jobs_name_the_field(
 
 
 async def test_malformed_json_is_a_problem_too(
-    api: httpx.AsyncClient,  # noqa: F811
+    api: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     headers = {**(await signed_in(sessions)), "Content-Type": "application/json"}
     response = await api.post("/api/cron/trigger", headers=headers, content=b'{"jobId": ')
     assert response.status_code == 422, response.text
     assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"githubRepoOwner": "..", "githubRepoName": "repo"}, "githubRepoOwner"),
+        ({"githubRepoOwner": "octo", "githubRepoName": ".."}, "githubRepoName"),
+        ({"githubRepoOwner": "octo", "githubRepoName": "."}, "githubRepoName"),
+        ({"githubRepoOwner": "-octo", "githubRepoName": "repo"}, "githubRepoOwner"),
+        ({"githubRepoOwner": "o" * 40, "githubRepoName": "repo"}, "githubRepoOwner"),
+        ({"githubRepoOwner": "octo", "githubRepoName": "a/b"}, "githubRepoName"),
+        ({"notificationSettings": {"emailNotifications": "yes"}}, "notificationSettings"),
+    ],
+)
+async def test_bad_projects_name_the_field(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    fields: dict[str, Any],
+    field: str,
+) -> None:
+    headers = await signed_in(sessions)
+    response = await api.post("/api/projects", headers=headers, json={"name": "p", **fields})
+    body = problem(response, 422)
+    assert any(error["field"].startswith(field) for error in body["errors"]), body
+
+
+async def test_a_toggle_and_a_profile_take_only_real_booleans_and_zones(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    headers = await signed_in(sessions)
+    job = await new_job(api, headers, await new_project(api, headers))
+    toggled = await api.patch(
+        f"/api/cron/schedules/{job['id']}", headers=headers, json={"isEnabled": "false"}
+    )
+    problem(toggled, 422, "isEnabled")
+    for zone in ("Factory", "posix/UTC", "right/UTC", ""):
+        problem(await api.patch("/api/me", headers=headers, json={"timezone": zone}), 422)

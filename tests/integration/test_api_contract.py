@@ -18,39 +18,9 @@ from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Execution, JobStatistics, OutboxMessage
 from shared.events import StepStarted
 from shared.settings import Settings
-from tests.integration.test_api_schedules import new_project, problem, signed_in
-from tests.support.api import api_client
+from tests.support.api import api_client, new_job, new_project, problem, signed_in
 
 PUBLIC = "http://herald.test"
-
-
-@pytest.fixture
-async def api(
-    database_url: str, fresh_amqp_url: str, tmp_path: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        amqp_url=fresh_amqp_url,
-        local_repos_root=str(tmp_path),
-        api_max_body_bytes=64 * 1024,
-    )
-    async for client in api_client(settings, base_url=PUBLIC):
-        yield client
-
-
-async def new_job(
-    api: httpx.AsyncClient, headers: dict[str, str], project_id: str, **fields: Any
-) -> dict[str, Any]:
-    body = {
-        "projectId": project_id,
-        "name": "daily",
-        "frequency": "DAILY",
-        "timeConfig": {"hour": 9, "minute": 0},
-        **fields,
-    }
-    response = await api.post("/api/cron/schedule", headers=headers, json=body)
-    assert response.status_code == 201, response.text
-    return dict(response.json()["data"])
 
 
 async def outbox_events(

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -20,10 +13,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from services.api.main import create_app
-from shared.settings import Settings
-from tests.support import factories
 
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
@@ -34,58 +23,8 @@ CHECKS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def served(database_url: str, amqp_url: str, tmp_path_factory: Any) -> Iterator[str]:
-    """The API on a real port, in a thread with its own event loop."""
-    app_settings = Settings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        local_repos_root=str(tmp_path_factory.mktemp("repos")),
-        api_max_body_bytes=64 * 1024,
-    )
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(app_settings), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def auth(served: str, database_url: str) -> dict[str, str]:
-    """A user with a token, a project and a job, so some generated ids hit real rows."""
-    from shared.db.engine import create_engine, session_factory
-
-    async def seed() -> str:
-        engine = create_engine(database_url, application_name="herald-fuzz")
-        try:
-            sessions = session_factory(engine)
-            user_id, token = await factories.user_with_token(sessions)
-            project = await factories.project(sessions, user_id)
-            await factories.job(sessions, project, next_run_at=None)
-            return token
-        finally:
-            await engine.dispose()
-
-    return {"Authorization": f"Bearer {asyncio.run(seed())}"}
-
-
-def test_the_openapi_document_declares_operations_tags_and_security(served: str) -> None:
-    document = httpx.get(f"{served}/openapi.json").json()
+def test_the_openapi_document_declares_operations_tags_and_security(api_server: str) -> None:
+    document = httpx.get(f"{api_server}/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     operations = [operation for path in document["paths"].values() for operation in path.values()]
@@ -96,9 +35,9 @@ def test_the_openapi_document_declares_operations_tags_and_security(served: str)
 
 
 def test_fuzzing_every_operation_finds_no_5xx_and_no_undeclared_response(
-    served: str, auth: dict[str, str]
+    api_server: str, api_headers: dict[str, str]
 ) -> None:
-    schema = schemathesis.openapi.from_url(f"{served}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{api_server}/openapi.json")
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -114,7 +53,7 @@ def test_fuzzing_every_operation_finds_no_5xx_and_no_undeclared_response(
         )
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
-            case.call_and_validate(base_url=served, headers=auth, checks=CHECKS)
+            case.call_and_validate(base_url=api_server, headers=api_headers, checks=CHECKS)
 
         try:
             run()

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db.schema import User
 from shared.ids import new_id
 from shared.settings import Settings
-from tests.integration.test_api_schedules import problem, signed_in
-from tests.support.api import api_client
+from tests.support.api import api_client, problem, signed_in
 
 ISSUER = "https://id.herald.test/"
 AUDIENCE = "herald-api"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,51 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.schema import Execution, Notification, OutboxMessage
 from shared.ids import new_id
-from shared.settings import Settings
-from tests.support import factories
-from tests.support.api import api_client
-
-
-@pytest.fixture
-async def api(
-    database_url: str, fresh_amqp_url: str, tmp_path: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url, amqp_url=fresh_amqp_url, local_repos_root=str(tmp_path)
-    )
-    async for client in api_client(settings):
-        yield client
-
-
-async def signed_in(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
-    _, token = await factories.user_with_token(sessions)
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def new_project(api: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    response = await api.post(
-        "/api/projects",
-        headers=headers,
-        json={
-            "name": "herald",
-            "githubRepoOwner": "octo",
-            "githubRepoName": "hello",
-            "platforms": ["x", "blog"],
-        },
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["data"]["id"])
-
-
-def problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["success"] is False
-    assert body["status"] == status
-    if field is not None:
-        assert field in [error["field"] for error in body["errors"]], body
-    return dict(body)
+from tests.support.api import new_project, problem, signed_in
 
 
 async def test_creating_a_daily_job_answers_the_seed_shape_with_defaults(

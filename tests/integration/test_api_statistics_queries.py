@@ -15,8 +15,7 @@ from services.api.statistics import percentile
 from shared.db.schema import Execution
 from shared.ids import new_id
 from shared.settings import Settings
-from tests.integration.test_api_schedules import new_project, signed_in
-from tests.support.api import api_client
+from tests.support.api import api_client, new_project, signed_in
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

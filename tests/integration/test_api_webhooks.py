@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db.schema import Project
 from shared.secrets import decrypt, generate_key
 from shared.settings import Settings
-from tests.support import factories
-from tests.support.api import api_client
+from tests.support.api import api_client, signed_in
 
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 DISCORD = "https://discord.com/api/webhooks/123/SECRETTOKEN"
@@ -27,11 +26,6 @@ async def api(database_url: str, fresh_amqp_url: str) -> AsyncIterator[httpx.Asy
         yield client
 
 
-async def headers(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
-    _, token = await factories.user_with_token(sessions)
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def stored(sessions: async_sessionmaker[AsyncSession], project_id: str) -> dict[str, Any]:
     async with sessions() as session:
         project = await session.get(Project, project_id)
@@ -42,7 +36,7 @@ async def stored(sessions: async_sessionmaker[AsyncSession], project_id: str) ->
 async def test_webhook_urls_are_stored_encrypted_kept_and_removed(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    auth = await headers(sessions)
+    auth = await signed_in(sessions)
     created = await api.post(
         "/api/projects",
         headers=auth,
@@ -92,7 +86,7 @@ async def test_a_webhook_url_of_another_host_is_refused(
 ) -> None:
     response = await api.post(
         "/api/projects",
-        headers=await headers(sessions),
+        headers=await signed_in(sessions),
         json={
             "name": "p",
             "notificationSettings": {field: url},
@@ -109,7 +103,7 @@ async def test_without_a_secret_key_a_webhook_url_is_a_clear_422(
     async for api in api_client(settings):
         response = await api.post(
             "/api/projects",
-            headers=await headers(sessions),
+            headers=await signed_in(sessions),
             json={
                 "name": "p",
                 "notificationSettings": {"slackWebhookUrl": SLACK},

@@ -18,6 +18,15 @@ from shared.events import ExecutionCancelled
 from shared.outbox import OutboxRelay, Outgoing
 
 
+@pytest.fixture
+def sessions(
+    own_sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """A database of each test's own: a relay claims every pending row of its outbox, and
+    other tests on the shared database leave theirs there."""
+    return own_sessions
+
+
 def cancelled(n: int) -> ExecutionCancelled:
     return ExecutionCancelled(execution_id=f"exec_{n}", job_id="cron_x", project_id="prj_x")
 

@@ -10,15 +10,18 @@ import httpx
 import pytest
 
 from services.scanner.github import ETagCache
-from services.scanner.scan import ScanResult, scan
+from services.scanner.scan import GitHubAccess, ScanResult, scan
 from shared.cancellation import CancelledSet, ExecutionCancelledError
 from shared.errors import ConfigurationError, PermanentError, TransientError
-from shared.events import JobDue, Repository, Trigger
+from shared.events import JobDue
+from shared.outbound import guarded_client, parse_networks
+from tests.support.factories import scan_due
 from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 8, tzinfo=UTC)
 TOKEN = "ghp_test_token"
+LOOPBACK = parse_networks(["127.0.0.1/32"])
 
 
 @pytest.fixture
@@ -32,29 +35,9 @@ def github() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=1.0)) as client:
+    # The scanner's own client: the outbound guard, with the fake's loopback address allowed.
+    async with guarded_client(LOOPBACK, timeout=httpx.Timeout(5.0, read=1.0)) as client:
         yield client
-
-
-def job_due(
-    owner: str = "octo",
-    name: str = "repo",
-    base_url: str | None = None,
-    start: datetime | None = START,
-    deadline: datetime | None = None,
-) -> JobDue:
-    return JobDue(
-        execution_id="exe_1",
-        job_id="cron_1",
-        project_id="prj_1",
-        scheduled_for=END,
-        trigger=Trigger.MANUAL,
-        window_start=start,
-        window_end=END,
-        repository=Repository(owner=owner, name=name, base_url=base_url),
-        platforms=["x"],
-        deadline=deadline or datetime.now(UTC) + timedelta(minutes=5),
-    )
 
 
 async def run_scan(
@@ -67,10 +50,9 @@ async def run_scan(
     base_url: str | None = None,
 ) -> ScanResult:
     return await scan(
-        event or job_due(),
+        event or scan_due(),
         http=http,
-        github_token=TOKEN,
-        github_api_url=base_url or github.base_url,  # type: ignore[attr-defined]
+        github=GitHubAccess.of(base_url or github.base_url, TOKEN),  # type: ignore[attr-defined]
         local_repos_root="/nonexistent",
         etags=etags,
         scan_seconds=seconds,
@@ -334,7 +316,7 @@ async def test_an_enterprise_base_url_is_used_as_given(
     busy_repo(github)
     enterprise = f"{github.base_url}/api/v3"  # type: ignore[attr-defined]
 
-    result = await run_scan(github, http, job_due(base_url=enterprise))
+    result = await run_scan(github, http, scan_due(base_url=enterprise))
 
     assert result.summary.commits == 250
     assert github.paths()[1] == "/api/v3/repositories/1000/commits"
@@ -347,7 +329,7 @@ async def test_a_repository_that_is_not_owner_slash_name_is_a_configuration_erro
     github: FakeGitHub, http: httpx.AsyncClient, owner: str, name: str
 ) -> None:
     with pytest.raises(ConfigurationError, match="not of the form owner/name"):
-        await run_scan(github, http, job_due(owner=owner, name=name))
+        await run_scan(github, http, scan_due(owner=owner, name=name))
 
     assert github.requests == []
 
@@ -356,15 +338,17 @@ async def test_a_repository_that_is_not_owner_slash_name_is_a_configuration_erro
 async def test_a_base_url_that_is_not_http_is_a_configuration_error(
     github: FakeGitHub, http: httpx.AsyncClient, url: str
 ) -> None:
-    with pytest.raises(ConfigurationError, match="not an http"):
-        await run_scan(github, http, job_due(base_url=url))
+    with pytest.raises(ConfigurationError, match="http or https"):
+        await run_scan(github, http, scan_due(base_url=url))
+
+    assert github.requests == []
 
 
 async def test_no_repository_is_a_configuration_error(
     github: FakeGitHub, http: httpx.AsyncClient
 ) -> None:
     with pytest.raises(ConfigurationError, match="no repository"):
-        await run_scan(github, http, job_due(owner="", name=""))
+        await run_scan(github, http, scan_due(owner="", name=""))
 
 
 async def test_a_cancelled_execution_makes_no_further_request(
@@ -382,10 +366,9 @@ async def test_a_cancelled_execution_makes_no_further_request(
 
     with pytest.raises(ExecutionCancelledError):
         await scan(
-            job_due(),
+            scan_due(),
             http=http,
-            github_token=TOKEN,
-            github_api_url=github.base_url,  # type: ignore[attr-defined]
+            github=GitHubAccess.of(github.base_url, TOKEN),  # type: ignore[attr-defined]
             local_repos_root="/nonexistent",
             before_request=check,
         )

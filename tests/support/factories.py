@@ -1,8 +1,8 @@
-"""Records the tests need, written straight to the database."""
+"""Records and events the tests need, written straight to the database or built whole."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import CronJob, JobStatistics, Project
+from shared.events import JobDue, Repository, Trigger
 from shared.ids import new_id
 from shared.scheduling import preset_expression
 from shared.tokens import issue_token
@@ -81,3 +82,27 @@ async def token_on(database_url: str) -> str:
     finally:
         await engine.dispose()
     return token
+
+
+def scan_due(
+    owner: str = "octo",
+    name: str = "repo",
+    base_url: str | None = None,
+    *,
+    start: datetime | None = datetime(2025, 3, 1, tzinfo=UTC),
+    end: datetime = datetime(2025, 3, 8, tzinfo=UTC),
+    deadline: datetime | None = None,
+) -> JobDue:
+    """A manual run's `job.due` for a GitHub repository, as the scanner receives it."""
+    return JobDue(
+        execution_id="exe_1",
+        job_id="cron_1",
+        project_id="prj_1",
+        scheduled_for=end,
+        trigger=Trigger.MANUAL,
+        window_start=start,
+        window_end=end,
+        repository=Repository(owner=owner, name=name, base_url=base_url),
+        platforms=["x"],
+        deadline=deadline or datetime.now(UTC) + timedelta(minutes=5),
+    )

@@ -136,17 +136,54 @@ def test_server_errors_are_transient(status: int) -> None:
     assert caught.value.retry_after is None
 
 
-def test_a_server_error_with_an_html_body_is_transient_and_quotes_the_text() -> None:
+def test_a_server_error_with_an_html_body_is_transient_and_quotes_none_of_it() -> None:
     page = httpx.Response(
         502,
-        text="<html><body>Bad gateway</body></html>",
+        text="<html><body>Bad gateway INTERNAL-ONLY-SECRET-BODY-42</body></html>",
         request=httpx.Request("GET", URL),
     )
 
-    with pytest.raises(TransientError, match="GitHub 502: <html><body>Bad gateway"):
+    with pytest.raises(TransientError, match=r"^GitHub 502: Bad Gateway$"):
         raise_for_github(page)
 
 
 def test_a_server_error_with_an_empty_body_is_transient() -> None:
-    with pytest.raises(TransientError, match=r"^GitHub 500: $"):
+    with pytest.raises(TransientError, match=r"^GitHub 500: Internal Server Error$"):
         raise_for_github(response(500))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "INTERNAL-ONLY-SECRET-BODY-42",
+        '["INTERNAL-ONLY-SECRET-BODY-42"]',
+        '{"error": "INTERNAL-ONLY-SECRET-BODY-42"}',
+        '{"message": 42, "detail": "INTERNAL-ONLY-SECRET-BODY-42"}',
+    ],
+)
+def test_an_error_body_that_is_not_githubs_json_message_is_never_quoted(body: str) -> None:
+    answer = httpx.Response(404, text=body, request=httpx.Request("GET", URL))
+
+    with pytest.raises(PermanentError) as caught:
+        raise_for_github(answer)
+
+    assert caught.value.message == "GitHub 404: Not Found"
+
+
+def test_githubs_message_is_quoted_short_and_printable() -> None:
+    message = "Not\x1b[31m Found\r\nSet-Cookie: x\u0000" + "y" * 5_000
+    answer = response(404, {"message": message, "documentation_url": DOCS})
+
+    with pytest.raises(PermanentError) as caught:
+        raise_for_github(answer)
+
+    quoted = caught.value.message.removeprefix("GitHub 404: ")
+    assert quoted.startswith("Not [31m Found Set-Cookie: x yyy")
+    assert len(quoted) == 200 and quoted.endswith("…")
+    assert all(char.isprintable() for char in quoted)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_the_client_did_not_follow_is_permanent(status: int) -> None:
+    with pytest.raises(PermanentError, match=f"GitHub {status}: Moved Permanently"):
+        raise_for_github(response(status, {"message": "Moved Permanently"}))

@@ -91,8 +91,13 @@ def test_hourly_is_a_wildcard_job_and_daily_is_fixed() -> None:
         ("", "expected 5 fields, got 0"),
         ("5-2 * * * *", "minute range 5-2 is descending"),
         ("* * * * FRI-MON", "day-of-week range FRI-MON is descending"),
-        ("*/0 * * * *", "minute step 0 must be at least 1"),
-        ("1-5/0 * * * *", "minute step 0 must be at least 1"),
+        ("*/0 * * * *", "minute step 0 out of range 1-60"),
+        ("1-5/0 * * * *", "minute step 0 out of range 1-60"),
+        ("*/99999999999999999999 * * * *", "minute step 99999999999999999999 out of range 1-60"),
+        ("0 */25 * * *", "hour step 25 out of range 1-24"),
+        ("0 0 1-31/32 * *", "day-of-month step 32 out of range 1-31"),
+        ("0 0 * */13 *", "month step 13 out of range 1-12"),
+        ("0 0 * * */9", "day-of-week step 9 out of range 1-8"),
         ("*/x * * * *", "minute step 'x' is not a number"),
         ("10/15 * * * *", "minute step '10/15' needs a range or '*' before '/'"),
         ("0 0 L * *", "day-of-month 'L': 'L' is not supported"),
@@ -137,7 +142,18 @@ def test_error_carries_field(expression: str, field: str) -> None:
 
 
 def test_unknown_time_zone() -> None:
-    for name in ("Mars/Olympus", "", "../etc/passwd", "/etc/localtime", " UTC"):
+    for name in (
+        "Mars/Olympus",
+        "",
+        "../etc/passwd",
+        "/etc/localtime",
+        " UTC",
+        "Factory",
+        "localtime",
+        "posixrules",
+        "posix/Europe/Paris",
+        "right/UTC",
+    ):
         with pytest.raises(ScheduleError) as caught:
             validate_timezone(name)
         assert str(caught.value) == f"unknown time zone {name!r}"

@@ -56,7 +56,8 @@ def field(draw: st.DrawFn, low: int, high: int, hot: tuple[int, ...]) -> tuple[s
     if kind == "star":
         return "*", set(range(low, high + 1))
     if kind == "step":
-        step = draw(st.integers(1, 30))
+        # herald refuses a step longer than the field (`*/25` in hours means only 0).
+        step = draw(st.integers(1, min(30, high - low + 1)))
         return f"*/{step}", set(range(low, high + 1, step))
     if kind == "one":
         value = draw(pick)

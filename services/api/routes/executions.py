@@ -19,6 +19,7 @@ from services.api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
     LimitQuery,
+    cursor_position,
     keyset,
     keyset_params,
     split,
@@ -190,7 +191,8 @@ async def list_executions(
     # A hot read: one connection, the caller's token checked inside the statements, plain
     # rows, each row's view rendered once (see `pg_render`).
     caller = await hot_caller(request)
-    params = {**keyset_params(limit, cursor), **caller.params}
+    position = cursor_position(cursor)
+    params = {**keyset_params(limit, position), **caller.params}
     async with app_state(request).engine.connect() as connection:
         counters: tuple[statistics.Totals | None, datetime | None] | None = None
         if job_id is not None:
@@ -201,7 +203,7 @@ async def list_executions(
                 await caller.confirm(connection)
                 raise not_found("job")
         statement = _PAGES[
-            connection.dialect.name, caller.by_token, job_id is not None, cursor is not None
+            connection.dialect.name, caller.by_token, job_id is not None, position is not None
         ]
         rows = list((await connection.execute(statement, params)).all())
         if not rows and job_id is None:

@@ -17,6 +17,7 @@ from services.api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
     LimitQuery,
+    cursor_position,
     keyset,
     keyset_params,
     split,
@@ -163,10 +164,11 @@ async def list_schedules(
     # A hot read: one statement (the token checked inside it), each row's view rendered
     # once (see `pg_render`).
     caller = await hot_caller(request)
-    params = {**keyset_params(limit, cursor), **caller.params}
+    position = cursor_position(cursor)
+    params = {**keyset_params(limit, position), **caller.params}
     async with app_state(request).engine.connect() as connection:
         dialect = connection.dialect.name
-        statement = _SCHEDULES[dialect, caller.by_token, cursor is not None]
+        statement = _SCHEDULES[dialect, caller.by_token, position is not None]
         rows = list((await connection.execute(statement, params)).all())
         if not rows:
             await caller.confirm(connection)

@@ -20,8 +20,10 @@ from services.api.requests import CreateProject, NotificationSettingsBody, Updat
 from services.api.views import project_view
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics, Project
+from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
+from shared.outbound import ForbiddenDestinationError
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
@@ -31,8 +33,13 @@ ProjectId = Annotated[str, PathParam(max_length=40)]
 
 
 def _check_source(
-    settings: Settings, owner: str | None, name: str | None, local_path: str | None
-) -> None:
+    settings: Settings,
+    owner: str | None,
+    name: str | None,
+    local_path: str | None,
+    base_url: str | None = None,
+) -> str | None:
+    """Refuse a source the scanner could not, or must not, read; return the base URL to store."""
     if bool(owner) != bool(name):
         raise invalid(
             "githubRepoName" if owner else "githubRepoOwner",
@@ -43,14 +50,24 @@ def _check_source(
         candidate = (root / local_path).resolve()
         if candidate != root and root not in candidate.parents:
             raise invalid("localRepoPath", "must lie under the server's HERALD_LOCAL_REPOS_ROOT")
+    if not base_url:
+        return None
+    try:
+        return github_origins(settings).check_base(base_url)
+    except ForbiddenDestinationError as exc:
+        raise invalid("githubBaseUrl", exc.message) from None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="createProject")
 async def create_project(
     body: CreateProject, user: UserDep, session: SessionDep, state: StateDep
 ) -> dict[str, Any]:
-    _check_source(
-        state.settings, body.github_repo_owner, body.github_repo_name, body.local_repo_path
+    base_url = _check_source(
+        state.settings,
+        body.github_repo_owner,
+        body.github_repo_name,
+        body.local_repo_path,
+        body.github_base_url,
     )
     now = datetime.now(UTC)
     project = Project(
@@ -59,7 +76,7 @@ async def create_project(
         name=body.name,
         github_repo_owner=body.github_repo_owner,
         github_repo_name=body.github_repo_name,
-        github_base_url=body.github_base_url,
+        github_base_url=base_url,
         local_repo_path=body.local_repo_path,
         platforms=list(dict.fromkeys(body.platforms)),
         notification_settings=stored_settings(body.notification_settings, {}, state.settings),
@@ -114,7 +131,15 @@ async def update_project(
     changes = body.model_dump(exclude_unset=True)
     owner = changes.get("github_repo_owner", project.github_repo_owner)
     name = changes.get("github_repo_name", project.github_repo_name)
-    _check_source(state.settings, owner, name, changes.get("local_repo_path"))
+    base_url = _check_source(
+        state.settings,
+        owner,
+        name,
+        changes.get("local_repo_path"),
+        changes.get("github_base_url"),
+    )
+    if changes.get("github_base_url"):
+        changes["github_base_url"] = base_url
     for field in (
         "name",
         "github_repo_owner",
@@ -170,6 +195,9 @@ def stored_settings(
             if current.get(key):
                 stored[key] = current[key]
         elif value:
+            refusal = webhook_refusal(field.removesuffix("_webhook_url"), value, settings)
+            if refusal is not None:
+                raise invalid(f"notificationSettings.{key}", refusal)
             try:
                 stored[key] = encrypt(value, settings.secret_key)
             except SecretKeyError as exc:

@@ -5,7 +5,10 @@ next URL switches to `/repositories/{id}/...`, caps `per_page` at 100, filters `
 as GitHub does (issues by `updated_at`), lists pull requests inside the issues, answers 409 for
 an empty repository, sends rate-limit headers on every response, honours `If-None-Match` with a
 304 that costs nothing, and can be told to rate-limit (primary/secondary, 403/429, with or
-without `retry-after`), fail, be slow or hang. Paths work with or without the GHES `/api/v3`.
+without `retry-after`), fail, be slow or hang. A renamed or moved repository answers its old
+name with `301 Moved Permanently` to `/repositories/{id}/...`, as GitHub does. Paths work with
+or without the GHES `/api/v3`. For hostile tests, `link_origin` and `redirect_origin` make the
+next-page links and the moved answers point at another origin.
 """
 
 from __future__ import annotations
@@ -154,6 +157,9 @@ class FakeGitHub:
         self.failures: list[int] = []  # statuses answered in order, one per request
         self.delay = 0.0  # seconds before every answer ("slow")
         self.hang = False  # never answer until closed
+        self.moved: dict[tuple[str, str], int] = {}  # old owner/name -> repository id
+        self.link_origin: str | None = None  # next-page links on this origin instead
+        self.redirect_origin: str | None = None  # moved answers point at this origin instead
         self._closing = False
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET"])])
 
@@ -161,6 +167,11 @@ class FakeGitHub:
         repo = Repo(id=1000 + len(self.repos), owner=owner, name=name, **data)
         self.repos[repo.id] = repo
         return repo
+
+    def move(self, repo: Repo, owner: str, name: str) -> None:
+        """Rename or transfer `repo`: its old owner/name answers 301 from now on."""
+        self.moved[(repo.owner, repo.name)] = repo.id
+        repo.owner, repo.name = owner, name
 
     def paths(self) -> list[str]:
         return [seen.path for seen in self.requests]
@@ -230,6 +241,8 @@ class FakeGitHub:
         path = request.url.path.removeprefix("/api/v3")
         parts = path.strip("/").split("/")
         repo: Repo | None = None
+        if len(parts) == 4 and parts[0] == "repos" and (parts[1], parts[2]) in self.moved:
+            return self._moved(request, self.moved[(parts[1], parts[2])], parts[3])
         if len(parts) == 4 and parts[0] == "repos":
             repo = next(
                 (r for r in self.repos.values() if (r.owner, r.name) == (parts[1], parts[2])),
@@ -248,6 +261,14 @@ class FakeGitHub:
             return self._error(409, "Git Repository is empty.")
         items = self._select(repo, resource, request.query_params)
         return self._page(request, repo, resource, items)
+
+    def _moved(self, request: Request, repo_id: int, resource: str) -> Response:
+        origin = self.redirect_origin or f"{request.url.scheme}://{request.url.netloc}"
+        prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
+        query = f"?{request.url.query}" if request.url.query else ""
+        location = f"{origin}{prefix}/repositories/{repo_id}/{resource}{query}"
+        body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
+        return self._json(301, body, {"location": location})
 
     def _limited(self, limited: Limited) -> Response:
         headers: dict[str, str] = {}
@@ -296,7 +317,7 @@ class FakeGitHub:
         etag = '"' + hashlib.sha256(payload.encode()).hexdigest()[:40] + '"'
         headers = {"etag": etag, "cache-control": "private, max-age=60, s-maxage=60"}
         links = []
-        base = f"{request.url.scheme}://{request.url.netloc}"
+        base = self.link_origin or f"{request.url.scheme}://{request.url.netloc}"
         prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
 
         def link(number: int, rel: str) -> str:
