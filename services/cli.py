@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import select, update
 
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
+from shared.db.schema import ApiToken, User
 from shared.scheduling.preview_cli import schedule_app
 from shared.settings import get_settings
 from shared.tokens import issue_token
@@ -212,6 +215,60 @@ def create_token(
         return token
 
     typer.echo(asyncio.run(go()))
+
+
+@tokens_app.command("list")
+def list_tokens(
+    email: str = typer.Option(..., help="Whose tokens: the user's email."),
+) -> None:
+    """List a user's tokens, newest first: id, prefix, name, created, revoked (no secrets)."""
+
+    async def go() -> list[ApiToken]:
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with session_factory(engine)() as session:
+                return list(
+                    (
+                        await session.scalars(
+                            select(ApiToken)
+                            .join(User, User.id == ApiToken.user_id)
+                            .where(User.email == email.strip().lower())
+                            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+                        )
+                    ).all()
+                )
+        finally:
+            await engine.dispose()
+
+    for token in asyncio.run(go()):
+        revoked = token.revoked_at.isoformat(timespec="seconds") if token.revoked_at else "live"
+        created = token.created_at.isoformat(timespec="seconds")
+        typer.echo(f"{token.id}\t{token.prefix}…\t{token.name or '-'}\t{created}\t{revoked}")
+
+
+@tokens_app.command("revoke")
+def revoke_token(token_id: str = typer.Argument(..., help="The token's id (tok_...).")) -> None:
+    """Revoke a token at once, and the console sessions it began."""
+
+    async def go() -> bool:
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                revoked = await session.execute(
+                    update(ApiToken)
+                    .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=datetime.now(UTC))
+                )
+                if revoked.rowcount:  # type: ignore[attr-defined]
+                    return True
+                return await session.get(ApiToken, token_id) is not None
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(go()):
+        typer.echo(f"herald: no token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")
 
 
 @dlq_app.command("list")

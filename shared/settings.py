@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     ai_call_retries: int = Field(default=2, ge=0, le=10)
     ai_retry_max_wait: float = Field(default=10.0, ge=0)
     cors_origins: StringList = []
+    # A console sign-in lasts this long at most (signing out, or revoking the token it began
+    # with, ends it sooner).
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     # API: request bodies above this many bytes answer 413.
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # API timeout sweeper: how often it looks, and how long past a deadline it waits, seconds.

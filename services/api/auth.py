@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.api.deps import SessionDep, StateDep, app_state
 from services.api.jwt_auth import Identity, InvalidJwt, JwksVerifier, looks_like_jwt
 from services.api.problems import Problem
-from shared.db.schema import ApiToken, User
+from shared.db.schema import ApiToken, ConsoleSession, User
 from shared.ids import new_id
-from shared.tokens import hash_token
+from shared.tokens import SESSION_PREFIX, hash_token
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,18 @@ _TOKENS = ApiToken.__table__.c
 _LIVE_TOKEN = (_TOKENS.token_hash == bindparam("token_hash"), _TOKENS.revoked_at.is_(None))
 _BY_TOKEN = select(User).join(ApiToken, ApiToken.user_id == User.id).where(*_LIVE_TOKEN)
 _USER_ID_BY_TOKEN = select(_TOKENS.user_id).where(*_LIVE_TOKEN)
+# A console session: live, unexpired, and begun with a token that is still live.
+_BY_SESSION = (
+    select(User)
+    .join(ConsoleSession, ConsoleSession.user_id == User.id)
+    .join(ApiToken, ApiToken.id == ConsoleSession.token_id)
+    .where(
+        ConsoleSession.secret_hash == bindparam("secret_hash"),
+        ConsoleSession.revoked_at.is_(None),
+        ConsoleSession.expires_at > bindparam("now"),
+        ApiToken.revoked_at.is_(None),
+    )
+)
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -52,11 +64,22 @@ async def _jwt_identity(token: str, jwks: JwksVerifier) -> Identity:
         raise _unauthorized("invalid token") from None
 
 
+async def session_user(session: AsyncSession, secret: str) -> User:
+    """The user of a live console session, or 401."""
+    params = {"secret_hash": hash_token(secret), "now": datetime.now(UTC)}
+    user = (await session.execute(_BY_SESSION, params)).scalar_one_or_none()
+    if user is None:
+        raise _unauthorized("invalid, expired or ended session")
+    return user
+
+
 async def current_user(request: Request, session: SessionDep, state: StateDep) -> User:
     token = _bearer(request)
     if state.jwks is not None and looks_like_jwt(token):
         identity = await _jwt_identity(token, state.jwks)
         return await _user_for(session, identity, autoprovision=state.settings.jwt_autoprovision)
+    if token.startswith(SESSION_PREFIX):
+        return await session_user(session, token)
     user = (
         await session.execute(_BY_TOKEN, {"token_hash": hash_token(token)})
     ).scalar_one_or_none()
@@ -120,6 +143,10 @@ async def hot_caller(request: Request) -> Caller:
                 session, identity, autoprovision=state.settings.jwt_autoprovision
             )
             return Caller(user_id=user.id)
+    if token.startswith(SESSION_PREFIX):
+        # The console's reads: one look-up of the session, then the user's id is bound.
+        async with state.sessions() as session:
+            return Caller(user_id=(await session_user(session, token)).id)
     return Caller(token_hash=hash_token(token))
 
 

@@ -16,11 +16,20 @@ from sqlalchemy import text
 from services.api import console, problems, query_count
 from services.api.batch import EventBatcher
 from services.api.guards import InputGuard
+from services.api.headers import SecurityHeaders
 from services.api.http_metrics import RequestContext
 from services.api.jwt_auth import JwksVerifier
 from services.api.lifecycle import sweep_timeouts
 from services.api.overdue import run_overdue_gauge
-from services.api.routes import executions, jobs, me, notifications, previews, projects
+from services.api.routes import (
+    executions,
+    jobs,
+    me,
+    notifications,
+    previews,
+    projects,
+    tokens,
+)
 from services.api.state import AppState, open_database
 from shared import topology
 from shared.bus import AmqpBus, Bus
@@ -99,6 +108,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             {"name": "projects", "description": "Repositories, platforms, alert settings."},
             {"name": "notifications", "description": "In-app alerts."},
             {"name": "me", "description": "The signed-in user's profile."},
+            {"name": "tokens", "description": "The signed-in user's API tokens."},
         ],
     )
     app.state.herald = state
@@ -113,6 +123,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         )
     # Outermost: a refused body never reaches the app (or the metrics of a route).
     app.add_middleware(InputGuard, max_body=settings.api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     for router in (
         jobs.router,
         previews.router,
@@ -120,6 +131,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         projects.router,
         notifications.router,
         me.router,
+        tokens.router,
     ):
         app.include_router(router)
     console.mount(app)

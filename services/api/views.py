@@ -10,7 +10,15 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, DateTime, Text, cast, type_coerce
 
-from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Notification, Project
+from shared.db.schema import (
+    ApiToken,
+    Content,
+    CronJob,
+    Execution,
+    ExecutionStep,
+    Notification,
+    Project,
+)
 from shared.db.types import UTCDateTime
 from shared.notification_settings import public_settings
 
@@ -24,6 +32,16 @@ def iso(value: datetime | None) -> str | None:
     if value.microsecond:
         return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.isoformat(timespec="seconds")[:-6] + "Z"
+
+
+def token_view(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "createdAt": iso(token.created_at),
+        "revokedAt": iso(token.revoked_at),
+    }
 
 
 def project_view(project: Project) -> dict[str, Any]:

@@ -65,6 +65,22 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class ConsoleSession(Base):
+    """A console sign-in: the browser holds its secret, never the API token it began with."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Revoking the token that signed in ends its sessions too.
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 class Project(Base):
     __tablename__ = "projects"
     id: Mapped[str] = mapped_column(ID, primary_key=True)

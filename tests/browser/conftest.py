@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from tests.browser.console import Console
+from tests.browser.seed import Tenant, tenant
 from tests.e2e.conftest import resend, stack  # noqa: F401 - the full stack, reused as is
 from tests.support import processes
 
@@ -100,3 +103,17 @@ def api_process(fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path) ->
     finally:
         code = processes.stop(service)
         assert code == 0, service.logs()
+
+
+@pytest.fixture
+def owner(api_process: str, fresh_database_url: str) -> Tenant:
+    return asyncio.run(tenant(fresh_database_url))
+
+
+@pytest.fixture
+def api(api_process: str, owner: Tenant) -> Iterator[httpx.Client]:
+    """The REST API as the console's user, to compare what the console shows with it."""
+    with httpx.Client(
+        base_url=api_process, headers={"Authorization": f"Bearer {owner.token}"}, timeout=10
+    ) as client:
+        yield client

@@ -7,12 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from services.api.console.credentials import COOKIE
 
 NEW_PAGE_LOADED = "return !window.consoleOldPage && document.readyState === 'complete';"
 UNLABELLED = """
@@ -140,3 +143,11 @@ class Console:
                 "return document.documentElement.scrollWidth > window.innerWidth + 1;"
             )
         )
+
+
+def console_session(base_url: str, token: str) -> str:
+    """Sign in as a browser would, without one; return the session secret of the cookie."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        answer = client.post("/console/signin", data={"token": token}, headers={"Origin": base_url})
+        assert answer.status_code == 303, answer.text
+        return str(answer.cookies[COOKIE])

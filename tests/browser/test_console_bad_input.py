@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from services.api.console.credentials import COOKIE, csrf_token
-from tests.browser.console import Console
+from tests.browser.console import Console, console_session
 from tests.browser.seed import Tenant, revoke_tokens, tenant
 
 pytestmark = pytest.mark.e2e  # the api service runs as a real process
-
-
-@pytest.fixture
-def owner(api_process: str, fresh_database_url: str) -> Tenant:
-    return asyncio.run(tenant(fresh_database_url))
-
-
-@pytest.fixture
-def api(api_process: str, owner: Tenant) -> Iterator[httpx.Client]:
-    """The REST API as the console's user, to compare what the console shows with it."""
-    with httpx.Client(
-        base_url=api_process, headers={"Authorization": f"Bearer {owner.token}"}, timeout=10
-    ) as client:
-        yield client
 
 
 def _refusal(api: httpx.Client, method: str, path: str, body: dict[str, Any]) -> dict[str, str]:
@@ -134,7 +120,7 @@ def test_a_revoked_token_returns_to_sign_in(
     asyncio.run(revoke_tokens(fresh_database_url, owner.user_id))
     console.open("/console/jobs")
     assert console.path == "/console/signin?expired=1"
-    assert "Your token is no longer valid" in console.find("main").text
+    assert "Your session has ended" in console.find("main").text
     assert console.driver.get_cookie(COOKIE) is None
     console.screenshot("expired")
     # Pages polled by script answer 401 too, and the page then reloads into sign-in.
@@ -171,8 +157,9 @@ def test_another_users_ids_answer_not_found(
         console.screenshot("not-found")
 
         # Posting at their ids with a valid form token changes nothing and answers 404.
-        cookies = {COOKIE: owner.token}
-        form = {"csrf": csrf_token(owner.token), "enable": "false"}
+        secret = console.driver.get_cookie(COOKIE)["value"]
+        cookies = {COOKIE: secret}
+        form = {"csrf": csrf_token(secret), "enable": "false"}
         with httpx.Client(base_url=api_process, cookies=cookies, timeout=10) as browserless:
             for action in ("toggle", "trigger", "delete"):
                 answer = browserless.post(f"/console/jobs/{their_job}/{action}", data=form)
@@ -189,8 +176,9 @@ def test_a_post_without_this_consoles_form_token_is_refused(
     api_process: str, owner: Tenant, api: httpx.Client
 ) -> None:
     job_id = _create_job(api, owner, "Guarded")
-    cookies = {COOKIE: owner.token}
-    good = csrf_token(owner.token)
+    secret = console_session(api_process, owner.token)
+    cookies = {COOKIE: secret}
+    good = csrf_token(secret)
     with httpx.Client(base_url=api_process, cookies=cookies, timeout=10) as client:
         for form, headers in (
             ({"enable": "false"}, {}),

@@ -37,14 +37,14 @@ async def _on_api_error(request: Request, exc: ApiError) -> Response:
     if wants_json:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
     if exc.status == 401:
-        expired = credentials.token_of(request) is not None
+        expired = credentials.session_of(request) is not None
         query = {"expired": "1"} if expired else {}
         url = request.url
         if request.method == "GET" and url.path != LANDING:
             # A link from an email or an alert leads back to its page once signed in.
             query["next"] = url.path + (f"?{url.query}" if url.query else "")
         response = see_other(f"{PREFIX}/signin" + (f"?{urlencode(query)}" if query else ""))
-        credentials.forget_token(response)
+        credentials.forget_session(response)
         return response
     if exc.status == 404:
         return plain(request, "error.html", 404, title="Not found", detail="There is nothing here.")

@@ -1,4 +1,4 @@
-"""The signed-in user's token in an HttpOnly cookie, and the CSRF check of every form post."""
+"""The console session's secret in an HttpOnly cookie, and the CSRF check of every form post."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ COOKIE = "herald_console"
 COOKIE_PATH = "/console"
 
 
-def token_of(request: Request) -> str | None:
+def session_of(request: Request) -> str | None:
+    """The session secret the browser sent, if any."""
     return request.cookies.get(COOKIE) or None
 
 
-def keep_token(response: Response, request: Request, token: str) -> None:
-    # HttpOnly: no script reads the token. Lax: other sites' forms arrive without it.
+def keep_session(response: Response, request: Request, secret: str) -> None:
+    # HttpOnly: no script reads the secret. Lax: other sites' forms arrive without it.
     response.set_cookie(
         COOKIE,
-        token,
+        secret,
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
@@ -29,16 +30,16 @@ def keep_token(response: Response, request: Request, token: str) -> None:
     )
 
 
-def forget_token(response: Response) -> None:
+def forget_session(response: Response) -> None:
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
 
 
-def csrf_token(token: str) -> str:
-    """Derive the form token from the credential: only someone holding the cookie can know it.
+def csrf_token(secret: str) -> str:
+    """Derive the form token from the session: only someone holding the cookie can know it.
 
-    Stateless, so it survives restarts and replicas, and changes when the credential does.
+    Stateless, so it survives restarts and replicas, and changes with every sign-in.
     """
-    return hmac.new(token.encode(), b"herald-console-form", hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), b"herald-console-form", hashlib.sha256).hexdigest()
 
 
 def same_origin(request: Request) -> bool:
@@ -53,7 +54,7 @@ def same_origin(request: Request) -> bool:
 
 
 def valid_form(request: Request, submitted: str | None) -> bool:
-    token = token_of(request)
-    if token is None or submitted is None or not same_origin(request):
+    secret = session_of(request)
+    if secret is None or submitted is None or not same_origin(request):
         return False
-    return hmac.compare_digest(csrf_token(token), submitted)
+    return hmac.compare_digest(csrf_token(secret), submitted)

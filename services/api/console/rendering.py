@@ -44,10 +44,10 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "SKIPPED", "MISSED"}
 @asynccontextmanager
 async def api_for(request: Request) -> AsyncIterator[ApiClient]:
     """Open the REST API as the signed-in user; without a credential, raise the API's 401."""
-    token = credentials.token_of(request)
-    if token is None:
+    secret = credentials.session_of(request)
+    if secret is None:
         raise ApiError(401, "sign in first", [])
-    async with ApiClient(request.app, token) as api:
+    async with ApiClient(request.app, secret) as api:
         yield api
 
 
@@ -61,7 +61,7 @@ async def render(
     """Render a signed-in page: the user's zone, the bell's count and the form token included."""
     me = (await api.get("/api/me"))["data"]
     unread = (await api.get("/api/notifications/unread-count"))["data"]["unreadCount"]
-    token = credentials.token_of(request) or ""
+    secret = credentials.session_of(request) or ""
     return templates.TemplateResponse(
         request,
         template,
@@ -69,7 +69,7 @@ async def render(
             "me": me,
             "zone": me.get("timezone") or "UTC",
             "unread": unread,
-            "csrf": credentials.csrf_token(token),
+            "csrf": credentials.csrf_token(secret),
             "notice": request.query_params.get("notice"),
             **context,
         },

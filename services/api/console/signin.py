@@ -6,14 +6,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.api.console import credentials
-from services.api.console.client import ApiClient, ApiError
+from services.api.console import credentials, sessions
 from services.api.console.forms import Form
 from services.api.console.rendering import console_page, plain, refused_form, see_other
+from services.api.deps import app_state
 
 router = APIRouter()
 
-EXPIRED = "Your token is no longer valid. Sign in again."
+EXPIRED = "Your session has ended. Sign in again."
 
 
 @router.get("/signin")
@@ -38,14 +38,19 @@ async def signin(request: Request) -> Response:
             errors={"token": "Enter your API token."},
             next_page=after,
         )
-    try:
-        async with ApiClient(request.app, token) as api:
-            await api.get("/api/me")
-    except ApiError as exc:
-        message = "This token is not valid." if exc.status == 401 else exc.detail
-        return plain(request, "signin.html", 401, errors={"token": message}, next_page=after)
+    secret = await sessions.begin(
+        app_state(request), token=token.strip(), replacing=credentials.session_of(request)
+    )
+    if secret is None:
+        return plain(
+            request,
+            "signin.html",
+            401,
+            errors={"token": "This token is not valid."},
+            next_page=after,
+        )
     response = see_other(after)
-    credentials.keep_token(response, request, token)
+    credentials.keep_session(response, request, secret)
     return response
 
 
@@ -53,6 +58,9 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     if not credentials.valid_form(request, (await Form.read(request)).get("csrf")):
         return refused_form(request)
+    secret = credentials.session_of(request)
+    if secret is not None:
+        await sessions.end(app_state(request), secret)
     response = see_other("/console/signin")
-    credentials.forget_token(response)
+    credentials.forget_session(response)
     return response
