@@ -26,6 +26,7 @@ PRODUCERS = {
     "execution.cancelled": "api",
     "notification.created": "notifier",
     "notification.delivery": "notifier",
+    "recipient.confirmation_requested": "api (an alert address named by a user)",
 }
 
 

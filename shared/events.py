@@ -244,6 +244,24 @@ class NotificationDelivery(Event):
     kind: str
 
 
+class RecipientConfirmationRequested(Event):
+    """Ask an address whether it wants a user's alert emails; the notifier mails the question.
+
+    It concerns no execution or job, so those envelope fields are empty.
+    """
+
+    routing_key: ClassVar[str] = "recipient.confirmation_requested"
+    execution_id: str = ""
+    job_id: str = ""
+    user_id: str
+    email: str
+    # Who asked and for what, as the email says it: the user's name and address, a project.
+    requested_by: str
+    project_name: str
+    # The confirmation page's URL, encrypted with HERALD_SECRET_KEY: its token is a secret.
+    link: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.routing_key: cls
     for cls in (
@@ -256,6 +274,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExecutionCancelled,
         NotificationCreated,
         NotificationDelivery,
+        RecipientConfirmationRequested,
     )
 }
 

@@ -109,3 +109,14 @@ def execution_finished(
         EXECUTION_DURATION.labels(status=str(status)).observe(
             max(0.0, (ended_at - started_at).total_seconds())
         )
+
+
+BUDGET_STORE_ERRORS = Counter(
+    "herald_budget_store_errors_total",
+    "Times the shared budget store (Redis) did not answer and a process used its own budgets.",
+)
+API_REFUSALS = Counter(
+    "herald_api_refusals_total",
+    "Requests slowed or refused by an abuse limit, by limit and outcome.",
+    ["limit", "outcome"],
+)

@@ -6,6 +6,9 @@ from typing import Any
 
 DEFAULT_EVENTS = ["job_success", "job_failure", "job_partial"]
 WEBHOOK_FIELDS = ("slackWebhookUrl", "discordWebhookUrl")
+# Of `recipients`, the addresses that may be mailed: the account's own, and those that
+# confirmed by the link sent to them. Derived by the api whenever either changes.
+CONFIRMED = "confirmedRecipients"
 
 
 def default_settings() -> dict[str, Any]:
@@ -22,9 +25,16 @@ def public_settings(
 ) -> dict[str, Any]:
     """Return the settings with defaults filled in; webhook URLs only when asked (encrypted).
 
-    The API never returns a webhook URL in full: it shows whether one is set.
+    The API never returns a webhook URL in full: it shows whether one is set, and which
+    recipients have not confirmed yet. On the wire (`keep_encrypted`), `recipients` are only
+    the confirmed ones: nothing downstream can mail an address that did not agree.
     """
     settings = {**default_settings(), **(stored or {})}
+    confirmed = settings.pop(CONFIRMED, None) or []
+    if keep_encrypted:
+        settings["recipients"] = [a for a in settings["recipients"] if a in confirmed]
+    else:
+        settings["pendingRecipients"] = [a for a in settings["recipients"] if a not in confirmed]
     for field in WEBHOOK_FIELDS:
         value = settings.pop(field, None)
         if keep_encrypted:

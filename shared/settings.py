@@ -133,6 +133,20 @@ class Settings(BaseSettings):
     ai_call_retries: int = Field(default=2, ge=0, le=10)
     ai_retry_max_wait: float = Field(default=10.0, ge=0)
     cors_origins: StringList = []
+    # Redis (the distributed mode): rate budgets shared by every replica, nothing else. Empty:
+    # each process keeps its own (the standalone mode).
+    redis_url: str = ""
+    redis_prefix: str = "herald"
+    # Abuse limits (0 turns one off): records per user, manual runs per job per minute, and
+    # failed authentications per client address per minute (slowed past half, then 429).
+    max_projects_per_user: int = Field(default=100, ge=0)
+    max_jobs_per_user: int = Field(default=500, ge=0)
+    manual_triggers_per_minute: int = Field(default=10, ge=0)
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+    # Addresses a user may have waiting to confirm alert emails at once (each is mailed once).
+    max_pending_recipients_per_user: int = Field(default=20, ge=0)
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips).
+    forwarded_allow_ips: str = "127.0.0.1"
     # A console sign-in lasts this long at most (signing out, or revoking the token it began
     # with, ends it sooner).
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)

@@ -45,7 +45,9 @@ API_QUEUE = WorkQueue(
         "notification.delivery",
     ),
 )
-NOTIFIER_QUEUE = WorkQueue("herald.notifier", ("execution.finished",))
+NOTIFIER_QUEUE = WorkQueue(
+    "herald.notifier", ("execution.finished", "recipient.confirmation_requested")
+)
 WORK_QUEUES = (SCANNER_QUEUE, GENERATOR_QUEUE, API_QUEUE, NOTIFIER_QUEUE)
 
 

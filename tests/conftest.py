@@ -60,3 +60,12 @@ async def fresh_amqp_url() -> AsyncIterator[str]:
     url = servers.create_vhost(base, vhost)
     yield url
     servers.delete_vhost(base, vhost)
+
+
+@pytest.fixture
+async def redis_budgets() -> AsyncIterator[tuple[str, str]]:
+    """A Redis URL and a key prefix of one test's own; its keys are deleted afterwards."""
+    url = servers.base_redis_url()
+    prefix = servers.unique_name("herald-t")
+    yield url, prefix
+    await servers.delete_redis_keys(url, prefix)

@@ -13,9 +13,10 @@ from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from services.api.abuse import client_address
 from services.api.deps import SessionDep, StateDep, app_state
 from services.api.jwt_auth import Identity, InvalidJwt, JwksVerifier, looks_like_jwt
-from services.api.problems import Problem
+from services.api.problems import Problem, too_many_failures
 from shared.db.schema import ApiToken, ConsoleSession, User
 from shared.ids import new_id
 from shared.tokens import SESSION_PREFIX, hash_token
@@ -48,6 +49,10 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def _bearer(request: Request) -> str:
+    # An address refused for failing too often is refused before its credential is read.
+    wait = app_state(request).failed_auth.refused_for(client_address(request))
+    if wait is not None:
+        raise too_many_failures(wait)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

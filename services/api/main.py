@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from services.api import console, problems, query_count
+from services.api.abuse import FailedAuthentication, client_address
 from services.api.batch import EventBatcher
 from services.api.guards import InputGuard
 from services.api.headers import SecurityHeaders
@@ -32,6 +33,7 @@ from services.api.routes import (
 )
 from services.api.state import AppState, open_database
 from shared import topology
+from shared.budgets import Budgets
 from shared.bus import AmqpBus, Bus
 from shared.db.engine import is_disconnect, is_sqlite
 from shared.db.notify import OUTBOX_CHANNEL, Listener, local_wakeup
@@ -54,6 +56,7 @@ DESCRIPTION = (
 def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     """Build the API app; nothing connects until its lifespan starts."""
     engine, sessions, reads = open_database(settings.database_url)
+    budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
     state = AppState(
         settings=settings,
         engine=engine,
@@ -74,6 +77,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         )
         if settings.jwt_jwks_url
         else None,
+        budgets=budgets,
+        failed_auth=FailedAuthentication(budgets, settings.auth_failures_per_minute),
     )
 
     query_count.install(engine.sync_engine)
@@ -112,7 +117,11 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         ],
     )
     app.state.herald = state
-    problems.install(app)
+
+    async def count_failure(request: Request) -> int | None:
+        return await state.failed_auth.failed(client_address(request))
+
+    problems.install(app, on_unauthorized=count_failure)
     app.add_middleware(RequestContext)
     if settings.cors_origins:
         app.add_middleware(
@@ -249,6 +258,9 @@ async def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=15,
+        # The client address abuse limits count by: X-Forwarded-For from these proxies only.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = EmbeddedServer(config)
     serving = asyncio.create_task(server.serve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -35,6 +36,15 @@ class Problem(Exception):  # noqa: N818 - the RFC's own name for it
         self.errors = errors
         self.headers = headers
         self.extra = extra
+
+
+def too_many_failures(wait: int) -> Problem:
+    """The 429 an address gets after too many failed authentications."""
+    return Problem(
+        429,
+        f"too many failed authentications from this address; try again in {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def not_found(what: str) -> Problem:
@@ -77,11 +87,21 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI) -> None:
-    """Map every error the API can raise to a problem+json response."""
+def install(
+    app: FastAPI, *, on_unauthorized: Callable[[Request], Awaitable[int | None]] | None = None
+) -> None:
+    """Map every error the API can raise to a problem+json response.
+
+    `on_unauthorized` counts a failed authentication; when it answers a number of seconds,
+    the client has failed too often and gets 429 with that Retry-After instead of 401.
+    """
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        if exc.status == 401 and on_unauthorized is not None:
+            wait = await on_unauthorized(request)
+            if wait is not None:
+                exc = too_many_failures(wait)
         return problem_response(
             request, exc.status, exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
         )
@@ -149,10 +169,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 ERROR_STATUSES = {
     "400": "Malformed request.",
     "401": "Missing, invalid or revoked credentials.",
+    "403": "A limit this server sets for each user is reached.",
     "404": "Not found (another tenant's ids are not found either).",
     "409": "Conflicts with the record's state.",
     "413": "Request body too large.",
     "422": "Invalid input; `errors` names each field and rule.",
+    "429": "Too many requests of this kind; `Retry-After` says when to try again.",
 }
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.api.abuse import FailedAuthentication
 from services.api.jwt_auth import JwksVerifier
+from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.settings import Settings
@@ -30,6 +32,10 @@ class AppState:
     jwks: JwksVerifier | None = None
     # Sessions for read-only requests: no BEGIN/ROLLBACK round trips (see main.py).
     reads: async_sessionmaker[AsyncSession] | None = None
+    budgets: Budgets = field(default_factory=Budgets)
+    failed_auth: FailedAuthentication = field(
+        default_factory=lambda: FailedAuthentication(Budgets(), per_minute=0)
+    )
 
     async def close(self) -> None:
         if self.jwks is not None:

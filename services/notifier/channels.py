@@ -28,7 +28,7 @@ from services.notifier.transports import discord, resend, slack, smtp
 from shared import metrics, secrets
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
-from shared.events import ExecutionFinished
+from shared.events import ExecutionFinished, RecipientConfirmationRequested
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 EMAIL = "email"
 SLACK = "slack"
 DISCORD = "discord"
+# The kind of the email asking an address to confirm it wants a user's alerts.
+QUESTION = "recipient_confirmation"
 # Resend allows a few requests a second per team: a few emails at once at most.
 EMAIL_CONCURRENCY = 2
 MAX_BACKOFF = 8.0
@@ -223,16 +225,34 @@ class Channels:
                 if isinstance(email, PermanentError):
                     raise email
                 async with self._email_slots:
-                    await self._send_email(event, kind, address, email)
+                    await self._send_email(event.event_id, kind, address, email)
 
             return send
 
         return [Delivery(EMAIL, address, sender(address)) for address in recipients]
 
+    async def ask(self, event: RecipientConfirmationRequested) -> Result:
+        """Mail an address the question whether it wants a user's alerts; return the record."""
+        if self.email_transport is None:
+            return Result(EMAIL, event.email, "SKIPPED", 0, "this server has no email transport")
+
+        async def send() -> None:
+            link = secrets.decrypt(event.link, self._settings.secret_key)
+            email = render.render_question(event, link)
+            async with self._email_slots:
+                await self._send_email(event.event_id, QUESTION, event.email, email)
+
+        return await attempt(
+            Delivery(EMAIL, event.email, send),
+            attempts=self._settings.notify_attempts,
+            max_wait=self._settings.notify_max_wait,
+            sleep=self._sleep,
+        )
+
     async def _send_email(
-        self, event: ExecutionFinished, kind: str, address: str, email: render.Email
+        self, event_id: str, kind: str, address: str, email: render.Email
     ) -> None:
-        key = delivery_key(event.event_id, EMAIL, address)
+        key = delivery_key(event_id, EMAIL, address)
         if self._settings.resend_api_key:
             await resend.send(
                 self._http,

@@ -1,4 +1,4 @@
-"""The notifier's subscriber: `execution.finished` in, alerts out."""
+"""The notifier's subscriber: `execution.finished` in, alerts out; recipients asked first."""
 
 from __future__ import annotations
 
@@ -8,15 +8,37 @@ from services.notifier.alerts import alert_kind, describe, wanted
 from services.notifier.channels import Channels
 from shared import metrics
 from shared.bus import Bus, Handler
-from shared.events import Event, ExecutionFinished, NotificationCreated, NotificationDelivery
+from shared.events import (
+    Event,
+    ExecutionFinished,
+    NotificationCreated,
+    NotificationDelivery,
+    RecipientConfirmationRequested,
+)
 from shared.ids import derived_event_id
 
 log = structlog.get_logger(__name__)
 
 
 def make_handler(bus: Bus, channels: Channels) -> Handler:
-    async def on_execution_finished(event: Event) -> None:
-        assert isinstance(event, ExecutionFinished)
+    async def on_event(event: Event) -> None:
+        if isinstance(event, RecipientConfirmationRequested):
+            await on_question(event)
+        else:
+            assert isinstance(event, ExecutionFinished)
+            await on_execution_finished(event)
+
+    async def on_question(event: RecipientConfirmationRequested) -> None:
+        result = await channels.ask(event)
+        metrics.NOTIFICATIONS_DELIVERED.labels(channel=result.channel, outcome=result.outcome).inc()
+        log.info(
+            "recipient asked to confirm",
+            outcome=result.outcome,
+            attempts=result.attempts,
+            error=result.error,
+        )
+
+    async def on_execution_finished(event: ExecutionFinished) -> None:
         kind = alert_kind(event)
         if kind is None or not wanted(event, kind):
             log.info("no alert wanted", status=event.status, kind=kind)
@@ -71,4 +93,4 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
                 )
             )
 
-    return on_execution_finished
+    return on_event

@@ -18,7 +18,7 @@ import jinja2
 
 from services.notifier.alerts import describe
 from shared.errors import PermanentError
-from shared.events import ExecutionFinished
+from shared.events import ExecutionFinished, RecipientConfirmationRequested
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -153,6 +153,23 @@ def render_email(event: ExecutionFinished, kind: str) -> Email:
     except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
         raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
     subject = clip(one_line(f"[herald] {values['title']} ({event.project_name})"), SUBJECT_CHARS)
+    return Email(subject=subject, html=html, text=_tidy(text))
+
+
+def render_question(event: RecipientConfirmationRequested, link: str) -> Email:
+    """The email asking an address whether it wants a user's alerts, or raise RenderError."""
+    values = {
+        "requested_by": one_line(event.requested_by),
+        "project_name": one_line(event.project_name),
+        "email": event.email,
+        "link": link,
+    }
+    try:
+        html = _ENV.get_template("confirm.html").render(values)
+        text = _ENV.get_template("confirm.txt").render(values)
+    except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
+        raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
+    subject = clip(one_line(f"[herald] {values['requested_by']} would send you alerts"), 150)
     return Email(subject=subject, html=html, text=_tidy(text))
 
 

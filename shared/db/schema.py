@@ -81,6 +81,21 @@ class ConsoleSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class RecipientConfirmation(Base):
+    """An alert-email address a user named, and whether its owner agreed to the mail."""
+
+    __tablename__ = "recipient_confirmations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    declined_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("user_id", "email"),)
+
+
 class Project(Base):
     __tablename__ = "projects"
     id: Mapped[str] = mapped_column(ID, primary_key=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.secrets import generate_key
 from tests.support import processes
 from tests.support.fakes.resend import FakeResend
 
@@ -62,6 +63,8 @@ def stack(
         "HERALD_SCHEDULER_MAX_SLEEP": "5",
         "HERALD_RESEND_API_KEY": resend.api_key,
         "HERALD_RESEND_API_URL": resend.url,
+        # Asking an alert address to confirm seals the link in the event.
+        "HERALD_SECRET_KEY": generate_key(),
     }
     with processes.running(processes.SERVICES, env, logs) as services:
         yield services

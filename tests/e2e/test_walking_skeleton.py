@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -10,6 +12,28 @@ from tests.support.polling import poll
 from tests.support.processes import Service, signed_in_client
 
 pytestmark = pytest.mark.e2e
+
+CONFIRM_LINK = re.compile(r"https?://\S+(/console/recipients/confirm\?token=[\w-]+)")
+
+
+def confirm_by_email(api: httpx.Client, resend: FakeResend, address: str) -> None:
+    """Open the question mailed to `address` and answer yes, as its owner would."""
+    [question] = poll(
+        lambda: [mail for mail in resend.sent if address in str(mail["to"])],
+        lambda mails: len(mails) == 1,
+    )
+    assert "would send you alerts" in question["subject"]
+    match = CONFIRM_LINK.search(question["text"])
+    assert match is not None, question["text"]
+    page = httpx.get(f"{api.base_url}{match.group(1)}")
+    assert page.status_code == 200 and address in page.text
+    answered = httpx.post(
+        f"{api.base_url}/console/recipients/confirm",
+        data={"token": match.group(1).split("token=", 1)[1], "answer": "yes"},
+        headers={"Origin": str(api.base_url).rstrip("/")},
+    )
+    assert answered.status_code == 200, answered.text
+    assert "will get the alerts" in answered.text
 
 
 def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
@@ -30,6 +54,14 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
         },
     )
     assert project.status_code == 201, project.text
+    # ada@example.com is not the user's own address: it gets a question first, and no alert
+    # until it answers yes on the page the question links to.
+    assert project.json()["data"]["notificationSettings"]["pendingRecipients"] == [
+        "ada@example.com"
+    ]
+    confirm_by_email(api, resend, "ada@example.com")
+    settings = api.get(f"/api/projects/{project.json()['data']['id']}").json()["data"]
+    assert settings["notificationSettings"]["pendingRecipients"] == []
     job = api.post(
         "/api/cron/schedule",
         json={
@@ -83,9 +115,9 @@ def test_a_manual_run_goes_through_every_service_to_an_in_app_alert(
     )
     emails = [(row["recipient"], row["outcome"]) for row in deliveries if row["channel"] == "email"]
     assert emails == [("ada@example.com", "SENT")]
-    assert len(resend.sent) == 1
-    assert "ada@example.com" in str(resend.sent[0]["to"])
-    assert "Daily digest" in resend.sent[0]["subject"]
+    assert len(resend.sent) == 2  # the question, then the alert
+    assert "ada@example.com" in str(resend.sent[1]["to"])
+    assert "Daily digest" in resend.sent[1]["subject"]
 
     stats = api.get("/api/cron/executions", params={"jobId": job_id, "stats": "true"}).json()
     assert stats["statistics"]["totalRuns"] == 1

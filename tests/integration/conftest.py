@@ -13,8 +13,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from shared.bus import AmqpBus
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.ids import new_id
+from shared.secrets import generate_key
 from shared.settings import Settings
 from tests.support import factories, servers
 from tests.support.api import api_client
@@ -130,17 +132,26 @@ async def bus(fresh_amqp_url: str) -> AsyncIterator[AmqpBus]:
 
 
 @pytest.fixture
-async def api(
-    database_url: str, fresh_amqp_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
+def api_settings(database_url: str, fresh_amqp_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings of an API app on the test database and a vhost of the test's own."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "amqp_url": fresh_amqp_url,
+            "local_repos_root": str(tmp_path),
+            "secret_key": generate_key(),
+            **overrides,
+        }
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def api(api_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     """The API app in process on the test database, with a small body limit to test it."""
-    settings = Settings(
-        database_url=database_url,
-        amqp_url=fresh_amqp_url,
-        local_repos_root=str(tmp_path),
-        api_max_body_bytes=64 * 1024,
-    )
-    async for client in api_client(settings):
+    async for client in api_client(api_settings(api_max_body_bytes=64 * 1024)):
         yield client
 
 

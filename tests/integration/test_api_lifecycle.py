@@ -46,7 +46,11 @@ async def started_execution(
         sessions,
         user_id,
         local_repo_path="/srv/repo",
-        notification_settings={"recipients": ["a@example.test"]},
+        # As the api stores them: one address confirmed, one still waiting to confirm.
+        notification_settings={
+            "recipients": ["a@example.test", "waiting@example.test"],
+            "confirmedRecipients": ["a@example.test"],
+        },
     )
     job = await factories.job(sessions, project, next_run_at=None)
     async with sessions() as session, session.begin():
@@ -136,7 +140,9 @@ async def test_a_run_completes_with_its_posts_counts_and_one_finished_event(
     assert len(finished) == 1
     assert finished[0]["status"] == "COMPLETED"
     assert finished[0]["itemsFailed"] == 1
+    # Only what confirmed travels: the notifier cannot mail the waiting address.
     assert finished[0]["recipients"] == ["a@example.test"]
+    assert finished[0]["notificationSettings"]["recipients"] == ["a@example.test"]
     assert finished[0]["link"] == f"{PUBLIC}/console/executions/{execution.id}"
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.secrets import generate_key
 from shared.settings import Settings
 from tests.support.api import api_client, new_project, problem, signed_in
 
@@ -18,17 +16,8 @@ SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 
 
 @pytest.fixture
-async def api(
-    database_url: str, fresh_amqp_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        amqp_url=fresh_amqp_url,
-        local_repos_root=str(tmp_path),
-        secret_key=generate_key(),
-        github_enterprise_origins=[GHE],
-    )
-    async for client in api_client(settings):
+async def api(api_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in api_client(api_settings(github_enterprise_origins=[GHE])):
         yield client
 
 

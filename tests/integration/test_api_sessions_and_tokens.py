@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,19 +15,14 @@ from services.api.headers import CONSOLE_POLICY
 from shared.db.schema import ConsoleSession
 from shared.settings import Settings
 from shared.tokens import hash_token
-from tests.support.api import api_client, problem, signed_in
+from tests.support.api import api_client, new_job, new_project, problem, signed_in
 
 PUBLIC = "http://herald.test"
 
 
 @pytest.fixture
-async def site(
-    database_url: str, fresh_amqp_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url, amqp_url=fresh_amqp_url, local_repos_root=str(tmp_path)
-    )
-    async for client in api_client(settings, base_url=PUBLIC):
+async def site(api_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in api_client(api_settings(), base_url=PUBLIC):
         yield client
 
 
@@ -177,3 +171,32 @@ async def test_every_answer_carries_the_security_headers(
     static = await site.get("/console/static/console.js")
     assert static.headers["x-content-type-options"] == "nosniff"
     assert "no-store" not in static.headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "MjAyMC0wMS0wMVQwMDowMDowMHxjcm9uX3g=",  # a naive instant
+        "OTk5OS0xMi0zMVQyMzo1OTo1OS0xNDowMHx4",  # past year 9999 in UTC
+        "not a cursor",
+    ],
+)
+async def test_the_console_job_page_answers_a_forged_cursor_with_422(
+    site: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], cursor: str
+) -> None:
+    headers = await signed_in(sessions)
+    secret = await sign_in(site, headers["Authorization"].removeprefix("Bearer "))
+    job = await new_job(site, headers, await new_project(site, headers))
+
+    page = await site.get(
+        f"/console/jobs/{job['id']}", params={"cursor": cursor}, headers=cookie(secret)
+    )
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "not a cursor this API issued" in page.text
+    polled = await site.get(
+        f"/console/jobs/{job['id']}",
+        params={"cursor": cursor},
+        headers={**cookie(secret), "Accept": "application/json"},
+    )
+    assert polled.status_code == 422

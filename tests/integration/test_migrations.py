@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,3 +113,46 @@ def test_statistics_rows_learn_their_owner_and_liveness(empty_database_url: str)
         ("gone_job", "u1", False),
         ("live_job", "u1", True),
     ]
+
+
+def test_only_the_owners_own_listed_address_starts_confirmed(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0006")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    settings = (
+        '{"recipients": ["Ada@Example.test", "stranger@example.test"], "failureThreshold": 2}'
+    )
+    asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "INSERT INTO users (id, email, name, timezone, created_at)"
+                    " VALUES ('u1', 'ada@example.test', 'A', 'UTC', :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO projects (id, user_id, name, platforms, notification_settings,"
+                    " created_at, updated_at) VALUES ('p1', 'u1', 'p', '[]', :s, :t, :t),"
+                    " ('p2', 'u1', 'q', '[]', '{}', :t, :t)",
+                    {"t": at, "s": settings},
+                ),
+            ],
+        )
+    )
+
+    upgrade(empty_database_url)
+
+    rows = asyncio.run(
+        _run(
+            empty_database_url,
+            [("SELECT id, notification_settings FROM projects ORDER BY id", {})],
+        )
+    )
+    stored = {
+        project_id: value if isinstance(value, dict) else json.loads(value)
+        for project_id, value in rows
+    }
+    assert stored["p1"]["confirmedRecipients"] == ["Ada@Example.test"]
+    assert stored["p1"]["recipients"] == ["Ada@Example.test", "stranger@example.test"]
+    assert stored["p1"]["failureThreshold"] == 2
+    assert stored["p2"]["confirmedRecipients"] == []

@@ -19,7 +19,7 @@ from shared.tokens import issue_token
 async def user_with_token(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str]:
     """Create a user; return (user id, bearer token)."""
     async with sessions() as session, session.begin():
-        user = await ensure_user(session, email=f"{new_id('u')}@example.test", name="Tester")
+        user = await ensure_user(session, email=f"{new_id('u')}@example.com", name="Tester")
         token = await issue_token(session, user_id=user.id)
         return user.id, token
 

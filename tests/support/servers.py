@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 _containers: dict[str, Any] = {}
@@ -87,6 +88,36 @@ def base_amqp_url() -> str:
         f"amqp://guest:guest@{container.get_container_host_ip()}:"
         f"{container.get_exposed_port(5672)}/"
     )
+
+
+def base_redis_url() -> str:
+    """REDIS_URL if given; else the local server; else a container where Docker runs."""
+    if "REDIS_URL" in os.environ or _answers(DEFAULT_REDIS_URL, 6379):
+        return os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    if not _docker_available():
+        return DEFAULT_REDIS_URL
+    if "redis" not in _containers:
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer("redis:7-alpine")
+        container.start()
+        atexit.register(container.stop)
+        _containers["redis"] = container
+    container = _containers["redis"]
+    return f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+
+
+async def delete_redis_keys(url: str, prefix: str) -> None:
+    """Remove a test's keys (its own prefix) from the shared Redis."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def unique_name(prefix: str) -> str:

@@ -24,6 +24,7 @@ from shared.events import (
     NotificationSettings,
     PostExcerpt,
     PostResult,
+    RecipientConfirmationRequested,
     Repository,
     RetryPolicy,
     Step,
@@ -122,6 +123,14 @@ def sample_events() -> list[Event]:
             error="smtp down",
             kind="job_failure",
         ),
+        RecipientConfirmationRequested(
+            project_id="prj_1",
+            user_id="usr_1",
+            email="ops@example.com",
+            requested_by="Ada <ada@example.com>",
+            project_name="herald",
+            link="gAAAA-sealed",
+        ),
     ]
 
 
@@ -143,7 +152,9 @@ def test_the_envelope_is_camel_case_on_the_wire(event: Event) -> None:
 
     assert {"eventId", "occurredAt", "version", "executionId", "jobId", "projectId"} <= set(wire)
     assert wire["version"] == 1
-    assert wire["executionId"] == "exe_1"
+    # A recipient's question concerns no execution: its envelope says so with empty ids.
+    expected = "" if isinstance(event, RecipientConfirmationRequested) else "exe_1"
+    assert wire["executionId"] == expected
     assert not any("_" in key for key in wire)
 
 

@@ -20,7 +20,13 @@ from services.notifier.channels import (
     retry_wait,
 )
 from shared.errors import PermanentError, TransientError
-from shared.events import ExecutionFinished, ExecutionStatus, NotificationSettings, Trigger
+from shared.events import (
+    ExecutionFinished,
+    ExecutionStatus,
+    NotificationSettings,
+    RecipientConfirmationRequested,
+    Trigger,
+)
 from shared.secrets import encrypt, generate_key
 from shared.settings import Settings
 
@@ -281,3 +287,58 @@ async def test_a_template_that_fails_to_render_is_a_recorded_permanent_failure()
     assert (result.outcome, result.attempts) == ("FAILED", 1)
     assert result.error is not None
     assert result.error.startswith("email template failed to render")
+
+
+def question(
+    link: str = "https://herald.test/console/recipients/confirm?token=t0k",
+) -> RecipientConfirmationRequested:
+    return RecipientConfirmationRequested(
+        project_id="prj_1",
+        user_id="usr_1",
+        email="ops@example.com",
+        requested_by="Ada <ada@example.com>",
+        project_name="acme <b>",
+        link=encrypt(link, KEY),
+    )
+
+
+async def test_an_address_is_asked_by_email_once_with_its_link() -> None:
+    wire = Wire({"api.resend.test": [httpx.Response(200, json={"id": "e1"})]})
+    notifier = channels(
+        wire, Sleeps(), resend_api_key="re_k", resend_api_url="https://api.resend.test"
+    )
+    event = question()
+
+    result = await notifier.ask(event)
+
+    assert (result.channel, result.recipient, result.outcome) == (
+        "email",
+        "ops@example.com",
+        "SENT",
+    )
+    [sent] = wire.to("api.resend.test")
+    body = json.loads(sent.content)
+    assert body["to"] == ["ops@example.com"] or body["to"] == "ops@example.com"
+    assert "Ada <ada@example.com> would send you alerts" in body["subject"]
+    assert "https://herald.test/console/recipients/confirm?token=t0k" in body["text"]
+    assert "acme &lt;b&gt;" in body["html"]  # what a user typed is escaped
+    assert sent.headers["idempotency-key"] == delivery_key(event.event_id, "email", event.email)
+
+
+async def test_without_an_email_transport_the_question_is_skipped() -> None:
+    result = await channels(Wire({}), Sleeps()).ask(question())
+
+    assert (result.outcome, result.error) == ("SKIPPED", "this server has no email transport")
+
+
+async def test_a_question_whose_link_cannot_be_opened_fails_without_sending() -> None:
+    wire = Wire({})
+    event = question().model_copy(update={"link": encrypt("x", generate_key())})
+    notifier = channels(
+        wire, Sleeps(), resend_api_key="re_k", resend_api_url="https://api.resend.test"
+    )
+
+    result = await notifier.ask(event)
+
+    assert result.outcome == "FAILED"
+    assert wire.requests == []

@@ -9,7 +9,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from services.api.console import alert_pages, credentials, job_pages, run_pages, signin
+from services.api.console import (
+    alert_pages,
+    credentials,
+    job_pages,
+    recipient_pages,
+    run_pages,
+    signin,
+)
 from services.api.console.client import ApiError
 from services.api.console.rendering import HERE, LANDING, plain, see_other
 
@@ -24,7 +31,13 @@ def mount(app: FastAPI) -> None:
     async def home() -> Response:
         return see_other(f"{PREFIX}/jobs")
 
-    for pages in (signin.router, job_pages.router, run_pages.router, alert_pages.router):
+    for pages in (
+        signin.router,
+        job_pages.router,
+        run_pages.router,
+        alert_pages.router,
+        recipient_pages.router,
+    ):
         router.include_router(pages)
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")

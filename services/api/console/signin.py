@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.api.abuse import client_address
 from services.api.console import credentials, sessions
 from services.api.console.forms import Form
 from services.api.console.rendering import console_page, plain, refused_form, see_other
@@ -28,8 +29,13 @@ async def signin(request: Request) -> Response:
     # No cookie yet, so no form token: a cross-site sign-in is refused by its Origin.
     if not credentials.same_origin(request):
         return refused_form(request)
+    state = app_state(request)
+    address = client_address(request)
     form = await Form.read(request)
     token, after = form.get("token"), console_page(form.get("next"))
+    wait = state.failed_auth.refused_for(address)
+    if wait is not None:
+        return _too_many(request, wait, after)
     if not token:
         return plain(
             request,
@@ -39,9 +45,12 @@ async def signin(request: Request) -> Response:
             next_page=after,
         )
     secret = await sessions.begin(
-        app_state(request), token=token.strip(), replacing=credentials.session_of(request)
+        state, token=token.strip(), replacing=credentials.session_of(request)
     )
     if secret is None:
+        wait = await state.failed_auth.failed(address)
+        if wait is not None:
+            return _too_many(request, wait, after)
         return plain(
             request,
             "signin.html",
@@ -63,4 +72,11 @@ async def signout(request: Request) -> Response:
         await sessions.end(app_state(request), secret)
     response = see_other("/console/signin")
     credentials.forget_session(response)
+    return response
+
+
+def _too_many(request: Request, wait: int, after: str) -> Response:
+    message = f"Too many failed sign-ins from this address. Try again in {wait} seconds."
+    response = plain(request, "signin.html", 429, errors={"token": message}, next_page=after)
+    response.headers["Retry-After"] = str(wait)
     return response

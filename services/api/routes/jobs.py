@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import pg_render
 from services.api.auth import UserDep, hot_caller, owned_by
-from services.api.deps import SessionDep, app_state
+from services.api.deps import SessionDep, StateDep, app_state
 from services.api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -23,6 +23,7 @@ from services.api.pagination import (
     split,
 )
 from services.api.problems import Problem, invalid
+from services.api.quotas import ensure_room, ensure_trigger_budget
 from services.api.records import job_of, project_of
 from services.api.requests import CreateJob, JobType, ToggleJob, TriggerJob, UpdateJob
 from services.api.schedules import resolve_schedule
@@ -57,10 +58,19 @@ POLICY_FIELDS = (
 
 
 @router.post("/schedule", status_code=status.HTTP_201_CREATED, operation_id="createSchedule")
-async def create_schedule(body: CreateJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
+async def create_schedule(
+    body: CreateJob, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
     if body.type != JobType.GENERATE_CONTENT:
         raise invalid("type", f"{body.type} is not available yet; use GENERATE_CONTENT")
     project = await project_of(session, user.id, body.project_id)
+    await ensure_room(
+        session,
+        kind=CronJob,
+        user_id=user.id,
+        limit=state.settings.max_jobs_per_user,
+        setting="HERALD_MAX_JOBS_PER_USER",
+    )
     now = datetime.now(UTC)
     time_config = body.time_config.stored()
     schedule, next_run = resolve_schedule(
@@ -219,6 +229,7 @@ async def trigger(
     body: TriggerJob,
     user: UserDep,
     session: SessionDep,
+    state: StateDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -234,7 +245,8 @@ async def trigger(
     """Run a job now (enabled or not), following its overlap policy.
 
     SKIP and BUFFER_ONE answer 409 while an execution of the job is PENDING or RUNNING (a
-    manual run is never queued behind another); ALLOW always starts one.
+    manual run is never queued behind another); ALLOW always starts one. Past
+    HERALD_MANUAL_TRIGGERS_PER_MINUTE runs of the job in a minute, 429 with Retry-After.
     """
     # The job's row lock serialises triggers of one job: the overlap check and the
     # idempotency look-up cannot race a concurrent trigger of the same job.
@@ -256,6 +268,12 @@ async def trigger(
                 f"{job.overlap_policy}",
                 extra={"executionId": running},
             )
+    await ensure_trigger_budget(
+        session,
+        job_id=job.id,
+        per_minute=state.settings.manual_triggers_per_minute,
+        now=datetime.now(UTC),
+    )
     project = await project_of(session, user.id, job.project_id)
     execution = await trigger_manually(
         session,

@@ -15,6 +15,8 @@ from services.api.auth import UserDep
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
 from services.api.problems import invalid
+from services.api.quotas import ensure_room
+from services.api.recipients import ask_new_recipients
 from services.api.records import project_of
 from services.api.requests import CreateProject, NotificationSettingsBody, UpdateProject
 from services.api.views import project_view
@@ -69,6 +71,13 @@ async def create_project(
         body.local_repo_path,
         body.github_base_url,
     )
+    await ensure_room(
+        session,
+        kind=Project,
+        user_id=user.id,
+        limit=state.settings.max_projects_per_user,
+        setting="HERALD_MAX_PROJECTS_PER_USER",
+    )
     now = datetime.now(UTC)
     project = Project(
         id=new_id("prj"),
@@ -84,6 +93,7 @@ async def create_project(
         updated_at=now,
     )
     session.add(project)
+    await ask_new_recipients(session, user=user, project=project, settings=state.settings)
     await session.commit()
     return {"success": True, "data": project_view(project)}
 
@@ -155,6 +165,7 @@ async def update_project(
         project.notification_settings = stored_settings(
             body.notification_settings, project.notification_settings, state.settings
         )
+        await ask_new_recipients(session, user=user, project=project, settings=state.settings)
     project.updated_at = datetime.now(UTC)
     await session.commit()
     return {"success": True, "data": project_view(project)}
@@ -227,6 +238,7 @@ async def put_notification_settings(
     project.notification_settings = stored_settings(
         body, project.notification_settings, state.settings
     )
+    await ask_new_recipients(session, user=user, project=project, settings=state.settings)
     project.updated_at = datetime.now(UTC)
     await session.commit()
     return {"success": True, "data": public_settings(project.notification_settings)}

@@ -1,0 +1,103 @@
+"""Rate budgets a fleet shares: `limits` moving windows on Redis, or in this process.
+
+With `HERALD_REDIS_URL` (the distributed mode) every replica spends from the same budget,
+through Redis's atomic scripts; without it (the standalone mode) budgets live in this
+process. Redis holds these counters and nothing else: losing it loses no record, and budgets
+start again from nothing. When Redis stops answering, budgets fall back to this process
+for `RETRY_SHARED` seconds at a time, logged and counted, so a limit still holds per
+replica instead of failing the request that asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.util import WindowStats
+
+from shared.metrics import BUDGET_STORE_ERRORS
+
+log = structlog.get_logger(__name__)
+
+RETRY_SHARED = 5.0
+
+
+class Budgets:
+    """Spend from named budgets (`hit`) and read what is left (`stats`)."""
+
+    def __init__(
+        self,
+        redis_url: str = "",
+        *,
+        prefix: str = "herald",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared_storage: Storage | None = None
+        self._shared: MovingWindowRateLimiter | None = None
+        if redis_url:
+            self._shared_storage = RedisStorage(
+                _async_uri(redis_url),
+                implementation="redispy",
+                key_prefix=prefix,
+                wrap_exceptions=True,
+            )
+            self._shared = MovingWindowRateLimiter(self._shared_storage)
+        self._clock = clock
+        self._local_until = 0.0
+
+    @property
+    def shared(self) -> bool:
+        """Whether budgets are shared by the fleet (a Redis is configured)."""
+        return self._shared is not None
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        if self._shared is not None and self._clock() >= self._local_until:
+            return self._shared
+        return self._local
+
+    def _fall_back(self, exc: StorageError) -> None:
+        self._local_until = self._clock() + RETRY_SHARED
+        BUDGET_STORE_ERRORS.inc()
+        log.warning(
+            "shared budgets unreachable; this process keeps its own for a while",
+            error_type=type(exc.storage_error).__name__,
+            retry_in=RETRY_SHARED,
+        )
+
+    async def hit(self, item: RateLimitItem, *keys: str, cost: int = 1) -> bool:
+        """Spend `cost` from the budget `item` keyed by `keys`; False when it would overspend."""
+        limiter = self._limiter()
+        try:
+            return await limiter.hit(item, *keys, cost=cost)
+        except StorageError as exc:
+            self._fall_back(exc)
+            return await self._local.hit(item, *keys, cost=cost)
+
+    async def stats(self, item: RateLimitItem, *keys: str) -> WindowStats:
+        """What is left of the budget and when it is whole again (epoch seconds)."""
+        limiter = self._limiter()
+        try:
+            return await limiter.get_window_stats(item, *keys)
+        except StorageError as exc:
+            self._fall_back(exc)
+            return await self._local.get_window_stats(item, *keys)
+
+    async def ping(self) -> bool:
+        """Whether the shared store answers (True when there is none to ask)."""
+        if self._shared_storage is None:
+            return True
+        try:
+            return bool(await self._shared_storage.check())
+        except Exception:
+            return False
+
+
+def _async_uri(url: str) -> str:
+    """`redis://host` as `limits` names its async Redis storage (`async+redis://host`)."""
+    return url if url.startswith("async+") else f"async+{url}"
