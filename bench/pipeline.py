@@ -175,8 +175,10 @@ def broker_traffic(
 
 
 @contextmanager
-def github() -> Iterator[str]:
+def github(delay: float = 0.0) -> Iterator[str]:
+    """The local GitHub server with one small repository; `delay` seconds per answer."""
     fake = FakeGitHub(token=TOKEN, limit=10**9)
+    fake.delay = delay
     recent = datetime.now(UTC) - timedelta(hours=1)
     fake.add_repo(
         "octo",
@@ -194,12 +196,28 @@ def github() -> Iterator[str]:
 
 
 class Herald:
-    """A fresh database and vhost with N seeded jobs, and the five services running on them."""
+    """A fresh database and vhost with N seeded jobs, and the five services running on them.
 
-    def __init__(self, jobs: int, github_url: str, log_dir: Path) -> None:
+    `env` adds to every service's environment (an AI provider, say); `replicas` starts more
+    than one process of a service (`{"generator": 2}`), named `generator-2` and on.
+    """
+
+    def __init__(
+        self,
+        jobs: int,
+        github_url: str,
+        log_dir: Path,
+        *,
+        platforms: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        replicas: dict[str, int] | None = None,
+    ) -> None:
         self.jobs = jobs
         self.github_url = github_url
         self.log_dir = log_dir
+        self.platforms = platforms or PLATFORMS
+        self.extra_env = env or {}
+        self.replicas = replicas or {}
         self.services: dict[str, processes.Service] = {}
 
     async def __aenter__(self) -> Herald:
@@ -218,7 +236,7 @@ class Herald:
             await connection.execute(
                 SEED,
                 self.jobs,
-                json.dumps(PLATFORMS),
+                json.dumps(self.platforms),
                 json.dumps({"hour": hour, "minute": 0, "timezone": "UTC"}),
                 f"0 {hour} * * *",
             )
@@ -233,10 +251,15 @@ class Herald:
             "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
             "HERALD_GITHUB_TOKEN": TOKEN,
             "HERALD_LOCAL_REPOS_ROOT": str(self.log_dir),
+            **self.extra_env,
         }
         self.services = {
             name: processes.start(name, env, self.log_dir) for name in processes.SERVICES
         }
+        for name, count in self.replicas.items():
+            for n in range(2, count + 1):
+                label = f"{name}-{n}"
+                self.services[label] = processes.start(name, env, self.log_dir, log_name=label)
         for service in self.services.values():
             await asyncio.to_thread(processes.wait_ready, service)
         return self

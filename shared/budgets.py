@@ -1,18 +1,22 @@
-"""Rate budgets a fleet shares: `limits` moving windows on Redis, or in this process.
+"""Rate budgets and pauses a fleet shares: `limits` moving windows on Redis, or in this process.
 
 With `HERALD_REDIS_URL` (the distributed mode) every replica spends from the same budget,
-through Redis's atomic scripts; without it (the standalone mode) budgets live in this
-process. Redis holds these counters and nothing else: losing it loses no record, and budgets
-start again from nothing. When Redis stops answering, budgets fall back to this process
-for `RETRY_SHARED` seconds at a time, logged and counted, so a limit still holds per
-replica instead of failing the request that asked.
+through Redis's atomic scripts, and honours the same pauses (a provider's 429 stops every
+replica's calls until its `retry-after`); without it (the standalone mode) budgets and pauses
+live in this process. Redis holds these and nothing else: losing it loses no record, and
+budgets start again from nothing. When Redis stops answering, this process keeps its own for
+`RETRY_SHARED` seconds at a time, logged and counted, so a limit still holds per replica
+instead of failing the request that asked. Pauses are instants in wall-clock time: replicas'
+clocks are assumed to agree (NTP), as every deadline in herald does.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+import redis.asyncio as redis
 import structlog
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -25,6 +29,14 @@ from shared.metrics import BUDGET_STORE_ERRORS
 log = structlog.get_logger(__name__)
 
 RETRY_SHARED = 5.0
+# Moves a pause's end later, never earlier: whichever replica saw the longest wait wins.
+_EXTEND_PAUSE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
 
 
 class Budgets:
@@ -50,6 +62,9 @@ class Budgets:
             self._shared = MovingWindowRateLimiter(self._shared_storage)
         self._clock = clock
         self._local_until = 0.0
+        self._prefix = prefix
+        self._redis: Any = redis.from_url(redis_url) if redis_url else None
+        self._local_pauses: dict[str, float] = {}
 
     @property
     def shared(self) -> bool:
@@ -79,6 +94,15 @@ class Budgets:
             self._fall_back(exc)
             return await self._local.hit(item, *keys, cost=cost)
 
+    async def test(self, item: RateLimitItem, *keys: str, cost: int = 1) -> bool:
+        """Whether `cost` could be spent now, spending nothing."""
+        limiter = self._limiter()
+        try:
+            return await limiter.test(item, *keys, cost=cost)
+        except StorageError as exc:
+            self._fall_back(exc)
+            return await self._local.test(item, *keys, cost=cost)
+
     async def stats(self, item: RateLimitItem, *keys: str) -> WindowStats:
         """What is left of the budget and when it is whole again (epoch seconds)."""
         limiter = self._limiter()
@@ -87,6 +111,40 @@ class Budgets:
         except StorageError as exc:
             self._fall_back(exc)
             return await self._local.get_window_stats(item, *keys)
+
+    async def pause(self, key: str, seconds: float, *, now: float | None = None) -> None:
+        """Stop every call waiting on `key` for `seconds` from now, in every replica."""
+        now = time.time() if now is None else now
+        until = now + seconds
+        self._local_pauses[key] = max(until, self._local_pauses.get(key, 0.0))
+        if self._redis is None or self._clock() < self._local_until:
+            return
+        try:
+            await self._redis.eval(
+                _EXTEND_PAUSE, 1, self._pause_key(key), int(until * 1000), int(seconds * 1000) + 1
+            )
+        except redis.RedisError as exc:
+            self._fall_back(StorageError(exc))
+
+    async def paused_for(self, key: str, *, now: float | None = None) -> float:
+        """Seconds left of the pause on `key`; 0 when it is not paused."""
+        now = time.time() if now is None else now
+        until = self._local_pauses.get(key, 0.0)
+        if self._redis is not None and self._clock() >= self._local_until:
+            try:
+                shared = await self._redis.get(self._pause_key(key))
+            except redis.RedisError as exc:
+                self._fall_back(StorageError(exc))
+            else:
+                until = max(until, int(shared) / 1000 if shared else 0.0)
+        return max(0.0, until - now)
+
+    def _pause_key(self, key: str) -> str:
+        return f"{self._prefix}:pause:{key}"
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def ping(self) -> bool:
         """Whether the shared store answers (True when there is none to ask)."""

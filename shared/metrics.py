@@ -120,3 +120,9 @@ API_REFUSALS = Counter(
     "Requests slowed or refused by an abuse limit, by limit and outcome.",
     ["limit", "outcome"],
 )
+BUDGET_WAIT_SECONDS = Histogram(
+    "herald_budget_wait_seconds",
+    "Time a call waited for a fleet-wide budget or a provider's pause before it went, by budget.",
+    ["budget"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)

@@ -56,7 +56,15 @@ class Settings(BaseSettings):
     probe_host: str = "127.0.0.1"
     # 0 picks the service's default probe port (scheduler 9101 .. notifier 9104).
     probe_port: int = 0
-    prefetch: int = Field(default=16, ge=1, le=1000)
+    # Executions a worker replica (scanner, generator, notifier) works on at once: each is one
+    # unacked message, so this is also the consumer's prefetch. The work waits on GitHub and
+    # models, not on the CPU: hundreds fit in one process (docs/operations.md sizes it).
+    worker_concurrency: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices("HERALD_WORKER_CONCURRENCY", "HERALD_PREFETCH"),
+    )
     # The api applies what its consumer holds in one transaction: more held, fewer transactions.
     api_prefetch: int = Field(default=64, ge=1, le=1000)
     delivery_limit: int = Field(default=5, ge=1, le=100)
@@ -116,6 +124,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not an http(s) origin: {exc.message}") from None
         return values
 
+    # Requests one scanner process has in flight to GitHub at once: GitHub's secondary limits
+    # allow about 100 concurrent requests per credential, across every replica.
+    github_max_concurrent: int = Field(default=50, ge=1, le=1000)
     github_connect_timeout: float = Field(default=5.0, gt=0)
     github_read_timeout: float = Field(default=30.0, gt=0)
     # The total time one scan may spend talking to GitHub (the job's deadline also bounds it).

@@ -33,7 +33,7 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
     bus = AmqpBus(
         settings.amqp_url,
         service=service,
-        prefetch=settings.prefetch,
+        prefetch=settings.worker_concurrency,
         delivery_limit=settings.delivery_limit,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -45,28 +46,43 @@ async def generate_posts(
     call_retries: int = 2,
     max_wait: float = 10.0,
 ) -> Outcome:
-    """Write each pending platform's post with the provider, or the template writer."""
-    outcome = Outcome()
+    """Write each pending platform's post with the provider, or the template writer.
+
+    The platforms are written at once: each waits on the model, not on this process. Each
+    succeeds, fails or stays pending on its own; the results keep the project's order.
+    """
     project = project_label(event.repository)
-    for name in pending_platforms(event):
+
+    async def one(name: str) -> PostResult | TransientError:
         cancelled.check(event.execution_id)
         if provider is None or name not in PLATFORMS:
-            outcome.done.append(
-                write_post(
-                    name,
-                    event.summary,
-                    project=project,
-                    window_start=event.window_start,
-                    window_end=event.window_end,
-                )
+            return write_post(
+                name,
+                event.summary,
+                project=project,
+                window_start=event.window_start,
+                window_end=event.window_end,
             )
-            continue
         try:
-            outcome.done.append(
-                await _model_post(name, event, provider, project, call_retries, max_wait)
-            )
+            return await _model_post(name, event, provider, project, call_retries, max_wait)
         except TransientError as exc:
-            outcome.pending[name] = exc
+            return exc
+
+    names = pending_platforms(event)
+    try:
+        # A cancellation (or a bug) in one platform stops the others: the group cancels them.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(name)) for name in names]
+    except BaseExceptionGroup as failed:
+        # The first error speaks for the step (the execution was cancelled; a bug to retry).
+        raise failed.exceptions[0] from None
+    outcome = Outcome()
+    for name, task in zip(names, tasks, strict=True):
+        result = task.result()
+        if isinstance(result, TransientError):
+            outcome.pending[name] = result
+        else:
+            outcome.done.append(result)
     return outcome
 
 

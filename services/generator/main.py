@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import httpx
+import aiohttp
 import structlog
 
 from services.generator.handlers import make_handler
@@ -14,6 +14,7 @@ from shared.bus import Bus
 from shared.cancellation import CancelledSet
 from shared.errors import ConfigurationError
 from shared.events import Step
+from shared.platforms import PLATFORMS
 from shared.settings import Settings
 from shared.steps import poison_reporter
 from shared.worker import main_for
@@ -24,8 +25,12 @@ log = structlog.get_logger(__name__)
 async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     cancelled = CancelledSet()
     await bus.on_cancelled(cancelled.add)
-    timeout = httpx.Timeout(settings.ai_timeout, connect=10.0)
-    http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    # Every platform of every execution in flight may call the model at once: the pool is
+    # sized for that, and what bounds the calls is the concurrency and the provider's budget.
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.worker_concurrency * len(PLATFORMS)),
+        timeout=aiohttp.ClientTimeout(total=settings.ai_timeout, connect=10.0),
+    )
     provider: Provider | ConfigurationError | None
     try:
         provider = make_provider(settings, http)
@@ -49,7 +54,7 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         ),
         on_poison=poison_reporter(bus, Step.GENERATE),
     )
-    return http.aclose
+    return http.close
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ def build_prompt(
         f"Answer with one JSON object and nothing else, shaped {shape}."
     )
     lines = [
+        f"Platform: {platform.name}",
         f"Project: {project}",
         f"Period: {period}",
         f"Commits: {summary.commits}, merged pull requests: {summary.pull_requests}, "

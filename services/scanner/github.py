@@ -11,6 +11,8 @@ GitHub's answer than a short, cleaned excerpt of its JSON `message`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -100,6 +102,10 @@ class GitHubClient:
     rate: RateLimit = field(default_factory=RateLimit)
     # Called before every request: raises when the execution was cancelled meanwhile.
     before_request: Callable[[], None] | None = None
+    # Requests this process may have in flight to GitHub, shared by every scan: GitHub's
+    # secondary limits allow about 100 at once per credential. Waiting here costs nothing;
+    # waiting in httpx's pool costs CPU per waiting request on every request.
+    slots: asyncio.Semaphore | None = None
 
     def __post_init__(self) -> None:
         # A cached page is served only to the credential that fetched it.
@@ -159,7 +165,8 @@ class GitHubClient:
         """GET `url`, following redirects that stay on the base URL's origin."""
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = await self.http.get(url, headers=headers)
+                async with self.slots or contextlib.nullcontext():
+                    response = await self.http.get(url, headers=headers)
             except httpx.TimeoutException as exc:
                 GITHUB_REQUESTS.labels("error").inc()
                 raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
@@ -249,18 +256,40 @@ class GitHubClient:
         self, owner: str, name: str, start: datetime | None, end: datetime
     ) -> list[ActivityItem]:
         """Issues (not pull requests) closed in (start, end]."""
+        issues, _ = await self.closed_issues_and_merged_pulls(owner, name, start, end)
+        return issues
+
+    async def closed_issues_and_merged_pulls(
+        self, owner: str, name: str, start: datetime | None, end: datetime
+    ) -> tuple[list[ActivityItem], list[ActivityItem] | None]:
+        """Issues closed and pull requests merged in (start, end], from the issues list alone.
+
+        GitHub lists every pull request as an issue too, and its `pull_request` object says
+        when it merged: one listing serves both, a request per scan fewer than asking for
+        pull requests apart. The pull requests come back None when the server does not say
+        (an older GitHub Enterprise Server): then ask `merged_pulls`.
+        """
         params = {"state": "closed", "sort": "updated", "direction": "desc"}
         if start is not None:
             params["since"] = _iso(start)
-        items = []
+        issues: list[ActivityItem] = []
+        pulls: list[ActivityItem] | None = []
         async for page in self._pages(f"/repos/{owner}/{name}/issues", params):
             for issue in page:
-                if "pull_request" in issue:
-                    continue  # GitHub lists every pull request as an issue too
+                pull = issue.get("pull_request")
+                if isinstance(pull, dict):
+                    if "merged_at" not in pull:
+                        pulls = None
+                    merged = _parse(pull.get("merged_at"))
+                    if pulls is not None and merged is not None and in_window(merged, start, end):
+                        pulls.append(_issue_item("pull_request", issue, merged))
+                    continue
+                if pull is not None:
+                    continue
                 closed = _parse(issue.get("closed_at"))
                 if closed is not None and in_window(closed, start, end):
-                    items.append(_issue_item("issue", issue, closed))
-        return items
+                    issues.append(_issue_item("issue", issue, closed))
+        return issues, pulls
 
 
 def _issue_item(

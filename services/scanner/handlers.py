@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from services.scanner.github import ETagCache
@@ -24,6 +26,7 @@ def make_handler(
 ) -> Handler:
     cache = etags if etags is not None else ETagCache()
     github = GitHubAccess.from_settings(settings)
+    slots = asyncio.Semaphore(settings.github_max_concurrent)
 
     async def on_job_due(event: Event) -> None:
         assert isinstance(event, JobDue)
@@ -38,6 +41,7 @@ def make_handler(
                 etags=cache,
                 scan_seconds=settings.scan_timeout,
                 before_request=lambda: cancelled.check(event.execution_id),
+                slots=slots,
             )
             return ActivityScanned(
                 event_id=derived_event_id(event.event_id, "activity.scanned"),

@@ -20,14 +20,21 @@ from shared.worker import main_for
 async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     cancelled = CancelledSet()
     await bus.on_cancelled(cancelled.add)
+    # Scans wait for a request slot (HERALD_GITHUB_MAX_CONCURRENT, the handler's semaphore),
+    # never in the pool: it has room for every slot, and for bodies still being read.
     timeout = httpx.Timeout(
         connect=settings.github_connect_timeout,
         read=settings.github_read_timeout,
         write=10.0,
-        pool=5.0,
+        pool=None,
     )
+    limit = 2 * settings.github_max_concurrent
     # Projects steer where the scanner connects: only through the outbound guard.
-    http = guarded_client(parse_networks(settings.outbound_allow_networks), timeout=timeout)
+    http = guarded_client(
+        parse_networks(settings.outbound_allow_networks),
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+    )
     await bus.consume(
         topology.SCANNER_QUEUE,
         make_handler(bus, http, cancelled, settings),

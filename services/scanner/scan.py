@@ -73,6 +73,7 @@ async def scan(
     etags: ETagCache | None = None,
     scan_seconds: float = 300.0,
     before_request: Callable[[], None] | None = None,
+    slots: asyncio.Semaphore | None = None,
     now: datetime | None = None,
 ) -> ScanResult:
     """Collect the activity of the event's repository in (windowStart, windowEnd]."""
@@ -92,6 +93,7 @@ async def scan(
         token=token,
         etags=etags if etags is not None else ETagCache(),
         before_request=before_request,
+        slots=slots,
     )
     # A total deadline per scan, never past the attempt's own deadline.
     remaining = (event.deadline - (now or datetime.now(UTC))).total_seconds()
@@ -99,8 +101,12 @@ async def scan(
     try:
         async with asyncio.timeout(budget):
             items = await client.commits(repo.owner, repo.name, start, end)
-            items += await client.merged_pulls(repo.owner, repo.name, start, end)
-            items += await client.closed_issues(repo.owner, repo.name, start, end)
+            issues, pulls = await client.closed_issues_and_merged_pulls(
+                repo.owner, repo.name, start, end
+            )
+            if pulls is None:
+                pulls = await client.merged_pulls(repo.owner, repo.name, start, end)
+            items += pulls + issues
     except TimeoutError:
         raise TransientError(f"GitHub scan exceeded its {budget:.0f} s deadline") from None
     return ScanResult(summarise(items), client.calls)

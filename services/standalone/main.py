@@ -121,7 +121,9 @@ async def _serve(settings: Settings, files: DataFiles, repository: Path, *, reas
     engine = create_engine(settings.database_url, application_name="herald-standalone")
     sessions = session_factory(engine)
     broker = MemoryBroker(
-        QueueStore(files.queues), prefetch=settings.prefetch, delivery_limit=settings.delivery_limit
+        QueueStore(files.queues),
+        prefetch=settings.worker_concurrency,
+        delivery_limit=settings.delivery_limit,
     )
     redelivered = await broker.open()
     cleanups: list[Cleanup] = []

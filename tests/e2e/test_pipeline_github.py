@@ -185,11 +185,11 @@ def test_github_activity_becomes_model_written_posts_through_retries(
     now = datetime.now(UTC)
     seed(github[0], now)
     github[0].limited.append(Limited(status=403, secondary=True, retry_after=1))
-    model[0].script += [
-        '{"body": "octo/herald shipped weekly digests and 120 fixes."}',
-        openai.Failure(429, "rate_limit_exceeded", retry_after=1, message="slow down"),
-        '{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}',
-    ]
+    model[0].scripts.update(
+        x=['{"body": "octo/herald shipped weekly digests and 120 fixes."}'],
+        blog=[openai.Failure(429, "rate_limit_exceeded", retry_after=1, message="slow down")],
+        changelog=['{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}'],
+    )
     api = processes.signed_in_client(pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
     execution_id = trigger(api, "octo", "herald", ["x", "blog", "changelog"], (now.hour + 12) % 24)
@@ -200,7 +200,7 @@ def test_github_activity_becomes_model_written_posts_through_retries(
     assert (execution["itemsProcessed"], execution["itemsSuccess"]) == (3, 3)
     activity = execution["metadata"]["activity"]
     assert (activity["commits"], activity["pullRequests"], activity["issues"]) == (120, 1, 1)
-    assert execution["metadata"]["githubApiCalls"] == 4  # 2 commit pages, pulls, issues
+    assert execution["metadata"]["githubApiCalls"] == 3  # 2 commit pages, issues with the pulls
     assert execution["metadata"]["aiTokens"]["prompt"] > 0
     posts = {post["platform"]: post for post in execution["content"]}
     assert posts["x"]["body"] == "octo/herald shipped weekly digests and 120 fixes."
@@ -246,8 +246,10 @@ def test_an_anthropic_model_writes_the_posts_and_a_quota_error_fails_one_platfor
 ) -> None:
     now = datetime.now(UTC)
     seed(github[0], now)
-    claude[0].script += [anthropic.OVERLOADED, '{"body": "Weekly digests landed."}']
-    claude[0].script.append(anthropic.SPEND_LIMIT)
+    claude[0].scripts.update(
+        x=[anthropic.OVERLOADED, '{"body": "Weekly digests landed."}'],
+        mastodon=[anthropic.SPEND_LIMIT],
+    )
     api = processes.signed_in_client(claude_pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
 

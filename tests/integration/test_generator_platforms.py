@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import aiohttp
 import pytest
 
 from services.generator.handlers import make_handler
@@ -88,7 +88,7 @@ def fake() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
 async def provider(
     fake: tuple[openai.FakeOpenAI, ThreadedServer],
 ) -> AsyncIterator[OpenAIProvider]:
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         yield OpenAIProvider(http, fake[1].url, "gpt-test", "sk-test")
 
 
@@ -152,7 +152,12 @@ async def test_every_platform_gets_a_model_post_with_tokens_and_timing(
 async def test_one_platform_failing_permanently_leaves_the_others_generated(
     fake: tuple[openai.FakeOpenAI, ThreadedServer], provider: OpenAIProvider
 ) -> None:
-    fake[0].script += [post("short"), openai.INSUFFICIENT_QUOTA, "not json at all", post("")]
+    fake[0].scripts.update(
+        x=[post("short")],
+        mastodon=[openai.INSUFFICIENT_QUOTA],
+        bluesky=["not json at all"],
+        linkedin=[post("")],
+    )
 
     bus = await run(scanned(["x", "mastodon", "bluesky", "linkedin"]), provider)
 
@@ -185,7 +190,9 @@ async def test_a_retry_reruns_only_the_pending_platforms(
     fake: tuple[openai.FakeOpenAI, ThreadedServer], provider: OpenAIProvider
 ) -> None:
     limited = openai.Failure(429, "rate_limit_exceeded", retry_after=30, message="slow down")
-    fake[0].script += [post("x post"), limited, post("# Changes\n\nAll of them")]
+    fake[0].scripts.update(
+        x=[post("x post")], blog=[limited], changelog=[post("# Changes\n\nAll of them")]
+    )
 
     first = await run(scanned(["x", "blog", "changelog"]), provider)
 
@@ -215,7 +222,7 @@ async def test_a_retry_reruns_only_the_pending_platforms(
 async def test_a_platform_whose_retries_are_exhausted_counts_as_failed(
     fake: tuple[openai.FakeOpenAI, ThreadedServer], provider: OpenAIProvider
 ) -> None:
-    fake[0].script += [post("x post"), openai.Failure(503, None, message="busy")]
+    fake[0].scripts.update(x=[post("x post")], mastodon=[openai.Failure(503, None, message="busy")])
 
     bus = await run(scanned(["x", "mastodon"], max_retries=0), provider)
 

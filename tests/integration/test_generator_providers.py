@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
+import aiohttp
 import pytest
 
 from services.generator.providers import (
@@ -38,21 +38,23 @@ def fake_anthropic() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
         yield client
 
 
-def gpt(http: httpx.AsyncClient, server: ThreadedServer, key: str = "sk-test") -> OpenAIProvider:
+def gpt(
+    http: aiohttp.ClientSession, server: ThreadedServer, key: str = "sk-test"
+) -> OpenAIProvider:
     return OpenAIProvider(http, server.url, "gpt-4o-mini", key, max_tokens=300)
 
 
-def claude(http: httpx.AsyncClient, server: ThreadedServer) -> AnthropicProvider:
+def claude(http: aiohttp.ClientSession, server: ThreadedServer) -> AnthropicProvider:
     return AnthropicProvider(http, server.url, "claude-test", "sk-ant-test", max_tokens=300)
 
 
 async def test_openai_success_returns_text_and_usage(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_openai
     fake.script.append('{"body": "hello"}')
@@ -72,7 +74,7 @@ async def test_openai_success_returns_text_and_usage(
 
 
 async def test_an_openai_base_url_ending_in_v1_is_not_doubled(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     _, server = fake_openai
     provider = OpenAIProvider(http, f"{server.url}/v1/", "llama3", "sk-test")
@@ -81,7 +83,7 @@ async def test_an_openai_base_url_ending_in_v1_is_not_doubled(
 
 
 async def test_openai_429_is_retried_after_its_retry_after(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_openai
     fake.script.append(openai.RATE_LIMITED)
@@ -95,7 +97,7 @@ async def test_openai_429_is_retried_after_its_retry_after(
 
 
 async def test_a_retry_after_longer_than_the_short_wait_leaves_it_to_the_ladder(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_openai
     fake.script.append(openai.Failure(429, "rate_limit_exceeded", retry_after=30))
@@ -108,7 +110,7 @@ async def test_a_retry_after_longer_than_the_short_wait_leaves_it_to_the_ladder(
 
 
 async def test_openai_500_is_transient_and_retried(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_openai
     fake.script += [openai.SERVER_ERROR, openai.SERVER_ERROR, openai.SERVER_ERROR]
@@ -120,7 +122,7 @@ async def test_openai_500_is_transient_and_retried(
 
 
 async def test_openai_insufficient_quota_is_not_retried(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_openai
     fake.script.append(openai.INSUFFICIENT_QUOTA)
@@ -132,7 +134,7 @@ async def test_openai_insufficient_quota_is_not_retried(
 
 
 async def test_a_wrong_openai_key_is_permanent(
-    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: httpx.AsyncClient
+    fake_openai: tuple[openai.FakeOpenAI, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     _, server = fake_openai
 
@@ -143,7 +145,7 @@ async def test_a_wrong_openai_key_is_permanent(
 
 
 async def test_anthropic_success_returns_text_and_usage(
-    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: httpx.AsyncClient
+    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_anthropic
     fake.script.append('{"body": "hi"}')
@@ -163,7 +165,7 @@ async def test_anthropic_success_returns_text_and_usage(
 @pytest.mark.parametrize("failure", [anthropic.OVERLOADED, anthropic.SERVER_ERROR])
 async def test_anthropic_529_and_500_are_retried(
     fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer],
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     failure: anthropic.Failure,
 ) -> None:
     fake, server = fake_anthropic
@@ -176,7 +178,7 @@ async def test_anthropic_529_and_500_are_retried(
 
 
 async def test_anthropic_429_carries_its_retry_after(
-    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: httpx.AsyncClient
+    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_anthropic
     fake.script.append(anthropic.RATE_LIMITED)
@@ -188,7 +190,7 @@ async def test_anthropic_429_carries_its_retry_after(
 
 
 async def test_anthropic_spend_limit_is_not_retried(
-    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: httpx.AsyncClient
+    fake_anthropic: tuple[anthropic.FakeAnthropic, ThreadedServer], http: aiohttp.ClientSession
 ) -> None:
     fake, server = fake_anthropic
     fake.script.append(anthropic.SPEND_LIMIT)
@@ -199,14 +201,16 @@ async def test_anthropic_spend_limit_is_not_retried(
     assert len(fake.calls) == 1
 
 
-async def test_an_unreachable_provider_is_transient(http: httpx.AsyncClient) -> None:
+async def test_an_unreachable_provider_is_transient(http: aiohttp.ClientSession) -> None:
     provider = OpenAIProvider(http, "http://127.0.0.1:9", "m", "k")
 
     with pytest.raises(TransientError, match="OpenAI unreachable"):
         await provider.complete("s", "u")
 
 
-async def test_no_provider_configured_means_the_template_writer(http: httpx.AsyncClient) -> None:
+async def test_no_provider_configured_means_the_template_writer(
+    http: aiohttp.ClientSession,
+) -> None:
     assert make_provider(Settings(ai_provider=""), http) is None
 
 
@@ -220,7 +224,7 @@ async def test_no_provider_configured_means_the_template_writer(http: httpx.Asyn
     ],
 )
 async def test_a_bad_provider_configuration_is_a_configuration_error(
-    settings: Settings, message: str, http: httpx.AsyncClient
+    settings: Settings, message: str, http: aiohttp.ClientSession
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         make_provider(settings, http)

@@ -120,6 +120,30 @@ async def test_a_scan_collects_commits_merged_pulls_and_closed_issues_in_the_win
     assert result.github_api_calls == len(github.requests)
 
 
+async def test_merged_pulls_come_from_the_issues_listing_two_requests_a_small_scan(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github, commits=5)
+
+    result = await run_scan(github, http)
+
+    assert (result.summary.pull_requests, result.summary.issues) == (2, 1)
+    assert github.paths() == ["/repos/octo/repo/commits", "/repos/octo/repo/issues"]
+    assert result.github_api_calls == 2
+
+
+async def test_an_older_server_that_hides_merge_times_is_asked_for_pulls_too(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    busy_repo(github, commits=5)
+    github.issues_without_merged_at = True
+
+    result = await run_scan(github, http)
+
+    assert (result.summary.pull_requests, result.summary.issues) == (2, 1)
+    assert github.paths()[-1] == "/repos/octo/repo/pulls"
+
+
 async def test_link_pagination_is_followed_verbatim_onto_repositories_urls(
     github: FakeGitHub, http: httpx.AsyncClient
 ) -> None:
@@ -156,6 +180,7 @@ async def test_pulls_are_paged_only_until_they_are_older_than_the_window(
     github: FakeGitHub, http: httpx.AsyncClient
 ) -> None:
     busy_repo(github)
+    github.issues_without_merged_at = True  # pull requests are then asked for apart
 
     await run_scan(github, http)
 

@@ -44,8 +44,15 @@ class Service:
 
 
 def start(
-    name: str, env: dict[str, str], log_dir: Path, *, port: int | None = None, append: bool = False
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    append: bool = False,
+    log_name: str | None = None,
 ) -> Service:
+    """Start `python -m services.<name>`; `log_name` tells a second replica's log apart."""
     port = port if port is not None else free_port()
     service_env = {
         **os.environ,
@@ -54,7 +61,7 @@ def start(
         "HERALD_API_PORT": str(port),
         "HERALD_PROBE_PORT": str(port),
     }
-    log_path = log_dir / f"{name}.log"
+    log_path = log_dir / f"{log_name or name}.log"
     with log_path.open("ab" if append else "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
@@ -103,7 +110,14 @@ def restart(service: Service) -> Service:
     """Start the same service again, with the same env and port, appending to the same log."""
     if service.process.poll() is None:
         raise AssertionError(f"{service.name} is still running")
-    return start(service.name, service.env, service.log_path.parent, port=service.port, append=True)
+    return start(
+        service.name,
+        service.env,
+        service.log_path.parent,
+        port=service.port,
+        append=True,
+        log_name=service.log_path.stem,
+    )
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.support.fakes.openai import Call, default_reply, tokens
+from tests.support.fakes.script import next_step
 from tests.support.fakes.server import ThreadedServer
 
 
@@ -51,6 +52,9 @@ SPEND_LIMIT = Failure(
 class FakeAnthropic:
     api_key: str = "sk-ant-test"
     script: list[Failure | str] = field(default_factory=list)
+    # Answers for one platform's calls, in order, before the shared script: calls of one
+    # execution's platforms arrive at once, in no fixed order.
+    scripts: dict[str, list[Failure | str]] = field(default_factory=dict)
     reply: Callable[[str, str], str] = default_reply
     calls: list[Call] = field(default_factory=list)
 
@@ -92,7 +96,7 @@ class FakeAnthropic:
                     400, "invalid_request_error", message="model, max_tokens, messages: required"
                 )
             )
-        step = self.script.pop(0) if self.script else None
+        step = next_step(self.script, self.scripts, body)
         if isinstance(step, Failure):
             return self._error(step)
         system = body.get("system") or ""

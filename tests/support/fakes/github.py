@@ -160,6 +160,9 @@ class FakeGitHub:
         self.moved: dict[tuple[str, str], int] = {}  # old owner/name -> repository id
         self.link_origin: str | None = None  # next-page links on this origin instead
         self.redirect_origin: str | None = None  # moved answers point at this origin instead
+        # An older GitHub Enterprise Server: pull requests listed as issues say not when they
+        # merged (no `pull_request.merged_at`).
+        self.issues_without_merged_at = False
         self._closing = False
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET"])])
 
@@ -270,6 +273,12 @@ class FakeGitHub:
         body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
         return self._json(301, body, {"location": location})
 
+    def _issue_pull(self, pull: dict[str, Any]) -> dict[str, Any]:
+        listed = {"url": pull["html_url"], "html_url": pull["html_url"]}
+        if not self.issues_without_merged_at:
+            listed["merged_at"] = pull["merged_at"]
+        return listed
+
     def _limited(self, limited: Limited) -> Response:
         headers: dict[str, str] = {}
         if limited.retry_after is not None:
@@ -294,10 +303,7 @@ class FakeGitHub:
             chosen = [p for p in repo.pulls if state in ("all", p["state"])]
         else:
             # GitHub's REST API considers every pull request an issue.
-            as_issues = [
-                {**p, "pull_request": {"merged_at": p["merged_at"], "url": p["html_url"]}}
-                for p in repo.pulls
-            ]
+            as_issues = [{**p, "pull_request": self._issue_pull(p)} for p in repo.pulls]
             chosen = [i for i in repo.issues + as_issues if state in ("all", i["state"])]
             since = query.get("since")
             if since is not None:

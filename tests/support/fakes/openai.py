@@ -1,15 +1,23 @@
-"""A local OpenAI-compatible `/v1/chat/completions` server (PROTOCOLS.md §3.1).
+"""A local OpenAI-compatible `/v1/chat/completions` server (PROTOCOLS.md §3.1, §12).
 
 Success bodies carry `usage`; a script of failures answers the next requests in order:
 429 `rate_limit_exceeded` with `retry-after`, 429 `insufficient_quota`, 500, 503 and so on.
+It can take `delay` seconds per completion (a real model takes seconds) and enforce a
+requests- and tokens-per-minute limit over a moving minute, as OpenAI does: every answer
+carries `x-ratelimit-limit|remaining|reset-requests|tokens` (resets as durations like `6m0s`,
+`1.5s`), and a request beyond the limit answers 429 `rate_limit_exceeded` with `retry-after`.
+A request counts `max_completion_tokens` plus its prompt's tokens, as OpenAI reserves them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.fakes.script import next_step
 from tests.support.fakes.server import ThreadedServer
 
 
@@ -71,12 +80,74 @@ class Call:
 class FakeOpenAI:
     api_key: str = "sk-test"
     script: list[Failure | str] = field(default_factory=list)
+    # Answers for one platform's calls, in order, before the shared script: calls of one
+    # execution's platforms arrive at once, in no fixed order.
+    scripts: dict[str, list[Failure | str]] = field(default_factory=dict)
     reply: Callable[[str, str], str] = default_reply
     calls: list[Call] = field(default_factory=list)
+    delay: float = 0.0
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    # What the limits saw: accepted requests' times (monotonic) and how many were refused.
+    accepted: list[float] = field(default_factory=list)
+    rejected: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    _window: deque[tuple[float, int]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self._handle, methods=["POST"])])
+
+    def most_in_any_minute(self) -> int:
+        """The most accepted requests any 60-second window held (the limit's own measure)."""
+        times, most, first = sorted(self.accepted), 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= 60:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    def _admit(self, cost: int) -> tuple[bool, dict[str, str]]:
+        """Count a request against the moving minute; whether it may go, and the headers."""
+        with self._lock:
+            now = time.monotonic()
+            while self._window and now - self._window[0][0] >= 60:
+                self._window.popleft()
+            used_requests = len(self._window)
+            used_tokens = sum(tokens for _, tokens in self._window)
+            allowed = (
+                self.requests_per_minute is None or used_requests < self.requests_per_minute
+            ) and (self.tokens_per_minute is None or used_tokens + cost <= self.tokens_per_minute)
+            if allowed:
+                self._window.append((now, cost))
+                self.accepted.append(now)
+                used_requests, used_tokens = used_requests + 1, used_tokens + cost
+            else:
+                self.rejected += 1
+            oldest = self._window[0][0] if self._window else now
+            newest = self._window[-1][0] if self._window else now
+            headers = {}
+            if self.requests_per_minute is not None:
+                headers |= {
+                    "x-ratelimit-limit-requests": str(self.requests_per_minute),
+                    "x-ratelimit-remaining-requests": str(
+                        max(0, self.requests_per_minute - used_requests)
+                    ),
+                    "x-ratelimit-reset-requests": _duration(max(0.0, newest + 60 - now)),
+                }
+            if self.tokens_per_minute is not None:
+                headers |= {
+                    "x-ratelimit-limit-tokens": str(self.tokens_per_minute),
+                    "x-ratelimit-remaining-tokens": str(
+                        max(0, self.tokens_per_minute - used_tokens)
+                    ),
+                    "x-ratelimit-reset-tokens": _duration(max(0.0, newest + 60 - now)),
+                }
+            if not allowed:
+                headers["retry-after"] = str(max(1, int(oldest + 60 - now + 0.999)))
+            return allowed, headers
 
     def serve(self) -> ThreadedServer:
         return ThreadedServer(self.app).start()
@@ -123,12 +194,25 @@ class FakeOpenAI:
                 Failure(400, None, message="you must provide a model and messages"),
                 "invalid_request_error",
             )
-        step = self.script.pop(0) if self.script else None
-        if isinstance(step, Failure):
-            return self._error(step)
         system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
         user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+        limits: dict[str, str] = {}
+        if self.requests_per_minute is not None or self.tokens_per_minute is not None:
+            cost = tokens(system + user) + int(body.get("max_completion_tokens") or 0)
+            allowed, limits = self._admit(cost)
+            if not allowed:
+                return self._limited(limits)
+        step = next_step(self.script, self.scripts, body)
+        if isinstance(step, Failure):
+            return self._error(step)
         content = step if isinstance(step, str) else self.reply(system, user)
+        if self.delay:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.in_flight -= 1
         prompt_tokens, completion_tokens = tokens(system + user), tokens(content)
         return JSONResponse(
             {
@@ -164,5 +248,28 @@ class FakeOpenAI:
                 "service_tier": "default",
                 "system_fingerprint": "fp_herald",
             },
-            headers=self._headers(),
+            headers={**self._headers(), **limits},
         )
+
+    def _limited(self, limits: dict[str, str]) -> Response:
+        kind = "requests" if limits.get("x-ratelimit-remaining-requests") == "0" else "tokens"
+        body = {
+            "error": {
+                "message": f"Rate limit reached for gpt-test on {kind} per min. "
+                f"Please try again in {limits.get('retry-after', '1')}s.",
+                "type": kind,
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+        return JSONResponse(body, status_code=429, headers={**self._headers(), **limits})
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset duration: `12ms`, `1.5s`, `6m0s`."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    minutes, rest = divmod(seconds, 60)
+    if minutes:
+        return f"{int(minutes)}m{rest:.0f}s"
+    return f"{rest:.3g}s"
