@@ -20,6 +20,7 @@ PRODUCERS = {
     "job.due": "scheduler, api (manual runs)",
     "step.started": "scanner, generator",
     "step.failed": "scanner, generator",
+    "step.waiting": "scanner, generator (a budget the fleet shares is spent)",
     "activity.scanned": "scanner",
     "content.generated": "generator",
     "execution.finished": "api (scheduler for SKIPPED and MISSED)",

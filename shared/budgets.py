@@ -52,18 +52,22 @@ class Budgets:
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared_storage: Storage | None = None
         self._shared: MovingWindowRateLimiter | None = None
+        # One pool of Redis connections for the windows (`limits`) and the pauses, closed
+        # with this object.
+        self._pool: Any = redis.ConnectionPool.from_url(redis_url) if redis_url else None
+        self._redis: Any = redis.Redis(connection_pool=self._pool) if redis_url else None
         if redis_url:
             self._shared_storage = RedisStorage(
                 _async_uri(redis_url),
                 implementation="redispy",
                 key_prefix=prefix,
                 wrap_exceptions=True,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # documented, typed narrowly
             )
             self._shared = MovingWindowRateLimiter(self._shared_storage)
         self._clock = clock
         self._local_until = 0.0
         self._prefix = prefix
-        self._redis: Any = redis.from_url(redis_url) if redis_url else None
         self._local_pauses: dict[str, float] = {}
 
     @property
@@ -145,6 +149,7 @@ class Budgets:
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+            await self._pool.aclose()
 
     async def ping(self) -> bool:
         """Whether the shared store answers (True when there is none to ask)."""

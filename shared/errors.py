@@ -26,6 +26,14 @@ class TransientError(HeraldError):
         self.retry_after = retry_after
 
 
+class BudgetExhaustedError(TransientError):
+    """A budget the fleet shares is spent until a known time; waiting for it is no failure."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after: float = retry_after
+
+
 class InvalidEventError(PermanentError):
     """The message is not a valid event of a known version."""
 

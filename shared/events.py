@@ -115,6 +115,16 @@ class StepFailed(Event):
     next_attempt_at: datetime | None = None
 
 
+class StepWaiting(Event):
+    """A step waits for a budget the fleet shares: no failure, and the deadline moves past it."""
+
+    routing_key: ClassVar[str] = "step.waiting"
+    step: Step
+    reason: str
+    # When the step expects to go on; the attempt's deadline counts from then.
+    until: datetime
+
+
 class ActivityItem(Wire):
     kind: Literal["commit", "pull_request", "issue", "tag"]
     title: str
@@ -268,6 +278,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobDue,
         StepStarted,
         StepFailed,
+        StepWaiting,
         ActivityScanned,
         ContentGenerated,
         ExecutionFinished,

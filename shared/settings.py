@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     # Provider calls retried within one attempt, and the longest wait spent doing so; a longer
     # wait (or more failures) leaves the platform pending for the step's delay ladder.
     ai_call_retries: int = Field(default=2, ge=0, le=10)
+    # The provider's limits for this model, spent by every generator replica together
+    # (through Redis when HERALD_REDIS_URL is set); 0: no budget of herald's own (the
+    # provider's headers and 429s still pace every replica).
+    ai_requests_per_minute: int = Field(default=0, ge=0)
+    ai_tokens_per_minute: int = Field(default=0, ge=0)
     ai_retry_max_wait: float = Field(default=10.0, ge=0)
     cors_origins: StringList = []
     # Redis (the distributed mode): rate budgets shared by every replica, nothing else. Empty:

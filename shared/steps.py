@@ -16,8 +16,16 @@ import structlog
 from shared import topology
 from shared.bus import Bus, PoisonHandler
 from shared.cancellation import CancelledSet, ExecutionCancelledError
-from shared.errors import PermanentError, TransientError
-from shared.events import ActivityScanned, Event, JobDue, Step, StepFailed, StepStarted
+from shared.errors import BudgetExhaustedError, PermanentError, TransientError
+from shared.events import (
+    ActivityScanned,
+    Event,
+    JobDue,
+    Step,
+    StepFailed,
+    StepStarted,
+    StepWaiting,
+)
 from shared.ids import derived_event_id
 from shared.retry import compute_backoff
 
@@ -58,12 +66,70 @@ async def run_step(
     except PermanentError as exc:
         await _fail(bus, event, step, exc, retriable=False, final=True)
         return
+    except BudgetExhaustedError as exc:
+        await _wait_for_budget(bus, event, step, queue, exc)
+        return
     except Exception as exc:
         # Transient errors and unexpected ones alike get the job's retries, stack recorded.
         await _retry_or_fail(bus, event, step, queue, exc)
         return
     if result is not None:
         await bus.publish(result)
+
+
+async def _wait_for_budget(
+    bus: Bus,
+    event: StepInput,
+    step: Step,
+    queue: topology.WorkQueue,
+    exc: BudgetExhaustedError,
+) -> None:
+    """Send the step round the delay ladder until the budget is back: the same attempt."""
+    until = datetime.now(UTC) + timedelta(seconds=exc.retry_after)
+    purpose = f"{step}.waiting:{event.attempt}:{until.timestamp():.0f}"
+    await bus.publish(
+        StepWaiting(
+            event_id=derived_event_id(event.event_id, purpose),
+            **_envelope(event),
+            step=step,
+            reason=exc.message,
+            until=until,
+        )
+    )
+    later = event.model_copy(
+        update={
+            "event_id": derived_event_id(event.event_id, f"{purpose}:again"),
+            "occurred_at": datetime.now(UTC),
+            "deadline": until + timedelta(seconds=event.timeout_seconds),
+        }
+    )
+    await bus.publish_delayed(later, queue, until)
+    log.info("step waits for a budget", step=step, until=until, reason=exc.message)
+
+
+def wait_reporter(bus: Bus, event: Event, step: Step) -> Callable[[float, str], Awaitable[None]]:
+    """A callback that tells the api a step waits in place, past a second, for a budget."""
+    reported: list[datetime] = []
+
+    async def report(seconds: float, reason: str) -> None:
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        # One report per wait that goes further than the last by more than a few seconds.
+        if reported and until <= reported[-1] + timedelta(seconds=5):
+            return
+        reported.append(until)
+        await bus.publish(
+            StepWaiting(
+                event_id=derived_event_id(
+                    event.event_id, f"{step}.waiting:{event.attempt}:{len(reported)}"
+                ),
+                **_envelope(event),
+                step=step,
+                reason=reason,
+                until=until,
+            )
+        )
+
+    return report
 
 
 async def _retry_or_fail(

@@ -39,6 +39,7 @@ API_QUEUE = WorkQueue(
     (
         "step.started",
         "step.failed",
+        "step.waiting",
         "activity.scanned",
         "content.generated",
         "notification.created",

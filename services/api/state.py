@@ -40,6 +40,7 @@ class AppState:
     async def close(self) -> None:
         if self.jwks is not None:
             await self.jwks.close()
+        await self.budgets.close()
 
 
 def open_database(

@@ -9,7 +9,7 @@ writes what it collected; no I/O happens here, the time is passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -23,6 +23,7 @@ from shared.events import (
     PostExcerpt,
     StepFailed,
     StepStarted,
+    StepWaiting,
 )
 from shared.ids import new_id
 
@@ -109,6 +110,21 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
             if event.next_attempt_at is not None:
                 # Waiting to retry does not count: the next attempt gets a fresh deadline.
                 row["deadline"] = event.next_attempt_at + timedelta(seconds=run.timeout_seconds)
+    elif isinstance(event, StepWaiting):
+        resumes = event.until.astimezone(UTC).strftime("%H:%M:%S UTC")
+        _step(
+            changes,
+            row,
+            step=event.step,
+            kind="waiting",
+            attempt=event.attempt,
+            detail=f"{event.reason}; goes on about {resumes}",
+            now=now,
+        )
+        # Waiting for a budget does not count: the attempt's time starts again after it.
+        deadline = event.until + timedelta(seconds=run.timeout_seconds)
+        if row["deadline"] is None or deadline > row["deadline"]:
+            row["deadline"] = deadline
     elif isinstance(event, ActivityScanned):
         if event.summary.is_empty:
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)

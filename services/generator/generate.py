@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from services.generator.budget import ModelBudget, Report
 from services.generator.prompt import InvalidPostError, build_prompt, parse_post
 from services.generator.providers import Provider, complete_with_retries, elapsed_ms
 from services.generator.writer import period, write_post
@@ -45,6 +47,8 @@ async def generate_posts(
     cancelled: CancelledSet,
     call_retries: int = 2,
     max_wait: float = 10.0,
+    budget: ModelBudget | None = None,
+    report: Report | None = None,
 ) -> Outcome:
     """Write each pending platform's post with the provider, or the template writer.
 
@@ -63,8 +67,16 @@ async def generate_posts(
                 window_start=event.window_start,
                 window_end=event.window_end,
             )
+        calls = Calls(
+            provider,
+            call_retries,
+            max_wait,
+            budget,
+            check=lambda: cancelled.check(event.execution_id),
+            report=report,
+        )
         try:
-            return await _model_post(name, event, provider, project, call_retries, max_wait)
+            return await _model_post(name, event, project, calls)
         except TransientError as exc:
             return exc
 
@@ -86,14 +98,20 @@ async def generate_posts(
     return outcome
 
 
-async def _model_post(
-    name: str,
-    event: ActivityScanned,
-    provider: Provider,
-    project: str,
-    call_retries: int,
-    max_wait: float,
-) -> PostResult:
+@dataclass(frozen=True)
+class Calls:
+    """How one execution calls its model: retries, patience, budget, cancellation, reports."""
+
+    provider: Provider
+    retries: int
+    max_wait: float
+    budget: ModelBudget | None
+    check: Callable[[], None]
+    report: Report | None
+
+
+async def _model_post(name: str, event: ActivityScanned, project: str, calls: Calls) -> PostResult:
+    provider = calls.provider
     platform = PLATFORMS[name]
     started = time.perf_counter()
     prompt = build_prompt(
@@ -104,7 +122,14 @@ async def _model_post(
     )
     try:
         completion = await complete_with_retries(
-            provider, prompt.system, prompt.user, retries=call_retries, max_wait=max_wait
+            provider,
+            prompt.system,
+            prompt.user,
+            retries=calls.retries,
+            max_wait=calls.max_wait,
+            budget=calls.budget,
+            check=calls.check,
+            report=calls.report,
         )
     except ExecutionCancelledError:
         raise

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from services.generator.budget import ModelBudget
 from services.generator.generate import Outcome, generate_posts
 from services.generator.providers import Provider
 from shared import topology
@@ -25,7 +26,7 @@ from shared.ids import derived_event_id
 from shared.metrics import POSTS_GENERATED
 from shared.platforms import PLATFORMS
 from shared.retry import compute_backoff
-from shared.steps import run_step
+from shared.steps import run_step, wait_reporter
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ def make_handler(
     *,
     call_retries: int = 2,
     max_wait: float = 10.0,
+    budget: ModelBudget | None = None,
 ) -> Handler:
     async def on_activity_scanned(event: Event) -> None:
         assert isinstance(event, ActivityScanned)
@@ -52,6 +54,8 @@ def make_handler(
                 cancelled=cancelled,
                 call_retries=call_retries,
                 max_wait=max_wait,
+                budget=budget,
+                report=wait_reporter(bus, event, Step.GENERATE),
             )
             done = [*event.summary.posts_done, *outcome.done]
             if outcome.pending and event.attempt <= event.retry_policy.max_retries:

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import structlog
 
+from services.generator.budget import ModelBudget
 from services.generator.handlers import make_handler
 from services.generator.providers import Provider, make_provider
 from shared import topology
+from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
 from shared.errors import ConfigurationError
@@ -38,10 +40,23 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         # A bad AI configuration fails each execution with a clear error; the worker runs on.
         log.error("AI provider misconfigured", error=exc.message)
         provider = exc
+    budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
+    budget = None
+    if provider is not None and not isinstance(provider, ConfigurationError):
+        budget = ModelBudget(
+            budgets,
+            provider=provider.name,
+            model=provider.model,
+            requests_per_minute=settings.ai_requests_per_minute,
+            tokens_per_minute=settings.ai_tokens_per_minute,
+        )
     log.info(
         "generator writing with",
         provider=getattr(provider, "name", "template"),
         model=getattr(provider, "model", None),
+        requests_per_minute=settings.ai_requests_per_minute or None,
+        tokens_per_minute=settings.ai_tokens_per_minute or None,
+        budgets="shared (Redis)" if budgets.shared else "this process",
     )
     await bus.consume(
         topology.GENERATOR_QUEUE,
@@ -51,10 +66,16 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
             provider,
             call_retries=settings.ai_call_retries,
             max_wait=settings.ai_retry_max_wait,
+            budget=budget,
         ),
         on_poison=poison_reporter(bus, Step.GENERATE),
     )
-    return http.close
+
+    async def close() -> None:
+        await http.close()
+        await budgets.close()
+
+    return close
 
 
 def main() -> None:

@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from services.generator.budget import ModelBudget, Report
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.metrics import AI_REQUEST_SECONDS, AI_TOKENS
 from shared.settings import Settings
 
 ANTHROPIC_VERSION = "2023-06-01"
+# Throttles (429, 529) one call waits out before its platform waits on the delay ladder.
+MAX_THROTTLED = 10
 DEFAULTS = {
     "openai": ("https://api.openai.com", "gpt-4o-mini"),
     "anthropic": ("https://api.anthropic.com", "claude-3-5-haiku-latest"),
@@ -39,6 +42,8 @@ class Completion:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    # The answer's headers: the provider's word on what is left of its limits.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Provider(Protocol):
@@ -50,6 +55,16 @@ class Provider(Protocol):
 
 class QuotaError(PermanentError):
     """The AI provider's quota or spend limit is reached; waiting will not help."""
+
+
+class ThrottledError(TransientError):
+    """The provider asked to slow down (429) or is overloaded (529): every replica waits."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None, headers: Mapping[str, str]
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = headers
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,7 @@ class OpenAIProvider:
                 model=str(payload.get("model") or self.model),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
+                headers=response.headers,
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise PermanentError("OpenAI returned a response without choices[0].message") from exc
@@ -159,6 +175,7 @@ class AnthropicProvider:
                 model=str(payload.get("model") or self.model),
                 prompt_tokens=int(usage.get("input_tokens") or 0),
                 completion_tokens=int(usage.get("output_tokens") or 0),
+                headers=response.headers,
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise PermanentError("Anthropic returned a response without content") from exc
@@ -193,25 +210,47 @@ async def complete_with_retries(
     *,
     retries: int,
     max_wait: float,
+    budget: ModelBudget | None = None,
+    check: Callable[[], None] = lambda: None,
+    report: Report | None = None,
 ) -> Completion:
-    """Call the provider, retrying a transient failure a few times with short waits.
+    """Call the provider within its budget, retrying a transient failure a few times.
 
-    A wait longer than `max_wait` (a long `retry-after`) is not spent here: the TransientError
-    goes up, and the platform stays pending for the step's delay ladder.
+    Waiting for the budget, or for the pause a 429 or 529 starts (in every replica), is no
+    failure and counts as no try, up to `MAX_THROTTLED` throttles a call. A failure's wait
+    longer than `max_wait` is not spent here: the TransientError goes up, and the platform
+    stays pending for the step's delay ladder.
     """
-    for attempt in range(retries + 1):
+    tries = throttles = 0
+    while True:
+        if budget is not None:
+            await budget.acquire(_estimate(provider, system, user), check=check, report=report)
+        check()
         try:
             completion = await provider.complete(system, user)
         except TransientError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt
-            if attempt == retries or wait > max_wait:
+            if isinstance(exc, ThrottledError) and budget is not None:
+                # Every replica pauses; this call waits for its budget again, as no try.
+                await budget.throttled(exc.retry_after, exc.headers)
+                if throttles < MAX_THROTTLED:
+                    throttles += 1
+                    continue
+            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**tries
+            if tries == retries or wait > max_wait:
                 raise
+            tries += 1
             await asyncio.sleep(wait)
             continue
+        if budget is not None:
+            await budget.observe(completion.headers)
         AI_TOKENS.labels(provider.name, "prompt").inc(completion.prompt_tokens)
         AI_TOKENS.labels(provider.name, "completion").inc(completion.completion_tokens)
         return completion
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _estimate(provider: Provider, system: str, user: str) -> int:
+    """Tokens a call may spend, as providers count them ahead: the prompt and its ceiling."""
+    return (len(system) + len(user)) // 4 + getattr(provider, "max_tokens", 0)
 
 
 async def _post(
@@ -262,7 +301,9 @@ def _openai_error(response: Answer) -> Exception:
     text = f"OpenAI {status} {code}: {message}".replace(" : ", ": ")
     if code == "insufficient_quota":
         return QuotaError(text)
-    if status == 429 or status >= 500 or status == 408:
+    if status == 429:
+        return ThrottledError(text, retry_after=_retry_after(response), headers=response.headers)
+    if status >= 500 or status == 408:
         return TransientError(text, retry_after=_retry_after(response))
     return PermanentError(text)
 
@@ -277,7 +318,9 @@ def _anthropic_error(response: Answer) -> Exception:
     text = f"Anthropic {status} {code or kind}: {message}"
     if code == "enforced_spend_limit_reached" or kind == "billing_error":
         return QuotaError(text)
-    if status in (429, 529) or status >= 500 or status == 408:
+    if status in (429, 529):
+        return ThrottledError(text, retry_after=_retry_after(response), headers=response.headers)
+    if status >= 500 or status == 408:
         return TransientError(text, retry_after=_retry_after(response))
     return PermanentError(text)
 

@@ -4,9 +4,10 @@ Commits on the default branch, pull requests merged and issues closed in (start,
 follow the `Link: rel="next"` URL verbatim (it may switch to `/repositories/{id}/...`), and
 redirects (a renamed or moved repository) are followed, both only on the origin the scan
 started from; conditional requests reuse an in-process ETag cache, so an unchanged page answers
-304 and costs no rate limit. Rate limits never block a worker: they become a TransientError
-whose `retry_after` sends the step through the delay ladder. An error quotes no more of
-GitHub's answer than a short, cleaned excerpt of its JSON `message`.
+304 and costs no rate limit. Rate limits are the fleet's to keep (`services/scanner/budget.py`):
+what GitHub reports of a credential's budget pauses every replica's requests with it before a
+limit is hit, and a limit GitHub answers pauses them until its `retry-after` or reset. An
+error quotes no more of GitHub's answer than a short, cleaned excerpt of its JSON `message`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import re
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,8 +24,10 @@ from typing import Any, Literal
 
 import httpx
 
+from services.scanner.budget import GitHubBudget, Report, credential_key
 from services.scanner.window import in_window
-from shared.errors import PermanentError, TransientError
+from shared.budgets import Budgets
+from shared.errors import BudgetExhaustedError, PermanentError, TransientError
 from shared.events import ActivityItem
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 from shared.outbound import origin_of, same_origin
@@ -68,27 +70,6 @@ class ETagCache:
 
 
 @dataclass
-class RateLimit:
-    """The core limit as the last response reported it."""
-
-    remaining: int | None = None
-    reset: float | None = None
-
-    def update(self, headers: httpx.Headers) -> None:
-        try:
-            self.remaining = int(headers["x-ratelimit-remaining"])
-            self.reset = float(headers["x-ratelimit-reset"])
-        except (KeyError, ValueError):
-            return
-
-    def wait(self, now: float) -> float | None:
-        """Seconds to wait before the next request, or None when requests may go ahead."""
-        if self.remaining == 0 and self.reset is not None and self.reset > now:
-            return self.reset - now
-        return None
-
-
-@dataclass
 class GitHubClient:
     http: httpx.AsyncClient
     # Checked by the caller against the origins the operator allows; every page and redirect
@@ -99,9 +80,12 @@ class GitHubClient:
     etags: ETagCache = field(default_factory=ETagCache)
     calls: int = 0
     not_modified: int = 0
-    rate: RateLimit = field(default_factory=RateLimit)
+    # The credential's budget as every replica keeps it; a process of its own by default.
+    budget: GitHubBudget = field(default_factory=lambda: GitHubBudget(Budgets(), reserve=0))
     # Called before every request: raises when the execution was cancelled meanwhile.
     before_request: Callable[[], None] | None = None
+    # Tells the api a scan waits in place for the credential's budget.
+    report: Report | None = None
     # Requests this process may have in flight to GitHub, shared by every scan: GitHub's
     # secondary limits allow about 100 at once per credential. Waiting here costs nothing;
     # waiting in httpx's pool costs CPU per waiting request on every request.
@@ -110,6 +94,7 @@ class GitHubClient:
     def __post_init__(self) -> None:
         # A cached page is served only to the credential that fetched it.
         self._cache_scope = hashlib.sha256(self.token.encode()).hexdigest()[:16]
+        self._budget_key = credential_key(self.token)
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -123,20 +108,20 @@ class GitHubClient:
 
     async def _get(self, url: httpx.URL) -> tuple[Any, str | None] | None:
         """GET one page: its JSON and next URL, or None for an empty repository (409)."""
-        if self.before_request is not None:
-            self.before_request()
-        wait = self.rate.wait(time.time())
-        if wait is not None:
-            raise TransientError("GitHub rate limit exhausted until its reset", retry_after=wait)
+        check = self.before_request or (lambda: None)
+        check()
+        # Waits out a short pause on the credential (checking for cancellation as it goes).
+        await self.budget.before_request(self._budget_key, check=check, report=self.report)
         headers = self._headers()
         key = f"{self._cache_scope} {url}"
         cached = self.etags.get(key)
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send(url, headers)
-        self.rate.update(response.headers)
-        if self.rate.remaining is not None:
-            GITHUB_RATE_LIMIT_REMAINING.set(self.rate.remaining)
+        await self.budget.observe(self._budget_key, response.headers)
+        remaining = response.headers.get("x-ratelimit-remaining", "")
+        if remaining.isdigit():
+            GITHUB_RATE_LIMIT_REMAINING.set(int(remaining))
         if response.status_code == 304 and cached is not None:
             GITHUB_REQUESTS.labels("not_modified").inc()
             self.not_modified += 1
@@ -145,7 +130,13 @@ class GitHubClient:
             GITHUB_REQUESTS.labels("empty").inc()
             return None
         GITHUB_REQUESTS.labels("ok" if response.status_code < 400 else "error").inc()
-        raise_for_github(response)
+        try:
+            raise_for_github(response)
+        except RateLimitedError as exc:
+            # Every replica's requests with this credential wait; so does this scan, as no try.
+            wait = exc.retry_after if exc.retry_after is not None else DEFAULT_LIMIT_WAIT
+            await self.budget.limited(self._budget_key, wait)
+            raise BudgetExhaustedError(exc.message, retry_after=wait) from None
         try:
             body = response.json()
         except ValueError as exc:
@@ -329,6 +320,10 @@ def change_type(message: str, labels: list[str]) -> str:
     return "other"
 
 
+class RateLimitedError(TransientError):
+    """GitHub answered a primary or secondary rate limit for this credential."""
+
+
 def raise_for_github(response: httpx.Response) -> None:
     """Map an error response to a transient or permanent error (rate limits are transient)."""
     status = response.status_code
@@ -341,7 +336,7 @@ def raise_for_github(response: httpx.Response) -> None:
         or "retry-after" in response.headers
         or "rate limit" in message.lower()
     ):
-        raise TransientError(f"GitHub rate limit: {message}", retry_after=retry_after)
+        raise RateLimitedError(f"GitHub rate limit: {message}", retry_after=retry_after)
     if status == 429 or status >= 500:
         raise TransientError(f"GitHub {status}: {message}", retry_after=retry_after)
     raise PermanentError(f"GitHub {status}: {message}")

@@ -6,15 +6,17 @@ import asyncio
 
 import httpx
 
+from services.scanner.budget import GitHubBudget
 from services.scanner.github import ETagCache
 from services.scanner.scan import GitHubAccess, scan
 from shared import topology
+from shared.budgets import Budgets
 from shared.bus import Bus, Handler
 from shared.cancellation import CancelledSet
 from shared.events import ActivityScanned, Event, JobDue, Step
 from shared.ids import derived_event_id
 from shared.settings import Settings
-from shared.steps import run_step
+from shared.steps import run_step, wait_reporter
 
 
 def make_handler(
@@ -23,10 +25,13 @@ def make_handler(
     cancelled: CancelledSet,
     settings: Settings,
     etags: ETagCache | None = None,
+    budgets: Budgets | None = None,
 ) -> Handler:
     cache = etags if etags is not None else ETagCache()
     github = GitHubAccess.from_settings(settings)
     slots = asyncio.Semaphore(settings.github_max_concurrent)
+    # The reserve: requests other scans of the fleet may have in flight when one reads it.
+    budget = GitHubBudget(budgets or Budgets(), reserve=2 * settings.github_max_concurrent)
 
     async def on_job_due(event: Event) -> None:
         assert isinstance(event, JobDue)
@@ -42,6 +47,8 @@ def make_handler(
                 scan_seconds=settings.scan_timeout,
                 before_request=lambda: cancelled.check(event.execution_id),
                 slots=slots,
+                budget=budget,
+                report=wait_reporter(bus, event, Step.SCAN),
             )
             return ActivityScanned(
                 event_id=derived_event_id(event.event_id, "activity.scanned"),

@@ -8,6 +8,7 @@ import httpx
 
 from services.scanner.handlers import make_handler
 from shared import topology
+from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
 from shared.events import Step
@@ -35,12 +36,18 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         timeout=timeout,
         limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
     )
+    budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
     await bus.consume(
         topology.SCANNER_QUEUE,
-        make_handler(bus, http, cancelled, settings),
+        make_handler(bus, http, cancelled, settings, budgets=budgets),
         on_poison=poison_reporter(bus, Step.SCAN),
     )
-    return http.aclose
+
+    async def close() -> None:
+        await http.aclose()
+        await budgets.close()
+
+    return close
 
 
 def main() -> None:

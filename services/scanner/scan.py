@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 import httpx
 
 from services.scanner import localgit
+from services.scanner.budget import GitHubBudget, Report
 from services.scanner.github import ETagCache, GitHubClient
+from shared.budgets import Budgets
 from shared.destinations import github_origins
 from shared.errors import ConfigurationError, TransientError
 from shared.events import ActivityItem, ActivitySummary, JobDue
@@ -74,6 +76,8 @@ async def scan(
     scan_seconds: float = 300.0,
     before_request: Callable[[], None] | None = None,
     slots: asyncio.Semaphore | None = None,
+    budget: GitHubBudget | None = None,
+    report: Report | None = None,
     now: datetime | None = None,
 ) -> ScanResult:
     """Collect the activity of the event's repository in (windowStart, windowEnd]."""
@@ -94,12 +98,14 @@ async def scan(
         etags=etags if etags is not None else ETagCache(),
         before_request=before_request,
         slots=slots,
+        report=report,
+        budget=budget or GitHubBudget(Budgets(), reserve=0),
     )
     # A total deadline per scan, never past the attempt's own deadline.
     remaining = (event.deadline - (now or datetime.now(UTC))).total_seconds()
-    budget = max(0.1, min(scan_seconds, remaining))
+    seconds = max(0.1, min(scan_seconds, remaining))
     try:
-        async with asyncio.timeout(budget):
+        async with asyncio.timeout(seconds):
             items = await client.commits(repo.owner, repo.name, start, end)
             issues, pulls = await client.closed_issues_and_merged_pulls(
                 repo.owner, repo.name, start, end
@@ -108,7 +114,7 @@ async def scan(
                 pulls = await client.merged_pulls(repo.owner, repo.name, start, end)
             items += pulls + issues
     except TimeoutError:
-        raise TransientError(f"GitHub scan exceeded its {budget:.0f} s deadline") from None
+        raise TransientError(f"GitHub scan exceeded its {seconds:.0f} s deadline") from None
     return ScanResult(summarise(items), client.calls)
 
 

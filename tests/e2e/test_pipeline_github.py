@@ -1,8 +1,9 @@
 """GitHub activity in, model-written posts out: api, scanner and generator as real processes.
 
 The scanner talks to a local GitHub server (HERALD_GITHUB_API_URL), the generator to a local
-OpenAI-compatible server; both are rate-limited once, so the scan and one platform go round
-the broker's delay ladder before the execution completes.
+OpenAI-compatible server. Both rate-limit once: the scan and one platform wait for the budget
+(no failure, no retry spent), and one platform fails once and goes round the broker's delay
+ladder before the execution completes.
 """
 
 from __future__ import annotations
@@ -188,7 +189,10 @@ def test_github_activity_becomes_model_written_posts_through_retries(
     model[0].scripts.update(
         x=['{"body": "octo/herald shipped weekly digests and 120 fixes."}'],
         blog=[openai.Failure(429, "rate_limit_exceeded", retry_after=1, message="slow down")],
-        changelog=['{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}'],
+        changelog=[
+            openai.Failure(503, None, message="busy"),
+            '{"title": "Changes", "body": "## Changes\\n\\n### Added\\n- Weekly digests"}',
+        ],
     )
     api = processes.signed_in_client(pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
@@ -208,10 +212,14 @@ def test_github_activity_becomes_model_written_posts_through_retries(
     assert posts["changelog"]["title"] == "Changes"
     assert posts["blog"]["status"] == "GENERATED"
     assert all(post["promptTokens"] > 0 for post in posts.values())
-    # The scan retried after the secondary limit; the generator reran only the blog post.
-    failed = [(s["step"], s["attempt"]) for s in execution["steps"] if s["kind"] == "failed"]
-    assert failed == [("scan", 1), ("generate", 2)]
-    assert len(model[0].calls) == 4
+    # The scan waited out the secondary limit, the blog post its 429 (every replica paused),
+    # both as no try; the changelog's 503 was a failure, retried on its own next attempt.
+    kinds = [(s["step"], s["kind"], s["attempt"]) for s in execution["steps"]]
+    assert ("scan", "waiting", 1) in kinds and ("generate", "waiting", 1) in kinds, kinds
+    failed = [(step, attempt) for step, kind, attempt in kinds if kind == "failed"]
+    assert failed == [("generate", 1)]
+    assert execution["attempt"] == 2
+    assert len(model[0].calls) == 5  # x, blog twice, changelog twice
     paths = github[0].paths()
     assert "/repositories/1000/commits" in paths  # Link pagination followed verbatim
 

@@ -30,6 +30,7 @@ from shared.events import (
     Step,
     StepFailed,
     StepStarted,
+    StepWaiting,
     Trigger,
     decode_event,
 )
@@ -122,6 +123,12 @@ def sample_events() -> list[Event]:
             attempts=3,
             error="smtp down",
             kind="job_failure",
+        ),
+        StepWaiting(
+            **ENVELOPE,
+            step=Step.SCAN,
+            reason="GitHub's rate limit for this credential is spent",
+            until=datetime(2025, 3, 4, 6, 0, tzinfo=UTC),
         ),
         RecipientConfirmationRequested(
             project_id="prj_1",
