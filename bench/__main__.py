@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.schedule", "bench.scheduler", "bench.api", "bench.pipeline")
+BENCHMARKS = ("bench.schedule", "bench.scheduler", "bench.api", "bench.pipeline", "bench.latency")
 
 for module in BENCHMARKS:
     print(f"== {module}", flush=True)

@@ -28,12 +28,13 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from bench.docs import write_section
 from bench.pipeline import Herald, github, load
@@ -95,11 +96,16 @@ async def run(
             jobs, github_url, log_dir, platforms=PLATFORMS, env=env, replicas=replicas
         ) as herald:
             instant = datetime.now(UTC) + timedelta(seconds=2)
-            started = time.monotonic()
             await herald.due(instant, 0)
             rows = await herald.wait_notified(limit=max(600, jobs * 2))
-            del started
             peak = {name: rss_mb(s.process.pid) for name, s in herald.services.items()}
+            connection = await asyncpg.connect(herald.dsn)
+            try:
+                github_calls = await connection.fetchval(
+                    "SELECT avg((metadata->>'githubApiCalls')::int) FROM cron_executions"
+                )
+            finally:
+                await connection.close()
     statuses = sorted({row["status"] for row in rows})
     last = max(row["completed_at"] for row in rows)
     seconds = (last - instant).total_seconds()
@@ -112,6 +118,7 @@ async def run(
         "model_calls": calls,
         "model_429s": fake.rejected,
         "model_most_in_flight": fake.most_in_flight,
+        "github_requests_per_execution": round(float(github_calls or 0), 2),
         "most_in_any_minute": fake.most_in_any_minute() if rpm is not None else None,
         "peak_rss_mb": peak,
     }
@@ -180,13 +187,21 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
                 "",
             )
         )
+        verdict = "met" if lat["met"] else "missed"
+        target = (
+            f"≤ 1.5 × ({zero['seconds']} + {EXTERNAL_WAIT:.2f}) = {lat['bound_s']} s: **{verdict}**"
+            if jobs == args.jobs
+            else f"reported (the target is for {args.jobs}): 1.5 × ({zero['seconds']} + "
+            f"{EXTERNAL_WAIT:.2f}) = {lat['bound_s']} s, {verdict}"
+        )
         rows.append(
             (
                 f"{jobs:,} jobs × 4 platforms, GitHub 150 ms, model 2 s",
                 f"**{lat['seconds']} s**; {lat['model_calls']:,} completions, at most "
-                f"{lat['model_most_in_flight']} at once; peak RSS MB: {rss}",
-                f"≤ 1.5 × ({zero['seconds']} + {EXTERNAL_WAIT:.2f}) = {lat['bound_s']} s: "
-                f"**{'met' if lat['met'] else 'missed'}**",
+                f"{lat['model_most_in_flight']} at once; "
+                f"{lat['github_requests_per_execution']:g} GitHub requests an execution; "
+                f"peak RSS MB: {rss}",
+                target,
             )
         )
     for generators in (1, 2):
@@ -214,6 +229,13 @@ limit with OpenAI's headers and 429s). Reproduce with `python -m bench.latency -
 (raw figures: `bench/results/latency.json`).
 
 {table}
+
+What bounds the latency runs beyond the pipeline's own cost: the scanner keeps at most
+`HERALD_GITHUB_MAX_CONCURRENT` (50) requests in flight per process (GitHub allows about 100
+per credential), so {args.large:,} scans of two requests at 150 ms take at least
+{args.large * 2 * GITHUB_SECONDS / 50:.0f} s of GitHub's time, which the zero-latency run does
+not pay; and the scanner's httpx pool still costs CPU per request (the generator's model calls
+moved to aiohttp for that reason; docs/architecture.md).
 
 {notes}Measured {results["measured_at"]} on {results["platform"]}, Python {results["python"]}.
 """

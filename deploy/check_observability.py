@@ -17,6 +17,12 @@ generates from them (deploy/k8s/crd-check, installed with `npm ci` on first use)
 deploy/k8s/schemas/servicemonitor.json, which adds what the upstream schema leaves to the API
 server's pruning: an unknown field (a typo) is an error, as with kubernetes-validate --strict.
 It also checks that each endpoint's port is a named port of a Service the selector picks.
+The same command validates KEDA's ScaledObjects and TriggerAuthentications against KEDA's
+upstream CRD models (@kubernetes-models/keda), and adds what those leave unchecked: a RabbitMQ
+trigger's metadata (string values, a known `mode`, `protocol: http` for the modes that need
+the management API, a `queueName` herald declares, a positive `value`), that the scaled
+Deployment and the referenced TriggerAuthentication and Secret key exist, and that no
+HorizontalPodAutoscaler targets a Deployment KEDA scales.
 """
 
 from __future__ import annotations
@@ -164,6 +170,108 @@ def servicemonitor_errors(documents: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
+KEDA_MODES = {
+    "QueueLength",
+    "MessageRate",
+    "DeliverGetRate",
+    "PublishedToDeliveredRatio",
+    "ExpectedQueueConsumptionTime",
+}
+RABBITMQ_KEYS = {
+    "queueName",
+    "mode",
+    "value",
+    "activationValue",
+    "protocol",
+    "host",
+    "hostFromEnv",
+    "usernameFromEnv",
+    "passwordFromEnv",
+    "vhostName",
+    "unsafeSsl",
+    "timeout",
+    "excludeUnacknowledged",
+    "useRegex",
+    "pageSize",
+    "operation",
+}
+
+
+def keda_errors(documents: list[dict[str, Any]]) -> list[str]:
+    """What KEDA's CRD models do not check of herald's ScaledObjects."""
+    from shared.topology import WORK_QUEUES
+
+    def named(kind: str) -> dict[str, dict[str, Any]]:
+        return {d["metadata"]["name"]: d for d in documents if d.get("kind") == kind}
+
+    deployments, auths, secrets = (
+        named("Deployment"),
+        named("TriggerAuthentication"),
+        named("Secret"),
+    )
+    autoscaled = {
+        (d.get("spec") or {}).get("scaleTargetRef", {}).get("name")
+        for d in documents
+        if d.get("kind") == "HorizontalPodAutoscaler"
+    }
+    queues = {queue.name for queue in WORK_QUEUES}
+    errors: list[str] = []
+    for name, scaled in named("ScaledObject").items():
+        spec = scaled.get("spec") or {}
+        target = (spec.get("scaleTargetRef") or {}).get("name")
+        if target not in deployments:
+            errors.append(f"ScaledObject {name}: scales {target!r}, which is no Deployment here")
+        if target in autoscaled:
+            errors.append(f"ScaledObject {name}: an HPA also scales {target!r}; KEDA makes its own")
+        for trigger in spec.get("triggers") or []:
+            if trigger.get("type") != "rabbitmq":
+                continue
+            errors += [f"ScaledObject {name}: {e}" for e in _rabbitmq_errors(trigger, queues)]
+            auth = (trigger.get("authenticationRef") or {}).get("name")
+            if auth is None:
+                continue
+            if auth not in auths:
+                errors.append(f"ScaledObject {name}: no TriggerAuthentication {auth!r}")
+                continue
+            for ref in (auths[auth].get("spec") or {}).get("secretTargetRef") or []:
+                secret = secrets.get(ref.get("name"))
+                data = {**(secret or {}).get("stringData", {}), **(secret or {}).get("data", {})}
+                if ref.get("key") not in data:
+                    errors.append(
+                        f"TriggerAuthentication {auth}: no key {ref.get('key')!r} "
+                        f"in Secret {ref.get('name')!r}"
+                    )
+    return errors
+
+
+def _rabbitmq_errors(trigger: dict[str, Any], queues: set[str]) -> list[str]:
+    metadata = trigger.get("metadata") or {}
+    errors = [
+        f"metadata {key!r} is not a string"
+        for key, value in metadata.items()
+        if not isinstance(value, str)
+    ]
+    errors += [
+        f"metadata {key!r} is not a RabbitMQ scaler setting"
+        for key in metadata.keys() - RABBITMQ_KEYS
+    ]
+    mode = metadata.get("mode")
+    if mode not in KEDA_MODES:
+        errors.append(f"mode {mode!r} is not one of {', '.join(sorted(KEDA_MODES))}")
+    elif mode != "QueueLength" and metadata.get("protocol") != "http":
+        errors.append(f"mode {mode} needs protocol 'http' (the management API)")
+    if metadata.get("queueName") not in queues:
+        errors.append(f"queueName {metadata.get('queueName')!r} is not a queue herald declares")
+    try:
+        if float(metadata.get("value", "")) <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.append(f"value {metadata.get('value')!r} is not a positive number")
+    if not (trigger.get("authenticationRef") or "host" in metadata or "hostFromEnv" in metadata):
+        errors.append("no broker address: an authenticationRef, host or hostFromEnv")
+    return errors
+
+
 def install_crd_check() -> str:
     """`npm ci` the pinned upstream models unless installed as locked; return node's path."""
     node, npm = shutil.which("node"), shutil.which("npm")
@@ -186,7 +294,7 @@ def install_crd_check() -> str:
 
 
 def upstream_crd_errors(documents: list[dict[str, Any]]) -> list[str]:
-    """Errors of the prometheus-operator resources among `documents` under the upstream CRDs."""
+    """Errors of the custom resources among `documents` under their upstream CRD models."""
     node = install_crd_check()
     result = subprocess.run(  # noqa: S603 - fixed arguments
         [node, str(CRD_CHECK / "validate.mjs")],
@@ -204,16 +312,20 @@ def check_servicemonitors(paths: list[str]) -> int:
     failed = 0
     for path in paths:
         documents = [doc for doc in yaml.safe_load_all(Path(path).read_text()) if doc]
-        errors = servicemonitor_errors(documents) + upstream_crd_errors(documents)
+        errors = (
+            servicemonitor_errors(documents)
+            + keda_errors(documents)
+            + upstream_crd_errors(documents)
+        )
         for error in errors:
             print(f"{path}: {error}")
         failed += bool(errors)
-        kinds = ("ServiceMonitor", "PrometheusRule")
+        kinds = ("ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication")
         count = sum(doc.get("kind") in kinds for doc in documents)
         if not errors:
             print(
-                f"deploy: {Path(path).name}: {count} prometheus-operator resource(s) valid "
-                "(upstream CRD schemas and strict fields)"
+                f"deploy: {Path(path).name}: {count} custom resource(s) valid "
+                "(upstream CRD schemas, strict fields, KEDA scaler settings)"
             )
     return 1 if failed else 0
 

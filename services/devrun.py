@@ -52,6 +52,9 @@ class Unanswered:
         )
 
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 def unreachable(settings: Settings) -> list[Unanswered]:
     """Name each server that does not accept a TCP connection at its configured URL."""
     problems = []
@@ -66,6 +69,24 @@ def unreachable(settings: Settings) -> list[Unanswered]:
         except OSError as exc:
             problems.append(Unanswered(name, f"{host}:{port}", exc.strerror or str(exc), setting))
     return problems
+
+
+def _redis(settings: Settings) -> tuple[str, str]:
+    """The Redis the services share budgets through, and the banner's line about it.
+
+    Redis is optional: without one answering, each process keeps its own budgets.
+    """
+    url = settings.redis_url or DEFAULT_REDIS_URL
+    parsed = make_url(url.replace("redis://", "postgresql://", 1))
+    host, port = parsed.host or "127.0.0.1", parsed.port or 6379
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        return "", (
+            f"kept by each process (Redis does not answer at {host}:{port}: "
+            f"{exc.strerror or exc}; set HERALD_REDIS_URL to share them)"
+        )
+    return url, f"shared through Redis at {host}:{port}"
 
 
 async def _seed(settings: Settings, repository: Path) -> str:
@@ -90,6 +111,7 @@ def run_all(settings: Settings) -> int:
             print(f"herald: {problem}; {problem.hint}.", file=sys.stderr)
         reason = "; ".join(str(problem) for problem in problems)
         return run_standalone(settings, reason=reason)
+    redis_url, redis_line = _redis(settings)
     checkout = Path.cwd().resolve()
     upgrade(settings.database_url)
     repository = demo_repository(checkout, Path(settings.data_dir).resolve(), now=datetime.now(UTC))
@@ -99,6 +121,7 @@ def run_all(settings: Settings) -> int:
         "HERALD_LOCAL_REPOS_ROOT": os.environ.get(
             "HERALD_LOCAL_REPOS_ROOT", str(repos_root(checkout, repository))
         ),
+        "HERALD_REDIS_URL": redis_url,
     }
     children = {
         name: subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env)  # noqa: S603
@@ -112,6 +135,7 @@ def run_all(settings: Settings) -> int:
         f"  API docs:   {base}/docs\n"
         f"  Metrics:    {base}/metrics (workers on ports 9101-9104)\n"
         "  RabbitMQ:   http://127.0.0.1:15672 (guest/guest) if the management plugin is on\n"
+        f"  Budgets:    {redis_line}\n"
         f"  Demo token: {token}\n\n"
         f"  Try: curl -H 'Authorization: Bearer {token}' {base}/api/cron/schedules\n"
         "Press Ctrl-C to stop.\n",

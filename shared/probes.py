@@ -29,8 +29,18 @@ async def run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, bool]:
     return dict(zip(checks, results, strict=True))
 
 
-def add_probe_routes(app: FastAPI, *, service: str, checks: Mapping[str, ReadinessCheck]) -> None:
-    """Add `/livez`, `/readyz` and `/metrics` to an app."""
+def add_probe_routes(
+    app: FastAPI,
+    *,
+    service: str,
+    checks: Mapping[str, ReadinessCheck],
+    advisory: Mapping[str, ReadinessCheck] | None = None,
+) -> None:
+    """Add `/livez`, `/readyz` and `/metrics` to an app.
+
+    `advisory` checks are reported but do not make the process unready: what they check has a
+    fallback (Redis: budgets of the process's own).
+    """
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> dict[str, str]:
@@ -41,19 +51,23 @@ def add_probe_routes(app: FastAPI, *, service: str, checks: Mapping[str, Readine
         results = await run_checks(checks)
         ready = all(results.values())
         metrics.SERVICE_READY.labels(service=service).set(1 if ready else 0)
-        return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": results},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": results}
+        if advisory:
+            body["advisory"] = await run_checks(advisory)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def probe_app(service: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
+def probe_app(
+    service: str,
+    checks: Mapping[str, ReadinessCheck],
+    advisory: Mapping[str, ReadinessCheck] | None = None,
+) -> FastAPI:
     app = FastAPI(title=f"herald {service} probes", docs_url=None, redoc_url=None)
-    add_probe_routes(app, service=service, checks=checks)
+    add_probe_routes(app, service=service, checks=checks, advisory=advisory)
     return app
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from shared.budgets import Budgets
 from shared.bus import AmqpBus, Bus
 from shared.logging import configure_logging
 from shared.probes import ProbeServer, probe_app
@@ -54,8 +55,12 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
             raise
         subscribed = True
 
+    advisory = {}
+    if settings.redis_url:
+        budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
+        advisory["redis"] = budgets.ping
     probes = ProbeServer(
-        probe_app(service, {"broker": broker_ready}),
+        probe_app(service, {"broker": broker_ready}, advisory),
         host=settings.probe_host,
         port=probe_port(service, settings),
     )
@@ -69,6 +74,8 @@ async def run_worker(service: str, setup: Setup, settings: Settings) -> None:
     if cleanup is not None:
         await cleanup()
     await probes.stop()
+    if settings.redis_url:
+        await budgets.close()
     log.info("service stopped", service=service)
 
 

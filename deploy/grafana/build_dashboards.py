@@ -292,6 +292,21 @@ def dependencies() -> dict[str, Any]:
             ),
             Panel("AI request time", quantiles("herald_ai_request_seconds", by="provider"), "s"),
             Panel(
+                "Budget waits (calls waiting for a fleet budget or a provider's pause)",
+                rate("herald_budget_wait_seconds_count", "budget"),
+                "ops",
+            ),
+            Panel(
+                "Budget wait time",
+                quantiles("herald_budget_wait_seconds", by="budget"),
+                "s",
+            ),
+            Panel(
+                "Shared budget store (Redis) unreachable",
+                rate("herald_budget_store_errors_total", "job"),
+                "ops",
+            ),
+            Panel(
                 "Posts not generated (AI or template errors)",
                 rate("herald_posts_total", "platform", 'status!="GENERATED"'),
                 "ops",
@@ -319,6 +334,11 @@ def api() -> dict[str, Any]:
         [
             Panel("Requests by route", rate(http, "route"), "reqps"),
             Panel("Requests by status class", rate(http, "status_class"), "reqps"),
+            Panel(
+                "Abuse limits: requests slowed or refused",
+                rate("herald_api_refusals_total", "limit, outcome"),
+                "ops",
+            ),
             Panel(
                 "Error ratio (5xx)",
                 [

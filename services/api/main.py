@@ -154,7 +154,10 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         return state.bus.is_ready
 
     add_probe_routes(
-        app, service="api", checks={"database": database_ready, "broker": broker_ready}
+        app,
+        service="api",
+        checks={"database": database_ready, "broker": broker_ready},
+        advisory={"redis": state.budgets.ping} if settings.redis_url else None,
     )
     _declare_security(app)
     return app

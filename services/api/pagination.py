@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
 from sqlalchemy import BindParameter, ColumnElement, Integer, Select, bindparam, tuple_, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.api.problems import invalid
@@ -81,6 +83,27 @@ def _before(created: Any, row_id: Any, at: Any, last_id: Any) -> ColumnElement[b
     return tuple_(created, row_id) < tuple_(
         type_coerce(at, created.type), type_coerce(last_id, row_id.type)
     )
+
+
+async def listed(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    model: Any,
+    view: Callable[[Any], dict[str, Any]],
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """One page of ORM records newest first (by `created_at`, then `id`), as a list answer."""
+    paged = page(statement, created=model.created_at, row_id=model.id, limit=limit, cursor=cursor)
+    rows = list((await session.scalars(paged)).all())
+    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
+    return {
+        "success": True,
+        "data": [view(row) for row in rows],
+        "count": len(rows),
+        "nextCursor": next_cursor,
+    }
 
 
 def split(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:

@@ -61,11 +61,18 @@ class ModelBudget:
         self._gate = asyncio.Lock()
 
     async def acquire(
-        self, tokens: int, *, check: Callable[[], None], report: Report | None = None
+        self,
+        tokens: int,
+        *,
+        check: Callable[[], None],
+        report: Report | None = None,
+        spend: bool = True,
     ) -> float:
         """Wait until a call of about `tokens` tokens may go; return the seconds waited.
 
         `check` raises when the caller's execution was cancelled meanwhile: no call is made.
+        `spend=False` only waits out a pause: a call the provider refused with a 429 already
+        holds the budget it took (the provider counts refused calls as nothing).
         """
         waited = 0.0
         cost = min(max(tokens, 1), self._tokens_per_minute or tokens or 1)
@@ -76,6 +83,8 @@ class ModelBudget:
                 if paused > 0:
                     waited += await self._wait(paused, "ai_pause", check, report)
                     continue
+                if not spend:
+                    return waited
                 if self._tokens is not None and not await self._budgets.test(
                     self._tokens, self.key, "tokens", cost=cost
                 ):

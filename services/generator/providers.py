@@ -222,15 +222,23 @@ async def complete_with_retries(
     stays pending for the step's delay ladder.
     """
     tries = throttles = 0
+    holds_budget = False
     while True:
         if budget is not None:
-            await budget.acquire(_estimate(provider, system, user), check=check, report=report)
+            await budget.acquire(
+                _estimate(provider, system, user),
+                check=check,
+                report=report,
+                spend=not holds_budget,
+            )
+            holds_budget = True
         check()
         try:
             completion = await provider.complete(system, user)
         except TransientError as exc:
             if isinstance(exc, ThrottledError) and budget is not None:
-                # Every replica pauses; this call waits for its budget again, as no try.
+                # Every replica pauses; this call waits out the pause, as no try, and keeps the
+                # budget it took (the provider did not count the refused call).
                 await budget.throttled(exc.retry_after, exc.headers)
                 if throttles < MAX_THROTTLED:
                     throttles += 1
@@ -239,6 +247,8 @@ async def complete_with_retries(
             if tries == retries or wait > max_wait:
                 raise
             tries += 1
+            # A failed call counted at the provider: its retry takes budget again.
+            holds_budget = False
             await asyncio.sleep(wait)
             continue
         if budget is not None:

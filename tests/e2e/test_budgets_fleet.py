@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_pipeline_github import create_project, finished, run_daily_job, seed
 from tests.support import processes
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
+from tests.support.runs import create_project, finished, run_daily_job, seed
 
 pytestmark = pytest.mark.e2e
 
@@ -119,6 +119,8 @@ def test_a_generator_waits_for_what_another_spent_and_a_cancelled_wait_calls_not
         assert len(fake.calls) == RPM and fake.rejected == 0
         assert model_calls(fleet["generator-2"]) == 0
         assert "shared (Redis)" in fleet["generator-2"].logs()
+        ready = httpx.get(f"{fleet['generator-2'].url}/readyz", timeout=5).json()
+        assert ready["advisory"] == {"redis": True}
 
 
 def model_calls(service: processes.Service) -> float:

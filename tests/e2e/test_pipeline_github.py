@@ -9,18 +9,16 @@ ladder before the execution completes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.support import processes
 from tests.support.fakes import anthropic, openai
-from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
+from tests.support.fakes.github import FakeGitHub, Limited
 from tests.support.fakes.server import ThreadedServer
-from tests.support.polling import poll
+from tests.support.runs import create_project, finished, run_daily_job, seed, trigger
 from tests.support.sql import query
 from tests.support.trap import SECRET_BODY, Trap
 
@@ -107,73 +105,6 @@ def claude() -> Iterator[tuple[anthropic.FakeAnthropic, ThreadedServer]]:
     server = fake.serve()
     yield fake, server
     server.close()
-
-
-def create_project(api: httpx.Client, owner: str, name: str, platforms: list[str]) -> str:
-    project = api.post(
-        "/api/projects",
-        json={
-            "name": name,
-            "githubRepoOwner": owner,
-            "githubRepoName": name,
-            "platforms": platforms,
-        },
-    )
-    assert project.status_code == 201, project.text
-    return str(project.json()["data"]["id"])
-
-
-def run_daily_job(api: httpx.Client, project_id: str, hour: int) -> str:
-    """Create a daily job on the project, trigger it, return the execution id."""
-    job = api.post(
-        "/api/cron/schedule",
-        json={
-            "projectId": project_id,
-            "name": "Daily digest",
-            "frequency": "DAILY",
-            # The previous slot, and so the window's start, lies about twelve hours back.
-            "timeConfig": {"hour": hour, "minute": 0, "timezone": "UTC"},
-            "maxRetries": 3,
-            "retryDelay": 1,
-        },
-    )
-    assert job.status_code == 201, job.text
-    triggered = api.post("/api/cron/trigger", json={"jobId": job.json()["data"]["id"]})
-    assert triggered.status_code == 202, triggered.text
-    return str(triggered.json()["data"]["id"])
-
-
-def trigger(api: httpx.Client, owner: str, name: str, platforms: list[str], hour: int) -> str:
-    """Create a project and a daily job on it, trigger the job, return the execution id."""
-    return run_daily_job(api, create_project(api, owner, name, platforms), hour)
-
-
-def finished(api: httpx.Client, execution_id: str) -> dict[str, Any]:
-    return dict(
-        poll(
-            lambda: api.get(f"/api/cron/executions/{execution_id}").json()["data"],
-            lambda data: data["status"] not in ("PENDING", "RUNNING"),
-        )
-    )
-
-
-def seed(github: FakeGitHub, now: datetime) -> None:
-    recent, old = now - timedelta(hours=1), now - timedelta(days=3)
-    github.add_repo(
-        "octo",
-        "herald",
-        commits=[
-            commit(f"{n:040x}", f"fix: edge case {n}", recent + timedelta(seconds=n))
-            for n in range(120)
-        ]
-        + [commit("a" * 40, "Ancient", old)],
-        pulls=[
-            pull(11, "feat: weekly digests", updated=recent, merged=recent, login="zoe"),
-            pull(12, "Abandoned idea", updated=recent, merged=None),
-            pull(13, "Old merge", updated=old, merged=old),
-        ],
-        issues=[issue(21, "Crash when the window is empty", closed=recent, labels=("bug",))],
-    )
 
 
 def test_github_activity_becomes_model_written_posts_through_retries(

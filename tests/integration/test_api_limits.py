@@ -159,3 +159,7 @@ async def test_with_redis_gone_failures_still_count_in_each_process(
         for _ in range(2):
             problem(await attacker.get("/api/me", headers=wrong), 401)
         problem(await attacker.get("/api/me", headers=wrong), 429)
+        # Redis gone is reported, and the api stays ready: its budgets have a fallback.
+        ready = await attacker.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["advisory"] == {"redis": False}

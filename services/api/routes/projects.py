@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from services.api.auth import UserDep
 from services.api.deps import SessionDep, StateDep
-from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
+from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import invalid
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
@@ -106,26 +106,9 @@ async def list_projects(
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     statement = select(Project).where(Project.user_id == user.id, Project.deleted_at.is_(None))
-    rows = list(
-        (
-            await session.scalars(
-                page(
-                    statement,
-                    created=Project.created_at,
-                    row_id=Project.id,
-                    limit=limit,
-                    cursor=cursor,
-                )
-            )
-        ).all()
+    return await listed(
+        session, statement, model=Project, view=project_view, limit=limit, cursor=cursor
     )
-    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
-    return {
-        "success": True,
-        "data": [project_view(row) for row in rows],
-        "count": len(rows),
-        "nextCursor": next_cursor,
-    }
 
 
 @router.get("/{project_id}", operation_id="getProject")

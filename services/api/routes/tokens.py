@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from services.api.auth import UserDep
 from services.api.deps import SessionDep
-from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, page, split
+from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import not_found
 from services.api.requests import Body
 from services.api.views import token_view
@@ -37,26 +37,9 @@ async def list_tokens(
 ) -> dict[str, Any]:
     """The caller's tokens, newest first, revoked ones included (never their secrets)."""
     statement = select(ApiToken).where(ApiToken.user_id == user.id)
-    rows = list(
-        (
-            await session.scalars(
-                page(
-                    statement,
-                    created=ApiToken.created_at,
-                    row_id=ApiToken.id,
-                    limit=limit,
-                    cursor=cursor,
-                )
-            )
-        ).all()
+    return await listed(
+        session, statement, model=ApiToken, view=token_view, limit=limit, cursor=cursor
     )
-    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
-    return {
-        "success": True,
-        "data": [token_view(row) for row in rows],
-        "count": len(rows),
-        "nextCursor": next_cursor,
-    }
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="createToken")
