@@ -126,3 +126,14 @@ BUDGET_WAIT_SECONDS = Histogram(
     ["budget"],
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+BACKGROUND_LOOP_CRASHES = Counter(
+    "herald_background_loop_crashes_total",
+    "Background loops (claim loop, outbox relays, sweeper, housekeeping) that crashed and were "
+    "restarted, by service and loop.",
+    ["service", "loop"],
+)
+BACKGROUND_LOOP_UP = Gauge(
+    "herald_background_loop_up",
+    "1 while a supervised background loop runs, 0 while it waits to restart after a crash.",
+    ["service", "loop"],
+)

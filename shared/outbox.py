@@ -9,7 +9,6 @@ its event id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,8 @@ from shared.bus import Bus
 from shared.db.notify import OUTBOX_CHANNEL, notify
 from shared.db.schema import OutboxMessage
 from shared.events import Event
+from shared.runtime import pause
+from shared.supervision import log_failed_pass
 
 log = structlog.get_logger(__name__)
 
@@ -148,9 +149,8 @@ class OutboxRelay:
                     continue
                 await self._housekeeping()
             except Exception as exc:
-                log.warning("outbox relay failed; will retry", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first_of(self.wake, stop), timeout=self._poll_interval)
+                log_failed_pass(log, "outbox relay failed; will retry", exc)
+            await pause(self._poll_interval, self.wake, stop)
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -214,12 +214,3 @@ async def _publish(bus: Bus, rows: Sequence[Any]) -> datetime:
             )
         )
     return datetime.now(UTC)
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

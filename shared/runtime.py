@@ -55,3 +55,18 @@ async def start_when_available(
             await asyncio.wait_for(stop.wait(), timeout=delay)
         delay = min(delay * 2, 10.0)
     return False
+
+
+async def pause(seconds: float, *events: asyncio.Event) -> bool:
+    """Wait `seconds`, or less if one of `events` is set first; return whether one was."""
+    if any(event.is_set() for event in events):
+        return True
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(
+            waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)

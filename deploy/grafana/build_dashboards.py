@@ -372,6 +372,18 @@ def api() -> dict[str, Any]:
                 kind="stat",
             ),
             Panel(
+                "Background loop crashes (restarted with backoff)",
+                [
+                    (
+                        "sum by (service, loop) "
+                        "(increase(herald_background_loop_crashes_total[$__rate_interval]))",
+                        "{{service}} {{loop}}",
+                    )
+                ],
+                "short",
+                description="A crash is logged with its traceback as 'background loop crashed'.",
+            ),
+            Panel(
                 "Targets up",
                 [('sum by (job) (up{job=~"herald-.*"})', "{{job}}")],
                 "short",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sized
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, Request
@@ -17,6 +18,7 @@ from services.api.abuse import client_address
 from services.api.deps import SessionDep, StateDep, app_state
 from services.api.jwt_auth import Identity, InvalidJwt, JwksVerifier, looks_like_jwt
 from services.api.problems import Problem, too_many_failures
+from services.api.state import AppState
 from shared.db.schema import ApiToken, ConsoleSession, User
 from shared.ids import new_id
 from shared.tokens import SESSION_PREFIX, hash_token
@@ -78,34 +80,84 @@ async def session_user(session: AsyncSession, secret: str) -> User:
     return user
 
 
-async def current_user(request: Request, session: SessionDep, state: StateDep) -> User:
+#: Endpoints that check an API token inside their own statements (`owned_by`), read through
+#: `reading_as_caller`: the token is not looked up before they run.
+_CHECKED_IN_QUERY: set[Callable[..., Any]] = set()
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+RowsT = TypeVar("RowsT", bound=Sized | None)
+
+
+def checks_token_in_query(endpoint: Endpoint) -> Endpoint:
+    """Mark a hot read that checks an API token in its statements instead of beforehand."""
+    _CHECKED_IN_QUERY.add(endpoint)
+    return endpoint
+
+
+async def authenticate(request: Request, session: SessionDep, state: StateDep) -> None:
+    """Resolve the bearer credential of a request to its caller, or answer 401.
+
+    Called for every route that `services.api.access` does not list as public; a route finds
+    its user in `UserDep` (or its caller in `reading_as_caller`) without asking again.
+    """
     token = _bearer(request)
+    if getattr(request.scope.get("route"), "endpoint", None) in _CHECKED_IN_QUERY:
+        if not token.startswith(SESSION_PREFIX) and not (
+            state.jwks is not None and looks_like_jwt(token)
+        ):
+            # A hot read: the token is checked by its own statements, saving a round trip.
+            request.state.caller = Caller(token_hash=hash_token(token))
+            return
+        # Its own short session: the read runs on a connection of its own, and SQLite
+        # would make it wait for a transaction left open beside it.
+        async with state.sessions() as own:
+            user = await _user_of(own, token, state)
+    else:
+        user = await _user_of(session, token, state)
+    request.state.user = user
+    request.state.caller = Caller(user_id=user.id)
+
+
+async def _user_of(session: AsyncSession, token: str, state: AppState) -> User:
     if state.jwks is not None and looks_like_jwt(token):
         identity = await _jwt_identity(token, state.jwks)
         return await _user_for(session, identity, autoprovision=state.settings.jwt_autoprovision)
     if token.startswith(SESSION_PREFIX):
         return await session_user(session, token)
-    user = (
-        await session.execute(_BY_TOKEN, {"token_hash": hash_token(token)})
-    ).scalar_one_or_none()
+    found = await session.execute(_BY_TOKEN, {"token_hash": hash_token(token)})
+    user = found.scalar_one_or_none()
     if user is None:
         raise _unauthorized("invalid or revoked token")
     return user
 
 
-@dataclass(frozen=True)
+async def current_user(request: Request) -> User:
+    """The user `authenticate` resolved for this request."""
+    user = getattr(request.state, "user", None)
+    if not isinstance(user, User):
+        # A route that checks its token in its statements has no user loaded: asking for
+        # one there is a programming error, not the client's.
+        raise RuntimeError(f"no user resolved for {request.url.path}: public or checked in query")
+    return user
+
+
 class Caller:
-    """Who a hot read is for: a user already known (a JWT's), or an API token not yet checked.
+    """Who a hot read is for: a user already known, or an API token not yet checked.
 
     A token is checked inside the read's own statements (`owned_by` puts the token look-up
     in their WHERE clause as a subquery on the unique `token_hash`), which saves the round
     trip of a separate look-up on every request and keeps a revoked token refused at once.
-    A read that comes back empty cannot tell an empty result from a refused token:
-    `confirm` then checks the token alone.
+    A statement that returned rows has proven the token live (`saw`); a read that proved
+    nothing cannot tell an empty result from a refused token, and `reading_as_caller` then
+    checks the token alone before answering. Forgetting `saw` costs a query, never a leak.
     """
 
-    user_id: str | None = None
-    token_hash: str | None = None
+    __slots__ = ("proven", "token_hash", "user_id")
+
+    def __init__(self, *, user_id: str | None = None, token_hash: str | None = None) -> None:
+        self.user_id = user_id
+        self.token_hash = token_hash
+        self.proven = token_hash is None
 
     @property
     def by_token(self) -> bool:
@@ -119,13 +171,20 @@ class Caller:
         assert self.user_id is not None
         return {"user_id": self.user_id}
 
-    async def confirm(self, connection: AsyncConnection) -> None:
-        """Answer 401 unless the token is live (a user already known needs no check)."""
-        if self.token_hash is None:
+    def saw(self, rows: RowsT) -> RowsT:
+        """Note rows that a statement built with `owned_by` returned: the token is live."""
+        if rows:
+            self.proven = True
+        return rows
+
+    async def settle(self, connection: AsyncConnection) -> None:
+        """Answer 401 unless the token is live or already proven so."""
+        if self.proven:
             return
         found = await connection.execute(_USER_ID_BY_TOKEN, {"token_hash": self.token_hash})
         if found.first() is None:
             raise _unauthorized("invalid or revoked token")
+        self.proven = True
 
 
 _CALLER_BY_TOKEN = _USER_ID_BY_TOKEN.scalar_subquery()
@@ -136,23 +195,19 @@ def owned_by(column: ColumnElement[str], by_token: bool) -> ColumnElement[bool]:
     return column == (_CALLER_BY_TOKEN if by_token else bindparam("user_id"))
 
 
-async def hot_caller(request: Request) -> Caller:
-    """The caller of a hot read, with no database round trip for an API token."""
-    token = _bearer(request)
-    state = app_state(request)
-    if state.jwks is not None and looks_like_jwt(token):
-        identity = await _jwt_identity(token, state.jwks)
-        # A JWT may provision its user, which writes: that takes a session of its own.
-        async with state.sessions() as session:
-            user = await _user_for(
-                session, identity, autoprovision=state.settings.jwt_autoprovision
-            )
-            return Caller(user_id=user.id)
-    if token.startswith(SESSION_PREFIX):
-        # The console's reads: one look-up of the session, then the user's id is bound.
-        async with state.sessions() as session:
-            return Caller(user_id=(await session_user(session, token)).id)
-    return Caller(token_hash=hash_token(token))
+@contextlib.asynccontextmanager
+async def reading_as_caller(request: Request) -> AsyncIterator[tuple[AsyncConnection, Caller]]:
+    """A connection for a hot read, and its caller; the caller is settled before it answers,
+    whether the read returns or refuses (a 404 to a revoked token must be a 401)."""
+    caller = request.state.caller
+    assert isinstance(caller, Caller)
+    async with app_state(request).engine.connect() as connection:
+        try:
+            yield connection, caller
+        except Problem:
+            await caller.settle(connection)
+            raise
+        await caller.settle(connection)
 
 
 async def _user_for(session: AsyncSession, identity: Identity, *, autoprovision: bool) -> User:

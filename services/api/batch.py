@@ -28,7 +28,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from services.api import transitions
+from services.api import inbox, transitions
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
 from shared.db.engine import is_disconnect
@@ -40,7 +40,6 @@ from shared.db.schema import (
     ExecutionStep,
     JobStatistics,
     Notification,
-    ProcessedEvent,
     Project,
 )
 from shared.events import (
@@ -54,7 +53,6 @@ from shared.ids import new_id
 
 log = structlog.get_logger(__name__)
 
-CONSUMER = "api"
 KEEP_NOTIFICATIONS = 50
 # Events per transaction at most: enough to take whatever the consumer's prefetch delivered.
 MAX_BATCH = 256
@@ -65,7 +63,6 @@ EVENTS_PER_BATCH = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 
-_INBOX = cast(Table, ProcessedEvent.__table__)
 _EXECUTIONS = cast(Table, Execution.__table__)
 _STEPS = cast(Table, ExecutionStep.__table__)
 _CONTENTS = cast(Table, Content.__table__)
@@ -135,7 +132,7 @@ async def apply_events(
     async with sessions() as session, session.begin():
         connection = await session.connection()
         dialect: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
-        fresh = await _claim(connection, dialect, events)
+        fresh = await inbox.claim(connection, dialect, events)
         if not fresh:
             return
         pipeline = [
@@ -152,40 +149,6 @@ async def apply_events(
         metrics.execution_finished(
             finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
         )
-
-
-async def _claim(connection: AsyncConnection, dialect: Any, events: Sequence[Event]) -> list[Event]:
-    """Record the events in the inbox; return those not applied before, in order."""
-    unique: dict[str, Event] = {}
-    for event in events:
-        if event.event_id in unique:
-            _duplicate(event)
-        else:
-            unique[event.event_id] = event
-    processed_at = datetime.now(UTC)
-    claimed = set(
-        (
-            await connection.execute(
-                dialect.insert(_INBOX).on_conflict_do_nothing().returning(_INBOX.c.event_id),
-                [
-                    {"consumer": CONSUMER, "event_id": event_id, "processed_at": processed_at}
-                    for event_id in unique
-                ],
-            )
-        ).scalars()
-    )
-    fresh = []
-    for event in unique.values():
-        if event.event_id in claimed:
-            fresh.append(event)
-        else:
-            _duplicate(event)
-    return fresh
-
-
-def _duplicate(event: Event) -> None:
-    metrics.EVENTS_DUPLICATE.labels(consumer=CONSUMER).inc()
-    log.info("duplicate event ignored", consumer=CONSUMER, event_id=event.event_id)
 
 
 async def _apply_pipeline(

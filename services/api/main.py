@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from services.api import console, problems, query_count
+from services.api import access, console, inbox, problems, query_count
 from services.api.abuse import FailedAuthentication, client_address
+from services.api.access import require_credentials
 from services.api.batch import EventBatcher
 from services.api.guards import InputGuard
 from services.api.headers import SecurityHeaders
@@ -42,8 +43,14 @@ from shared.events import Event
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import EmbeddedServer, add_probe_routes
-from shared.runtime import freeze_startup_objects, install_stop_signals, start_when_available
+from shared.runtime import (
+    freeze_startup_objects,
+    install_stop_signals,
+    pause,
+    start_when_available,
+)
 from shared.settings import Settings, get_settings
+from shared.supervision import Supervisor, log_failed_pass
 
 log = structlog.get_logger(__name__)
 
@@ -83,22 +90,27 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
 
     query_count.install(engine.sync_engine)
 
+    stop = asyncio.Event()
+    loops = Supervisor("api", stop)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(_run_pipeline(state, stop)),
-            asyncio.create_task(_run_sweeper(state, stop)),
-            asyncio.create_task(run_overdue_gauge(state.sessions, stop)),
-        ]
+        stop.clear()
+        pipeline = asyncio.create_task(_run_pipeline(state, stop, loops))
+        loops.start("timeout sweeper", lambda: _run_sweeper(state, stop))
+        loops.start("overdue gauge", lambda: run_overdue_gauge(state.sessions, stop))
+        loops.start(
+            "inbox pruning",
+            lambda: inbox.run_pruning(state.sessions, stop, clock=lambda: datetime.now(UTC)),
+        )
         try:
             yield
         finally:
             stop.set()
             await state.bus.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            pipeline.cancel()
+            await asyncio.gather(pipeline, return_exceptions=True)
+            await loops.cancel()
             await state.close()
             await engine.dispose()
 
@@ -107,6 +119,8 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Deny by default: every route needs credentials but those `access` names public.
+        dependencies=[Depends(require_credentials)],
         openapi_tags=[
             {"name": "schedules", "description": "Cron jobs and manual triggers."},
             {"name": "executions", "description": "Execution history and statistics."},
@@ -156,10 +170,11 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     add_probe_routes(
         app,
         service="api",
-        checks={"database": database_ready, "broker": broker_ready},
+        checks={"database": database_ready, "broker": broker_ready, "loops": loops.ready},
         advisory={"redis": state.budgets.ping} if settings.redis_url else None,
     )
     _declare_security(app)
+    access.install(app)
     return app
 
 
@@ -187,8 +202,8 @@ def _declare_security(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
-    """Connect to the broker (waiting for it), consume events, relay the outbox."""
+async def _run_pipeline(state: AppState, stop: asyncio.Event, loops: Supervisor) -> None:
+    """Connect to the broker (waiting for it) and consume events, then relay the outbox."""
     # Events handed in while a batch is being applied are applied together, in one transaction.
     batcher = EventBatcher(state.sessions, public_url=state.settings.public_url)
 
@@ -209,8 +224,11 @@ async def _run_pipeline(state: AppState, stop: asyncio.Event) -> None:
             await state.bus.close(grace=0)
             raise
 
-    if not await start_when_available(connect_and_subscribe, what="broker", stop=stop):
-        return
+    if await start_when_available(connect_and_subscribe, what="broker", stop=stop):
+        loops.start("outbox relay", lambda: _relay_outbox(state, stop))
+
+
+async def _relay_outbox(state: AppState, stop: asyncio.Event) -> None:
     listener = None
     if not is_sqlite(state.settings.database_url):
         listener = Listener(state.settings.database_url, [OUTBOX_CHANNEL])
@@ -242,9 +260,8 @@ async def _run_sweeper(state: AppState, stop: asyncio.Event) -> None:
                 log.info("executions timed out", count=swept)
                 continue
         except Exception as exc:
-            log.warning("timeout sweep failed; will retry", error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.api_sweep_interval)
+            log_failed_pass(log, "timeout sweep failed; will retry", exc)
+        await pause(settings.api_sweep_interval, stop)
 
 
 async def serve(

@@ -12,7 +12,6 @@ the same figure, so alerts take `max` across them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 
 import structlog
@@ -20,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import metrics
+from shared.runtime import pause
+from shared.supervision import log_failed_pass
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,5 @@ async def run_overdue_gauge(
                 await count_overdue(sessions, now=datetime.now(UTC), factor=factor)
             )
         except Exception as exc:
-            log.warning("overdue count failed; will retry", error=str(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            log_failed_pass(log, "overdue count failed; will retry", exc)
+        await pause(interval, stop)

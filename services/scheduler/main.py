@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,8 +29,14 @@ from shared.db.schema import CronJob
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import ProbeServer, probe_app
-from shared.runtime import freeze_startup_objects, install_stop_signals, start_when_available
+from shared.runtime import (
+    freeze_startup_objects,
+    install_stop_signals,
+    pause,
+    start_when_available,
+)
 from shared.settings import Settings, get_settings
+from shared.supervision import Supervisor, log_failed_pass
 from shared.worker import probe_port
 
 log = structlog.get_logger(__name__)
@@ -133,9 +138,8 @@ async def schedule_loop(
                 for state, count in (await jobs_by_state(sessions)).items():
                     metrics.SCHEDULER_JOBS.labels(state=state).set(count)
         except Exception as exc:
-            log.warning("scheduling pass failed; retrying", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=retry_pause)
+            log_failed_pass(log, "scheduling pass failed; retrying", exc)
+            await pause(retry_pause, stop)
             continue
         sleep = max_sleep
         if next_due is not None:
@@ -144,8 +148,7 @@ async def schedule_loop(
         if buffered or await _has_buffered(sessions):
             sleep = min(sleep, BUFFER_POLL)  # a waiting run goes as soon as its predecessor ends
         if sleep > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wake, stop), timeout=sleep)
+            await pause(sleep, wake, stop)
 
 
 async def _has_buffered(sessions: async_sessionmaker[AsyncSession]) -> bool:
@@ -154,15 +157,6 @@ async def _has_buffered(sessions: async_sessionmaker[AsyncSession]) -> bool:
             select(CronJob.id).where(CronJob.buffered_execution_id.is_not(None)).limit(1)
         )
     return found is not None
-
-
-async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 async def run(settings: Settings) -> None:
@@ -185,8 +179,12 @@ async def run(settings: Settings) -> None:
     async def broker_ready() -> bool:
         return bus.is_ready
 
+    loops = Supervisor("scheduler", stop)
     probes = ProbeServer(
-        probe_app("scheduler", {"database": database_ready, "broker": broker_ready}),
+        probe_app(
+            "scheduler",
+            {"database": database_ready, "broker": broker_ready, "loops": loops.ready},
+        ),
         host=settings.probe_host,
         port=probe_port("scheduler", settings),
     )
@@ -201,7 +199,7 @@ async def run(settings: Settings) -> None:
     else:
         listener = Listener(settings.database_url, [JOBS_CHANNEL, OUTBOX_CHANNEL])
         listener.start()
-    await run_loops(settings, sessions, bus, stop=stop, clock=clock, listener=listener)
+    await run_loops(settings, sessions, bus, stop=stop, clock=clock, listener=listener, loops=loops)
     await bus.close()
     if listener is not None:
         await listener.stop()
@@ -220,11 +218,14 @@ async def run_loops(
     stop: asyncio.Event,
     clock: Clock = system_clock,
     listener: Listener | None = None,
+    loops: Supervisor | None = None,
 ) -> None:
     """Fire due jobs and relay the outbox until `stop`; the bus is started here.
 
     Without a LISTEN/NOTIFY `listener` (SQLite), wake-ups come from this process's commits.
+    Both loops run under `loops` (a supervisor of their own when none is given).
     """
+    loops = loops or Supervisor("scheduler", stop)
     if listener is not None:
         job_wake, outbox_wake = listener.events[JOBS_CHANNEL], listener.events[OUTBOX_CHANNEL]
     else:
@@ -238,33 +239,33 @@ async def run_loops(
         fanout=RELAY_FANOUT,
     )
     # Firing needs only the database: the outbox holds events while the broker is away.
-    tasks = [
-        asyncio.create_task(
-            schedule_loop(
-                sessions,
-                stop=stop,
-                wake=job_wake,
-                batch=settings.scheduler_batch,
-                max_sleep=settings.scheduler_max_sleep,
-                clock=clock,
-                grace=settings.scheduler_late_grace,
-                public_url=settings.public_url,
-                fired=relay.wake,
-                # SQLite takes its one write lock per transaction: held batches would queue.
-                ahead=0.0 if is_sqlite(settings.database_url) else CLAIM_AHEAD,
-            )
+    loops.start(
+        "claim loop",
+        lambda: schedule_loop(
+            sessions,
+            stop=stop,
+            wake=job_wake,
+            batch=settings.scheduler_batch,
+            max_sleep=settings.scheduler_max_sleep,
+            clock=clock,
+            grace=settings.scheduler_late_grace,
+            public_url=settings.public_url,
+            fired=relay.wake,
+            # SQLite takes its one write lock per transaction: held batches would queue.
+            ahead=0.0 if is_sqlite(settings.database_url) else CLAIM_AHEAD,
         ),
-        asyncio.create_task(_relay(relay, bus, stop)),
-    ]
+    )
+
+    async def connect_then_relay() -> None:
+        if await start_when_available(bus.start, what="broker", stop=stop):
+            loops.start("outbox relay", lambda: relay.run(stop))
+
+    connecting = asyncio.create_task(connect_then_relay())
     log.info("service started", service="scheduler")
     await stop.wait()
     log.info("service stopping", service="scheduler")
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _relay(relay: OutboxRelay, bus: Bus, stop: asyncio.Event) -> None:
-    if await start_when_available(bus.start, what="broker", stop=stop):
-        await relay.run(stop)
+    await asyncio.gather(connecting, return_exceptions=True)
+    await loops.wait()
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from shared.db.engine import create_engine, session_factory
 from shared.db.schema import CronJob, Execution, OutboxMessage
 from shared.ids import new_id
 from tests.support import factories, processes
+from tests.support.polling import poll_async
 
 pytestmark = pytest.mark.e2e
 
@@ -108,14 +108,6 @@ def fired_by(service: processes.Service) -> float:
     return 0.0
 
 
-async def wait_until(sessions: Sessions, done: Any, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not done(await counts(sessions)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not done in {timeout}s: {await counts(sessions)}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("replicas", [2, 4])
 async def test_replicas_racing_on_10000_due_jobs_fire_each_exactly_once(
     sessions: Sessions,
@@ -132,7 +124,7 @@ async def test_replicas_racing_on_10000_due_jobs_fire_each_exactly_once(
         log_dir.mkdir()
         services.append(processes.start("scheduler", env, log_dir))
     try:
-        await wait_until(sessions, lambda c: c[3] == 0)
+        await poll_async(lambda: counts(sessions), lambda c: c[3] == 0, timeout=120)
         await asyncio.sleep(0.5)
         shares = [fired_by(service) for service in services]
     finally:
@@ -152,14 +144,14 @@ async def test_a_replica_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     (tmp_path / "victim").mkdir()
     (tmp_path / "survivor").mkdir()
     victim = processes.start("scheduler", env, tmp_path / "victim")
-    await wait_until(sessions, lambda c: c[0] >= 1000)
+    await poll_async(lambda: counts(sessions), lambda c: c[0] >= 1000, timeout=120)
     os.kill(victim.process.pid, signal.SIGKILL)  # between or inside a batch's transaction
     victim.process.wait()
     fired_before = (await counts(sessions))[0]
     assert fired_before < JOBS, "the victim finished before it could be killed"
     survivor = processes.start("scheduler", env, tmp_path / "survivor")
     try:
-        await wait_until(sessions, lambda c: c[3] == 0)
+        await poll_async(lambda: counts(sessions), lambda c: c[3] == 0, timeout=120)
     finally:
         code = processes.stop(survivor)
     assert code == 0, survivor.logs()

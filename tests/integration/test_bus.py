@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from shared import topology
 from shared.bus import AmqpBus
 from shared.events import Event, ExecutionCancelled, JobDue, Repository, StepStarted, Trigger
+from tests.support.polling import poll_async
 from tests.support.servers import connection_names, queue_depth
 
 
@@ -30,14 +31,6 @@ def job_due(**overrides: object) -> JobDue:
     return JobDue.model_validate(values)
 
 
-async def wait_for(predicate: object, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_an_event_reaches_each_queue_bound_to_its_routing_key(bus: AmqpBus) -> None:
     got: list[Event] = []
 
@@ -49,7 +42,7 @@ async def test_an_event_reaches_each_queue_bound_to_its_routing_key(bus: AmqpBus
     await bus.publish(sent)
     # step.started is bound to the api queue only: the scanner never sees it.
     await bus.publish(StepStarted(execution_id="e", job_id="j", project_id="p", step="scan"))
-    await wait_for(lambda: len(got) == 1)
+    await poll_async(lambda: len(got) == 1)
     await asyncio.sleep(0.3)
     assert [event.event_id for event in got] == [sent.event_id]
     assert isinstance(got[0], JobDue)
@@ -68,9 +61,9 @@ async def test_a_malformed_message_is_dead_lettered_and_the_consumer_goes_on(
     await bus.publish_raw("job.due", b"\xff\xfe not json", message_id="bad-2")
     good = job_due()
     await bus.publish(good)
-    await wait_for(lambda: len(got) == 1)
+    await poll_async(lambda: len(got) == 1)
     dead = topology.SCANNER_QUEUE.dead_letter_queue
-    await wait_for(lambda: queue_depth(fresh_amqp_url, dead) == 2)
+    await poll_async(lambda: queue_depth(fresh_amqp_url, dead) == 2)
     assert got[0].event_id == good.event_id
 
 
@@ -84,7 +77,7 @@ async def test_an_unknown_version_is_dead_lettered(bus: AmqpBus, fresh_amqp_url:
     await bus.consume(topology.SCANNER_QUEUE, handler)
     await bus.publish_raw("job.due", json.dumps(body).encode())
     dead = topology.SCANNER_QUEUE.dead_letter_queue
-    await wait_for(lambda: queue_depth(fresh_amqp_url, dead) == 1)
+    await poll_async(lambda: queue_depth(fresh_amqp_url, dead) == 1)
 
 
 async def test_a_handler_that_keeps_crashing_is_dead_lettered_after_the_delivery_limit(
@@ -99,7 +92,7 @@ async def test_a_handler_that_keeps_crashing_is_dead_lettered_after_the_delivery
     await bus.consume(topology.SCANNER_QUEUE, handler)
     await bus.publish(job_due())
     dead = topology.SCANNER_QUEUE.dead_letter_queue
-    await wait_for(lambda: queue_depth(fresh_amqp_url, dead) == 1, timeout=30)
+    await poll_async(lambda: queue_depth(fresh_amqp_url, dead) == 1, timeout=30)
     # delivery limit 3: the first delivery plus three redeliveries, then the dead-letter queue.
     assert 3 <= len(calls) <= 4
 
@@ -119,7 +112,7 @@ async def test_a_delayed_message_returns_only_to_the_queue_that_asked(bus: AmqpB
     event = job_due()
     not_before = datetime.now(UTC) + timedelta(seconds=1.5)
     await bus.publish_delayed(event, topology.SCANNER_QUEUE, not_before)
-    await wait_for(lambda: len(scanner) == 1, timeout=20)
+    await poll_async(lambda: len(scanner) == 1, timeout=20)
     assert scanner[0][0] == event.event_id
     assert scanner[0][1] >= not_before - timedelta(milliseconds=50)
     assert api == []
@@ -134,7 +127,7 @@ async def test_cancellations_reach_every_process(fresh_amqp_url: str) -> None:
     await first.on_cancelled(seen["one"].append)
     await second.on_cancelled(seen["two"].append)
     await first.publish(ExecutionCancelled(execution_id="exec_9", job_id="j", project_id="p"))
-    await wait_for(lambda: seen["one"] == ["exec_9"] and seen["two"] == ["exec_9"])
+    await poll_async(lambda: seen["one"] == ["exec_9"] and seen["two"] == ["exec_9"])
     await first.close()
     await second.close()
 
@@ -143,7 +136,7 @@ async def test_connections_are_named_for_the_management_ui(fresh_amqp_url: str) 
     bus = AmqpBus(fresh_amqp_url, service="naming")
     await bus.start()
     try:
-        await wait_for(
+        await poll_async(
             lambda: any(
                 name.startswith("herald-naming@") for name in connection_names(fresh_amqp_url)
             ),
@@ -192,7 +185,7 @@ async def test_a_message_unfinished_at_shutdown_is_redelivered_not_lost(
     await bus.publish(sent)
     await asyncio.wait_for(started.wait(), timeout=10)
     await bus.close(grace=0.2)  # the connection closes with the message unacked
-    await wait_for(
+    await poll_async(
         lambda: queue_depth(fresh_amqp_url, topology.SCANNER_QUEUE.name) == 1, timeout=30
     )
     again: list[str] = []
@@ -203,5 +196,5 @@ async def test_a_message_unfinished_at_shutdown_is_redelivered_not_lost(
         again.append(event.event_id)
 
     await second.consume(topology.SCANNER_QUEUE, record)
-    await wait_for(lambda: again == [sent.event_id])
+    await poll_async(lambda: again == [sent.event_id])
     await second.close()

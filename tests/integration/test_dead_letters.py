@@ -10,6 +10,7 @@ from shared.bus import AmqpBus
 from shared.deadletters import list_dead_letters, replay
 from shared.events import Event, JobDue, Repository, Step, StepFailed, Trigger
 from shared.steps import poison_reporter
+from tests.support.polling import poll_async
 
 
 def job_due() -> JobDue:
@@ -26,14 +27,6 @@ def job_due() -> JobDue:
         platforms=["x"],
         deadline=now + timedelta(minutes=15),
     )
-
-
-async def until(predicate: object, timeout: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
@@ -60,7 +53,7 @@ async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
     await bus.publish(sent)
 
     # The execution hears why: one final, non-retriable step failure naming the cause.
-    await until(lambda: len(failures) == 1)
+    await poll_async(lambda: len(failures) == 1)
     assert failures[0].execution_id == "exec_poison"
     assert failures[0].final and not failures[0].retriable
     assert "dead-lettered after 3 failed deliveries" in failures[0].error
@@ -85,6 +78,6 @@ async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
 
     healthy = True
     assert await replay(fresh_amqp_url, queue="herald.scanner", message_ids={sent.event_id}) == 1
-    await until(lambda: handled == [sent.event_id])
+    await poll_async(lambda: handled == [sent.event_id])
     assert await list_dead_letters(fresh_amqp_url, queue="herald.scanner") == []
     await bus.close()

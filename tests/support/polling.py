@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,3 +24,26 @@ def poll(
         time.sleep(interval)
         value = fetch()
     return value
+
+
+async def poll_async(
+    fetch: Callable[[], Any],
+    done: Callable[[Any], Any] = bool,
+    timeout: float = 30,
+    interval: float = 0.05,
+) -> Any:
+    """`poll` inside an event loop: `fetch` may be a plain or an async function, and the loop
+    runs on while it waits. By default waits for a truthy value."""
+    deadline = time.monotonic() + timeout
+    value = await _fetched(fetch)
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done in {timeout}s; last: {value}")
+        await asyncio.sleep(interval)
+        value = await _fetched(fetch)
+    return value
+
+
+async def _fetched(fetch: Callable[[], Any]) -> Any:
+    value = fetch()
+    return await value if inspect.isawaitable(value) else value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +21,7 @@ from shared.events import (
 )
 from shared.membus import MemoryBroker, MemoryBus
 from shared.queuestore import QueueStore
+from tests.support.polling import poll_async
 
 
 def job_due(**overrides: object) -> JobDue:
@@ -39,12 +40,6 @@ def job_due(**overrides: object) -> JobDue:
     }
     values.update(overrides)
     return JobDue.model_validate(values)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -83,7 +78,7 @@ async def test_an_event_reaches_every_queue_bound_to_its_key_and_no_other(
     await bus.publish(job_due())
     await bus.publish(scanned)
     await bus.publish(StepStarted(execution_id="e", job_id="j", project_id="p", step="scan"))
-    await wait_for(lambda: sum(map(len, got.values())) == 4)
+    await poll_async(lambda: sum(map(len, got.values())) == 4)
     await asyncio.sleep(0.05)  # nothing more arrives
     assert got == {
         "herald.scanner": ["job.due"],
@@ -109,7 +104,7 @@ async def test_a_message_stays_stored_until_its_handler_returns(
     await entered.wait()
     assert len(await broker.store.pending()) == 1  # unacked while the handler runs
     release.set()
-    await wait_for(lambda: not broker.ready_queue(topology.SCANNER_QUEUE).qsize())
+    await poll_async(lambda: not broker.ready_queue(topology.SCANNER_QUEUE).qsize())
     await bus.close(grace=1)
     assert await broker.store.pending() == []
 
@@ -130,7 +125,7 @@ async def test_a_failing_handler_is_redelivered_then_dead_lettered_with_its_reas
     await bus.consume(topology.SCANNER_QUEUE, crashing, on_poison=on_poison)
     sent = job_due()
     await bus.publish(sent)
-    await wait_for(lambda: bool(poisoned))
+    await poll_async(lambda: bool(poisoned))
     # The first delivery and `delivery_limit` redeliveries, then the dead-letter queue.
     assert deliveries == [sent.event_id] * 3
     assert poisoned[0][0] == sent.event_id
@@ -156,8 +151,8 @@ async def test_an_invalid_event_is_dead_lettered_at_once_and_the_consumer_goes_o
     await bus.publish_raw("job.due", b"{not json", message_id="m-broken")
     await bus.publish(job_due(execution_id="exec_bad"))
     await bus.publish(job_due(execution_id="exec_good"))
-    await wait_for(lambda: got == ["exec_good"])
-    await wait_for(lambda: broker.ready_queue(topology.SCANNER_QUEUE).empty())
+    await poll_async(lambda: got == ["exec_good"])
+    await poll_async(lambda: broker.ready_queue(topology.SCANNER_QUEUE).empty())
     dead = await broker.store.dead_letters()
     assert sorted(message.dead_reason or "" for message in dead)[1] == "refused by the handler"
     assert {message.queue for message in dead} == {"herald.scanner.dlq"}
@@ -183,7 +178,7 @@ async def test_a_delayed_message_reaches_only_the_queue_that_asked_and_not_befor
     not_before = datetime.now(UTC) + timedelta(milliseconds=300)
     await bus.publish_delayed(scanned, topology.GENERATOR_QUEUE, not_before)
     assert got["generator"] == []
-    await wait_for(lambda: bool(got["generator"]))
+    await poll_async(lambda: bool(got["generator"]))
     assert got["generator"][0] >= not_before
     assert got["api"] == []  # a retry is for the worker that asked, not every subscriber
 
@@ -223,9 +218,9 @@ async def test_prefetch_bounds_the_messages_handled_at_once(
     await bus.consume(topology.SCANNER_QUEUE, handler)
     for n in range(10):
         await bus.publish(job_due(execution_id=f"exec_{n}"))
-    await wait_for(lambda: running == 4)
+    await poll_async(lambda: running == 4)
     release.set()
-    await wait_for(lambda: len(done) == 10)
+    await poll_async(lambda: len(done) == 10)
     assert most == 4
 
 
@@ -253,7 +248,7 @@ async def test_closing_a_client_leaves_unfinished_messages_queued_for_the_next_c
         got.append(event.event_id)
 
     await second.consume(topology.SCANNER_QUEUE, handler)
-    await wait_for(lambda: got == [sent.event_id])
+    await poll_async(lambda: got == [sent.event_id])
     await second.close()
 
 
@@ -276,7 +271,7 @@ async def test_an_unavailable_dependency_is_waited_out_without_spending_the_deli
 
     await bus.consume(topology.SCANNER_QUEUE, flaky)
     await bus.publish(job_due())
-    await wait_for(lambda: len(runs) == broker.delivery_limit + 2, timeout=30)
+    await poll_async(lambda: len(runs) == broker.delivery_limit + 2, timeout=30)
     assert await broker.store.dead_letters() == []
     await bus.close(grace=1)
     assert await broker.store.pending() == []

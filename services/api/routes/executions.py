@@ -12,8 +12,14 @@ from sqlalchemy import JSON, ColumnElement, Row, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import pg_render, statistics
-from services.api.auth import Caller, UserDep, hot_caller, owned_by
-from services.api.deps import SessionDep, StateDep, app_state
+from services.api.auth import (
+    Caller,
+    UserDep,
+    checks_token_in_query,
+    owned_by,
+    reading_as_caller,
+)
+from services.api.deps import SessionDep, StateDep
 from services.api.lifecycle import cancel
 from services.api.pagination import (
     DEFAULT_LIMIT,
@@ -181,6 +187,7 @@ _COUNTERS_OF_LIVE_JOBS = {
 
 
 @router.get("/executions", operation_id="listExecutions", response_model=dict[str, Any])
+@checks_token_in_query
 async def list_executions(
     request: Request,
     job_id: Annotated[str | None, Query(alias="jobId", max_length=40)] = None,
@@ -190,24 +197,22 @@ async def list_executions(
 ) -> Response:
     # A hot read: one connection, the caller's token checked inside the statements, plain
     # rows, each row's view rendered once (see `pg_render`).
-    caller = await hot_caller(request)
     position = cursor_position(cursor)
-    params = {**keyset_params(limit, position), **caller.params}
-    async with app_state(request).engine.connect() as connection:
+    async with reading_as_caller(request) as (connection, caller):
+        params = {**keyset_params(limit, position), **caller.params}
         counters: tuple[statistics.Totals | None, datetime | None] | None = None
         if job_id is not None:
             params["job_id"] = job_id
             if stats:
                 counters = await _job_and_counters(connection, caller, job_id)
-            elif (await connection.execute(_JOB_EXISTS[caller.by_token], params)).first() is None:
-                await caller.confirm(connection)
+            elif not caller.saw(
+                (await connection.execute(_JOB_EXISTS[caller.by_token], params)).first()
+            ):
                 raise not_found("job")
         statement = _PAGES[
             connection.dialect.name, caller.by_token, job_id is not None, position is not None
         ]
-        rows = list((await connection.execute(statement, params)).all())
-        if not rows and job_id is None:
-            await caller.confirm(connection)
+        rows = caller.saw(list((await connection.execute(statement, params)).all()))
         dialect = connection.dialect.name
         rows, next_cursor = split(rows, limit, _keyset_key(dialect))
         views = _encoded(dialect, rows)
@@ -234,9 +239,8 @@ async def _job_and_counters(
 ) -> tuple[statistics.Totals | None, datetime | None]:
     """The caller's live job's counters and next run, in one statement (another's: 404)."""
     params = {**caller.params, "job_id": job_id}
-    row = (await connection.execute(_JOB_AND_COUNTERS[caller.by_token], params)).first()
+    row = caller.saw((await connection.execute(_JOB_AND_COUNTERS[caller.by_token], params)).first())
     if row is None:
-        await caller.confirm(connection)
         raise not_found("job")
     next_run, *counters = row
     # A job without a statistics row (outer join: all NULL) has not finished a run yet.
@@ -379,10 +383,10 @@ async def cancel_execution(
     operation_id="getScheduleStatistics",
     response_model=dict[str, Any],
 )
+@checks_token_in_query
 async def job_statistics(job_id: Annotated[str, Path(max_length=40)], request: Request) -> Response:
     """One job's statistics: the seed's shape plus p50/p95 and the failure streak."""
-    caller = await hot_caller(request)
-    async with app_state(request).engine.connect() as connection:
+    async with reading_as_caller(request) as (connection, caller):
         counters, next_run = await _job_and_counters(connection, caller, job_id)
         recent = await _recent(connection, caller, job_id)
     body = pg_render.statistics_json(_view(counters, next_run), recent)

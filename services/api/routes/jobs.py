@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.api import pg_render
-from services.api.auth import UserDep, hot_caller, owned_by
-from services.api.deps import SessionDep, StateDep, app_state
+from services.api.auth import UserDep, checks_token_in_query, owned_by, reading_as_caller
+from services.api.deps import SessionDep, StateDep
 from services.api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -166,6 +166,7 @@ _CREATED_AT = JOB_FIELDS.index("created_at")
 
 
 @router.get("/schedules", operation_id="listSchedules", response_model=dict[str, Any])
+@checks_token_in_query
 async def list_schedules(
     request: Request,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -173,15 +174,12 @@ async def list_schedules(
 ) -> Response:
     # A hot read: one statement (the token checked inside it), each row's view rendered
     # once (see `pg_render`).
-    caller = await hot_caller(request)
     position = cursor_position(cursor)
-    params = {**keyset_params(limit, position), **caller.params}
-    async with app_state(request).engine.connect() as connection:
+    async with reading_as_caller(request) as (connection, caller):
+        params = {**keyset_params(limit, position), **caller.params}
         dialect = connection.dialect.name
         statement = _SCHEDULES[dialect, caller.by_token, position is not None]
-        rows = list((await connection.execute(statement, params)).all())
-        if not rows:
-            await caller.confirm(connection)
+        rows = caller.saw(list((await connection.execute(statement, params)).all()))
     if dialect == "postgresql":
         rows, next_cursor = split(rows, limit, lambda row: (row[1], row[2]))
         views = [row[0].encode() for row in rows]

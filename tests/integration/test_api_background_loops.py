@@ -1,0 +1,137 @@
+"""The api's background loops: a crash is seen (traceback, metric, /readyz) and mended by a
+restart; the inbox of applied event ids is pruned past its retention, on an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
+
+from services.api import inbox, overdue
+from shared.db.schema import ProcessedEvent
+from shared.settings import Settings
+from tests.support.api import api_client
+from tests.support.polling import poll_async
+
+LOOP_CRASHES = 'herald_background_loop_crashes_total{loop="overdue gauge",service="api"}'
+
+
+def sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_a_crashed_loop_is_logged_counted_not_ready_and_restarted(
+    api_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pause = overdue.pause
+    calls = 0
+
+    async def pause_with_a_bug_once(seconds: float, *events: asyncio.Event) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise AttributeError("'NoneType' object has no attribute 'set'")
+        return await real_pause(seconds, *events)
+
+    monkeypatch.setattr(overdue, "pause", pause_with_a_bug_once)
+    with capture_logs() as logs:
+        async for api in api_client(api_settings()):
+            before = sample((await api.get("/metrics")).text, LOOP_CRASHES)
+            down = await poll_async(
+                lambda client=api: client.get("/readyz"),
+                lambda response: response.json()["checks"]["loops"] is False,
+            )
+            assert down.status_code == 503 and down.json()["checks"]["database"] is True
+            # Restarted after its backoff: ready again, and the gauge's second pass is waiting.
+            up = await poll_async(
+                lambda client=api: client.get("/readyz"),
+                lambda response: response.status_code == 200,
+            )
+            assert up.json()["checks"]["loops"] is True
+            assert calls == 2
+            metrics = (await api.get("/metrics")).text
+            assert sample(metrics, LOOP_CRASHES) >= before + 1
+            assert 'herald_background_loop_up{loop="overdue gauge",service="api"} 1.0' in metrics
+
+    [crash] = [entry for entry in logs if entry["event"] == "background loop crashed"]
+    assert crash["loop"] == "overdue gauge" and crash["exc_info"] is True
+
+
+async def test_without_a_crash_every_loop_reports_ready(
+    api_settings: Callable[..., Settings],
+) -> None:
+    # The positive control of the test above: the same probe, nothing broken.
+    async for api in api_client(api_settings()):
+        ready = await poll_async(
+            lambda client=api: client.get("/readyz"),
+            lambda response: response.status_code == 200,
+        )
+        assert ready.json()["checks"] == {"database": True, "broker": True, "loops": True}
+
+
+async def stored_ids(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
+    async with sessions() as session:
+        return set((await session.scalars(select(ProcessedEvent.event_id))).all())
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], ages: dict[str, timedelta]) -> datetime:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    rows: list[dict[str, Any]] = [
+        {"consumer": "api", "event_id": event_id, "processed_at": now - age}
+        for event_id, age in ages.items()
+    ]
+    async with sessions() as session, session.begin():
+        await session.execute(insert(ProcessedEvent), rows)
+    return now
+
+
+async def test_the_inbox_forgets_ids_past_the_retention_and_keeps_the_rest(
+    own_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    retention = inbox.RETENTION
+    assert retention > inbox.DLQ_REPLAY_WINDOW  # longer than any redelivery can arrive
+    old = {f"evt_old_{n}": retention + timedelta(hours=n + 1) for n in range(7)}
+    young = {
+        "evt_just_inside": retention - timedelta(minutes=1),
+        "evt_yesterday": timedelta(days=1),
+        "evt_now": timedelta(0),
+    }
+    now = await seed(own_sessions, {**old, **young})
+
+    # Chunks of three: seven old ids take three statements, each its own transaction.
+    assert await inbox.prune(own_sessions, now=now, chunk=3) == 7
+    assert await stored_ids(own_sessions) == set(young)
+    assert await inbox.prune(own_sessions, now=now, chunk=3) == 0
+
+    # Two minutes later the cut has moved past the id that was just inside it.
+    assert await inbox.prune(own_sessions, now=now + timedelta(minutes=2)) == 1
+    assert await stored_ids(own_sessions) == {"evt_yesterday", "evt_now"}
+
+
+async def test_the_pruning_loop_prunes_on_its_clock_until_stopped(
+    own_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = await seed(own_sessions, {"evt_a": timedelta(days=1), "evt_b": timedelta(days=2)})
+    stop = asyncio.Event()
+    instants = [now, now + inbox.RETENTION - timedelta(days=1, hours=12)]
+
+    def clock() -> datetime:
+        return instants.pop(0) if len(instants) > 1 else instants[0]
+
+    loop = asyncio.create_task(inbox.run_pruning(own_sessions, stop, clock=clock, interval=0.05))
+    # First pass at `now`: nothing is old enough. The next ones, 36 hours short of the
+    # retention later: evt_b (2 days old then) is past it, evt_a is not.
+    await poll_async(lambda: stored_ids(own_sessions), lambda ids: ids == {"evt_a"}, timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    async with own_sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
