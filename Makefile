@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test browser test-unit test-integration test-e2e lint format mypy bench clean up down
+.PHONY: install run test browser test-unit test-integration test-e2e test-aiormq-latest lint format mypy bench clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
+# The scheduler's frames publisher leans on aiormq's channel internals and pamqp's frame
+# layout (both pinned in pyproject.toml): this runs its tests against the newest releases, in
+# a virtualenv of its own, so trying an upgrade is one command.
+LATEST := .venv-aiormq-latest
+test-aiormq-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade aiormq pamqp aio-pika 2>&1 | grep -v "dependency conflicts\|requires aiormq\|requires pamqp" || true
+	$(LATEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(aiormq|pamqp|aio-pika) '
+	$(LATEST)/bin/pytest -q -p no:cacheprovider tests/unit/test_scheduler_frames.py \
+	  tests/integration/test_scheduler_frames.py tests/integration/test_scheduler_publisher.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -63,4 +77,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LATEST) .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aio_pika
+import aiormq.abc
 import structlog
 from aio_pika.abc import (
     AbstractExchange,
@@ -164,6 +165,16 @@ class AmqpBus:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+    @property
+    def exchange_name(self) -> str:
+        return topology.EXCHANGE
+
+    async def publishing_channel(self) -> aiormq.abc.AbstractChannel:
+        """The publishing channel's current AMQP channel (a new one after a reconnect), with
+        confirms on, for a publisher that writes its own frames (the scheduler's batches)."""
+        assert self._publish_channel is not None, "bus not started"
+        return await self._publish_channel.get_underlay_channel()
 
     async def publish(self, event: Event) -> None:
         await self.publish_raw(event.routing_key, event.to_json(), message_id=event.event_id)

@@ -72,6 +72,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         concurrency: int = 1,
         fanout: int = 1,
+        confirm_timeout: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
@@ -83,6 +84,8 @@ class OutboxRelay:
         self._concurrency = max(1, concurrency)
         # Batches a relay claims in one statement and publishes at once (see `relay_once`).
         self._fanout = max(1, fanout)
+        # The claimed rows stay locked while their confirms are awaited: never for ever.
+        self._confirm_timeout = confirm_timeout
 
     async def relay_once(self) -> int:
         """Publish what one claim took (up to `fanout` batches); return how many rows.
@@ -116,7 +119,8 @@ class OutboxRelay:
                 rows[start : start + self._batch] for start in range(0, len(rows), self._batch)
             ]
             confirmed = await asyncio.gather(
-                *(_publish(self._bus, batch) for batch in batches), return_exceptions=True
+                *(_publish(self._bus, batch, self._confirm_timeout) for batch in batches),
+                return_exceptions=True,
             )
             published, failure = 0, None
             # One Core UPDATE per batch (no ORM session synchronisation to evaluate).
@@ -199,18 +203,28 @@ def _retriable(failure: BaseException) -> BaseException:
     return failure
 
 
-async def _publish(bus: Bus, rows: Sequence[Any]) -> datetime:
+async def _publish(bus: Bus, rows: Sequence[Any], within: float) -> datetime:
     """Publish claimed rows with confirms (as one batch when the bus can, else concurrently);
-    return when the last confirm came."""
-    if isinstance(bus, BatchPublisher):
-        await bus.publish_many(
-            [Outgoing(row.routing_key, row.payload.encode(), row.event_id) for row in rows]
-        )
-    else:
-        await asyncio.gather(
-            *(
-                bus.publish_raw(row.routing_key, row.payload.encode(), message_id=row.event_id)
-                for row in rows
-            )
-        )
+    return when the last confirm came, or fail with TimeoutError after `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            if isinstance(bus, BatchPublisher):
+                await bus.publish_many(
+                    [Outgoing(row.routing_key, row.payload.encode(), row.event_id) for row in rows]
+                )
+            else:
+                await asyncio.gather(
+                    *(
+                        bus.publish_raw(
+                            row.routing_key, row.payload.encode(), message_id=row.event_id
+                        )
+                        for row in rows
+                    )
+                )
+    except TimeoutError as exc:
+        if exc.args:  # the bus's own, which says more
+            raise
+        raise TimeoutError(
+            f"the broker did not confirm {len(rows)} outbox rows within {within:g} s"
+        ) from None
     return datetime.now(UTC)

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     scheduler_max_sleep: float = Field(default=30.0, gt=0)
     # A slot fired later than this after its instant counts as missed (catch-up decides).
     scheduler_late_grace: float = Field(default=60.0, ge=0)
+    # The scheduler publishes an outbox batch as one write of frames (services/scheduler/
+    # frames.py, on aiormq's internals); off, through aio-pika's public API, one by one.
+    scheduler_frames: bool = True
+    # Seconds the scheduler waits for the broker to confirm a batch (its rows stay locked
+    # meanwhile); past it the batch fails and its rows go out again.
+    scheduler_confirm_timeout: float = Field(default=30.0, gt=0)
     # Tests and benchmarks only: shift the scheduler's clock by this many seconds.
     scheduler_clock_offset: float = 0.0
     local_repos_root: str = "/srv/herald/repos"

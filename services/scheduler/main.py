@@ -18,7 +18,7 @@ from services.scheduler.claims import (
     fire_due,
     jobs_by_state,
 )
-from services.scheduler.lateness import LatenessBus
+from services.scheduler.publisher import BatchPublishingBus
 from services.scheduler.records import release_buffered
 from shared import metrics
 from shared.bus import Bus
@@ -164,11 +164,13 @@ async def run(settings: Settings) -> None:
     engine = create_engine(settings.database_url, application_name="herald-scheduler")
     sessions = session_factory(engine)
     clock = offset_clock(settings.scheduler_clock_offset)
-    bus = LatenessBus(
+    bus = BatchPublishingBus(
         settings.amqp_url,
         service="scheduler",
         delivery_limit=settings.delivery_limit,
         clock=clock,
+        frames=settings.scheduler_frames,
+        confirm_timeout=settings.scheduler_confirm_timeout,
     )
 
     async def database_ready() -> bool:
@@ -237,6 +239,7 @@ async def run_loops(
         wake=outbox_wake,
         concurrency=RELAY_CONCURRENCY,
         fanout=RELAY_FANOUT,
+        confirm_timeout=settings.scheduler_confirm_timeout,
     )
     # Firing needs only the database: the outbox holds events while the broker is away.
     loops.start(

@@ -62,7 +62,7 @@ class Start:
 
 
 class SchedulerBus(MemoryBus):
-    """The scheduler's client: measures each scheduled fire's lateness, as `LatenessBus` does."""
+    """The scheduler's client: times each scheduled fire, as `BatchPublishingBus` does."""
 
     def __init__(self, broker: MemoryBroker, *, clock: Clock) -> None:
         super().__init__(broker)

@@ -10,12 +10,15 @@ import aio_pika
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from yarl import URL
 
 from shared import outbox
 from shared.bus import AmqpBus
 from shared.db.schema import OutboxMessage
 from shared.events import ExecutionCancelled
 from shared.outbox import OutboxRelay, Outgoing
+from tests.support import processes
+from tests.support.proxy import TcpProxy
 
 
 @pytest.fixture
@@ -176,3 +179,28 @@ async def test_a_batch_cancelled_by_a_closing_channel_is_retried_not_the_end_of_
     stop.set()
     await asyncio.wait_for(running, 10)
     assert sorted(bus.published) == sorted(ids)
+
+
+async def test_a_broker_that_goes_silent_fails_the_claim_in_bounded_time_and_keeps_its_rows(
+    sessions: async_sessionmaker[AsyncSession], fresh_amqp_url: str
+) -> None:
+    url = URL(fresh_amqp_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672, processes.free_port())
+    proxy.restore()
+    bus = AmqpBus(str(url.with_host("127.0.0.1").with_port(proxy.port)), service="relay-test")
+    await bus.start()
+    relay = OutboxRelay(sessions, bus, batch=50, confirm_timeout=1.0)
+    ids = await enqueued(sessions, 5)
+    try:
+        proxy.stall()
+        with pytest.raises(TimeoutError, match="did not confirm 5 outbox rows within 1 s"):
+            await asyncio.wait_for(relay.relay_once(), timeout=10)
+        assert await pending(sessions, ids) == 5  # the locks are gone, the rows still pending
+        # The positive control: once the broker answers, the same rows go out.
+        proxy.restore()
+        assert await asyncio.wait_for(relay.relay_once(), timeout=10) == 5
+        assert await pending(sessions, ids) == 0
+    finally:
+        proxy.restore()
+        await bus.close(grace=0)
+        proxy.close()

@@ -1,0 +1,90 @@
+"""The scheduler's bus: publishes an outbox batch as one write of frames, confirmed together.
+
+The outbox relay hands it a whole batch (`publish_many`). With `HERALD_SCHEDULER_FRAMES` on
+(the default) the batch goes out through `frames.publish_confirmed`, which leans on aiormq's
+internals (pinned in pyproject.toml; `make test-aiormq-latest` runs its tests against the
+newest release); off, each message is published through aio-pika's public API, concurrently,
+as every other service does. Either way the wait for the broker's confirms is bounded by
+`HERALD_SCHEDULER_CONFIRM_TIMEOUT`: the relay holds its rows locked meanwhile, and a batch
+not confirmed in time fails (its rows stay pending and go out again; consumers drop a
+message that arrives twice by its id). Each scheduled fire's lateness is observed on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import aiormq
+import structlog
+
+from services.scheduler.frames import publish_confirmed
+from services.scheduler.lateness import observe_batch_lateness, observe_lateness
+from shared import metrics
+from shared.bus import AmqpBus
+from shared.events import JobDue
+from shared.outbox import Outgoing
+
+log = structlog.get_logger(__name__)
+
+
+class BatchPublishingBus(AmqpBus):
+    """An AmqpBus that publishes a relay batch at once and times each scheduled fire."""
+
+    def __init__(
+        self,
+        *args: Any,
+        clock: Callable[[], datetime],
+        frames: bool = True,
+        confirm_timeout: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+        self._frames = frames
+        self._confirm_timeout = confirm_timeout
+
+    async def publish_raw(
+        self, routing_key: str, body: bytes, *, message_id: str | None = None
+    ) -> None:
+        async with asyncio.timeout(self._confirm_timeout):
+            await super().publish_raw(routing_key, body, message_id=message_id)
+        if routing_key == JobDue.routing_key:
+            observe_lateness(body, self._clock())
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        """Publish a batch; return once the broker confirmed every message of it."""
+        try:
+            async with asyncio.timeout(self._confirm_timeout):
+                if self._frames:
+                    channel = await self.publishing_channel()
+                    assert isinstance(channel, aiormq.Channel)
+                    await publish_confirmed(channel, self.exchange_name, messages)
+                else:
+                    await asyncio.gather(
+                        *(
+                            AmqpBus.publish_raw(
+                                self, m.routing_key, m.body, message_id=m.message_id
+                            )
+                            for m in messages
+                        )
+                    )
+        except TimeoutError:
+            raise TimeoutError(
+                f"the broker did not confirm a batch of {len(messages)} messages "
+                f"within {self._confirm_timeout:g} s"
+            ) from None
+        now = self._clock()
+        if self._frames:
+            counts = Counter(message.routing_key for message in messages)
+            for routing_key, count in counts.items():
+                metrics.MESSAGES_PUBLISHED.labels(routing_key=routing_key).inc(count)
+        try:
+            observe_batch_lateness(
+                (m.body for m in messages if m.routing_key == JobDue.routing_key), now
+            )
+        except Exception as exc:  # the batch is published: a metric must not make it fail
+            log.warning("fire lateness not recorded", error=str(exc))
