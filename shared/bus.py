@@ -37,6 +37,8 @@ from aio_pika.connection import make_url
 from shared import metrics, topology
 from shared.errors import DependencyUnavailableError, InvalidEventError
 from shared.events import Event, decode_event
+from shared.retry import compute_backoff
+from shared.runtime import pause
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,14 @@ CancelHandler = Callable[[str], None]
 # blip costs little, then capped so a long outage costs a log line every few seconds.
 UNAVAILABLE_PAUSE = 0.5
 UNAVAILABLE_PAUSE_MAX = 5.0
+
+
+def requeue_pause(deliveries: int) -> float:
+    """Seconds before a failed message goes back to its queue: a crashing handler must not
+    spin through its delivery limit (0.2 s, doubling to 2 s)."""
+    return compute_backoff(deliveries, base=0.2, max_backoff=2.0, floor=0.0)
+
+
 PoisonHandler = Callable[[Event, str], Awaitable[None]]
 
 
@@ -89,7 +99,7 @@ async def run_until_available(
     like any failure, for another consumer or the next start. Waiting spends none of the
     message's delivery limit, so an outage longer than the limit dead-letters nothing.
     """
-    pause = UNAVAILABLE_PAUSE
+    waits = 0
     while True:
         try:
             await handler(event)
@@ -97,12 +107,14 @@ async def run_until_available(
         except DependencyUnavailableError as exc:
             if closing.is_set():
                 raise
-            bound.warning(
-                "dependency unavailable; handler waits", error=exc.message, retry_in=pause
+            waits += 1
+            wait = compute_backoff(
+                waits, base=UNAVAILABLE_PAUSE, max_backoff=UNAVAILABLE_PAUSE_MAX, floor=0.0
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closing.wait(), timeout=pause)
-            pause = min(pause * 2, UNAVAILABLE_PAUSE_MAX)
+            bound.warning(
+                "dependency unavailable; handler waits", error=exc.message, retry_in=round(wait, 2)
+            )
+            await pause(wait, closing)
 
 
 def connection_name(service: str) -> str:
@@ -296,7 +308,7 @@ class AmqpBus:
                 )
                 metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="error").inc()
                 # A short pause keeps a crashing handler from spinning through the delivery limit.
-                await asyncio.sleep(min(0.2 * deliveries, 2.0))
+                await asyncio.sleep(requeue_pause(deliveries))
                 await message.nack(requeue=True)
                 return
         await message.ack()

@@ -71,6 +71,15 @@ class Event(Wire):
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
 
+    def envelope(self) -> dict[str, Any]:
+        """The fields an event caused by this one carries over: `Next(**cause.envelope(), ...)`."""
+        return {
+            "execution_id": self.execution_id,
+            "job_id": self.job_id,
+            "project_id": self.project_id,
+            "attempt": self.attempt,
+        }
+
 
 class Repository(Wire):
     """Where the activity comes from: a GitHub repository or a local git repository."""

@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 import structlog
 
 from shared import metrics, topology
-from shared.bus import CancelHandler, Handler, PoisonHandler, run_until_available
+from shared.bus import (
+    CancelHandler,
+    Handler,
+    PoisonHandler,
+    requeue_pause,
+    run_until_available,
+)
 from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
 from shared.queuestore import QueueStore, StoredMessage
@@ -302,7 +308,7 @@ class MemoryBus:
                 metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="error").inc()
                 await store.count_delivery(message)
                 # A short pause keeps a crashing handler from spinning through the delivery limit.
-                await asyncio.sleep(min(0.2 * message.deliveries, 2.0))
+                await asyncio.sleep(requeue_pause(message.deliveries))
                 self._broker.requeue(message)
                 return
         await store.remove(message)

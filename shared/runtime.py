@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
+
+from shared.retry import compute_backoff
 
 log = structlog.get_logger(__name__)
 
@@ -42,18 +43,21 @@ async def start_when_available(
     A dependency that is down at start-up is not fatal: the service reports not-ready on
     `/readyz` meanwhile and carries on when the dependency answers.
     """
-    delay = 0.5
+    failures = 0
     while not stop.is_set():
         try:
             await start()
             return True
         except Exception as exc:
+            failures += 1
+            delay = compute_backoff(failures, base=0.5, max_backoff=10.0, floor=0.5)
             log.warning(
-                "dependency unavailable; retrying", dependency=what, error=str(exc), retry_in=delay
+                "dependency unavailable; retrying",
+                dependency=what,
+                error=str(exc),
+                retry_in=round(delay, 2),
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-        delay = min(delay * 2, 10.0)
+        await pause(delay, stop)
     return False
 
 

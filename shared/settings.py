@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.outbound import ForbiddenDestinationError, OriginAllowList
@@ -30,6 +30,17 @@ def _list_of_strings(value: Any) -> Any:
 StringList = Annotated[list[str], NoDecode, BeforeValidator(_list_of_strings)]
 
 
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+LogFormat = Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)]
+# "" (and its synonyms "template", "none"): the built-in template writer.
+AiProvider = Annotated[
+    Literal["", "template", "none", "openai", "anthropic"], BeforeValidator(_lower)
+]
+
+
 class Settings(BaseSettings):
     """Configuration of a herald process; every field is `HERALD_<NAME>` in the environment."""
 
@@ -48,7 +59,7 @@ class Settings(BaseSettings):
     # Standalone mode: where its SQLite database and queue files live (unless DATABASE_URL is
     # itself a sqlite:// URL).
     data_dir: str = ".herald"
-    log_format: str = "auto"  # json | console | auto (console on a terminal)
+    log_format: LogFormat = "auto"  # console on a terminal, else JSON
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
@@ -82,23 +93,24 @@ class Settings(BaseSettings):
     # Tests and benchmarks only: shift the scheduler's clock by this many seconds.
     scheduler_clock_offset: float = 0.0
     local_repos_root: str = "/srv/herald/repos"
-    secret_key: str = ""
+    # Secrets are SecretStr: printed settings, reprs and validation errors never show them.
+    secret_key: SecretStr = SecretStr("")
     # Notifier email: Resend when its key is set, else SMTP when a host is set, else no email.
     email_from: str = "herald <herald@localhost>"
-    resend_api_key: str = ""
+    resend_api_key: SecretStr = SecretStr("")
     resend_api_url: str = "https://api.resend.com"
     smtp_host: str = ""
     # 0 picks the TLS mode's usual port: 587 starttls, 465 tls, 25 none.
     smtp_port: int = Field(default=0, ge=0, le=65_535)
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: SecretStr = SecretStr("")
     smtp_timeout: float = Field(default=30.0, gt=0)
     # Notifier: tries per channel within one message, and the longest wait between two.
     notify_attempts: int = Field(default=3, ge=1, le=10)
     notify_max_wait: float = Field(default=30.0, ge=0)
     notify_timeout: float = Field(default=15.0, gt=0)
-    github_token: str = ""
+    github_token: SecretStr = SecretStr("")
     # The GitHub API herald's own token belongs to; a project may name it or, as its GitHub
     # base URL, an origin of `github_enterprise_origins` (`https://ghe.example.com`).
     github_api_url: str = "https://api.github.com"
@@ -139,10 +151,10 @@ class Settings(BaseSettings):
     scan_timeout: float = Field(default=300.0, gt=0)
     # AI provider: "" (the built-in template writer), "openai" (any compatible server) or
     # "anthropic". The key comes from the generator's environment, never from an event.
-    ai_provider: str = ""
+    ai_provider: AiProvider = ""
     ai_base_url: str = ""
     ai_model: str = ""
-    ai_api_key: str = ""
+    ai_api_key: SecretStr = SecretStr("")
     ai_max_tokens: int = Field(default=1024, ge=16, le=32_000)
     ai_timeout: float = Field(default=60.0, gt=0)
     # Provider calls retried within one attempt, and the longest wait spent doing so; a longer

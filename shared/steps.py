@@ -54,7 +54,7 @@ async def run_step(
     await bus.publish(
         StepStarted(
             event_id=derived_event_id(event.event_id, f"{step}.started"),
-            **_envelope(event),
+            **event.envelope(),
             step=step,
         )
     )
@@ -90,7 +90,7 @@ async def _wait_for_budget(
     await bus.publish(
         StepWaiting(
             event_id=derived_event_id(event.event_id, purpose),
-            **_envelope(event),
+            **event.envelope(),
             step=step,
             reason=exc.message,
             until=until,
@@ -122,7 +122,7 @@ def wait_reporter(bus: Bus, event: Event, step: Step) -> Callable[[float, str], 
                 event_id=derived_event_id(
                     event.event_id, f"{step}.waiting:{event.attempt}:{len(reported)}"
                 ),
-                **_envelope(event),
+                **event.envelope(),
                 step=step,
                 reason=reason,
                 until=until,
@@ -175,7 +175,7 @@ async def _fail(
     await bus.publish(
         StepFailed(
             event_id=derived_event_id(event.event_id, f"{step}.failed"),
-            **_envelope(event),
+            **event.envelope(),
             step=step,
             retriable=retriable,
             final=final,
@@ -184,15 +184,6 @@ async def _fail(
             next_attempt_at=next_attempt_at,
         )
     )
-
-
-def _envelope(event: Event) -> dict[str, object]:
-    return {
-        "execution_id": event.execution_id,
-        "job_id": event.job_id,
-        "project_id": event.project_id,
-        "attempt": event.attempt,
-    }
 
 
 def poison_reporter(bus: Bus, step: Step) -> PoisonHandler:
@@ -206,7 +197,7 @@ def poison_reporter(bus: Bus, step: Step) -> PoisonHandler:
         await bus.publish(
             StepFailed(
                 event_id=derived_event_id(event.event_id, f"{step}.dead-lettered"),
-                **_envelope(event),
+                **event.envelope(),
                 step=step,
                 retriable=False,
                 final=True,

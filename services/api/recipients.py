@@ -168,7 +168,7 @@ def _question(
 ) -> RecipientConfirmationRequested:
     link = f"{settings.public_url.rstrip('/')}{CONFIRM_PATH}?{urlencode({'token': token})}"
     try:
-        sealed = encrypt(link, settings.secret_key)
+        sealed = encrypt(link, settings.secret_key.get_secret_value())
     except SecretKeyError as exc:
         raise invalid("notificationSettings.recipients", exc.message) from None
     who = f"{user.name} <{user.email}>" if user.name else user.email

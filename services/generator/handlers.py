@@ -95,10 +95,7 @@ def content_generated(
         raise TransientError(message) if outcome.pending else PermanentError(message)
     return ContentGenerated(
         event_id=derived_event_id(event.event_id, "content.generated"),
-        execution_id=event.execution_id,
-        job_id=event.job_id,
-        project_id=event.project_id,
-        attempt=event.attempt,
+        **event.envelope(),
         results=ordered,
         generation_ms=sum(post.generation_ms for post in ordered),
     )
@@ -121,10 +118,7 @@ async def _retry_pending(
     await bus.publish(
         StepFailed(
             event_id=derived_event_id(event.event_id, f"{Step.GENERATE}.failed"),
-            execution_id=event.execution_id,
-            job_id=event.job_id,
-            project_id=event.project_id,
-            attempt=event.attempt,
+            **event.envelope(),
             step=Step.GENERATE,
             retriable=True,
             final=False,

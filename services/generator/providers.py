@@ -25,6 +25,7 @@ import aiohttp
 from services.generator.budget import ModelBudget, Report
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.metrics import AI_REQUEST_SECONDS, AI_TOKENS
+from shared.retry import compute_backoff, wait_from_header
 from shared.settings import Settings
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -183,24 +184,21 @@ class AnthropicProvider:
 
 def make_provider(settings: Settings, http: aiohttp.ClientSession) -> Provider | None:
     """Build the configured provider; None means the built-in template writer."""
-    name = settings.ai_provider.strip().lower()
+    name = settings.ai_provider
     if name in ("", "template", "none"):
         return None
-    if name not in DEFAULTS:
-        raise ConfigurationError(
-            f"HERALD_AI_PROVIDER {settings.ai_provider!r} is not one of openai, anthropic"
-        )
     default_url, default_model = DEFAULTS[name]
     base_url = settings.ai_base_url or default_url
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"HERALD_AI_BASE_URL {base_url!r} is not an http(s) URL")
     model = settings.ai_model or default_model
+    key = settings.ai_api_key.get_secret_value()
     if name == "anthropic":
-        if not settings.ai_api_key:
+        if not key:
             raise ConfigurationError("HERALD_AI_API_KEY is required for the anthropic provider")
-        return AnthropicProvider(http, base_url, model, settings.ai_api_key, settings.ai_max_tokens)
-    return OpenAIProvider(http, base_url, model, settings.ai_api_key, settings.ai_max_tokens)
+        return AnthropicProvider(http, base_url, model, key, settings.ai_max_tokens)
+    return OpenAIProvider(http, base_url, model, key, settings.ai_max_tokens)
 
 
 async def complete_with_retries(
@@ -243,7 +241,11 @@ async def complete_with_retries(
                 if throttles < MAX_THROTTLED:
                     throttles += 1
                     continue
-            wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2**tries
+            wait = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else compute_backoff(tries + 1, base=0.5, jitter=0.0, floor=0.0)
+            )
             if tries == retries or wait > max_wait:
                 raise
             tries += 1
@@ -293,16 +295,6 @@ def _json(response: Answer, provider: str) -> dict[str, Any]:
     return payload
 
 
-def _retry_after(response: Answer) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _openai_error(response: Answer) -> Exception:
     error = _error_object(response)
     code = str(error.get("code") or error.get("type") or "")
@@ -312,9 +304,11 @@ def _openai_error(response: Answer) -> Exception:
     if code == "insufficient_quota":
         return QuotaError(text)
     if status == 429:
-        return ThrottledError(text, retry_after=_retry_after(response), headers=response.headers)
+        return ThrottledError(
+            text, retry_after=wait_from_header(response.headers), headers=response.headers
+        )
     if status >= 500 or status == 408:
-        return TransientError(text, retry_after=_retry_after(response))
+        return TransientError(text, retry_after=wait_from_header(response.headers))
     return PermanentError(text)
 
 
@@ -329,9 +323,11 @@ def _anthropic_error(response: Answer) -> Exception:
     if code == "enforced_spend_limit_reached" or kind == "billing_error":
         return QuotaError(text)
     if status in (429, 529):
-        return ThrottledError(text, retry_after=_retry_after(response), headers=response.headers)
+        return ThrottledError(
+            text, retry_after=wait_from_header(response.headers), headers=response.headers
+        )
     if status >= 500 or status == 408:
-        return TransientError(text, retry_after=_retry_after(response))
+        return TransientError(text, retry_after=wait_from_header(response.headers))
     return PermanentError(text)
 
 

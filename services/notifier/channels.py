@@ -29,6 +29,7 @@ from shared import metrics, secrets
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
 from shared.events import ExecutionFinished, RecipientConfirmationRequested
+from shared.retry import Drawn, compute_backoff
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -67,10 +68,19 @@ class Delivery:
 
 
 def retry_wait(attempt: int, retry_after: float | None, jitter: float) -> float:
-    """Seconds before try `attempt + 1`: the server's word, else 1, 2, 4 .. 8 s, jittered."""
+    """Seconds before try `attempt + 1`: the server's word, else 1, 2, 4 .. 8 s, each drawn
+    from its upper half (`jitter` 0 the shortest, 1 the longest)."""
     if retry_after is not None:
         return max(retry_after, 0.0)
-    return min(2.0 ** (attempt - 1), MAX_BACKOFF) * (0.5 + jitter / 2)
+    # 0.75 × 2^(n-1) ± a third: the upper half of 1, 2, 4 .. 8.
+    return compute_backoff(
+        attempt,
+        base=0.75,
+        jitter=1 / 3,
+        max_backoff=MAX_BACKOFF * 0.75,
+        floor=0.0,
+        rng=Drawn(jitter),
+    )
 
 
 async def attempt(
@@ -162,14 +172,14 @@ class Channels:
                 port=settings.smtp_port,
                 tls=settings.smtp_tls,
                 username=settings.smtp_username,
-                password=settings.smtp_password,
+                password=settings.smtp_password.get_secret_value(),
                 timeout=settings.smtp_timeout,
             )
 
     @property
     def email_transport(self) -> str | None:
         """`resend`, `smtp`, or None when this server sends no email."""
-        if self._settings.resend_api_key:
+        if self._settings.resend_api_key.get_secret_value():
             return "resend"
         if self._smtp is not None:
             return "smtp"
@@ -237,7 +247,7 @@ class Channels:
             return Result(EMAIL, event.email, "SKIPPED", 0, "this server has no email transport")
 
         async def send() -> None:
-            link = secrets.decrypt(event.link, self._settings.secret_key)
+            link = secrets.decrypt(event.link, self._settings.secret_key.get_secret_value())
             email = render.render_question(event, link)
             async with self._email_slots:
                 await self._send_email(event.event_id, QUESTION, event.email, email)
@@ -253,11 +263,11 @@ class Channels:
         self, event_id: str, kind: str, address: str, email: render.Email
     ) -> None:
         key = delivery_key(event_id, EMAIL, address)
-        if self._settings.resend_api_key:
+        if self._settings.resend_api_key.get_secret_value():
             await resend.send(
                 self._http,
                 base_url=self._settings.resend_api_url,
-                api_key=self._settings.resend_api_key,
+                api_key=self._settings.resend_api_key.get_secret_value(),
                 sender=self._settings.email_from,
                 recipient=address,
                 email=email,
@@ -284,7 +294,7 @@ class Channels:
         post: Callable[[str, ExecutionFinished, str], Awaitable[None]],
     ) -> Delivery:
         try:
-            url = secrets.decrypt(encrypted, self._settings.secret_key)
+            url = secrets.decrypt(encrypted, self._settings.secret_key.get_secret_value())
         except PermanentError as exc:
             error = exc
 

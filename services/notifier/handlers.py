@@ -48,10 +48,7 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
         await bus.publish(
             NotificationCreated(
                 event_id=derived_event_id(event.event_id, "notification.in_app"),
-                execution_id=event.execution_id,
-                job_id=event.job_id,
-                project_id=event.project_id,
-                attempt=event.attempt,
+                **event.envelope(),
                 user_id=event.user_id,
                 kind=kind,
                 title=title,
@@ -79,10 +76,7 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
                         event.event_id,
                         f"notification.delivery:{result.channel}:{result.recipient.lower()}",
                     ),
-                    execution_id=event.execution_id,
-                    job_id=event.job_id,
-                    project_id=event.project_id,
-                    attempt=event.attempt,
+                    **event.envelope(),
                     user_id=event.user_id,
                     channel=result.channel,
                     recipient=result.recipient,

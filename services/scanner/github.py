@@ -31,6 +31,7 @@ from shared.errors import BudgetExhaustedError, PermanentError, TransientError
 from shared.events import ActivityItem
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 from shared.outbound import origin_of, same_origin
+from shared.retry import wait_from_header
 
 USER_AGENT = "herald-scanner (+https://github.com/herald)"
 API_VERSION = "2022-11-28"
@@ -345,10 +346,8 @@ def raise_for_github(response: httpx.Response) -> None:
 def _retry_after(response: httpx.Response) -> float | None:
     """`retry-after`; else, when exhausted, until the reset; else at least a minute."""
     if "retry-after" in response.headers:
-        try:
-            return max(0.0, float(response.headers["retry-after"]))
-        except ValueError:
-            return DEFAULT_LIMIT_WAIT
+        wait = wait_from_header(response.headers)
+        return DEFAULT_LIMIT_WAIT if wait is None else wait
     if response.headers.get("x-ratelimit-remaining") == "0":
         try:
             reset = float(response.headers["x-ratelimit-reset"])

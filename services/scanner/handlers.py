@@ -52,10 +52,7 @@ def make_handler(
             )
             return ActivityScanned(
                 event_id=derived_event_id(event.event_id, "activity.scanned"),
-                execution_id=event.execution_id,
-                job_id=event.job_id,
-                project_id=event.project_id,
-                attempt=event.attempt,
+                **event.envelope(),
                 summary=result.summary,
                 github_api_calls=result.github_api_calls,
                 platforms=event.platforms,

@@ -52,7 +52,9 @@ class GitHubAccess:
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubAccess:
         return cls(
-            settings.github_api_url.rstrip("/"), settings.github_token, github_origins(settings)
+            settings.github_api_url.rstrip("/"),
+            settings.github_token.get_secret_value(),
+            github_origins(settings),
         )
 
     @classmethod

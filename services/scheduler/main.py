@@ -29,6 +29,7 @@ from shared.db.schema import CronJob
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import ProbeServer, probe_app
+from shared.retry import compute_backoff
 from shared.runtime import (
     freeze_startup_objects,
     install_stop_signals,
@@ -99,6 +100,7 @@ async def schedule_loop(
     last_census = -CENSUS_INTERVAL
     lead = timedelta(seconds=ahead)
     behind = False
+    failures = 0
     while not stop.is_set():
         wake.clear()  # before looking: a change notified during this pass gets another
         try:
@@ -112,6 +114,7 @@ async def schedule_loop(
                     for _ in range(CLAIM_CONCURRENCY if behind else 1)
                 )
             )
+            failures = 0
             if fired is not None and any(result.claimed for result in results):
                 fired.set()
             behind = any(result.claimed >= batch for result in results)
@@ -139,7 +142,12 @@ async def schedule_loop(
                     metrics.SCHEDULER_JOBS.labels(state=state).set(count)
         except Exception as exc:
             log_failed_pass(log, "scheduling pass failed; retrying", exc)
-            await pause(retry_pause, stop)
+            failures += 1
+            # A database that is away a while is asked every 5 pauses at most.
+            wait = compute_backoff(
+                failures, base=retry_pause, max_backoff=retry_pause * 5, floor=0.0
+            )
+            await pause(wait, stop)
             continue
         sleep = max_sleep
         if next_due is not None:

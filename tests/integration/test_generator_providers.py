@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 
 from services.generator.providers import (
     AnthropicProvider,
@@ -214,10 +215,21 @@ async def test_no_provider_configured_means_the_template_writer(
     assert make_provider(Settings(ai_provider=""), http) is None
 
 
+def test_an_unknown_provider_is_refused_when_the_settings_are_read() -> None:
+    with pytest.raises(ValidationError, match=r"ai_provider\n.*'openai' or 'anthropic'"):
+        Settings(ai_provider="gemini")
+    assert Settings(ai_provider=" OpenAI ").ai_provider == "openai"
+
+
+def test_secrets_never_show_in_the_settings_repr() -> None:
+    settings = Settings(ai_api_key="sk-very-secret", github_token="ghp_also_secret")
+    assert "very-secret" not in repr(settings) and "also_secret" not in repr(settings)
+    assert settings.ai_api_key.get_secret_value() == "sk-very-secret"
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (Settings(ai_provider="gemini"), "not one of openai, anthropic"),
         (Settings(ai_provider="openai", ai_base_url="ftp://x"), "not an http"),
         (Settings(ai_provider="openai", ai_base_url="localhost:11434"), "not an http"),
         (Settings(ai_provider="anthropic"), "HERALD_AI_API_KEY is required"),

@@ -134,7 +134,7 @@ async def test_a_crashing_transport_is_recorded_not_raised() -> None:
 def test_retry_wait(
     attempt_no: int, retry_after: float | None, jitter: float, expected: float
 ) -> None:
-    assert retry_wait(attempt_no, retry_after, jitter) == expected
+    assert retry_wait(attempt_no, retry_after, jitter) == pytest.approx(expected)
 
 
 def test_a_delivery_key_is_stable_per_event_channel_and_recipient() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.retry import MAX_BACKOFF_SECONDS, compute_backoff
+from shared.retry import MAX_BACKOFF_SECONDS, compute_backoff, wait_from_header
 
 
 def no_jitter(attempt: int, **kwargs: float) -> float:
@@ -90,3 +92,38 @@ def test_equal_seeds_give_equal_delays(attempt: int, seed: int) -> None:
     second = compute_backoff(attempt, base=300, rng=random.Random(seed))
 
     assert first == second
+
+
+NOW = 1_792_000_000.0  # a fixed clock for the HTTP dates below
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0.25", 0.25),  # Discord's and Resend's fractions
+        ("0", 0.0),
+        ("-3", 0.0),  # no wait, never a negative one
+        (email.utils.formatdate(NOW + 90, usegmt=True), 90.0),
+        (email.utils.formatdate(NOW - 90, usegmt=True), 0.0),  # a date already past
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 0.0),  # RFC 9110's own example
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 0.0),  # the obsolete RFC 850 form
+        ("soon", None),
+        ("", None),
+        ("inf", None),
+        ("nan", None),
+    ],
+)
+def test_a_servers_wait_is_read_from_seconds_or_an_http_date(
+    value: str, expected: float | None
+) -> None:
+    got = wait_from_header({"retry-after": value}, now=lambda: NOW)
+    assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_an_absent_header_is_no_wait_and_names_are_looked_up_as_the_headers_do() -> None:
+    assert wait_from_header({}) is None
+    # httpx's headers ignore case, as HTTP does; so does the reader through them.
+    assert wait_from_header(httpx.Headers({"Retry-After": "5"})) == 5.0
+    assert wait_from_header({"ratelimit-reset": "2"}, "ratelimit-reset") == 2.0

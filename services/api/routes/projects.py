@@ -193,7 +193,7 @@ def stored_settings(
             if refusal is not None:
                 raise invalid(f"notificationSettings.{key}", refusal)
             try:
-                stored[key] = encrypt(value, settings.secret_key)
+                stored[key] = encrypt(value, settings.secret_key.get_secret_value())
             except SecretKeyError as exc:
                 raise invalid(f"notificationSettings.{key}", exc.message) from None
     return stored

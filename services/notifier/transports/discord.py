@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from services.notifier.transports import seconds_header, unreachable
+from services.notifier.transports import unreachable
 from shared.errors import PermanentError, TransientError
+from shared.retry import wait_from_header
 
 
 async def send(http: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> None:
@@ -35,7 +36,7 @@ def _retry_after(response: httpx.Response, error: dict[str, Any]) -> float | Non
     value = error.get("retry_after")
     if isinstance(value, int | float):
         return max(float(value), 0.0)
-    return seconds_header(response.headers, "retry-after") or seconds_header(
+    return wait_from_header(response.headers) or wait_from_header(
         response.headers, "x-ratelimit-reset-after"
     )
 

@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 
 from services.notifier.render import Email
-from services.notifier.transports import seconds_header, unreachable
+from services.notifier.transports import unreachable
 from shared.errors import PermanentError, TransientError
+from shared.retry import wait_from_header
 
 QUOTA_ERRORS = ("daily_quota_exceeded", "monthly_quota_exceeded")
 IDEMPOTENCY_KEY_CHARS = 256
@@ -65,15 +66,15 @@ def error_for(response: httpx.Response) -> PermanentError | TransientError:
     if status == 409 and name == "concurrent_idempotent_requests":
         return TransientError(text, retry_after=1.0)
     if status >= 500:
-        return TransientError(text, retry_after=seconds_header(response.headers, "retry-after"))
+        return TransientError(text, retry_after=wait_from_header(response.headers))
     return PermanentError(text)
 
 
 def rate_limit_wait(response: httpx.Response) -> float | None:
     """`retry-after`, else `ratelimit-reset` when nothing remains (IETF draft headers)."""
-    wait = seconds_header(response.headers, "retry-after")
+    wait = wait_from_header(response.headers)
     if wait is None and response.headers.get("ratelimit-remaining") == "0":
-        wait = seconds_header(response.headers, "ratelimit-reset")
+        wait = wait_from_header(response.headers, "ratelimit-reset")
     return wait
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from services.notifier.transports import seconds_header, unreachable
+from services.notifier.transports import unreachable
 from shared.errors import PermanentError, TransientError
+from shared.retry import wait_from_header
 
 
 async def send(http: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> None:
@@ -21,7 +22,7 @@ async def send(http: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> No
     # Slack answers errors as short plain-text codes (`no_service`, `invalid_blocks`).
     text = f"Slack {response.status_code} {response.text.strip()[:200] or response.reason_phrase}"
     if response.status_code == 429:
-        raise TransientError(text, retry_after=seconds_header(response.headers, "retry-after"))
+        raise TransientError(text, retry_after=wait_from_header(response.headers))
     if response.status_code >= 500:
         raise TransientError(text)
     raise PermanentError(text)
