@@ -282,7 +282,7 @@ def dlq_list(
     ] = False,
 ) -> None:
     """Show dead-lettered messages and why they were dead-lettered; nothing is removed."""
-    from shared.deadletters import list_dead_letters
+    from services.deadletters import list_dead_letters
 
     settings = get_settings()
     try:
@@ -322,7 +322,7 @@ def dlq_replay(
     ] = False,
 ) -> None:
     """Send dead letters back to their work queue, confirmed before they leave the .dlq."""
-    from shared.deadletters import replay
+    from services.deadletters import replay
 
     if not message_id and not replay_all:
         raise typer.BadParameter("name messages with --id, or pass --all")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.deadletters import BY_DEAD_LETTER_QUEUE, DeadLetter
-from shared.queuestore import QueueStore, StoredMessage
+from services.deadletters import BY_DEAD_LETTER_QUEUE, DeadLetter
+from services.standalone.queuestore import QueueStore, StoredMessage
 
 
 async def list_standalone_dead_letters(

@@ -2,7 +2,7 @@
 
 The same composition as the distributed mode, service by service: the api app and its
 pipeline consumer, the scheduler's claim loop and outbox relay, and the scanner, generator and
-notifier handlers, each on its own client of one in-process broker (`shared.membus`) and on a
+notifier handlers, each on its own client of one in-process broker (`membus`) and on a
 SQLite file migrated by the same Alembic scripts. Wake-ups that PostgreSQL's NOTIFY carries
 between processes are in-process events here (`shared.db.notify.local_wakeup`).
 
@@ -33,13 +33,13 @@ from services.scanner.main import setup as setup_scanner
 from services.scheduler.lateness import observe_lateness
 from services.scheduler.main import Clock, offset_clock, run_loops
 from services.standalone.datafile import DataFileError, DataFiles, check_database, data_files
+from services.standalone.membus import MemoryBroker, MemoryBus
+from services.standalone.queuestore import QueueStore
 from shared.db.engine import create_engine, session_factory
 from shared.db.filelock import DatabaseInUseError, hold_lock
 from shared.db.migrate import upgrade
 from shared.events import JobDue
 from shared.logging import configure_logging
-from shared.membus import MemoryBroker, MemoryBus
-from shared.queuestore import QueueStore
 from shared.runtime import install_stop_signals
 from shared.settings import Settings
 

@@ -19,7 +19,7 @@ import aio_pika
 import httpx
 import pytest
 
-from shared.deadletters import list_dead_letters
+from services.deadletters import list_dead_letters
 from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.resend import FakeResend

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from services.deadletters import list_dead_letters
 from shared import topology
-from shared.deadletters import list_dead_letters
 from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.server import ThreadedServer

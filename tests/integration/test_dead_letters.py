@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from services.deadletters import list_dead_letters, replay
 from shared import topology
 from shared.bus import AmqpBus
-from shared.deadletters import list_dead_letters, replay
 from shared.events import Event, JobDue, Repository, Step, StepFailed, Trigger
 from shared.steps import poison_reporter
 from tests.support.polling import poll_async

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from services.standalone.datafile import DataFileError, check_database, data_files
+from services.standalone.queuestore import QueueStore, StoredMessage
 from shared.db.filelock import DatabaseInUseError, hold_lock
 from shared.db.migrate import upgrade
-from shared.queuestore import QueueStore, StoredMessage
 from shared.settings import Settings
 from tests.standalone.conftest import HERALD, SERVER_SETTINGS
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.standalone.membus import MemoryBroker, MemoryBus
+from services.standalone.queuestore import QueueStore
 from shared import topology
 from shared.errors import DependencyUnavailableError, InvalidEventError
 from shared.events import (
@@ -19,8 +21,6 @@ from shared.events import (
     StepStarted,
     Trigger,
 )
-from shared.membus import MemoryBroker, MemoryBus
-from shared.queuestore import QueueStore
 from tests.support.polling import poll_async
 
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from services.standalone.queuestore import QueueStore, StoredMessage
 from shared import metrics, topology
 from shared.bus import (
     CancelHandler,
@@ -35,7 +36,6 @@ from shared.bus import (
 )
 from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
-from shared.queuestore import QueueStore, StoredMessage
 
 log = structlog.get_logger(__name__)
 
