@@ -34,28 +34,14 @@ from aio_pika.abc import (
 )
 from aio_pika.connection import make_url
 
-from shared import metrics, topology
-from shared.errors import DependencyUnavailableError, InvalidEventError
+from shared import handling, metrics, topology
+from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
-from shared.retry import compute_backoff
-from shared.runtime import pause
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Event], Awaitable[None]]
 CancelHandler = Callable[[str], None]
-# Pauses, seconds, between runs of a handler waiting for its dependency: short at first, so a
-# blip costs little, then capped so a long outage costs a log line every few seconds.
-UNAVAILABLE_PAUSE = 0.5
-UNAVAILABLE_PAUSE_MAX = 5.0
-
-
-def requeue_pause(deliveries: int) -> float:
-    """Seconds before a failed message goes back to its queue: a crashing handler must not
-    spin through its delivery limit (0.2 s, doubling to 2 s)."""
-    return compute_backoff(deliveries, base=0.2, max_backoff=2.0, floor=0.0)
-
-
 PoisonHandler = Callable[[Event, str], Awaitable[None]]
 
 
@@ -90,31 +76,19 @@ class Bus(Protocol):
     async def on_cancelled(self, callback: CancelHandler) -> None: ...
 
 
-async def run_until_available(
-    handler: Handler, event: Event, bound: Any, closing: asyncio.Event
-) -> None:
-    """Run the handler; while it finds its dependency unavailable, pause and run it again.
+class _AmqpSettlement:
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self._message = message
 
-    Gives up (raising) only when the bus closes (`closing` set): the message is then requeued
-    like any failure, for another consumer or the next start. Waiting spends none of the
-    message's delivery limit, so an outage longer than the limit dead-letters nothing.
-    """
-    waits = 0
-    while True:
-        try:
-            await handler(event)
-            return
-        except DependencyUnavailableError as exc:
-            if closing.is_set():
-                raise
-            waits += 1
-            wait = compute_backoff(
-                waits, base=UNAVAILABLE_PAUSE, max_backoff=UNAVAILABLE_PAUSE_MAX, floor=0.0
-            )
-            bound.warning(
-                "dependency unavailable; handler waits", error=exc.message, retry_in=round(wait, 2)
-            )
-            await pause(wait, closing)
+    async def ack(self) -> None:
+        await self._message.ack()
+
+    async def dead_letter(self, reason: str) -> None:
+        # The queue's dead-letter exchange takes it; the reason is in the logs and metrics.
+        await self._message.reject(requeue=False)
+
+    async def requeue(self) -> None:
+        await self._message.nack(requeue=True)
 
 
 def connection_name(service: str) -> str:
@@ -259,7 +233,6 @@ class AmqpBus:
         on_poison: PoisonHandler | None,
     ) -> None:
         routing_key = message.type or message.routing_key or ""
-        bound = log.bind(queue=queue.name, routing_key=routing_key, message_id=message.message_id)
         not_before = _not_before(message)
         if not_before is not None:
             wait = (not_before - datetime.now(UTC)).total_seconds()
@@ -270,49 +243,18 @@ class AmqpBus:
                 return
             if wait > 0:
                 await asyncio.sleep(wait)
-        try:
-            event = decode_event(routing_key, message.body)
-        except InvalidEventError as exc:
-            bound.error("message dead-lettered", reason=exc.message)
-            metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
-            await message.reject(requeue=False)
-            return
-        with structlog.contextvars.bound_contextvars(
-            execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
-        ):
-            try:
-                await run_until_available(handler, event, bound, self._closing)
-            except InvalidEventError as exc:
-                bound.error("message dead-lettered", reason=exc.message)
-                metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
-                await message.reject(requeue=False)
-                return
-            except Exception as exc:
-                deliveries = _delivery_count(message) + 1
-                if deliveries > self._delivery_limit:
-                    reason = f"dead-lettered after {deliveries} failed deliveries: {exc!r}"
-                    bound.exception(
-                        "message dead-lettered: its handler keeps failing", delivery=deliveries
-                    )
-                    metrics.MESSAGES_DEAD_LETTERED.labels(
-                        queue=queue.name, reason="handler_failed"
-                    ).inc()
-                    if on_poison is not None:
-                        await on_poison(event, reason)
-                    await message.reject(requeue=False)
-                    return
-                bound.exception(
-                    "handler failed; message requeued",
-                    delivery=deliveries,
-                    delivery_limit=self._delivery_limit,
-                )
-                metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="error").inc()
-                # A short pause keeps a crashing handler from spinning through the delivery limit.
-                await asyncio.sleep(requeue_pause(deliveries))
-                await message.nack(requeue=True)
-                return
-        await message.ack()
-        metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="ok").inc()
+        await handling.handle(
+            queue,
+            routing_key,
+            message.body,
+            message.message_id,
+            delivery=_delivery_count(message) + 1,
+            delivery_limit=self._delivery_limit,
+            handler=handler,
+            on_poison=on_poison,
+            closing=self._closing,
+            settlement=_AmqpSettlement(message),
+        )
 
     async def on_cancelled(self, callback: CancelHandler) -> None:
         assert self._connection is not None, "bus not started"

@@ -26,14 +26,8 @@ from datetime import UTC, datetime
 import structlog
 
 from services.standalone.queuestore import QueueStore, StoredMessage
-from shared import metrics, topology
-from shared.bus import (
-    CancelHandler,
-    Handler,
-    PoisonHandler,
-    requeue_pause,
-    run_until_available,
-)
+from shared import handling, metrics, topology
+from shared.bus import CancelHandler, Handler, PoisonHandler
 from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
 
@@ -264,52 +258,35 @@ class MemoryBus:
         handler: Handler,
         on_poison: PoisonHandler | None,
     ) -> None:
-        store = self._broker.store
-        bound = log.bind(
-            queue=queue.name, routing_key=message.routing_key, message_id=message.message_id
+        await handling.handle(
+            queue,
+            message.routing_key,
+            message.body,
+            message.message_id,
+            delivery=message.deliveries + 1,
+            delivery_limit=self._broker.delivery_limit,
+            handler=handler,
+            on_poison=on_poison,
+            closing=self._closing,
+            settlement=_StoredSettlement(self._broker, queue, message),
         )
-        try:
-            event = decode_event(message.routing_key, message.body)
-        except InvalidEventError as exc:
-            bound.error("message dead-lettered", reason=exc.message)
-            metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
-            await store.dead_letter(message, queue.dead_letter_queue, exc.message)
-            return
-        with structlog.contextvars.bound_contextvars(
-            execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
-        ):
-            try:
-                await run_until_available(handler, event, bound, self._closing)
-            except InvalidEventError as exc:
-                bound.error("message dead-lettered", reason=exc.message)
-                metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason="invalid").inc()
-                await store.dead_letter(message, queue.dead_letter_queue, exc.message)
-                return
-            except Exception as exc:
-                message.deliveries += 1
-                if message.deliveries > self._broker.delivery_limit:
-                    reason = f"dead-lettered after {message.deliveries} failed deliveries: {exc!r}"
-                    bound.exception(
-                        "message dead-lettered: its handler keeps failing",
-                        delivery=message.deliveries,
-                    )
-                    metrics.MESSAGES_DEAD_LETTERED.labels(
-                        queue=queue.name, reason="handler_failed"
-                    ).inc()
-                    if on_poison is not None:
-                        await on_poison(event, reason)
-                    await store.dead_letter(message, queue.dead_letter_queue, reason)
-                    return
-                bound.exception(
-                    "handler failed; message requeued",
-                    delivery=message.deliveries,
-                    delivery_limit=self._broker.delivery_limit,
-                )
-                metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="error").inc()
-                await store.count_delivery(message)
-                # A short pause keeps a crashing handler from spinning through the delivery limit.
-                await asyncio.sleep(requeue_pause(message.deliveries))
-                self._broker.requeue(message)
-                return
-        await store.remove(message)
-        metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="ok").inc()
+
+
+class _StoredSettlement:
+    def __init__(
+        self, broker: MemoryBroker, queue: topology.WorkQueue, message: StoredMessage
+    ) -> None:
+        self._broker = broker
+        self._queue = queue
+        self._message = message
+
+    async def ack(self) -> None:
+        await self._broker.store.remove(self._message)
+
+    async def dead_letter(self, reason: str) -> None:
+        await self._broker.store.dead_letter(self._message, self._queue.dead_letter_queue, reason)
+
+    async def requeue(self) -> None:
+        self._message.deliveries += 1
+        await self._broker.store.count_delivery(self._message)
+        self._broker.requeue(self._message)

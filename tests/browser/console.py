@@ -106,12 +106,22 @@ class Console:
 
     def wait(self, condition: Callable[[WebDriver], Any], timeout: float = 10) -> Any:
         """Wait for `condition` to hold, ignoring elements replaced while it was being read."""
+
+        def guarded(driver: WebDriver) -> Any:
+            try:
+                return condition(driver)
+            except WebDriverException as exc:
+                # Chromium reports a node replaced mid-read so too, not only as a stale element.
+                if "does not belong to the document" in (exc.msg or ""):
+                    return False
+                raise
+
         return WebDriverWait(
             self.driver,
             timeout,
             poll_frequency=0.2,
             ignored_exceptions=[StaleElementReferenceException],
-        ).until(condition)
+        ).until(guarded)
 
     def wait_for_text(self, css: str, text: str, timeout: float = 10) -> None:
         self.wait(lambda driver: text in driver.find_element(By.CSS_SELECTOR, css).text, timeout)
