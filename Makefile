@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test browser test-unit test-integration test-e2e test-aiormq-latest lint format mypy bench clean up down
+# `make test` prepares what the tests need on this machine: Chromium (tests/browser),
+# promtool (deploy checks, the /metrics test) and the broker's management API.
+.PHONY: install run test browser promtool broker-management test-unit test-integration test-e2e test-aiormq-latest lint format mypy bench clean up down
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +20,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/herald run
 
-test: $(STAMP) browser
+test: $(STAMP) browser promtool broker-management
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 # tests/browser drives Debian's headless Chromium through ChromeDriver (never a download):
@@ -29,6 +31,29 @@ browser:
 	  echo "installing Debian's chromium and chromium-driver for tests/browser"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
 	    --no-install-recommends chromium chromium-driver; \
+	fi
+
+# promtool comes with Debian's prometheus package: installed when missing.
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  echo "installing Debian's prometheus package for promtool"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	    --no-install-recommends prometheus; \
+	fi
+
+# The tests read queue depths and make vhosts through the management API (falling back to
+# rabbitmqctl where they can); a broker on this machine whose plugin is off gets it enabled.
+AMQP_HOST := $(shell python3 -c "import os,urllib.parse as u; print(u.urlsplit(os.environ.get('AMQP_URL','amqp://127.0.0.1:5672/')).hostname or '127.0.0.1')")
+broker-management:
+	@if ! (exec 3<>/dev/tcp/$(AMQP_HOST)/15672) 2>/dev/null; then \
+	  if command -v rabbitmq-plugins >/dev/null 2>&1 && \
+	     { [ "$(AMQP_HOST)" = 127.0.0.1 ] || [ "$(AMQP_HOST)" = localhost ]; }; then \
+	    echo "enabling RabbitMQ's management plugin"; \
+	    $(SUDO) rabbitmq-plugins enable rabbitmq_management >/dev/null; \
+	    for _ in $$(seq 1 60); do (exec 3<>/dev/tcp/$(AMQP_HOST)/15672) 2>/dev/null && break; sleep 1; done; \
+	  else \
+	    echo "RabbitMQ's management API does not answer on $(AMQP_HOST):15672: tests fall back to rabbitmqctl where they can"; \
+	  fi; \
 	fi
 
 test-unit: $(STAMP)
@@ -54,7 +79,7 @@ test-aiormq-latest:
 	$(LATEST)/bin/pytest -q -p no:cacheprovider tests/unit/test_scheduler_frames.py \
 	  tests/integration/test_scheduler_frames.py tests/integration/test_scheduler_publisher.py
 
-lint: $(STAMP)
+lint: $(STAMP) promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

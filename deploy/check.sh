@@ -40,7 +40,7 @@ echo "deploy: YAML lint clean"
 echo "deploy: dashboards current"
 "$BIN/python" deploy/check_observability.py metrics
 
-# promtool comes with Debian's `prometheus` package: .ci/run installs it, so CI always runs
+# promtool comes with Debian's `prometheus` package: `make lint` installs it, so CI always runs
 # these; on a machine without it they are skipped, loudly (CI=1 or HERALD_REQUIRE_PROMTOOL=1
 # make a missing promtool an error).
 PROMTOOL=${PROMTOOL:-promtool}

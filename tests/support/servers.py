@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -189,30 +190,63 @@ def delete_vhost(amqp_url: str, vhost: str) -> None:
             subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
 
 
-def queue_depth(amqp_url: str, queue: str) -> int:
-    """Messages ready in a queue, as the management API reports them."""
-    parts = urlsplit(amqp_url)
-    vhost = parts.path[1:] or "/"
-    base, auth = management(amqp_url)
-    response = httpx.get(
-        f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}",
-        auth=auth,
-        timeout=10,
+def _ctl_json(*args: str) -> Any:
+    """Run `rabbitmqctl ... --formatter json` on this machine's broker; its decoded output."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        raise RuntimeError("the management API does not answer and rabbitmqctl is not installed")
+    done = subprocess.run(
+        [ctl, *args, "--formatter", "json"], check=True, capture_output=True, text=True, timeout=60
     )
-    response.raise_for_status()
-    return int(response.json().get("messages_ready", 0))
+    return json.loads(done.stdout or "[]")
+
+
+def _vhost_of(amqp_url: str) -> str:
+    return unquote(urlsplit(amqp_url).path[1:]) or "/"
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in a queue, as the management API (else rabbitmqctl) reports them."""
+    vhost = _vhost_of(amqp_url)
+    base, auth = management(amqp_url)
+    try:
+        response = httpx.get(
+            f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}",
+            auth=auth,
+            timeout=10,
+        )
+        response.raise_for_status()
+        return int(response.json().get("messages_ready", 0))
+    except httpx.TransportError:
+        rows = _ctl_json("list_queues", "-p", vhost, "name", "messages_ready")
+        return next((int(row["messages_ready"]) for row in rows if row["name"] == queue), 0)
 
 
 def connection_names(amqp_url: str) -> list[str]:
     """Client-provided names of the connections open on the vhost of `amqp_url`."""
-    parts = urlsplit(amqp_url)
-    vhost = parts.path[1:] or "/"
+    vhost = _vhost_of(amqp_url)
     base, auth = management(amqp_url)
-    response = httpx.get(
-        f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth, timeout=10
-    )
-    response.raise_for_status()
-    return [
-        str((row.get("client_properties") or {}).get("connection_name", ""))
-        for row in response.json()
-    ]
+    try:
+        response = httpx.get(
+            f"{base}/api/vhosts/{quote(vhost, safe='')}/connections", auth=auth, timeout=10
+        )
+        response.raise_for_status()
+        return [
+            str((row.get("client_properties") or {}).get("connection_name", ""))
+            for row in response.json()
+        ]
+    except httpx.TransportError:
+        rows = _ctl_json("list_connections", "vhost", "client_properties")
+        # rabbitmqctl spells a table as [name, type, value] triples.
+        return [
+            next(
+                (
+                    str(value)
+                    for name, _, value in row["client_properties"]
+                    if name == "connection_name"
+                ),
+                "",
+            )
+            for row in rows
+            if row["vhost"] == vhost
+        ]
