@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,7 @@ from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
 from shared.db.schema import ApiToken, User
 from shared.scheduling.preview_cli import schedule_app
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 from shared.tokens import issue_token
 
 app = typer.Typer(
@@ -102,24 +103,18 @@ def export_data(
     source: Annotated[
         str | None,
         typer.Option(
-            "--from", help="Database URL to export (default: the standalone mode's SQLite file)."
+            "--from",
+            help="Database URL to export (default: DATABASE_URL when set, else the "
+            "standalone mode's SQLite file when there is one, else the default database).",
         ),
     ] = None,
 ) -> None:
     """Export every project and job as JSON (to move to another herald, e.g. distributed)."""
-    from services.standalone.datafile import DataFileError, check_database, data_files
     from services.standalone.transfer import export_records
 
     settings = get_settings()
     if source is None:
-        files = data_files(settings)
-        if not files.database.exists():
-            raise typer.BadParameter(f"no standalone data at {files.database}", param_hint="--from")
-        try:
-            check_database(files.database)
-        except DataFileError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--from") from None
-        source = files.url
+        source = _configured_database(settings)
 
     async def go() -> dict[str, object]:
         engine = create_engine(source)
@@ -134,6 +129,21 @@ def export_data(
     else:
         output.write_text(text)
         typer.echo(f"exported to {output}", err=True)
+
+
+def _configured_database(settings: Settings) -> str:
+    """The database `herald export` reads when not told: the one this environment names."""
+    from services.standalone.datafile import DataFileError, check_database, data_files
+
+    named = any(os.environ.get(name) for name in ("HERALD_DATABASE_URL", "DATABASE_URL"))
+    files = data_files(settings)
+    if named or not files.database.exists():
+        return settings.database_url
+    try:
+        check_database(files.database)
+    except DataFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return files.url
 
 
 @app.command("import")
@@ -203,18 +213,34 @@ def create_user(
 def create_token(
     email: str = typer.Option(..., help="Whose token: the user's email."),
     name: str = typer.Option("", help="A label for the token."),
+    create_user: bool = typer.Option(
+        False, "--create-user", help="Create the user first when no user has this email."
+    ),
 ) -> None:
     """Issue an API token for a user and print it (it is shown only once)."""
 
-    async def go() -> str:
+    async def go() -> str | None:
         engine = create_engine(get_settings().database_url)
-        async with session_factory(engine)() as session, session.begin():
-            user = await ensure_user(session, email=email)
-            token = await issue_token(session, user_id=user.id, name=name)
-        await engine.dispose()
-        return token
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                known = await session.scalar(select(User).where(User.email == email.lower()))
+                if known is None and not create_user:
+                    return None
+                user = known or await ensure_user(session, email=email)
+                return await issue_token(session, user_id=user.id, name=name)
+        finally:
+            await engine.dispose()
 
-    typer.echo(asyncio.run(go()))
+    token = asyncio.run(go())
+    if token is None:
+        # A typo must not quietly become a new user holding a token.
+        typer.echo(
+            f"no user has the email {email.lower()}: check it, or create the user with "
+            f"`herald users create --email {email}` (or pass --create-user)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(token)
 
 
 @tokens_app.command("list")

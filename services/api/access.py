@@ -27,6 +27,8 @@ from services.api.deps import SessionDep, StateDep
 #: not API routes (no dependency runs for them); they are listed so the list is the whole truth.
 PUBLIC_PATHS = frozenset(
     {
+        "/",
+        "/favicon.ico",
         "/livez",
         "/readyz",
         "/metrics",

@@ -94,6 +94,8 @@ def test_sign_in_create_a_job_run_it_read_the_post_and_see_the_bell(
     # The next run in the user's zone (Paris: 10:00) and in UTC (09:00).
     assert re.search(r"10:00 CET \(\w{3} \d{4}-\d\d-\d\d 09:00 UTC\)", summary), summary
     assert console.find("#bell").get_attribute("data-count") == "0"
+    assert "Success rate\nno runs yet" in console.find("#statistics").text
+    assert console.find('link[rel="icon"]').get_attribute("href").endswith("/favicon.svg")
     console.screenshot("job")
     assert console.foreign_requests() == []
     assert len(console.find_all('link[href="/console/static/console.css"]')) == 1

@@ -26,6 +26,8 @@ from tests.support.api import api_client
 
 # Changing this list is a decision about who may reach what: it belongs in a review.
 PUBLIC = {
+    "/",
+    "/favicon.ico",
     "/livez",
     "/readyz",
     "/metrics",
@@ -193,3 +195,17 @@ async def test_a_console_page_with_a_forged_session_cookie_is_sent_to_sign_in(
         response = await api.get(path)
         assert response.status_code == 303, f"{path}: {response.status_code}"
         assert response.headers["location"].startswith("/console/signin"), path
+
+
+async def test_the_root_sends_a_browser_to_the_console_and_tells_an_api_client_what_is_here(
+    api: httpx.AsyncClient,
+) -> None:
+    browser = await api.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert (browser.status_code, browser.headers["location"]) == (303, "/console")
+    index = await api.get("/", headers={"Accept": "application/json"})
+    assert index.status_code == 200
+    assert index.json()["api"] == "/api" and index.json()["docs"] == "/docs"
+    icon = await api.get("/favicon.ico")
+    assert icon.headers["location"] == "/console/static/favicon.svg"
+    svg = await api.get(icon.headers["location"])
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")

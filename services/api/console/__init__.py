@@ -40,6 +40,27 @@ def mount(app: FastAPI) -> None:
     ):
         router.include_router(pages)
     app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root(request: Request) -> Response:
+        """A browser goes to the console; an API client gets the index of what is here."""
+        if "text/html" in request.headers.get("accept", ""):
+            return see_other(PREFIX)
+        return JSONResponse(
+            {
+                "name": "herald",
+                "api": "/api",
+                "console": PREFIX,
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "health": {"live": "/livez", "ready": "/readyz", "metrics": "/metrics"},
+            }
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return see_other(f"{PREFIX}/static/favicon.svg")
+
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_exception_handler(ApiError, _on_api_error)  # type: ignore[arg-type]
 
