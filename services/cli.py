@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -132,13 +131,19 @@ def export_data(
 
 
 def _configured_database(settings: Settings) -> str:
-    """The database `herald export` reads when not told: the one this environment names."""
+    """The database `herald export` reads when not told: the one this environment names
+    (DATABASE_URL), else the standalone mode's file; never a default nobody chose."""
     from services.standalone.datafile import DataFileError, check_database, data_files
 
-    named = any(os.environ.get(name) for name in ("HERALD_DATABASE_URL", "DATABASE_URL"))
-    files = data_files(settings)
-    if named or not files.database.exists():
+    if "database_url" in settings.model_fields_set:
         return settings.database_url
+    files = data_files(settings)
+    if not files.database.exists():
+        raise typer.BadParameter(
+            f"nothing to export: DATABASE_URL is not set and there is no standalone data at "
+            f"{files.database} (set DATABASE_URL, run where `herald standalone` ran, or pass "
+            "--from)"
+        )
     try:
         check_database(files.database)
     except DataFileError as exc:

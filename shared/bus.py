@@ -87,7 +87,9 @@ class _AmqpSettlement:
         # The queue's dead-letter exchange takes it; the reason is in the logs and metrics.
         await self._message.reject(requeue=False)
 
-    async def requeue(self) -> None:
+    async def requeue(self, pause: float) -> None:
+        # The broker counts the delivery (x-delivery-count) when the message comes back.
+        await asyncio.sleep(pause)
         await self._message.nack(requeue=True)
 
 

@@ -101,7 +101,10 @@ class Settlement(Protocol):
 
     async def dead_letter(self, reason: str) -> None: ...
 
-    async def requeue(self) -> None: ...
+    async def requeue(self, pause: float) -> None:
+        """Put the message back after `pause` seconds (a crashing handler must not spin
+        through its delivery limit), its failed delivery counted first."""
+        ...
 
 
 async def handle(
@@ -147,9 +150,7 @@ async def handle(
                 exc_info=failure,
             )
             metrics.MESSAGES_CONSUMED.labels(queue=queue.name, outcome="error").inc()
-            # A short pause keeps a crashing handler from spinning through the delivery limit.
-            await asyncio.sleep(outcome.pause)
-            await settlement.requeue()
+            await settlement.requeue(outcome.pause)
         elif outcome.kind == "invalid":
             bound.error("message dead-lettered", reason=outcome.reason)
             metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason=outcome.kind).inc()

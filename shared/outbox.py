@@ -226,5 +226,5 @@ async def _publish(bus: Bus, rows: Sequence[Any], within: float) -> datetime:
             raise
         raise TimeoutError(
             f"the broker did not confirm {len(rows)} outbox rows within {within:g} s"
-        ) from None
+        ) from exc
     return datetime.now(UTC)

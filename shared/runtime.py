@@ -65,6 +65,9 @@ async def pause(seconds: float, *events: asyncio.Event) -> bool:
     """Wait `seconds`, or less if one of `events` is set first; return whether one was."""
     if any(event.is_set() for event in events):
         return True
+    if not events:
+        await asyncio.sleep(max(0.0, seconds))
+        return False
     waiters = [asyncio.create_task(event.wait()) for event in events]
     try:
         done, _ = await asyncio.wait(
@@ -73,4 +76,8 @@ async def pause(seconds: float, *events: asyncio.Event) -> bool:
     finally:
         for waiter in waiters:
             waiter.cancel()
+    for waiter in done:
+        # An event bound to another event loop fails its waiter at once: that is a bug to
+        # raise, not an event that was set (it would turn every pause into a busy loop).
+        waiter.result()
     return bool(done)

@@ -47,11 +47,18 @@ class Supervisor:
         self._longest_restart = longest_restart
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._down: set[str] = set()
+        self._optional: set[str] = set()
 
-    def start(self, name: str, loop: Loop) -> None:
-        """Run `loop()` under supervision; `name` labels its logs and metrics."""
+    def start(self, name: str, loop: Loop, *, essential: bool = True) -> None:
+        """Run `loop()` under supervision; `name` labels its logs and metrics.
+
+        A loop that is not `essential` (a gauge, housekeeping) is reported by `ready(False)`
+        only: the process keeps serving while it waits to restart.
+        """
         if name in self._tasks:
             raise ValueError(f"a loop named {name!r} is already supervised")
+        if not essential:
+            self._optional.add(name)
         metrics.BACKGROUND_LOOP_UP.labels(service=self._service, loop=name).set(1)
         self._tasks[name] = asyncio.create_task(self._keep(name, loop), name=name)
 
@@ -60,9 +67,11 @@ class Supervisor:
         """The loops waiting to be restarted after a crash."""
         return frozenset(self._down)
 
-    async def ready(self) -> bool:
-        """A readiness check: every supervised loop is running."""
-        return not self._down
+    async def ready(self, essential: bool = True) -> bool:
+        """A readiness check: every essential loop (or, with False, every other) is running."""
+        if essential:
+            return not self._down - self._optional
+        return not self._down & self._optional
 
     async def wait(self) -> None:
         """Wait for every loop to end (after `stop` is set)."""
@@ -76,6 +85,7 @@ class Supervisor:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._down.clear()
+        self._optional.clear()
 
     async def _keep(self, name: str, loop: Loop) -> None:
         crashes = 0

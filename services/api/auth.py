@@ -195,6 +195,20 @@ def owned_by(column: ColumnElement[str], by_token: bool) -> ColumnElement[bool]:
     return column == (_CALLER_BY_TOKEN if by_token else bindparam("user_id"))
 
 
+async def refusal_of(request: Request) -> Problem | None:
+    """The 401 a request's token deserves, when a hot read answers before its statements
+    checked it (its parameters refused); None when it is live or already proven."""
+    caller = getattr(request.state, "caller", None)
+    if not isinstance(caller, Caller) or caller.proven:
+        return None
+    async with app_state(request).engine.connect() as connection:
+        try:
+            await caller.settle(connection)
+        except Problem as exc:
+            return exc
+    return None
+
+
 @contextlib.asynccontextmanager
 async def reading_as_caller(request: Request) -> AsyncIterator[tuple[AsyncConnection, Caller]]:
     """A connection for a hot read, and its caller; the caller is settled before it answers,

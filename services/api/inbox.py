@@ -77,10 +77,13 @@ async def prune(
 ) -> int:
     """Delete the ids processed before `now - RETENTION`, a chunk per transaction."""
     cutoff = now - RETENTION
+    # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): replicas pruning at the same
+    # time take different chunks instead of waiting on, or deadlocking over, the same rows.
     oldest = (
         select(ProcessedEvent.consumer, ProcessedEvent.event_id)
         .where(ProcessedEvent.processed_at < cutoff)
         .limit(chunk)
+        .with_for_update(skip_locked=True)
     )
     statement = delete(ProcessedEvent).where(
         tuple_(ProcessedEvent.consumer, ProcessedEvent.event_id).in_(oldest)

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from services.api import access, console, inbox, problems, query_count
+from services.api import access, auth, console, inbox, problems, query_count
 from services.api.abuse import FailedAuthentication, client_address
 from services.api.access import require_credentials
 from services.api.batch import EventBatcher
@@ -90,18 +90,29 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
 
     query_count.install(engine.sync_engine)
 
-    stop = asyncio.Event()
-    loops = Supervisor("api", stop)
+    # Made anew by each run of the lifespan: an asyncio.Event belongs to the loop that first
+    # waits on it, and an app may be started again (tests, an embedding server).
+    running: dict[str, Supervisor] = {}
+
+    async def loops_ready() -> bool:
+        loops = running.get("loops")
+        return loops is None or await loops.ready()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        stop.clear()
+        stop = asyncio.Event()
+        loops = running["loops"] = Supervisor("api", stop)
         pipeline = asyncio.create_task(_run_pipeline(state, stop, loops))
         loops.start("timeout sweeper", lambda: _run_sweeper(state, stop))
-        loops.start("overdue gauge", lambda: run_overdue_gauge(state.sessions, stop))
+        # Figures and housekeeping: a crash is logged, counted and restarted like any
+        # loop's, but the api still serves meanwhile (reported under `advisory`).
+        loops.start(
+            "overdue gauge", lambda: run_overdue_gauge(state.sessions, stop), essential=False
+        )
         loops.start(
             "inbox pruning",
             lambda: inbox.run_pruning(state.sessions, stop, clock=lambda: datetime.now(UTC)),
+            essential=False,
         )
         try:
             yield
@@ -135,7 +146,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     async def count_failure(request: Request) -> int | None:
         return await state.failed_auth.failed(client_address(request))
 
-    problems.install(app, on_unauthorized=count_failure)
+    problems.install(app, on_unauthorized=count_failure, refusal=auth.refusal_of)
     app.add_middleware(RequestContext)
     if settings.cors_origins:
         app.add_middleware(
@@ -167,11 +178,18 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     async def broker_ready() -> bool:
         return state.bus.is_ready
 
+    async def advisory_loops_ready() -> bool:
+        loops = running.get("loops")
+        return loops is None or await loops.ready(essential=False)
+
     add_probe_routes(
         app,
         service="api",
-        checks={"database": database_ready, "broker": broker_ready, "loops": loops.ready},
-        advisory={"redis": state.budgets.ping} if settings.redis_url else None,
+        checks={"database": database_ready, "broker": broker_ready, "loops": loops_ready},
+        advisory={
+            "loops": advisory_loops_ready,
+            **({"redis": state.budgets.ping} if settings.redis_url else {}),
+        },
     )
     _declare_security(app)
     access.install(app)

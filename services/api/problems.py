@@ -88,16 +88,23 @@ def _field_name(location: tuple[Any, ...]) -> str:
 
 
 def install(
-    app: FastAPI, *, on_unauthorized: Callable[[Request], Awaitable[int | None]] | None = None
+    app: FastAPI,
+    *,
+    on_unauthorized: Callable[[Request], Awaitable[int | None]] | None = None,
+    refusal: Callable[[Request], Awaitable[Problem | None]] | None = None,
 ) -> None:
     """Map every error the API can raise to a problem+json response.
 
     `on_unauthorized` counts a failed authentication; when it answers a number of seconds,
     the client has failed too often and gets 429 with that Retry-After instead of 401.
+    `refusal` answers the 401 a request's credential deserves when it was not checked yet
+    (a hot read refusing its parameters before its statements ran): that 401 comes first.
     """
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        if exc.status != 401 and refusal is not None:
+            exc = await refusal(request) or exc
         if exc.status == 401 and on_unauthorized is not None:
             wait = await on_unauthorized(request)
             if wait is not None:
@@ -108,6 +115,9 @@ def install(
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refused = await refusal(request) if refusal is not None else None
+        if refused is not None:
+            return await on_problem(request, refused)
         errors = [
             {"field": _field_name(tuple(error.get("loc", ()))), "message": str(error["msg"])}
             for error in exc.errors()

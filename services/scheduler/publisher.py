@@ -72,11 +72,11 @@ class BatchPublishingBus(AmqpBus):
                             for m in messages
                         )
                     )
-        except TimeoutError:
+        except TimeoutError as exc:
             raise TimeoutError(
                 f"the broker did not confirm a batch of {len(messages)} messages "
                 f"within {self._confirm_timeout:g} s"
-            ) from None
+            ) from exc
         now = self._clock()
         if self._frames:
             counts = Counter(message.routing_key for message in messages)

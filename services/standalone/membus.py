@@ -286,7 +286,9 @@ class _StoredSettlement:
     async def dead_letter(self, reason: str) -> None:
         await self._broker.store.dead_letter(self._message, self._queue.dead_letter_queue, reason)
 
-    async def requeue(self) -> None:
+    async def requeue(self, pause: float) -> None:
+        # Counted before the pause: a stop or a kill meanwhile must not forget the failure.
         self._message.deliveries += 1
         await self._broker.store.count_delivery(self._message)
+        await asyncio.sleep(pause)
         self._broker.requeue(self._message)

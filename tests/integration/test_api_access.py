@@ -172,9 +172,22 @@ async def test_a_token_revoked_between_two_hot_reads_is_refused_at_once(
             .where(ApiToken.token_hash == hash_token(token))
             .values(revoked_at=datetime.now(UTC))
         )
-    for url in reads:
+    # Parameters the reads refuse before their statements run: the token is refused first.
+    refused_parameters = [
+        "/api/cron/schedules?cursor=zzz",
+        "/api/cron/schedules?limit=0",
+        "/api/cron/executions?limit=100000",
+        "/api/cron/executions?cursor=bm90IGEgY3Vyc29y",
+        f"/api/cron/schedules/{'x' * 100}/statistics",
+    ]
+    for url in [*reads, *refused_parameters]:
         response = await api.get(url, headers=headers)
         assert response.status_code == 401, f"{url}: {response.text}"
+    # The positive control: with a live token the same parameters are the client's fault.
+    _, live = await factories.user_with_token(sessions)
+    for url in refused_parameters:
+        response = await api.get(url, headers={"Authorization": f"Bearer {live}"})
+        assert response.status_code == 422, f"{url}: {response.text}"
 
 
 async def test_every_console_page_sends_a_browser_without_a_session_to_sign_in(

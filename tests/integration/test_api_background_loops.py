@@ -13,13 +13,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
-from services.api import inbox, overdue
+from services.api import inbox, main, overdue
+from services.api.main import create_app
 from shared.db.schema import ProcessedEvent
 from shared.settings import Settings
 from tests.support.api import api_client
 from tests.support.polling import poll_async
 
-LOOP_CRASHES = 'herald_background_loop_crashes_total{loop="overdue gauge",service="api"}'
+SWEEPER_CRASHES = 'herald_background_loop_crashes_total{loop="timeout sweeper",service="api"}'
 
 
 def sample(text: str, name: str) -> float:
@@ -29,41 +30,91 @@ def sample(text: str, name: str) -> float:
     return 0.0
 
 
+def crashing_once(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make `module.pause` raise on its first call (a bug outside the loop's own try), and
+    behave on the next; return the list its calls are counted in."""
+    real_pause = module.pause
+    calls: list[int] = []
+
+    async def pause_with_a_bug_once(seconds: float, *events: asyncio.Event) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise AttributeError("'NoneType' object has no attribute 'set'")
+        return bool(await real_pause(seconds, *events))
+
+    monkeypatch.setattr(module, "pause", pause_with_a_bug_once)
+    return calls
+
+
 async def test_a_crashed_loop_is_logged_counted_not_ready_and_restarted(
     api_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_pause = overdue.pause
-    calls = 0
-
-    async def pause_with_a_bug_once(seconds: float, *events: asyncio.Event) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise AttributeError("'NoneType' object has no attribute 'set'")
-        return await real_pause(seconds, *events)
-
-    monkeypatch.setattr(overdue, "pause", pause_with_a_bug_once)
+    calls = crashing_once(main, monkeypatch)  # the timeout sweeper's pause
     with capture_logs() as logs:
-        async for api in api_client(api_settings()):
-            before = sample((await api.get("/metrics")).text, LOOP_CRASHES)
+        async for api in api_client(api_settings(api_sweep_interval=60)):
+            before = sample((await api.get("/metrics")).text, SWEEPER_CRASHES)
             down = await poll_async(
                 lambda client=api: client.get("/readyz"),
                 lambda response: response.json()["checks"]["loops"] is False,
             )
             assert down.status_code == 503 and down.json()["checks"]["database"] is True
-            # Restarted after its backoff: ready again, and the gauge's second pass is waiting.
+            # Restarted after its backoff: ready again, and the sweeper's second pass waits.
             up = await poll_async(
                 lambda client=api: client.get("/readyz"),
                 lambda response: response.status_code == 200,
             )
             assert up.json()["checks"]["loops"] is True
-            assert calls == 2
+            assert len(calls) == 2
             metrics = (await api.get("/metrics")).text
-            assert sample(metrics, LOOP_CRASHES) >= before + 1
-            assert 'herald_background_loop_up{loop="overdue gauge",service="api"} 1.0' in metrics
+            assert sample(metrics, SWEEPER_CRASHES) >= before + 1
+            assert 'herald_background_loop_up{loop="timeout sweeper",service="api"} 1.0' in metrics
 
     [crash] = [entry for entry in logs if entry["event"] == "background loop crashed"]
-    assert crash["loop"] == "overdue gauge" and crash["exc_info"] is True
+    assert crash["loop"] == "timeout sweeper" and crash["exc_info"] is True
+
+
+async def test_a_crashed_housekeeping_loop_is_reported_but_the_api_keeps_serving(
+    api_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashing_once(overdue, monkeypatch)  # the overdue gauge's pause
+    with capture_logs():
+        async for api in api_client(api_settings()):
+            down = await poll_async(
+                lambda client=api: client.get("/readyz"),
+                lambda response: response.json()["advisory"]["loops"] is False,
+            )
+            assert down.json()["checks"]["loops"] is True  # still serving
+            await poll_async(
+                lambda client=api: client.get("/readyz"),
+                lambda response: response.json()["advisory"]["loops"] is True,
+            )
+
+
+async def test_the_same_app_started_twice_runs_its_loops_at_their_pace_each_time(
+    api_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(api_settings(api_sweep_interval=5))
+    sweeps: list[int] = []
+    real_sweep = main.sweep_timeouts
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        sweeps.append(1)
+        return int(await real_sweep(*args, **kwargs))
+
+    monkeypatch.setattr(main, "sweep_timeouts", counted)
+    for _ in range(2):
+        sweeps.clear()
+
+        def run_once() -> None:
+            async def go() -> None:
+                async with app.router.lifespan_context(app):
+                    await asyncio.sleep(0.5)
+
+            asyncio.run(go())
+
+        # Each start on an event loop of its own, as a second server would.
+        await asyncio.to_thread(run_once)
+        assert len(sweeps) == 1  # one pass, then a 5 s pause: not a busy loop
 
 
 async def test_without_a_crash_every_loop_reports_ready(
@@ -76,6 +127,7 @@ async def test_without_a_crash_every_loop_reports_ready(
             lambda response: response.status_code == 200,
         )
         assert ready.json()["checks"] == {"database": True, "broker": True, "loops": True}
+        assert ready.json()["advisory"] == {"loops": True}
 
 
 async def stored_ids(sessions: async_sessionmaker[AsyncSession]) -> set[str]:

@@ -162,4 +162,4 @@ async def test_with_redis_gone_failures_still_count_in_each_process(
         # Redis gone is reported, and the api stays ready: its budgets have a fallback.
         ready = await attacker.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["advisory"] == {"redis": False}
+        assert ready.json()["advisory"] == {"loops": True, "redis": False}

@@ -91,3 +91,15 @@ def test_export_reads_the_configured_database_without_being_told(
     assert document["format"] == "herald-export"
     projects = [project["name"] for user in document["users"] for project in user["projects"]]
     assert projects == ["exported"]
+
+
+def test_export_with_no_database_named_and_no_standalone_file_says_so(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("HERALD_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HERALD_DATA_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    refused = cli.invoke(app, ["export"])
+    assert refused.exit_code == 2
+    assert "nothing to export: DATABASE_URL is not set" in refused.output
