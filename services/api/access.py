@@ -35,6 +35,7 @@ PUBLIC_PATHS = frozenset(
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
+        "/docs/static",
         "/redoc",
         # Only sends the browser on to the jobs page, which asks for the session.
         CONSOLE,

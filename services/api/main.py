@@ -11,6 +11,7 @@ import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from services.api import access, auth, console, inbox, problems, query_count
@@ -53,6 +54,9 @@ from shared.settings import Settings, get_settings
 from shared.supervision import Supervisor, log_failed_pass
 
 log = structlog.get_logger(__name__)
+
+# Swagger UI's and ReDoc's scripts and styles, from the fastapi-offline package.
+DOCS_ASSETS = "/docs/static"
 
 DESCRIPTION = (
     "herald runs scheduled jobs that turn a repository's activity into posts. "
@@ -125,7 +129,10 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             await state.close()
             await engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load their scripts from this server.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        favicon_url="/console/static/favicon.svg",
         title="herald",
         version="1.0.0",
         description=DESCRIPTION,

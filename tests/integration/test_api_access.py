@@ -34,6 +34,7 @@ PUBLIC = {
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
+    "/docs/static",
     "/redoc",
     "/console",
     "/console/signin",
