@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,7 +28,7 @@ from shared.db.migrate import upgrade
 from shared.ids import new_id
 from shared.secrets import generate_key
 from shared.settings import Settings
-from tests.support import factories, servers
+from tests.support import factories, processes, servers
 from tests.support.api import api_client
 
 BACKENDS = ("postgresql", "sqlite")
@@ -155,12 +154,6 @@ async def api(api_settings: Callable[..., Settings]) -> AsyncIterator[httpx.Asyn
         yield client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_server(
     database_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -172,7 +165,7 @@ def api_server(
         local_repos_root=str(tmp_path_factory.mktemp("repos")),
         api_max_body_bytes=64 * 1024,
     )
-    port = _free_port()
+    port = processes.free_port()
     config = uvicorn.Config(
         create_app(app_settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )

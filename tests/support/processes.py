@@ -21,10 +21,38 @@ from tests.support.factories import token_on
 SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
 
 
+# Ports handed to the servers the tests start: below Linux's ephemeral range (32768-60999),
+# which the kernel also hands out as the local end of every outgoing connection, so a port
+# picked with bind(0) could be taken by a client socket before its server binds it; and a
+# slice of its own for each xdist worker, so two workers never pick the same one.
+_LOWEST, _HIGHEST = 20_000, 32_000
+_handed_out: set[int] = set()
+
+
+def _slice() -> range:
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (_HIGHEST - _LOWEST) // workers
+    start = _LOWEST + (worker % workers) * size
+    return range(start, start + size)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, not handed out before in this process."""
+    ports = _slice()
+    offset = os.getpid() % len(ports)  # processes of one worker (a test's own) start apart
+    for step in range(len(ports)):
+        port = ports[(offset + step) % len(ports)]
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 @dataclass
