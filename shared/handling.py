@@ -122,22 +122,27 @@ async def handle(
 ) -> Outcome:
     """Decode, handle and settle delivery number `delivery` of a message; return its fate."""
     bound = log.bind(queue=queue.name, routing_key=routing_key, message_id=message_id)
+    event: Event | None = None
+    failure: Exception | None = None
     try:
         event = decode_event(routing_key, body)
     except InvalidEventError as exc:
-        outcome = decide(exc, delivery=delivery, delivery_limit=delivery_limit)
-        bound.error("message dead-lettered", reason=outcome.reason)
-        metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason=outcome.kind).inc()
-        await settlement.dead_letter(outcome.reason)
-        return outcome
-    with structlog.contextvars.bound_contextvars(
-        execution_id=event.execution_id, job_id=event.job_id, event_id=event.event_id
-    ):
-        failure: Exception | None = None
-        try:
-            await run_until_available(handler, event, bound, closing)
-        except Exception as exc:
-            failure = exc
+        failure = exc  # dead-lettered below, as a handler's invalid event is
+    ids = (
+        {}
+        if event is None
+        else {
+            "execution_id": event.execution_id,
+            "job_id": event.job_id,
+            "event_id": event.event_id,
+        }
+    )
+    with structlog.contextvars.bound_contextvars(**ids):
+        if event is not None:
+            try:
+                await run_until_available(handler, event, bound, closing)
+            except Exception as exc:
+                failure = exc
         outcome = decide(failure, delivery=delivery, delivery_limit=delivery_limit)
         if outcome.action == "ack":
             await settlement.ack()
@@ -163,6 +168,7 @@ async def handle(
             )
             metrics.MESSAGES_DEAD_LETTERED.labels(queue=queue.name, reason=outcome.kind).inc()
             if on_poison is not None:
+                assert event is not None  # only a decoded event's handler fails so
                 await on_poison(event, outcome.reason)
             await settlement.dead_letter(outcome.reason)
     return outcome

@@ -246,30 +246,21 @@ class MemoryBus:
         on_poison: PoisonHandler | None,
     ) -> None:
         try:
-            await self._handle(queue, message, handler, on_poison)
+            await handling.handle(
+                queue,
+                message.routing_key,
+                message.body,
+                message.message_id,
+                delivery=message.deliveries + 1,
+                delivery_limit=self._broker.delivery_limit,
+                handler=handler,
+                on_poison=on_poison,
+                closing=self._closing,
+                settlement=_StoredSettlement(self._broker, queue, message),
+            )
         except asyncio.CancelledError:
             self._broker.requeue(message)
             raise
-
-    async def _handle(
-        self,
-        queue: topology.WorkQueue,
-        message: StoredMessage,
-        handler: Handler,
-        on_poison: PoisonHandler | None,
-    ) -> None:
-        await handling.handle(
-            queue,
-            message.routing_key,
-            message.body,
-            message.message_id,
-            delivery=message.deliveries + 1,
-            delivery_limit=self._broker.delivery_limit,
-            handler=handler,
-            on_poison=on_poison,
-            closing=self._closing,
-            settlement=_StoredSettlement(self._broker, queue, message),
-        )
 
 
 class _StoredSettlement:
