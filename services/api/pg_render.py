@@ -17,7 +17,6 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import (
     BigInteger,
-    Column,
     ColumnElement,
     Numeric,
     String,
@@ -29,10 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from services.api import fields
+from services.api.fields import RecordFields, Shown
 from services.api.views import hot_columns
-from shared.db.schema import CronJob, Execution
-
-_COLUMNS = Execution.__table__.c
 
 # `views.iso`: UTC, milliseconds (truncated) only when the instant has a fraction of a second.
 _WHOLE_SECONDS: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS"Z"'""")
@@ -113,85 +111,63 @@ def _object(fields: Sequence[tuple[str, ColumnElement[str]]]) -> ColumnElement[s
     return func.concat(*parts)
 
 
+def _time_config(column: ColumnElement[Any]) -> ColumnElement[str]:
+    merged = literal_column("""'{"timezone":"UTC"}'""", JSONB).op("||")(type_coerce(column, JSONB))
+    return cast(merged, String)
+
+
+_SHOWN: dict[Shown, Callable[[ColumnElement[Any]], ColumnElement[str]]] = {
+    Shown.TEXT: _string,
+    Shown.NUMBER: _number,
+    Shown.INSTANT: _instant,
+    Shown.TIME_CONFIG: _time_config,
+    Shown.METADATA: _json,
+}
+
+
+def view_json(record: RecordFields) -> ColumnElement[str]:
+    """A record's view as JSON text (`views.job_row_view`, `views.execution_row_view`)."""
+    table = record.model.__table__.c
+    always: list[tuple[str, ColumnElement[str]]] = []
+    conditional: dict[tuple[str, str], list[tuple[str, ColumnElement[str]]]] = {}
+    for field, column in zip(record.fields, record.columns, strict=True):
+        rendered = (field.key, _SHOWN[field.shown](table[column.name]))
+        if field.when is None:
+            always.append(rendered)
+        else:
+            conditional.setdefault(field.when, []).append(rendered)
+    if not conditional:
+        return _object(always)
+    # Conditional fields follow the others in the table (as in the Python view), so each
+    # condition adds its fields at the end.
+    mapped = record.model.__mapper__.columns
+    return case(
+        *(
+            (mapped[attribute] == value, _object(always + extra))
+            for (attribute, value), extra in conditional.items()
+        ),
+        else_=_object(always),
+    )
+
+
 def execution_json() -> ColumnElement[str]:
     """One execution's view as JSON text; MISSED executions add their missed-run fields."""
-    c = _COLUMNS
-    fields: list[tuple[str, ColumnElement[str]]] = [
-        ("id", _string(c.id)),
-        ("jobId", _string(c.job_id)),
-        ("projectId", _string(c.project_id)),
-        ("scheduledFor", _instant(c.scheduled_for)),
-        ("trigger", _string(c.trigger)),
-        ("triggeredBy", _string(c.triggered_by)),
-        ("status", _string(c.status)),
-        ("attempt", _number(c.attempt)),
-        ("windowStart", _instant(c.window_start)),
-        ("windowEnd", _instant(c.window_end)),
-        ("startedAt", _instant(c.started_at)),
-        ("completedAt", _instant(c.completed_at)),
-        ("duration", _number(c.duration)),
-        ("itemsProcessed", _number(c.items_processed)),
-        ("itemsSuccess", _number(c.items_success)),
-        ("itemsFailed", _number(c.items_failed)),
-        ("errorMessage", _string(c.error_message)),
-        ("errorStack", _string(c.error_stack)),
-        ("metadata", _json(c.metadata)),
-        ("createdAt", _instant(c.created_at)),
-    ]
-    missed: list[tuple[str, ColumnElement[str]]] = [
-        ("missedCount", _number(c.missed_count)),
-        ("firstMissedAt", _instant(c.first_missed_at)),
-        ("lastMissedAt", _instant(c.last_missed_at)),
-    ]
-    return case(
-        (c.status == "MISSED", _object(fields + missed)),
-        else_=_object(fields),
-    )
+    return view_json(fields.EXECUTION)
 
 
 def job_json() -> ColumnElement[str]:
-    """One job's view as JSON text (`views.job_row_view`)."""
-    c = CronJob.__table__.c
-    time_config = literal_column("""'{"timezone":"UTC"}'""", JSONB).op("||")(
-        type_coerce(c.time_config, JSONB)
-    )
-    fields: list[tuple[str, ColumnElement[str]]] = [
-        ("id", _string(c.id)),
-        ("projectId", _string(c.project_id)),
-        ("type", _string(c.type)),
-        ("name", _string(c.name)),
-        ("description", _string(c.description)),
-        ("frequency", _string(c.frequency)),
-        ("timeConfig", cast(time_config, String)),
-        ("schedule", _string(c.schedule)),
-        ("isEnabled", _number(c.is_enabled)),
-        ("maxRetries", _number(c.max_retries)),
-        ("retryDelay", _number(c.retry_delay)),
-        ("timeoutSeconds", _number(c.timeout_seconds)),
-        ("overlapPolicy", _string(c.overlap_policy)),
-        ("catchupWindow", _number(c.catchup_window)),
-        ("jitter", _number(c.jitter)),
-        ("nextRunAt", _instant(c.next_run_at)),
-        ("lastRunAt", _instant(c.last_run_at)),
-        ("disabledReason", _string(c.disabled_reason)),
-        ("createdAt", _instant(c.created_at)),
-        ("updatedAt", _instant(c.updated_at)),
-    ]
-    return _object(fields)
+    """One job's view as JSON text."""
+    return view_json(fields.JOB)
 
 
-def list_columns(
-    dialect: str,
-    view: Callable[[], ColumnElement[str]],
-    model: type[CronJob] | type[Execution],
-    columns: Sequence[Column[Any]],
-) -> tuple[ColumnElement[Any], ...]:
-    """What a hot list selects: on PostgreSQL the row's view rendered by `view`, then its
-    keyset (created, id); on SQLite the view's `columns`, built into the view in Python."""
+def list_columns(dialect: str, record: RecordFields) -> tuple[ColumnElement[Any], ...]:
+    """What a hot list selects: on PostgreSQL the row's view rendered as JSON (`view`), then
+    its keyset (`created_at`, `id`); on SQLite the record's columns, built into the view in
+    Python. Either way a row's keyset reads as `row.created_at` and `row.id`."""
     if dialect == "postgresql":
-        keyset = [model.__mapper__.columns[name] for name in ("created_at", "id")]
-        return (view().label("view"), *hot_columns(keyset, dialect))
-    return hot_columns(columns, dialect)
+        keyset = [record.model.__mapper__.columns[name] for name in ("created_at", "id")]
+        return (view_json(record).label("view"), *hot_columns(keyset, dialect))
+    return hot_columns(record.columns, dialect)
 
 
 def page_body(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, DateTime, Text, cast, type_coerce
 
+from services.api import fields
+from services.api.fields import RecordFields, Shown
 from shared.db.schema import (
     ApiToken,
     Content,
@@ -60,62 +62,6 @@ def project_view(project: Project) -> dict[str, Any]:
     }
 
 
-# The columns a job's and an execution's view read, in the order `job_row_view` and
-# `execution_row_view` unpack them: hot lists select exactly these as plain rows, with no
-# ORM object per row, and the single-record views read the same names from an ORM object.
-JOB_FIELDS = (
-    "id",
-    "project_id",
-    "type",
-    "name",
-    "description",
-    "frequency",
-    "time_config",
-    "schedule",
-    "is_enabled",
-    "max_retries",
-    "retry_delay",
-    "timeout_seconds",
-    "overlap_policy",
-    "catchup_window",
-    "jitter",
-    "next_run_at",
-    "last_run_at",
-    "disabled_reason",
-    "created_at",
-    "updated_at",
-)
-EXECUTION_FIELDS = (
-    "id",
-    "job_id",
-    "project_id",
-    "scheduled_for",
-    "trigger",
-    "triggered_by",
-    "status",
-    "attempt",
-    "window_start",
-    "window_end",
-    "started_at",
-    "completed_at",
-    "duration",
-    "items_processed",
-    "items_success",
-    "items_failed",
-    "error_message",
-    "error_stack",
-    "metadata_",
-    "created_at",
-    "missed_count",
-    "first_missed_at",
-    "last_missed_at",
-)
-JOB_COLUMNS: tuple[Column[Any], ...] = tuple(CronJob.__mapper__.columns[f] for f in JOB_FIELDS)
-EXECUTION_COLUMNS: tuple[Column[Any], ...] = tuple(
-    Execution.__mapper__.columns[f] for f in EXECUTION_FIELDS
-)
-
-
 _AWARE = DateTime(timezone=True)
 
 
@@ -145,121 +91,6 @@ def stored_json(text: str) -> dict[str, Any]:
     return value
 
 
-def job_view(job: CronJob) -> dict[str, Any]:
-    return job_row_view([getattr(job, field) for field in JOB_FIELDS])
-
-
-def job_row_view(row: Sequence[Any]) -> dict[str, Any]:
-    """The view of a row of `JOB_COLUMNS`."""
-    (
-        job_id,
-        project_id,
-        job_type,
-        name,
-        description,
-        frequency,
-        time_config,
-        schedule,
-        is_enabled,
-        max_retries,
-        retry_delay,
-        timeout_seconds,
-        overlap_policy,
-        catchup_window,
-        jitter,
-        next_run_at,
-        last_run_at,
-        disabled_reason,
-        created_at,
-        updated_at,
-    ) = row
-    return {
-        "id": job_id,
-        "projectId": project_id,
-        "type": job_type,
-        "name": name,
-        "description": description,
-        "frequency": frequency,
-        "timeConfig": {
-            "timezone": "UTC",
-            **(stored_json(time_config) if isinstance(time_config, str) else time_config),
-        },
-        "schedule": schedule,
-        "isEnabled": is_enabled,
-        "maxRetries": max_retries,
-        "retryDelay": retry_delay,
-        "timeoutSeconds": timeout_seconds,
-        "overlapPolicy": overlap_policy,
-        "catchupWindow": catchup_window,
-        "jitter": jitter,
-        "nextRunAt": iso(next_run_at),
-        "lastRunAt": iso(last_run_at),
-        "disabledReason": disabled_reason,
-        "createdAt": iso(created_at),
-        "updatedAt": iso(updated_at),
-    }
-
-
-def execution_view(execution: Execution) -> dict[str, Any]:
-    return execution_row_view([getattr(execution, field) for field in EXECUTION_FIELDS])
-
-
-def execution_row_view(row: Sequence[Any]) -> dict[str, Any]:
-    """The view of a row of `EXECUTION_COLUMNS`."""
-    (
-        execution_id,
-        job_id,
-        project_id,
-        scheduled_for,
-        trigger,
-        triggered_by,
-        status,
-        attempt,
-        window_start,
-        window_end,
-        started_at,
-        completed_at,
-        duration,
-        items_processed,
-        items_success,
-        items_failed,
-        error_message,
-        error_stack,
-        metadata,
-        created_at,
-        missed_count,
-        first_missed_at,
-        last_missed_at,
-    ) = row
-    view: dict[str, Any] = {
-        "id": execution_id,
-        "jobId": job_id,
-        "projectId": project_id,
-        "scheduledFor": iso(scheduled_for),
-        "trigger": trigger,
-        "triggeredBy": triggered_by,
-        "status": status,
-        "attempt": attempt,
-        "windowStart": iso(window_start),
-        "windowEnd": iso(window_end),
-        "startedAt": iso(started_at),
-        "completedAt": iso(completed_at),
-        "duration": duration,
-        "itemsProcessed": items_processed,
-        "itemsSuccess": items_success,
-        "itemsFailed": items_failed,
-        "errorMessage": error_message,
-        "errorStack": error_stack,
-        "metadata": _metadata(metadata),
-        "createdAt": iso(created_at),
-    }
-    if status == "MISSED":
-        view["missedCount"] = missed_count
-        view["firstMissedAt"] = iso(first_missed_at)
-        view["lastMissedAt"] = iso(last_missed_at)
-    return view
-
-
 def _metadata(stored: dict[str, Any]) -> dict[str, Any]:
     tokens = stored.get("aiTokens") or {}
     return {
@@ -272,6 +103,56 @@ def _metadata(stored: dict[str, Any]) -> dict[str, Any]:
         "generationMs": int(stored.get("generationMs", 0)),
         "dbQueries": int(stored.get("dbQueries", 0)),
     }
+
+
+def _time_config(stored: str | dict[str, Any]) -> dict[str, Any]:
+    return {"timezone": "UTC", **(stored_json(stored) if isinstance(stored, str) else stored)}
+
+
+_CONVERT: dict[Shown, Callable[[Any], Any] | None] = {
+    Shown.TEXT: None,
+    Shown.NUMBER: None,
+    Shown.INSTANT: iso,
+    Shown.TIME_CONFIG: _time_config,
+    Shown.METADATA: _metadata,
+}
+
+
+def _viewer(record: RecordFields) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """The view of a row of `record.columns` (its values in the table's order)."""
+    # Per field: its key, how its value is shown (None: as stored, as is null), and for a
+    # field shown only `when`, the position of the value compared and the value wanted.
+    plan = tuple(
+        (
+            field.key,
+            _CONVERT[field.shown],
+            -1 if field.when is None else record.attributes.index(field.when[0]),
+            None if field.when is None else field.when[1],
+        )
+        for field in record.fields
+    )
+
+    def view(row: Sequence[Any]) -> dict[str, Any]:
+        built: dict[str, Any] = {}
+        for (key, convert, condition, wanted), value in zip(plan, row, strict=True):
+            if condition >= 0 and row[condition] != wanted:
+                continue
+            built[key] = value if convert is None or value is None else convert(value)
+        return built
+
+    return view
+
+
+job_row_view = _viewer(fields.JOB)
+execution_row_view = _viewer(fields.EXECUTION)
+
+
+def job_view(job: CronJob) -> dict[str, Any]:
+    return job_row_view([getattr(job, name) for name in fields.JOB.attributes])
+
+
+def execution_view(execution: Execution) -> dict[str, Any]:
+    return execution_row_view([getattr(execution, name) for name in fields.EXECUTION.attributes])
 
 
 def content_view(content: Content) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ from pydantic_core import to_json
 from sqlalchemy import JSON, ColumnElement, Row, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.api import pg_render, statistics
+from services.api import fields, pg_render, statistics
 from services.api.auth import (
     Caller,
     UserDep,
@@ -34,8 +34,6 @@ from services.api.problems import Problem, not_found
 from services.api.records import execution_of
 from services.api.statistics import TOTALS_FIELDS
 from services.api.views import (
-    EXECUTION_COLUMNS,
-    EXECUTION_FIELDS,
     content_view,
     execution_row_view,
     execution_view,
@@ -67,10 +65,9 @@ _STATS = JobStatistics.__table__.c
 # objects), each in two forms: for a user already known, and for an API token checked
 # inside the statement (see `Caller`).
 def _own(dialect: str, by_token: bool, of_job: bool) -> Select[Any]:
-    columns = pg_render.list_columns(
-        dialect, pg_render.execution_json, Execution, EXECUTION_COLUMNS
+    statement = select(*pg_render.list_columns(dialect, fields.EXECUTION)).where(
+        owned_by(_EXECUTIONS.user_id, by_token)
     )
-    statement = select(*columns).where(owned_by(_EXECUTIONS.user_id, by_token))
     return statement.where(_EXECUTIONS.job_id == bindparam("job_id")) if of_job else statement
 
 
@@ -95,19 +92,16 @@ _RECENT = {
     for by_token in (False, True)
     for of_job in (False, True)
 }
-_CREATED_AT = EXECUTION_FIELDS.index("created_at")
 
 
-def _keyset_key(dialect: str) -> Callable[[Sequence[Any]], tuple[datetime, str]]:
-    if dialect == "postgresql":
-        return lambda row: (row[1], row[2])
-    return lambda row: (row[_CREATED_AT], row[0])
+def _keyset_key(row: Row[Any]) -> tuple[datetime, str]:
+    return row.created_at, row.id
 
 
 def _encoded(dialect: str, rows: Sequence[Row[Any]]) -> list[bytes]:
     """Each row's view as JSON (rendered by PostgreSQL, or built and encoded here)."""
     if dialect == "postgresql":
-        return [row[0].encode() for row in rows]
+        return [row.view.encode() for row in rows]
     return [to_json(execution_row_view(row)) for row in rows]
 
 
@@ -214,7 +208,7 @@ async def list_executions(
         ]
         rows = caller.saw(list((await connection.execute(statement, params)).all()))
         dialect = connection.dialect.name
-        rows, next_cursor = split(rows, limit, _keyset_key(dialect))
+        rows, next_cursor = split(rows, limit, _keyset_key)
         views = _encoded(dialect, rows)
         statistics_view: dict[str, Any] | None = None
         recent: list[bytes] = []

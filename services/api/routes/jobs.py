@@ -10,7 +10,7 @@ from pydantic_core import to_json
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.api import pg_render
+from services.api import fields, pg_render
 from services.api.auth import UserDep, checks_token_in_query, owned_by, reading_as_caller
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import (
@@ -34,8 +34,6 @@ from services.api.triggers import (
     trigger_manually,
 )
 from services.api.views import (
-    JOB_COLUMNS,
-    JOB_FIELDS,
     execution_view,
     job_row_view,
     job_view,
@@ -151,7 +149,7 @@ _JOBS = CronJob.__table__.c
 
 _SCHEDULES = {
     (dialect, by_token, after): keyset(
-        select(*pg_render.list_columns(dialect, pg_render.job_json, CronJob, JOB_COLUMNS)).where(
+        select(*pg_render.list_columns(dialect, fields.JOB)).where(
             owned_by(_JOBS.user_id, by_token), _JOBS.deleted_at.is_(None)
         ),
         created=_JOBS.created_at,
@@ -162,7 +160,6 @@ _SCHEDULES = {
     for by_token in (False, True)
     for after in (False, True)
 }
-_CREATED_AT = JOB_FIELDS.index("created_at")
 
 
 @router.get("/schedules", operation_id="listSchedules", response_model=dict[str, Any])
@@ -180,11 +177,10 @@ async def list_schedules(
         dialect = connection.dialect.name
         statement = _SCHEDULES[dialect, caller.by_token, position is not None]
         rows = caller.saw(list((await connection.execute(statement, params)).all()))
+    rows, next_cursor = split(rows, limit, lambda row: (row.created_at, row.id))
     if dialect == "postgresql":
-        rows, next_cursor = split(rows, limit, lambda row: (row[1], row[2]))
-        views = [row[0].encode() for row in rows]
+        views = [row.view.encode() for row in rows]
     else:
-        rows, next_cursor = split(rows, limit, lambda row: (row[_CREATED_AT], row[0]))
         views = [to_json(job_row_view(row)) for row in rows]
     return Response(
         pg_render.page_body(views, next_cursor=next_cursor), media_type="application/json"
