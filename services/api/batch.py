@@ -28,7 +28,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from services.api import inbox, transitions
+from services.api import inbox, query_count, transitions
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
 from shared.db.engine import is_disconnect
@@ -131,19 +131,24 @@ async def apply_events(
     finished: list[Finish] = []
     async with sessions() as session, session.begin():
         connection = await session.connection()
+        query_count.install(connection.sync_engine)
         dialect: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
-        fresh = await inbox.claim(connection, dialect, events)
-        if not fresh:
-            return
         pipeline = [
             event
-            for event in fresh
+            for event in events
             if not isinstance(event, NotificationCreated | NotificationDelivery)
         ]
-        if pipeline:
-            finished = await _apply_pipeline(
-                session, connection, dialect, pipeline, public_url=public_url
-            )
+        with query_count.tallying() as tally:
+            with query_count.on_behalf_of(event.execution_id for event in pipeline):
+                fresh = await inbox.claim(connection, dialect, events)
+            if not fresh:
+                return
+            fresh_ids = {event.event_id for event in fresh}
+            pipeline = [event for event in pipeline if event.event_id in fresh_ids]
+            if pipeline:
+                finished = await _apply_pipeline(
+                    session, connection, dialect, pipeline, tally, public_url=public_url
+                )
         await _store_alerts(connection, fresh)
     for finish in finished:
         metrics.execution_finished(
@@ -156,14 +161,19 @@ async def _apply_pipeline(
     connection: AsyncConnection,
     dialect: Any,
     events: list[Event],
+    tally: Counter[str],
     *,
     public_url: str,
 ) -> list[Finish]:
-    """Run the state machine over the events' executions and write what changed."""
-    # Statements run on each execution's behalf (`metadata.dbQueries`): the claim and the load.
-    tally: Counter[str] = Counter()
-    runs = await _load(connection, {event.execution_id for event in events})
+    """Run the state machine over the events' executions and write what changed.
+
+    Each statement runs `on_behalf_of` the executions it serves, and counts once for each
+    of them in `tally` (`metadata.dbQueries`; the inbox claim is already in it).
+    """
+    with query_count.on_behalf_of({event.execution_id for event in events}):
+        runs = await _load(connection, {event.execution_id for event in events})
     changes = Changes()
+    applied: set[str] = set()
     for event in events:
         run = runs.get(event.execution_id)
         if run is None:
@@ -173,20 +183,20 @@ async def _apply_pipeline(
                 execution_id=event.execution_id,
             )
             continue
-        tally[event.execution_id] = 2
+        applied.add(event.execution_id)
         transitions.apply(run, event, changes, now=datetime.now(UTC))
-    if not tally:
+    if not applied:
         return []
     if changes.contents:
-        await connection.execute(
-            dialect.insert(_CONTENTS).on_conflict_do_nothing(), changes.contents
-        )
-        tally.update({row["execution_id"] for row in changes.contents})
+        with query_count.on_behalf_of(row["execution_id"] for row in changes.contents):
+            await connection.execute(
+                dialect.insert(_CONTENTS).on_conflict_do_nothing(), changes.contents
+            )
     if changes.steps:
-        await connection.execute(_STEPS.insert(), changes.steps)
-        tally.update({row["execution_id"] for row in changes.steps})
+        with query_count.on_behalf_of(row["execution_id"] for row in changes.steps):
+            await connection.execute(_STEPS.insert(), changes.steps)
     if changes.finishes:
-        await _finish(session, connection, changes.finishes, tally, public_url=public_url)
+        await _finish(session, connection, changes.finishes, public_url=public_url)
     now = datetime.now(UTC)
     await connection.execute(
         _UPDATE_EXECUTIONS,
@@ -194,16 +204,16 @@ async def _apply_pipeline(
             {
                 "key_id": execution_id,
                 **{column: runs[execution_id].row[column] for column in _CHANGEABLE},
-                # This update included.
                 "metadata": {
                     **runs[execution_id].row["metadata"],
+                    # This update counts too: it cannot be tallied before it runs.
                     "dbQueries": int(runs[execution_id].row["metadata"].get("dbQueries", 0))
-                    + statements
+                    + tally[execution_id]
                     + 1,
                 },
                 "updated_at": now,
             }
-            for execution_id, statements in tally.items()
+            for execution_id in sorted(applied)
         ],
     )
     return changes.finishes
@@ -227,14 +237,14 @@ async def _finish(
     session: AsyncSession,
     connection: AsyncConnection,
     finishes: list[Finish],
-    tally: Counter[str],
     *,
     public_url: str,
 ) -> None:
     """Count finished executions in their jobs' counters and write `execution.finished`."""
     ids = [finish.row["id"] for finish in finishes]
     jobs = sorted({finish.row["job_id"] for finish in finishes})
-    loaded = (await connection.execute(_LOAD_STATISTICS, {"ids": jobs})).mappings().all()
+    with query_count.on_behalf_of(ids):
+        loaded = (await connection.execute(_LOAD_STATISTICS, {"ids": jobs})).mappings().all()
     counters = {row["job_id"]: dict(row) for row in loaded}
     missing = [job_id for job_id in jobs if job_id not in counters]
     owners = {finish.row["job_id"]: finish.row["user_id"] for finish in finishes}
@@ -252,52 +262,53 @@ async def _finish(
                 public_url=public_url,
             )
         )
-    tally.update(ids)  # the counters' load
+
+    def of_jobs(job_ids: Iterable[str]) -> set[str]:
+        wanted = set(job_ids)
+        return {finish.row["id"] for finish in finishes if finish.row["job_id"] in wanted}
+
     now = datetime.now(UTC)
     if missing:
-        await connection.execute(
-            _STATISTICS.insert(), [{**counters[job_id], "updated_at": now} for job_id in missing]
-        )
-        tally.update(finish.row["id"] for finish in finishes if finish.row["job_id"] in missing)
+        with query_count.on_behalf_of(of_jobs(missing)):
+            await connection.execute(
+                _STATISTICS.insert(),
+                [{**counters[job_id], "updated_at": now} for job_id in missing],
+            )
     present = [job_id for job_id in jobs if job_id not in missing]
     if present:
-        await connection.execute(
-            _UPDATE_STATISTICS,
-            [
-                {
-                    "key_job_id": job_id,
-                    **{
-                        key: value
-                        for key, value in counters[job_id].items()
-                        if key not in ("job_id", "updated_at")
-                    },
-                    "updated_at": now,
-                }
-                for job_id in present
-            ],
-        )
-        tally.update(finish.row["id"] for finish in finishes if finish.row["job_id"] in present)
+        with query_count.on_behalf_of(of_jobs(present)):
+            await connection.execute(
+                _UPDATE_STATISTICS,
+                [
+                    {
+                        "key_job_id": job_id,
+                        **{
+                            key: value
+                            for key, value in counters[job_id].items()
+                            if key not in ("job_id", "updated_at")
+                        },
+                        "updated_at": now,
+                    }
+                    for job_id in present
+                ],
+            )
     marks: dict[str, datetime] = {}
     for finish in finishes:
         if finish.status == "COMPLETED":
             project, window_end = finish.row["project_id"], finish.row["window_end"]
             marks[project] = max(marks.get(project, window_end), window_end)
     if marks:
-        await connection.execute(
-            _SYNC_PROJECTS,
-            [
-                {"key_id": project, "key_window_end": mark, "last_synced_at": mark}
-                for project, mark in marks.items()
-            ],
-        )
-        tally.update(finish.row["id"] for finish in finishes if finish.status == "COMPLETED")
-    await outbox.enqueue(session, *events)
-    # The outbox insert, and its NOTIFY where the database has one.
-    tally.update({execution_id: 1 + _has_notify(connection) for execution_id in ids})
-
-
-def _has_notify(connection: AsyncConnection) -> int:
-    return int(connection.dialect.name == "postgresql")
+        completed = (finish.row["id"] for finish in finishes if finish.status == "COMPLETED")
+        with query_count.on_behalf_of(completed):
+            await connection.execute(
+                _SYNC_PROJECTS,
+                [
+                    {"key_id": project, "key_window_end": mark, "last_synced_at": mark}
+                    for project, mark in marks.items()
+                ],
+            )
+    with query_count.on_behalf_of(ids):
+        await outbox.enqueue(session, *events)
 
 
 def _empty_counters(job_id: str, user_id: str) -> dict[str, Any]:
