@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.schema import CronJob, Execution, Project
+from shared.db.schema import Execution, Project
 from shared.events import JobDue, Repository, RetryPolicy, Trigger
 from shared.scheduling import (
     next_runs,
@@ -25,11 +25,73 @@ from shared.scheduling import (
 CUSTOM = "CUSTOM"
 
 
+class ScheduledJob(Protocol):
+    """A job as scheduling reads it: a stored `CronJob`, or a row the scheduler claimed."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def frequency(self) -> str: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def time_config(self) -> dict[str, Any]: ...
+    @property
+    def jitter(self) -> int: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def retry_delay(self) -> int: ...
+    @property
+    def timeout_seconds(self) -> int: ...
+
+
+class Run(Protocol):
+    """An execution as its events read it: a stored `Execution`, or a row just inserted."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def scheduled_for(self) -> datetime: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def window_start(self) -> datetime | None: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def items_processed(self) -> int: ...
+    @property
+    def items_success(self) -> int: ...
+    @property
+    def items_failed(self) -> int: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def missed_count(self) -> int | None: ...
+
+
 def job_timezone(time_config: dict[str, Any]) -> str:
     return str(time_config.get("timezone") or "UTC")
 
 
-def next_run_after(job: CronJob, after: datetime) -> datetime:
+def next_run_after(job: ScheduledJob, after: datetime) -> datetime:
     """The job's first scheduled instant strictly after `after` (UTC)."""
     key = _schedule_key(job)
     if key is None:
@@ -37,7 +99,7 @@ def next_run_after(job: CronJob, after: datetime) -> datetime:
     return _next_run(key, after)
 
 
-def previous_slot(job: CronJob, before: datetime) -> datetime | None:
+def previous_slot(job: ScheduledJob, before: datetime) -> datetime | None:
     """The job's last scheduled instant strictly before `before`, if any."""
     key = _schedule_key(job)
     if key is None:
@@ -62,7 +124,7 @@ def _previous(frequency: str, schedule: str, time_config: Any, before: datetime)
 _Key = tuple[str, str, str, tuple[tuple[str, str, Any], ...]]
 
 
-def _schedule_key(job: CronJob) -> _Key | None:
+def _schedule_key(job: ScheduledJob) -> _Key | None:
     """A hashable form of the job's schedule; None when it cannot be one (then uncached).
 
     Values keep their type in the key: `True` and `1.0` hash like `1` but validate otherwise.
@@ -95,7 +157,7 @@ def _previous_run(key: _Key, before: datetime) -> datetime | None:
 
 
 async def window_start_for(
-    session: AsyncSession, job: CronJob, window_end: datetime
+    session: AsyncSession, job: ScheduledJob, window_end: datetime
 ) -> datetime | None:
     """Where the activity window opens: the last completed run's end, else the previous slot."""
     last_end = await session.scalar(
@@ -122,7 +184,7 @@ def repository_of(project: Project) -> Repository:
     )
 
 
-def job_due_event(job: CronJob, project: Project, execution: Execution, *, now: datetime) -> JobDue:
+def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: datetime) -> JobDue:
     """The `job.due` event that starts an execution's pipeline."""
     return JobDue(
         occurred_at=now,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from shared.db.schema import CronJob, Execution, Project
+from shared.db.schema import Project
+from shared.dispatch import Run, ScheduledJob
 from shared.events import (
     ExecutionFinished,
     ExecutionStatus,
@@ -23,9 +24,9 @@ def execution_link(public_url: str, execution_id: str) -> str:
 
 
 def finished_event(
-    execution: Execution,
+    execution: Run,
     *,
-    job: CronJob,
+    job: ScheduledJob,
     project: Project,
     consecutive_failures: int,
     previous_status: ExecutionStatus | None,

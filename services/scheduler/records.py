@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import metrics, outbox
 from shared.db.schema import CronJob, Execution, JobStatistics, Project
-from shared.dispatch import job_due_event
+from shared.dispatch import Run, ScheduledJob, job_due_event
 from shared.events import Event, ExecutionFinished, ExecutionStatus
 from shared.finished import finished_event as build_finished_event
 from shared.ids import derived_event_id
@@ -18,19 +18,20 @@ from shared.ids import derived_event_id
 log = structlog.get_logger(__name__)
 
 
-async def _statistics(session: AsyncSession, job: CronJob) -> JobStatistics:
+async def _statistics(session: AsyncSession, job: ScheduledJob) -> JobStatistics:
     stats = await session.get(JobStatistics, job.id, with_for_update=True)
     if stats is None:  # the api creates it with the job; a job written elsewhere may lack it
-        stats = JobStatistics.empty(job.id, job.user_id, live=job.deleted_at is None)
+        # Live: the scheduler claims only jobs that are not deleted.
+        stats = JobStatistics.empty(job.id, job.user_id, live=True)
         session.add(stats)
     return stats
 
 
 async def finished_event(
     session: AsyncSession,
-    job: CronJob,
+    job: ScheduledJob,
     project: Project,
-    execution: Execution,
+    execution: Run,
     *,
     public_url: str,
 ) -> ExecutionFinished:

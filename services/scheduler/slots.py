@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.scheduler.policies import MISSED_COUNT_CAP, jitter_offset
-from shared.db.schema import CronJob
-from shared.dispatch import CUSTOM, job_timezone, next_run_after, previous_slot
+from shared.dispatch import CUSTOM, ScheduledJob, job_timezone, next_run_after, previous_slot
 from shared.scheduling import MAX_COUNT, next_runs, preset_next_runs
 
 _SECOND = timedelta(seconds=1)
 
 
-def slot_of(job: CronJob, fire_at: datetime) -> datetime:
+def slot_of(job: ScheduledJob, fire_at: datetime) -> datetime:
     """Return the slot a stored next run belongs to."""
     if not job.jitter:
         return fire_at
@@ -28,7 +27,7 @@ def slot_of(job: CronJob, fire_at: datetime) -> datetime:
     return slot
 
 
-def jittered(job: CronJob, slot: datetime) -> datetime:
+def jittered(job: ScheduledJob, slot: datetime) -> datetime:
     """Return when a slot should fire: the slot plus its deterministic jitter."""
     if not job.jitter:
         return slot
@@ -36,12 +35,12 @@ def jittered(job: CronJob, slot: datetime) -> datetime:
     return slot + jitter_offset(job.id, slot, jitter=job.jitter, gap=gap)
 
 
-def latest_slot(job: CronJob, now: datetime) -> datetime | None:
+def latest_slot(job: ScheduledJob, now: datetime) -> datetime | None:
     """Return the job's latest slot at or before `now`."""
     return previous_slot(job, now.replace(microsecond=0) + _SECOND)
 
 
-def count_slots(job: CronJob, first: datetime, last: datetime) -> int:
+def count_slots(job: ScheduledJob, first: datetime, last: datetime) -> int:
     """Count the slots from `first` to `last` inclusive (both slots), up to a cap."""
     count, after = 1, first
     while count < MISSED_COUNT_CAP:

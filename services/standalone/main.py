@@ -31,7 +31,7 @@ from services.generator.main import setup as setup_generator
 from services.notifier.main import setup as setup_notifier
 from services.scanner.main import setup as setup_scanner
 from services.scheduler.lateness import observe_lateness
-from services.scheduler.main import Clock, offset_clock, run_loops
+from services.scheduler.loops import Clock, offset_clock, run_loops
 from services.standalone.datafile import DataFileError, DataFiles, check_database, data_files
 from services.standalone.membus import MemoryBroker, MemoryBus
 from services.standalone.queuestore import QueueStore

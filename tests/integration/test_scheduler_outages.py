@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from services.scheduler.main import schedule_loop
+from services.scheduler.loops import schedule_loop
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Execution
 from tests.support import factories, processes
