@@ -11,10 +11,13 @@ from datetime import UTC
 from typing import Protocol
 
 MAX_BACKOFF_SECONDS = 6 * 3600
+# Jitter of its own: drawing from `random`'s shared state would move the sequence of any
+# other user of it in the process (a seeded simulation, a property test's generator).
+JITTER = random.Random()
 
 
 class Draws(Protocol):
-    """Where the jitter comes from: `random` itself, a seeded `random.Random`, or a test's."""
+    """Where the jitter comes from: `JITTER`, a seeded `random.Random`, or a test's."""
 
     def uniform(self, a: float, b: float, /) -> float: ...
 
@@ -51,7 +54,7 @@ def compute_backoff(
     if attempt < 1:
         raise ValueError("attempt starts at 1")
     delay = min(base * factor ** (attempt - 1), max_backoff)
-    spread = (rng or random).uniform(-jitter, jitter)
+    spread = (rng or JITTER).uniform(-jitter, jitter)
     delay = max(floor, delay * (1 + spread))
     if retry_after is not None and retry_after > delay:
         delay = retry_after

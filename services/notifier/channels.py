@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from shared import metrics, secrets
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
 from shared.events import ExecutionFinished, RecipientConfirmationRequested
-from shared.retry import Drawn, compute_backoff
+from shared.retry import JITTER, Drawn, compute_backoff
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -89,7 +88,7 @@ async def attempt(
     attempts: int,
     max_wait: float,
     sleep: Sleep = asyncio.sleep,
-    jitter: Callable[[], float] = random.random,
+    jitter: Callable[[], float] = JITTER.random,
 ) -> Result:
     """Try a delivery until it succeeds, fails for good, or runs out of tries or patience."""
     error = "not attempted"

@@ -127,3 +127,14 @@ def test_an_absent_header_is_no_wait_and_names_are_looked_up_as_the_headers_do()
     # httpx's headers ignore case, as HTTP does; so does the reader through them.
     assert wait_from_header(httpx.Headers({"Retry-After": "5"})) == 5.0
     assert wait_from_header({"ratelimit-reset": "2"}, "ratelimit-reset") == 2.0
+
+
+def test_jitter_leaves_the_processs_shared_random_state_alone() -> None:
+    # A retry in a background task must not move the sequence of another user of `random`
+    # (hypothesis refuses strategies during which the shared state changed).
+    state = random.getstate()
+    delays = {compute_backoff(3, base=10.0) for _ in range(20)}
+    assert random.getstate() == state
+    assert len(delays) > 1  # jittered all the same
+    random.random()
+    assert random.getstate() != state  # the same check sees a draw from `random`
