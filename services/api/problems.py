@@ -52,7 +52,16 @@ def not_found(what: str) -> Problem:
 
 
 def invalid(field: str, message: str) -> Problem:
-    return Problem(422, f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return invalid_fields([{"field": field, "message": message}])
+
+
+def invalid_fields(errors: list[dict[str, str]]) -> Problem:
+    """The 422 for every field at fault, worded as request validation words its own."""
+    return Problem(422, joined_detail(errors), errors=errors)
+
+
+def joined_detail(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{error['field']}: {error['message']}" for error in errors)
 
 
 def problem_response(
@@ -122,8 +131,7 @@ def install(
             {"field": _field_name(tuple(error.get("loc", ()))), "message": str(error["msg"])}
             for error in exc.errors()
         ]
-        detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
-        return problem_response(request, 422, detail, errors=errors)
+        return problem_response(request, 422, joined_detail(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -183,7 +191,7 @@ ERROR_STATUSES = {
     "404": "Not found (another tenant's ids are not found either).",
     "409": "Conflicts with the record's state.",
     "413": "Request body too large.",
-    "422": "Invalid input; `errors` names each field and rule.",
+    "422": "Invalid input; `errors` names every field at fault and its rule, all at once.",
     "429": "Too many requests of this kind; `Retry-After` says when to try again.",
 }
 

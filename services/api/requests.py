@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -12,12 +12,17 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    ModelWrapValidatorHandler,
     StrictBool,
     StringConstraints,
+    ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from services.api.schedules import schedule_refusals
 from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
 
@@ -93,6 +98,69 @@ class TimeConfig(Body):
         }
 
 
+def _given(data: Mapping[str, Any], name: str) -> Any:
+    """Return a raw body's value for a field, sent by its camelCase alias or its own name."""
+    return data.get(to_camel(name), data.get(name))
+
+
+def _within(field: str, names: set[str]) -> bool:
+    """Tell whether `field` is one of `names`, or lies inside an object that is."""
+    return any(field == name or field.startswith(f"{name}.") for name in names)
+
+
+class ScheduleBody(Body):
+    """A body carrying a schedule: when other fields fail, the schedule's problems join theirs.
+
+    The route judges the schedule of a body that passes (an update needs the stored job); this
+    judges the schedule of one that fails, so one 422 names every field at fault at once.
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_schedule_problems(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            schedule = cls.schedule_in(data) if isinstance(data, Mapping) else None
+            if schedule is None:
+                raise
+            errors: list[InitErrorDetails] = [
+                {
+                    "type": PydanticCustomError(error["type"], error["msg"]),
+                    "loc": error["loc"],
+                    "input": error["input"],
+                }
+                for error in exc.errors()
+            ]
+            # A field refused already keeps that refusal: its raw value says nothing more.
+            refused = {".".join(str(part) for part in error["loc"]) for error in errors}
+            frequency, time_config, cron = schedule
+            for refusal in schedule_refusals(
+                frequency=frequency, time_config=time_config, schedule=cron
+            ):
+                if not _within(refusal["field"], refused):
+                    errors.append(
+                        {
+                            "type": PydanticCustomError("schedule", refusal["message"]),
+                            "loc": tuple(refusal["field"].split(".")),
+                            "input": data,
+                        }
+                    )
+            raise ValidationError.from_exception_data(exc.title, errors) from None
+
+    @classmethod
+    def schedule_in(cls, data: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any], Any] | None:
+        """Return the raw body's frequency, timeConfig and cron expression, to judge them."""
+        time_config = _given(data, "time_config")
+        schedule = _given(data, "schedule")
+        return (
+            _given(data, "frequency"),
+            time_config if isinstance(time_config, Mapping) else {},
+            # Anything but text is refused as a field already; unhashable, it cannot be parsed.
+            schedule if isinstance(schedule, str) else None,
+        )
+
+
 class JobPolicies(Body):
     max_retries: int | None = Field(default=None, ge=0, le=10, strict=True)
     retry_delay: int | None = Field(default=None, ge=1, le=86_400, strict=True)
@@ -102,7 +170,7 @@ class JobPolicies(Body):
     jitter: int | None = Field(default=None, ge=0, le=3_600, strict=True)
 
 
-class CreateJob(JobPolicies):
+class CreateJob(JobPolicies, ScheduleBody):
     project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     type: JobType = JobType.GENERATE_CONTENT
     name: Name
@@ -112,8 +180,20 @@ class CreateJob(JobPolicies):
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool = True
 
+    @field_validator("type")
+    @classmethod
+    def _available(cls, value: JobType) -> JobType:
+        # The contract names these types; they answer 422 until they are built.
+        if value != JobType.GENERATE_CONTENT:
+            raise PydanticCustomError(
+                "type_not_available",
+                "{type} is not available yet; use GENERATE_CONTENT",
+                {"type": value.value},
+            )
+        return value
 
-class UpdateJob(JobPolicies):
+
+class UpdateJob(JobPolicies, ScheduleBody):
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
@@ -121,6 +201,17 @@ class UpdateJob(JobPolicies):
     time_config: TimeConfig | None = None
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool | None = None
+
+    @classmethod
+    def schedule_in(cls, data: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any], Any] | None:
+        """Judge only a schedule the body gives whole: any field left out is the stored job's."""
+        schedule = super().schedule_in(data)
+        if schedule is None or _given(data, "time_config") is None:
+            return None
+        frequency, _, cron = schedule
+        if frequency is None or (frequency == "CUSTOM" and cron is None):
+            return None
+        return schedule
 
 
 class ToggleJob(Body):
@@ -175,7 +266,7 @@ class UpdateProject(Body):
     notification_settings: NotificationSettingsBody | None = None
 
 
-class PreviewSchedule(Body):
+class PreviewSchedule(ScheduleBody):
     """An unsaved schedule to preview: the same fields a job is created with."""
 
     frequency: Frequency

@@ -2,46 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.api.problems import invalid
+from services.api.problems import invalid_fields
 from shared.scheduling import (
+    ProblemCollector,
     ScheduleError,
+    expression_spec,
     next_runs,
     preset_expression,
     preset_next_runs,
-    validate_expression,
     validate_timezone,
 )
+
+
+def _expression(*, frequency: str, time_config: Mapping[str, Any], schedule: str | None) -> str:
+    """Return the job's cron expression; a ScheduleError names every schedule field at fault."""
+    if frequency != "CUSTOM":
+        return preset_expression(frequency, time_config)
+    # What is validated is what is stored: an empty zone is refused, not read as UTC.
+    timezone = time_config.get("timezone", "UTC")
+    found = ProblemCollector()
+    if schedule:
+        found.check(expression_spec, schedule, timezone)
+    else:
+        found.add(ScheduleError("schedule required for CUSTOM", field="schedule"))
+        found.check(validate_timezone, timezone)
+    found.raise_found()
+    assert schedule  # else a problem was raised just above
+    return " ".join(schedule.split())
+
+
+def schedule_refusals(
+    *, frequency: str, time_config: Mapping[str, Any], schedule: str | None
+) -> list[dict[str, str]]:
+    """Return a 422's `errors` entries for every schedule field at fault; none when valid."""
+    try:
+        _expression(frequency=frequency, time_config=time_config, schedule=schedule)
+    except ScheduleError as exc:
+        return refusals_of(exc, frequency)
+    return []
 
 
 def resolve_schedule(
     *, frequency: str, time_config: dict[str, Any], schedule: str | None, now: datetime
 ) -> tuple[str, datetime]:
-    """Return the cron expression and the next run after `now`, or raise a 422 problem."""
-    # What is validated is what is stored: an empty zone is refused, not read as UTC.
-    timezone = time_config.get("timezone", "UTC")
+    """Return the cron expression and the next run after `now`, or raise a 422 problem.
+
+    The problem names every schedule field at fault, not only the first one found.
+    """
     try:
-        validate_timezone(timezone)
+        expression = _expression(frequency=frequency, time_config=time_config, schedule=schedule)
         if frequency == "CUSTOM":
-            if not schedule:
-                raise ScheduleError("schedule required for CUSTOM", field="schedule")
-            validate_expression(schedule)
-            expression = " ".join(schedule.split())
-            upcoming = next_runs(expression, timezone, now, 1)
+            upcoming = next_runs(expression, time_config.get("timezone", "UTC"), now, 1)
         else:
-            expression = preset_expression(frequency, time_config)
             upcoming = preset_next_runs(frequency, time_config, now, 1)
     except ScheduleError as exc:
-        raise invalid(field_of(exc, frequency), exc.message) from None
+        raise invalid_fields(refusals_of(exc, frequency)) from None
     return expression, upcoming[0]
+
+
+def refusals_of(exc: ScheduleError, frequency: str) -> list[dict[str, str]]:
+    """Return a 422's `errors` entries for each problem of a ScheduleError."""
+    return [
+        {"field": field_of(problem, frequency), "message": problem.message}
+        for problem in exc.problems
+    ]
 
 
 def field_of(exc: ScheduleError, frequency: str) -> str:
     """Name the request field at fault: cron fields belong to `schedule` for CUSTOM jobs."""
     if exc.field == "timezone":
         return "timeConfig.timezone"
+    if exc.field in ("frequency", "timeConfig"):
+        return exc.field
     if frequency == "CUSTOM":
         return "schedule"
     return f"timeConfig.{exc.field}" if exc.field else "timeConfig"

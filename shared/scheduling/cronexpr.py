@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from shared.scheduling.errors import ScheduleError
+from shared.scheduling.errors import ProblemCollector, ScheduleError
 
 MACROS: dict[str, str] = {
     "@yearly": "0 0 1 1 *",
@@ -219,7 +219,13 @@ def parse_expression(expression: str) -> CronSpec:
     parts = text.split()
     if len(parts) != 5:
         raise ScheduleError(f"expected 5 fields, got {len(parts)}", "schedule")
-    fields = tuple(_parse_field(field, part) for field, part in zip(_FIELDS, parts, strict=True))
+    # Each field is judged on its own, so one error names every field at fault.
+    found = ProblemCollector()
+    parsed = [
+        found.check(_parse_field, field, part) for field, part in zip(_FIELDS, parts, strict=True)
+    ]
+    found.raise_found()
+    fields = tuple(values for values in parsed if values is not None)
     normalized = " ".join(parts)
     dom_star = parts[2].startswith("*")
     dow_star = parts[4].startswith("*")

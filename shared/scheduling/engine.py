@@ -27,7 +27,7 @@ from shared.scheduling.cronexpr import (
     CronSpec,
     parse_expression,
 )
-from shared.scheduling.errors import ScheduleError
+from shared.scheduling.errors import ProblemCollector, ScheduleError
 from shared.scheduling.zones import ceil_minute, load_zone, transition_instant
 
 MAX_COUNT = 1000
@@ -290,13 +290,22 @@ def find_previous(spec: CronSpec, zone: ZoneInfo, before: datetime) -> datetime 
     return None
 
 
+def expression_spec(expression: str, timezone: str | None) -> tuple[CronSpec, ZoneInfo]:
+    """Parse a cron expression and load its zone; a ScheduleError names the faults of both."""
+    found = ProblemCollector()
+    spec = found.check(parse_expression, expression)
+    zone = found.check(load_zone, timezone)
+    found.raise_found()
+    assert spec is not None and zone is not None  # else a problem was raised just above
+    return spec, zone
+
+
 def next_runs(expression: str, timezone: str, after: datetime, count: int) -> list[datetime]:
     """Return the next ``count`` runs of a cron expression as aware UTC datetimes."""
-    spec = parse_expression(expression)
-    zone = load_zone(timezone)
+    spec, zone = expression_spec(expression, timezone)
     return take_runs(spec, zone, after, count)
 
 
 def previous_run(expression: str, timezone: str, before: datetime) -> datetime | None:
     """Return the cron expression's last run strictly before ``before``, or None."""
-    return find_previous(parse_expression(expression), load_zone(timezone), before)
+    return find_previous(*expression_spec(expression, timezone), before)

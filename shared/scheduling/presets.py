@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from shared.scheduling.cronexpr import CronSpec, build_spec
 from shared.scheduling.engine import find_previous, take_runs
-from shared.scheduling.errors import ScheduleError
+from shared.scheduling.errors import ProblemCollector, ScheduleError
 from shared.scheduling.zones import load_zone
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY")
@@ -32,9 +32,14 @@ def _frequency(frequency: str) -> str:
     return upper
 
 
-def _integer(time_config: Mapping[str, Any], key: str, low: int, high: int, frequency: str) -> int:
+def _integer(
+    time_config: Mapping[str, Any], key: str, low: int, high: int, frequency: str | None
+) -> int | None:
     value = time_config.get(key)
     if value is None:
+        # Without a known frequency nothing is known to be required: only given values count.
+        if frequency is None:
+            return None
         raise ScheduleError(f"{key} required for {frequency}", key)
     # bool is an int subclass, but ``true`` is never a meaningful hour or day.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -44,33 +49,43 @@ def _integer(time_config: Mapping[str, Any], key: str, low: int, high: int, freq
     return value
 
 
-def _resolve(frequency: str, time_config: Mapping[str, Any]) -> tuple[str, tuple[int, ...]]:
-    """Validate a preset and return its frequency and (minute, hour, day) numbers."""
-    name = _frequency(frequency)
+# The day each preset adds to its hour and minute, with the day's range.
+_DAY_FIELDS = {"WEEKLY": ("dayOfWeek", 0, 6), "MONTHLY": ("dayOfMonth", 1, 31)}
+
+
+def _resolve(
+    frequency: str, time_config: Mapping[str, Any]
+) -> tuple[str, tuple[int, ...], ZoneInfo]:
+    """Validate a preset and its zone; return its frequency, (minute, hour, day) and zone.
+
+    Every field is checked, so the ScheduleError raised names each field at fault.
+    """
+    found = ProblemCollector()
+    name = found.check(_frequency, frequency)
     if not isinstance(time_config, Mapping):
-        raise ScheduleError("timeConfig must be an object", "timeConfig")
-    hour = _integer(time_config, "hour", 0, 23, name)
-    minute = _integer(time_config, "minute", 0, 59, name)
-    if name == "WEEKLY":
-        return name, (minute, hour, _integer(time_config, "dayOfWeek", 0, 6, name))
-    if name == "MONTHLY":
-        return name, (minute, hour, _integer(time_config, "dayOfMonth", 1, 31, name))
-    return name, (minute, hour)
-
-
-def _zone(time_config: Mapping[str, Any]) -> ZoneInfo:
-    return load_zone(time_config.get("timezone"))
+        found.add(ScheduleError("timeConfig must be an object", "timeConfig"))
+        found.fail()
+    hour = found.check(_integer, time_config, "hour", 0, 23, name)
+    minute = found.check(_integer, time_config, "minute", 0, 59, name)
+    day: int | None = None
+    if name in _DAY_FIELDS:
+        key, low, high = _DAY_FIELDS[name]
+        day = found.check(_integer, time_config, key, low, high, name)
+    zone = found.check(load_zone, time_config.get("timezone"))
+    found.raise_found()
+    # Each one is present: its absence was a problem, raised just above.
+    assert name is not None and hour is not None and minute is not None and zone is not None
+    return name, (minute, hour) if day is None else (minute, hour, day), zone
 
 
 def validate_preset(frequency: str, time_config: Mapping[str, Any]) -> None:
-    """Raise ScheduleError unless the preset and its time zone are valid."""
+    """Raise ScheduleError, naming every field at fault, unless the preset and zone are valid."""
     _resolve(frequency, time_config)
-    _zone(time_config)
 
 
 def preset_expression(frequency: str, time_config: Mapping[str, Any]) -> str:
     """Return the cron expression a preset stands for, for display."""
-    name, numbers = _resolve(frequency, time_config)
+    name, numbers, _ = _resolve(frequency, time_config)
     if name == "DAILY":
         return f"{numbers[0]} {numbers[1]} * * *"
     if name == "WEEKLY":
@@ -107,8 +122,8 @@ def _preset_spec(name: str, numbers: tuple[int, ...]) -> CronSpec:
 
 def preset_spec(frequency: str, time_config: Mapping[str, Any]) -> tuple[CronSpec, ZoneInfo]:
     """Validate a preset and return its parsed schedule and zone."""
-    name, numbers = _resolve(frequency, time_config)
-    return _preset_spec(name, numbers), _zone(time_config)
+    name, numbers, zone = _resolve(frequency, time_config)
+    return _preset_spec(name, numbers), zone
 
 
 def preset_next_runs(

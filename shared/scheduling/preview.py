@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.scheduling.cronexpr import CronSpec, parse_expression
-from shared.scheduling.engine import Note, check_count, iter_runs
+from shared.scheduling.cronexpr import CronSpec
+from shared.scheduling.engine import Note, check_count, expression_spec, iter_runs
+from shared.scheduling.errors import ProblemCollector
 from shared.scheduling.presets import preset_spec
-from shared.scheduling.zones import load_zone
 
 
 def _clock(wall: datetime, reference: datetime) -> str:
@@ -53,7 +53,6 @@ def describe_note(note: Note | None, local: datetime) -> str | None:
 def _preview(
     spec: CronSpec, zone: ZoneInfo, after: datetime, count: int
 ) -> list[dict[str, str | None]]:
-    check_count(count)
     rows: list[dict[str, str | None]] = []
     for instant, note in iter_runs(spec, zone, after):
         local = instant.astimezone(zone)
@@ -69,6 +68,18 @@ def _preview(
     return rows
 
 
+def _checked(
+    parse: Callable[[], tuple[CronSpec, ZoneInfo]], count: int
+) -> tuple[CronSpec, ZoneInfo]:
+    """Return what ``parse`` returns; a ScheduleError names its faults and the count's together."""
+    found = ProblemCollector()
+    parsed = found.check(parse)
+    found.check(check_count, count)
+    found.raise_found()
+    assert parsed is not None  # else a problem was raised just above
+    return parsed
+
+
 def preview_runs(
     expression: str, timezone: str, after: datetime, count: int
 ) -> list[dict[str, str | None]]:
@@ -77,12 +88,13 @@ def preview_runs(
     ``local`` and ``utc`` are ISO 8601 strings; ``note`` explains a run that a DST
     transition moved or merged, and is None otherwise.
     """
-    return _preview(parse_expression(expression), load_zone(timezone), after, count)
+    spec, zone = _checked(lambda: expression_spec(expression, timezone), count)
+    return _preview(spec, zone, after, count)
 
 
 def preview_preset_runs(
     frequency: str, time_config: Mapping[str, Any], after: datetime, count: int
 ) -> list[dict[str, str | None]]:
     """Return the next runs of a DAILY/WEEKLY/MONTHLY preset as preview rows."""
-    spec, zone = preset_spec(frequency, time_config)
+    spec, zone = _checked(lambda: preset_spec(frequency, time_config), count)
     return _preview(spec, zone, after, count)

@@ -19,6 +19,28 @@ def _schedule() -> None:
     """Inspect schedules."""
 
 
+# The option that gives each field a ScheduleError can name.
+_PRESET_OPTIONS = {
+    "frequency": "--frequency",
+    "hour": "--hour",
+    "minute": "--minute",
+    "dayOfWeek": "--day-of-week",
+    "dayOfMonth": "--day-of-month",
+}
+_SHARED_OPTIONS = {"timezone": "--tz", "count": "--count"}
+
+
+def _option_of(field: str | None, *, preset: bool) -> str:
+    """Name the option (or the EXPRESSION argument) a problem's field came from."""
+    name = field or ""
+    if name in _SHARED_OPTIONS:
+        return _SHARED_OPTIONS[name]
+    if preset:
+        return _PRESET_OPTIONS.get(name, "--frequency")
+    # Cron's own fields (minute, day-of-week, ...) are all parts of the expression.
+    return "EXPRESSION"
+
+
 def _parse_after(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
@@ -72,7 +94,9 @@ def preview(
         else:
             raise typer.BadParameter("give a cron expression or --frequency")
     except ScheduleError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for problem in exc.problems:
+            where = _option_of(problem.field, preset=frequency is not None)
+            typer.echo(f"error: {where}: {problem.message}", err=True)
         raise typer.Exit(code=2) from exc
     zone = load_zone(tz)
     typer.echo(f"{'local':<28}  {'utc':<20}  note")

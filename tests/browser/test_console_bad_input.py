@@ -18,10 +18,13 @@ pytestmark = pytest.mark.e2e  # the api service runs as a real process
 
 
 def _refusal(api: httpx.Client, method: str, path: str, body: dict[str, Any]) -> dict[str, str]:
-    """The API's field errors for `body`, by field."""
+    """The API's field errors for `body`, by field (a field named twice: its messages joined)."""
     answer = api.request(method, path, json=body)
     assert answer.status_code == 422, answer.text
-    return {error["field"]: error["message"] for error in answer.json()["errors"]}
+    messages: dict[str, list[str]] = {}
+    for error in answer.json()["errors"]:
+        messages.setdefault(error["field"], []).append(error["message"])
+    return {field: "; ".join(texts) for field, texts in messages.items()}
 
 
 def _create_job(api: httpx.Client, owner: Tenant, name: str) -> str:
@@ -57,6 +60,7 @@ def test_every_form_shows_the_apis_message_next_to_the_field(
     console.open(f"/console/jobs/new?projectId={owner.project_id}")
     console.fill("name", "Nightly")
     console.fill("timeConfig.hour", "25")
+    console.fill("timeConfig.timezone", "Mars/Base")
     console.find("summary").click()
     console.fill("maxRetries", "11")
     console.press("Create job")
@@ -64,24 +68,26 @@ def test_every_form_shows_the_apis_message_next_to_the_field(
         "projectId": owner.project_id,
         "name": "Nightly",
         "frequency": "DAILY",
-        "timeConfig": {"hour": 25, "minute": 0, "timezone": "UTC"},
+        "timeConfig": {"hour": 25, "minute": 0, "timezone": "Mars/Base"},
         "isEnabled": True,
         "maxRetries": 11,
         "overlapPolicy": "SKIP",
     }
+    # One answer names every field at fault, the schedule's beside the others.
     expected = _refusal(api, "POST", "/api/cron/schedule", body)
-    assert set(expected) == {"maxRetries"}
-    assert console.error_for("maxRetries") == expected["maxRetries"]
+    assert set(expected) == {"maxRetries", "timeConfig.hour", "timeConfig.timezone"}
+    assert expected["timeConfig.hour"] == "hour 25 out of range 0-23"
+    assert expected["timeConfig.timezone"] == "unknown time zone 'Mars/Base'"
+    for name, message in expected.items():
+        assert console.error_for(name) == message
+    summary = console.find("#error-summary").text
+    assert all(f"{name}: {message}" in summary for name, message in expected.items())
     assert console.field("name").get_attribute("value") == "Nightly"  # what was typed stays
-    console.screenshot("job-refused-retries")
+    console.screenshot("job-refused-three-fields")
 
     console.fill("maxRetries", "2")
-    console.press("Create job")
-    body["maxRetries"] = 2
-    expected = _refusal(api, "POST", "/api/cron/schedule", body)
-    assert expected == {"timeConfig.hour": "hour 25 out of range 0-23"}
-    assert console.error_for("timeConfig.hour") == expected["timeConfig.hour"]
-    console.screenshot("job-refused-hour")
+    console.fill("timeConfig.timezone", "UTC")
+    body["maxRetries"], body["timeConfig"]["timezone"] = 2, "UTC"
 
     # A number input sends nothing for text that is not a number: the API says what is missing.
     console.fill("timeConfig.hour", "nine")
@@ -98,15 +104,26 @@ def test_every_form_shows_the_apis_message_next_to_the_field(
 
     console.open(f"/console/jobs/{job_id}/edit")
     console.choose("frequency", "CUSTOM")
-    console.fill("schedule", "0 0 * * 8")
+    console.fill("schedule", "61 0 * * 8")
+    console.fill("timeConfig.timezone", "Mars/Base")
     console.press("Save")
     expected = _refusal(
         api,
         "PATCH",
         "/api/cron/schedule",
-        {"jobId": job_id, "frequency": "CUSTOM", "schedule": "0 0 * * 8"},
+        {
+            "jobId": job_id,
+            "frequency": "CUSTOM",
+            "schedule": "61 0 * * 8",
+            "timeConfig": {"timezone": "Mars/Base"},
+        },
     )
-    assert console.error_for("schedule") == expected["schedule"]
+    assert expected == {
+        "schedule": "minute 61 out of range 0-59; day-of-week 8 out of range 0-7",
+        "timeConfig.timezone": "unknown time zone 'Mars/Base'",
+    }
+    for name, message in expected.items():
+        assert console.error_for(name) == message
     assert console.unlabelled_inputs() == []
     console.screenshot("edit-refused")
 

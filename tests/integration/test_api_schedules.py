@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.schema import Execution, Notification, OutboxMessage
 from shared.ids import new_id
-from tests.support.api import new_project, problem, signed_in
+from tests.support.api import new_job, new_project, problem, signed_in
 
 
 async def test_creating_a_daily_job_answers_the_seed_shape_with_defaults(
@@ -209,6 +209,102 @@ async def test_bad_schedules_are_422_problems_naming_the_field_and_rule(
     )
     body = problem(response, 422, field)
     assert words in body["detail"]
+
+
+def _fields_and_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(error["field"], error["message"]) for error in body["errors"]]
+
+
+async def test_one_answer_names_every_schedule_field_at_fault(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    weekly = {"projectId": project_id, "name": "weekly", "frequency": "WEEKLY"}
+    response = await api.post(
+        "/api/cron/schedule", headers=headers, json={**weekly, "timeConfig": {"hour": 9}}
+    )
+    body = problem(response, 422)
+    assert _fields_and_messages(body) == [
+        ("timeConfig.minute", "minute required for WEEKLY"),
+        ("timeConfig.dayOfWeek", "dayOfWeek required for WEEKLY"),
+    ]
+    assert body["detail"] == (
+        "timeConfig.minute: minute required for WEEKLY; "
+        "timeConfig.dayOfWeek: dayOfWeek required for WEEKLY"
+    )
+
+    custom = {
+        "projectId": project_id,
+        "name": "custom",
+        "frequency": "CUSTOM",
+        "schedule": "61 * * * *",
+        "timeConfig": {"timezone": "Mars/Base"},
+    }
+    body = problem(await api.post("/api/cron/schedule", headers=headers, json=custom), 422)
+    assert _fields_and_messages(body) == [
+        ("schedule", "minute 61 out of range 0-59"),
+        ("timeConfig.timezone", "unknown time zone 'Mars/Base'"),
+    ]
+    listed = await api.get("/api/cron/schedules", headers=headers)
+    assert listed.json()["count"] == 0
+
+
+async def test_the_schedule_joins_the_other_fields_refusals(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    response = await api.post(
+        "/api/cron/schedule",
+        headers=headers,
+        json={
+            "projectId": project_id,
+            "frequency": "MONTHLY",
+            "timeConfig": {"hour": 25, "minute": 0, "dayOfMonth": 1, "timezone": "Mars/Base"},
+            "retryDelay": 0,
+        },
+    )
+    body = problem(response, 422)
+    assert [error["field"] for error in body["errors"]] == [
+        "retryDelay",
+        "name",
+        "timeConfig.hour",
+        "timeConfig.timezone",
+    ]
+    assert ("timeConfig.hour", "hour 25 out of range 0-23") in _fields_and_messages(body)
+    assert "name: Field required" in body["detail"]
+
+
+async def test_an_update_and_a_preview_name_every_schedule_field_at_fault(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    job = await new_job(api, headers, project_id)
+    # The job stays DAILY: the new timeConfig replaces the old one, so minute is missing too.
+    response = await api.patch(
+        "/api/cron/schedule",
+        headers=headers,
+        json={"jobId": job["id"], "timeConfig": {"hour": 24, "timezone": "Mars/Base"}},
+    )
+    assert _fields_and_messages(problem(response, 422)) == [
+        ("timeConfig.hour", "hour 24 out of range 0-23"),
+        ("timeConfig.minute", "minute required for DAILY"),
+        ("timeConfig.timezone", "unknown time zone 'Mars/Base'"),
+    ]
+    unchanged = (await api.get(f"/api/cron/schedules/{job['id']}", headers=headers)).json()
+    assert unchanged["data"]["timeConfig"] == job["timeConfig"]
+
+    response = await api.post(
+        "/api/cron/schedule/preview",
+        headers=headers,
+        json={"frequency": "CUSTOM", "timeConfig": {"timezone": "Mars/Base"}},
+    )
+    assert _fields_and_messages(problem(response, 422)) == [
+        ("schedule", "schedule required for CUSTOM"),
+        ("timeConfig.timezone", "unknown time zone 'Mars/Base'"),
+    ]
 
 
 async def test_every_endpoint_needs_a_valid_token(api: httpx.AsyncClient) -> None:

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.scheduling import ScheduleError, next_runs, validate_expression, validate_timezone
+from shared.scheduling import (
+    ScheduleError,
+    next_runs,
+    previous_run,
+    validate_expression,
+    validate_timezone,
+)
 from shared.scheduling.cronexpr import parse_expression
 
 AFTER = datetime(2025, 1, 1, tzinfo=UTC)  # a Wednesday
@@ -202,3 +208,28 @@ def test_leap_day_and_sunday_seven() -> None:
     assert utc_runs("0 0 29 2 *", 2) == ["2028-02-29 00:00 Tue", "2032-02-29 00:00 Sun"]
     assert utc_runs("0 0 * * 7", 1) == utc_runs("0 0 * * 0", 1) == ["2025-01-05 00:00 Sun"]
     assert utc_runs("0 0 29 2 */7", 1) == ["2032-02-29 00:00 Sun"]
+
+
+def test_every_cron_field_at_fault_is_reported_at_once() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        validate_expression("61 25 * 13 MON")
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("minute", "minute 61 out of range 0-59"),
+        ("hour", "hour 25 out of range 0-23"),
+        ("month", "month 13 out of range 1-12"),
+    ]
+    assert str(caught.value) == (
+        "minute 61 out of range 0-59; hour 25 out of range 0-23; month 13 out of range 1-12"
+    )
+
+
+def test_a_bad_expression_and_an_unknown_zone_are_reported_together() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        next_runs("0 0 32 * *", "Mars/Base", AFTER, 1)
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("day-of-month", "day-of-month 32 out of range 1-31"),
+        ("timezone", "unknown time zone 'Mars/Base'"),
+    ]
+    with pytest.raises(ScheduleError) as before:
+        previous_run("@never", "Mars/Base", AFTER)
+    assert [p.field for p in before.value.problems] == ["schedule", "timezone"]

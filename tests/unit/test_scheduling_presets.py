@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -207,3 +208,99 @@ def test_preset_rejections(
 def test_lowercase_frequency_and_extra_keys_are_accepted() -> None:
     config = {"hour": 9, "minute": 0, "dayOfWeek": None, "dayOfMonth": None}
     assert preset_expression("daily", config) == "0 9 * * *"
+
+
+def _problems(error: ScheduleError) -> list[tuple[str | None, str]]:
+    return [(problem.field, problem.message) for problem in error.problems]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "config", "problems"),
+    [
+        (
+            "WEEKLY",
+            {"hour": 9},
+            [
+                ("minute", "minute required for WEEKLY"),
+                ("dayOfWeek", "dayOfWeek required for WEEKLY"),
+            ],
+        ),
+        (
+            "MONTHLY",
+            {"hour": 25, "minute": "0", "dayOfMonth": 32, "timezone": "Mars/Base"},
+            [
+                ("hour", "hour 25 out of range 0-23"),
+                ("minute", "minute must be an integer, got '0'"),
+                ("dayOfMonth", "dayOfMonth 32 out of range 1-31"),
+                ("timezone", "unknown time zone 'Mars/Base'"),
+            ],
+        ),
+        (
+            # Which keys are required is unknown without a frequency; given values still count.
+            "HOURLY",
+            {"hour": 24, "timezone": ""},
+            [
+                ("frequency", "unknown frequency 'HOURLY'"),
+                ("hour", "hour 24 out of range 0-23"),
+                ("timezone", "unknown time zone ''"),
+            ],
+        ),
+        # A DAILY preset ignores the day keys it does not use, valid or not.
+        (
+            "DAILY",
+            {"dayOfWeek": 9, "dayOfMonth": 0},
+            [("hour", "hour required for DAILY"), ("minute", "minute required for DAILY")],
+        ),
+    ],
+)
+def test_every_field_at_fault_is_reported_at_once(
+    frequency: str, config: dict[str, Any], problems: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        validate_preset(frequency, config)
+    assert _problems(caught.value) == problems
+    # One readable message for callers that show only one: every rule, in order.
+    assert caught.value.message == "; ".join(message for _, message in problems)
+    assert str(caught.value) == caught.value.message
+    assert caught.value.field is None
+    with pytest.raises(ScheduleError) as again:
+        preset_next_runs(frequency, config, AFTER, 1)
+    assert _problems(again.value) == problems
+
+
+def test_a_single_problem_is_its_own_only_problem() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        validate_preset("WEEKLY", {"hour": 9, "minute": 0})
+    assert caught.value.problems == (caught.value,)
+    assert caught.value.field == "dayOfWeek"
+
+
+def test_a_config_that_is_not_an_object_is_reported_with_the_frequency() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        validate_preset("YEARLY", [9, 0])  # type: ignore[arg-type]
+    assert _problems(caught.value) == [
+        ("frequency", "unknown frequency 'YEARLY'"),
+        ("timeConfig", "timeConfig must be an object"),
+    ]
+
+
+def test_a_gathered_error_survives_pickling() -> None:
+    # Errors cross process boundaries (worker pools, multiprocessing) by pickle.
+    with pytest.raises(ScheduleError) as caught:
+        validate_preset("WEEKLY", {"timezone": "Mars/Base"})
+    copy = pickle.loads(pickle.dumps(caught.value))  # noqa: S301 - the bytes just written here
+    assert _problems(copy) == _problems(caught.value)
+    assert copy.message == caught.value.message
+    assert len(copy.problems) == 4
+
+
+def test_joined_flattens_and_keeps_a_shared_field() -> None:
+    first = ScheduleError("minute 61 out of range 0-59", "schedule")
+    second = ScheduleError("hour 25 out of range 0-23", "schedule")
+    zone = ScheduleError("unknown time zone 'Mars/Base'", "timezone")
+    both = ScheduleError.joined([first, second])
+    assert both.field == "schedule"
+    assert ScheduleError.joined([first]) is first
+    everything = ScheduleError.joined([both, zone])
+    assert everything.problems == (first, second, zone)
+    assert everything.field is None

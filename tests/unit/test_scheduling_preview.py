@@ -109,3 +109,51 @@ def test_cli_needs_a_schedule() -> None:
     code, output = cli("--after", "2025-01-01T00:00Z")
     assert code == 2
     assert "give a cron expression or --frequency" in output
+
+
+def test_preview_reports_the_schedule_zone_and_count_together() -> None:
+    after = datetime(2025, 3, 8, tzinfo=UTC)
+    with pytest.raises(ScheduleError) as caught:
+        preview_runs("* * * * 9", "Mars/Base", after, 0)
+    assert [p.field for p in caught.value.problems] == ["day-of-week", "timezone", "count"]
+    with pytest.raises(ScheduleError) as preset:
+        preview_preset_runs("WEEKLY", {"hour": 24, "minute": 0}, after, 0)
+    assert [p.message for p in preset.value.problems] == [
+        "hour 24 out of range 0-23",
+        "dayOfWeek required for WEEKLY",
+        "count 0 out of range 1-1000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (
+            ("--frequency", "WEEKLY", "--tz", "Mars/Base"),
+            [
+                "error: --hour: hour required for WEEKLY",
+                "error: --day-of-week: dayOfWeek required for WEEKLY",
+                "error: --tz: unknown time zone 'Mars/Base'",
+            ],
+        ),
+        (
+            ("--frequency", "MONTHLY", "--hour", "9", "--day-of-month", "32", "--count", "0"),
+            [
+                "error: --day-of-month: dayOfMonth 32 out of range 1-31",
+                "error: --count: count 0 out of range 1-1000",
+            ],
+        ),
+        (
+            ("61 25 * * *", "--tz", "Mars/Base"),
+            [
+                "error: EXPRESSION: minute 61 out of range 0-59",
+                "error: EXPRESSION: hour 25 out of range 0-23",
+                "error: --tz: unknown time zone 'Mars/Base'",
+            ],
+        ),
+    ],
+)
+def test_cli_prints_every_problem_on_its_own_line(args: tuple[str, ...], lines: list[str]) -> None:
+    code, output = cli(*args)
+    assert code == 2
+    assert output.splitlines() == lines

@@ -22,11 +22,13 @@ class ApiError(Exception):
         self.errors = errors
 
     def field_errors(self) -> dict[str, str]:
-        """Map each field the API named to its message (the first one when repeated)."""
-        fields: dict[str, str] = {}
+        """Map each field the API named to its message; a field named twice gets both, joined."""
+        fields: dict[str, list[str]] = {}
         for error in self.errors:
-            fields.setdefault(error.get("field", "body"), error.get("message", "invalid"))
-        return fields
+            fields.setdefault(error.get("field", "body"), []).append(
+                error.get("message", "invalid")
+            )
+        return {field: "; ".join(messages) for field, messages in fields.items()}
 
 
 class ApiClient:

@@ -25,7 +25,7 @@ from services.api.pagination import (
 from services.api.problems import Problem, invalid
 from services.api.quotas import ensure_room, ensure_trigger_budget
 from services.api.records import job_of, project_of
-from services.api.requests import CreateJob, JobType, ToggleJob, TriggerJob, UpdateJob
+from services.api.requests import CreateJob, ToggleJob, TriggerJob, UpdateJob
 from services.api.schedules import resolve_schedule
 from services.api.triggers import (
     find_by_idempotency_key,
@@ -59,8 +59,6 @@ POLICY_FIELDS = (
 async def create_schedule(
     body: CreateJob, user: UserDep, session: SessionDep, state: StateDep
 ) -> dict[str, Any]:
-    if body.type != JobType.GENERATE_CONTENT:
-        raise invalid("type", f"{body.type} is not available yet; use GENERATE_CONTENT")
     project = await project_of(session, user.id, body.project_id)
     await ensure_room(
         session,

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query
 
 from services.api.auth import UserDep
 from services.api.deps import SessionDep
-from services.api.problems import invalid
+from services.api.problems import invalid_fields
 from services.api.records import job_of
 from services.api.requests import PreviewSchedule
-from services.api.schedules import field_of, resolve_schedule
+from services.api.schedules import refusals_of, resolve_schedule
 from shared.scheduling import ScheduleError, preview_preset_runs, preview_runs
 
 router = APIRouter(prefix="/api/cron", tags=["schedules"])
@@ -40,7 +40,7 @@ def _preview(
         else:
             rows = preview_preset_runs(frequency, time_config, now, count)
     except ScheduleError as exc:
-        raise invalid(field_of(exc, frequency), exc.message) from None
+        raise invalid_fields(refusals_of(exc, frequency)) from None
     viewer = ZoneInfo(user_timezone)
     runs = [
         {
