@@ -50,6 +50,7 @@ from shared.events import (
 )
 from shared.finished import finished_event
 from shared.ids import new_id
+from shared.run_log import RunLine, ended_line, log_runs
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,24 @@ async def apply_events(
         metrics.execution_finished(
             finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
         )
+    log_runs(log, "runs ended", [_ended(finish) for finish in finished])
+
+
+def _ended(finish: Finish) -> RunLine:
+    row = finish.row
+    return ended_line(
+        finish.status,
+        execution_id=row["id"],
+        job_id=row["job_id"],
+        job_name=finish.run.job_name,
+        trigger=row["trigger"],
+        scheduled_for=row["scheduled_for"],
+        duration_ms=row["duration"],
+        items_processed=row["items_processed"],
+        items_success=row["items_success"],
+        items_failed=row["items_failed"],
+        reason=row["error_message"],
+    )
 
 
 async def _apply_pipeline(

@@ -37,6 +37,7 @@ from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, next_run_after, previous_slot
 from shared.events import Event, ExecutionStatus, Trigger
 from shared.ids import new_id
+from shared.run_log import RunLine, ended_line, fired_line, log_runs
 from shared.scheduling import ScheduleError
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,8 @@ class BatchResult:
     claimed: int
     fired: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    # What an operator reads about each run written, logged once the batch committed.
+    runs: tuple[RunLine, ...] = ()
 
 
 def live_jobs() -> list[Any]:
@@ -127,6 +130,7 @@ async def fire_due(
     async with sessions() as session, session.begin():
         result = await _fire(session, now=now, batch=batch, grace=grace, public_url=public_url)
     _count(result, started)
+    log_runs(log, "runs fired", result.runs)
     return result
 
 
@@ -151,6 +155,7 @@ async def fire_ahead(
     started = time.perf_counter()
     claimed = fired = 0
     outcomes: Counter[str] = Counter()
+    runs: list[RunLine] = []
     held: list[AsyncSession] = []
     try:
         while claimed < most:
@@ -161,6 +166,7 @@ async def fire_ahead(
             result = await _fire(session, now=at, batch=size, grace=grace, public_url=public_url)
             claimed, fired = claimed + result.claimed, fired + result.fired
             outcomes.update(result.outcomes)
+            runs.extend(result.runs)
             if result.claimed < size:
                 break
         wait = (at - clock()).total_seconds()
@@ -179,8 +185,9 @@ async def fire_ahead(
         # jobs are still due and are fired as usual.
         for session in held:
             await session.close()
-    result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes))
+    result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes), runs=tuple(runs))
     _count(result, started)
+    log_runs(log, "runs fired", result.runs)
     return result
 
 
@@ -236,12 +243,15 @@ async def _fire(
             disabled.append({"b_id": row.id, "b_reason": f"invalid schedule: {exc.message}"})
             work.outcomes["disabled"] += 1
     inserted = await _insert_executions(session, work.rows)
+    names = {row.id: row.name for row in claimed}
     events: list[Event] = []
+    runs: list[RunLine] = []
     for values in work.rows:
         execution_id = values["id"]
         if execution_id not in inserted:
             log.info("slot already fired elsewhere", job_id=values["job_id"])
             continue
+        runs.append(_run_line(work, values, names[values["job_id"]]))
         if execution_id in work.dispatch:
             job, project = work.dispatch[execution_id]
             events.append(job_due_event(job, project, _transient(values), now=now))
@@ -254,7 +264,35 @@ async def _fire(
             )
     await _advance(session, claimed, disabled)
     await outbox.enqueue(session, *events)
-    return BatchResult(claimed=len(claimed), fired=len(work.dispatch), outcomes=dict(work.outcomes))
+    return BatchResult(
+        claimed=len(claimed),
+        fired=len(work.dispatch),
+        outcomes=dict(work.outcomes),
+        runs=tuple(runs),
+    )
+
+
+def _run_line(work: _Batch, values: dict[str, Any], job_name: str) -> RunLine:
+    common = {
+        "execution_id": values["id"],
+        "job_id": values["job_id"],
+        "job_name": job_name,
+        "trigger": values["trigger"],
+        "scheduled_for": values["scheduled_for"],
+    }
+    if values["status"] == ExecutionStatus.PENDING:
+        event = "run fired" if values["id"] in work.dispatch else "run buffered"
+        return fired_line(event, **common)
+    return ended_line(
+        values["status"],
+        duration_ms=None,
+        items_processed=0,
+        items_success=0,
+        items_failed=0,
+        reason=values["error_message"],
+        missed_count=values["missed_count"],
+        **common,
+    )
 
 
 _JOB_TABLE = cast(Table, CronJob.__table__)
