@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+# Each kind of alert a project may ask for (`notificationEvents`), and what sends it: shown
+# next to its checkbox in the console and listed in docs/architecture.md.
+EVENT_KINDS = {
+    "job_success": "A run completed and every post was generated (also sends recoveries).",
+    "job_partial": "A run completed, but some platforms' posts failed after their retries.",
+    "job_failure": "A run failed or timed out, once the job has failed failureThreshold "
+    "times in a row.",
+    "job_recovered": "A run completed after the job's previous run failed or timed out.",
+    "job_skipped": "A scheduled run was skipped: the previous one had not finished "
+    "(overlap policy SKIP).",
+    "job_missed": "Scheduled runs passed while the scheduler was away, too long ago to catch up.",
+}
 DEFAULT_EVENTS = ["job_success", "job_failure", "job_partial"]
 WEBHOOK_FIELDS = ("slackWebhookUrl", "discordWebhookUrl")
 # Of `recipients`, the addresses that may be mailed: the account's own, and those that

@@ -24,22 +24,21 @@ from typing import Any, cast
 
 import structlog
 from prometheus_client import Histogram
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from services.api import inbox, query_count, transitions
+from services.api.alerts import store_alerts
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
 from shared.db.engine import is_disconnect
 from shared.db.schema import (
     Content,
     CronJob,
-    Delivery,
     Execution,
     ExecutionStep,
     JobStatistics,
-    Notification,
     Project,
 )
 from shared.events import (
@@ -49,11 +48,10 @@ from shared.events import (
     NotificationDelivery,
 )
 from shared.finished import finished_event
-from shared.ids import new_id
+from shared.run_log import RunLine, ended_line, log_runs
 
 log = structlog.get_logger(__name__)
 
-KEEP_NOTIFICATIONS = 50
 # Events per transaction at most: enough to take whatever the consumer's prefetch delivered.
 MAX_BATCH = 256
 
@@ -68,8 +66,6 @@ _STEPS = cast(Table, ExecutionStep.__table__)
 _CONTENTS = cast(Table, Content.__table__)
 _STATISTICS = cast(Table, JobStatistics.__table__)
 _PROJECTS = cast(Table, Project.__table__)
-_NOTIFICATIONS = cast(Table, Notification.__table__)
-_DELIVERIES = cast(Table, Delivery.__table__)
 
 # What the state machine may change on an execution; the batch writes them all back.
 _CHANGEABLE = (
@@ -149,11 +145,29 @@ async def apply_events(
                 finished = await _apply_pipeline(
                     session, connection, dialect, pipeline, tally, public_url=public_url
                 )
-        await _store_alerts(connection, fresh)
+        await store_alerts(connection, dialect, fresh)
     for finish in finished:
         metrics.execution_finished(
             finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
         )
+    log_runs(log, "runs ended", [_ended(finish) for finish in finished])
+
+
+def _ended(finish: Finish) -> RunLine:
+    row = finish.row
+    return ended_line(
+        finish.status,
+        execution_id=row["id"],
+        job_id=row["job_id"],
+        job_name=finish.run.job_name,
+        trigger=row["trigger"],
+        scheduled_for=row["scheduled_for"],
+        duration_ms=row["duration"],
+        items_processed=row["items_processed"],
+        items_success=row["items_success"],
+        items_failed=row["items_failed"],
+        reason=row["error_message"],
+    )
 
 
 async def _apply_pipeline(
@@ -338,70 +352,6 @@ def _finished_event(
         public_url=public_url,
         posts=finish.posts,
     )
-
-
-async def _store_alerts(connection: AsyncConnection, events: list[Event]) -> None:
-    """Store in-app alerts (the newest 50 per user are kept) and delivery records."""
-    alerts = [event for event in events if isinstance(event, NotificationCreated)]
-    deliveries = [event for event in events if isinstance(event, NotificationDelivery)]
-    if alerts:
-        await connection.execute(
-            _NOTIFICATIONS.insert(),
-            [
-                {
-                    "id": new_id("ntf"),
-                    "user_id": event.user_id,
-                    "execution_id": event.execution_id,
-                    "kind": event.kind,
-                    "title": event.title,
-                    "body": event.body,
-                    "link": event.link,
-                    "read_at": None,
-                    "created_at": event.occurred_at,
-                }
-                for event in alerts
-            ],
-        )
-        ranked = (
-            select(
-                _NOTIFICATIONS.c.id,
-                func.row_number()
-                .over(
-                    partition_by=_NOTIFICATIONS.c.user_id,
-                    order_by=(_NOTIFICATIONS.c.created_at.desc(), _NOTIFICATIONS.c.id.desc()),
-                )
-                .label("rank"),
-            )
-            .where(_NOTIFICATIONS.c.user_id.in_(sorted({event.user_id for event in alerts})))
-            .subquery()
-        )
-        await connection.execute(
-            delete(_NOTIFICATIONS).where(
-                _NOTIFICATIONS.c.id.in_(
-                    select(ranked.c.id).where(ranked.c.rank > KEEP_NOTIFICATIONS)
-                )
-            )
-        )
-    if deliveries:
-        await connection.execute(
-            _DELIVERIES.insert(),
-            [
-                {
-                    "id": new_id("dlv"),
-                    "user_id": event.user_id,
-                    "execution_id": event.execution_id,
-                    "notification_id": None,
-                    "kind": event.kind,
-                    "channel": event.channel,
-                    "recipient": event.recipient,
-                    "outcome": event.outcome,
-                    "attempts": event.attempts,
-                    "error": event.error,
-                    "created_at": event.occurred_at,
-                }
-                for event in deliveries
-            ],
-        )
 
 
 class EventBatcher:

@@ -24,6 +24,7 @@ from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Project
 from shared.events import Event, ExecutionCancelled, ExecutionStatus, PostExcerpt
 from shared.finished import finished_event
 from shared.ids import derived_event_id
+from shared.run_log import RunLine, ended_line, log_runs
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +45,11 @@ async def finish(
     public_url: str,
     error: str | None = None,
     stack: str | None = None,
-) -> None:
-    """End an execution: terminal status, counters, and `execution.finished` in the outbox."""
+) -> RunLine:
+    """End an execution: terminal status, counters, and `execution.finished` in the outbox.
+
+    Return the line an operator reads about it, for the caller to log once committed.
+    """
     execution.status = status
     execution.completed_at = now
     metrics.execution_finished(status, execution.trigger, execution.started_at, now)
@@ -97,13 +101,26 @@ async def finish(
         attempt=execution.attempt,
         detail=error,
     )
+    return ended_line(
+        status,
+        execution_id=execution.id,
+        job_id=execution.job_id,
+        job_name=job.name,
+        trigger=execution.trigger,
+        scheduled_for=execution.scheduled_for,
+        duration_ms=execution.duration,
+        items_processed=execution.items_processed,
+        items_success=execution.items_success,
+        items_failed=execution.items_failed,
+        reason=error,
+    )
 
 
 async def cancel(
     session: AsyncSession, execution: Execution, *, now: datetime, public_url: str, by: str
 ) -> None:
     """Cancel an open execution: finish it CANCELLED and tell every worker to stop."""
-    await finish(
+    line = await finish(
         session,
         execution,
         ExecutionStatus.CANCELLED,
@@ -122,6 +139,8 @@ async def cancel(
             attempt=execution.attempt,
         ),
     )
+    # Logged here, just before the caller commits (the request answers once it has).
+    log_runs(log, "runs ended", [line])
 
 
 async def sweep_timeouts(
@@ -137,6 +156,7 @@ async def sweep_timeouts(
     Rows are claimed with `SKIP LOCKED`, so several api replicas share the sweep, and a row
     an event is being applied to is left for the next pass.
     """
+    ended: list[RunLine] = []
     async with sessions() as session, session.begin():
         rows = (
             await session.scalars(
@@ -152,7 +172,7 @@ async def sweep_timeouts(
         ).all()
         for execution in rows:
             limit = (execution.deadline or now).isoformat()
-            await finish(
+            line = await finish(
                 session,
                 execution,
                 ExecutionStatus.TIMEOUT,
@@ -160,7 +180,9 @@ async def sweep_timeouts(
                 public_url=public_url,
                 error=f"timed out: deadline {limit} passed",
             )
-        return len(rows)
+            ended.append(line)
+    log_runs(log, "runs ended", ended)
+    return len(ended)
 
 
 def _milliseconds(elapsed: timedelta) -> int:

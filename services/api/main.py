@@ -281,8 +281,7 @@ async def _run_sweeper(state: AppState, stop: asyncio.Event) -> None:
             swept = await sweep_timeouts(
                 state.sessions, now=datetime.now(UTC), grace=grace, public_url=settings.public_url
             )
-            if swept:
-                log.info("executions timed out", count=swept)
+            if swept:  # each run is logged by the sweep
                 continue
         except Exception as exc:
             log_failed_pass(log, "timeout sweep failed; will retry", exc)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,9 @@ from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, window_start_for
 from shared.events import ExecutionStatus, Trigger
 from shared.ids import new_id
+from shared.run_log import fired_line, log_runs
+
+log = structlog.get_logger(__name__)
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -82,3 +86,21 @@ async def trigger_manually(
     session.add(execution)
     await outbox.enqueue(session, event)
     return execution
+
+
+def log_fired(execution: Execution, job: CronJob) -> None:
+    """Log a manual run once its transaction committed (a replayed request fired nothing)."""
+    log_runs(
+        log,
+        "runs fired",
+        [
+            fired_line(
+                "run fired",
+                execution_id=execution.id,
+                job_id=job.id,
+                job_name=job.name,
+                trigger=execution.trigger,
+                scheduled_for=execution.scheduled_for,
+            )
+        ],
+    )

@@ -191,7 +191,13 @@ def notification_view(notification: Notification) -> dict[str, Any]:
         "body": notification.body,
         "link": notification.link,
         "executionId": notification.execution_id,
+        "jobId": notification.job_id,
         "readAt": iso(notification.read_at),
         "read": notification.read_at is not None,
+        # `createdAt` is the latest run's time (the list's order); a collapsed alert
+        # reports `count` runs, from `firstAt` to `lastAt`.
         "createdAt": iso(notification.created_at),
+        "count": notification.count,
+        "firstAt": iso(notification.first_at),
+        "lastAt": iso(notification.created_at),
     }

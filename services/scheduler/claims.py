@@ -26,7 +26,8 @@ from services.scheduler import records, store
 from services.scheduler.planning import Batch, inserted_run, plan_job
 from shared import metrics, outbox
 from shared.dispatch import job_due_event
-from shared.events import Event
+from shared.events import Event, ExecutionStatus
+from shared.run_log import RunLine, ended_line, fired_line, log_runs
 from shared.scheduling import ScheduleError
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,8 @@ class BatchResult:
     claimed: int
     fired: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    # What an operator reads about each run written, logged once the batch committed.
+    runs: tuple[RunLine, ...] = ()
 
 
 async def fire_due(
@@ -56,6 +59,7 @@ async def fire_due(
     async with sessions() as session, session.begin():
         result = await _fire(session, now=now, batch=batch, grace=grace, public_url=public_url)
     _count(result, started)
+    log_runs(log, "runs fired", result.runs)
     return result
 
 
@@ -80,6 +84,7 @@ async def fire_ahead(
     started = time.perf_counter()
     claimed = fired = 0
     outcomes: Counter[str] = Counter()
+    runs: list[RunLine] = []
     held: list[AsyncSession] = []
     try:
         while claimed < most:
@@ -90,6 +95,7 @@ async def fire_ahead(
             result = await _fire(session, now=at, batch=size, grace=grace, public_url=public_url)
             claimed, fired = claimed + result.claimed, fired + result.fired
             outcomes.update(result.outcomes)
+            runs.extend(result.runs)
             if result.claimed < size:
                 break
         wait = (at - clock()).total_seconds()
@@ -108,8 +114,9 @@ async def fire_ahead(
         # jobs are still due and are fired as usual.
         for session in held:
             await session.close()
-    result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes))
+    result = BatchResult(claimed=claimed, fired=fired, outcomes=dict(outcomes), runs=tuple(runs))
     _count(result, started)
+    log_runs(log, "runs fired", result.runs)
     return result
 
 
@@ -147,12 +154,15 @@ async def _fire(
             disabled.append({"b_id": job.id, "b_reason": f"invalid schedule: {exc.message}"})
             work.outcomes["disabled"] += 1
     inserted = await store.insert_executions(session, work.rows)
+    names = {job.id: job.name for job in claimed}
     events: list[Event] = []
+    runs: list[RunLine] = []
     for values in work.rows:
         execution_id = values["id"]
         if execution_id not in inserted:
             log.info("slot already fired elsewhere", job_id=values["job_id"])
             continue
+        runs.append(_run_line(work, values, names[values["job_id"]]))
         if execution_id in work.dispatch:
             job, project = work.dispatch[execution_id]
             events.append(job_due_event(job, project, inserted_run(values), now=now))
@@ -165,4 +175,32 @@ async def _fire(
             )
     await store.advance(session, claimed, disabled)
     await outbox.enqueue(session, *events)
-    return BatchResult(claimed=len(claimed), fired=len(work.dispatch), outcomes=dict(work.outcomes))
+    return BatchResult(
+        claimed=len(claimed),
+        fired=len(work.dispatch),
+        outcomes=dict(work.outcomes),
+        runs=tuple(runs),
+    )
+
+
+def _run_line(work: Batch, values: dict[str, Any], job_name: str) -> RunLine:
+    common = {
+        "execution_id": values["id"],
+        "job_id": values["job_id"],
+        "job_name": job_name,
+        "trigger": values["trigger"],
+        "scheduled_for": values["scheduled_for"],
+    }
+    if values["status"] == ExecutionStatus.PENDING:
+        event = "run fired" if values["id"] in work.dispatch else "run buffered"
+        return fired_line(event, **common)
+    return ended_line(
+        values["status"],
+        duration_ms=None,
+        items_processed=0,
+        items_success=0,
+        items_failed=0,
+        reason=values["error_message"],
+        missed_count=values["missed_count"],
+        **common,
+    )

@@ -14,6 +14,7 @@ from shared.dispatch import Run, ScheduledJob, job_due_event
 from shared.events import Event, ExecutionFinished, ExecutionStatus
 from shared.finished import finished_event as build_finished_event
 from shared.ids import derived_event_id
+from shared.run_log import RunLine, fired_line, log_runs
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,7 @@ async def release_buffered(
     """Dispatch BUFFER_ONE executions whose job has no other unfinished run; return how many."""
     released = 0
     events: list[Event] = []
+    runs: list[RunLine] = []
     async with sessions() as session, session.begin():
         waiting = (
             await session.execute(
@@ -94,7 +96,18 @@ async def release_buffered(
             events.append(event)
             job.buffered_execution_id = None
             released += 1
+            runs.append(
+                fired_line(
+                    "buffered run fired",
+                    execution_id=execution.id,
+                    job_id=job.id,
+                    job_name=job.name,
+                    trigger=execution.trigger,
+                    scheduled_for=execution.scheduled_for,
+                )
+            )
         await outbox.enqueue(session, *events)
+    log_runs(log, "buffered runs fired", runs)
     if released:
         metrics.SCHEDULER_FIRES.labels(outcome="released").inc(released)
     return released

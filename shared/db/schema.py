@@ -305,15 +305,33 @@ class Notification(Base):
     __tablename__ = "notifications"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The latest run it reports: an unread alert of a job and kind takes in the next ones.
     execution_id: Mapped[str | None] = mapped_column(String(40))
+    job_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(1000))
     read_at: Mapped[datetime | None]
+    # How many runs it reports, the first one's time; `created_at` is the latest one's.
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_notifications_user_created", "user_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_user_created", "user_id", "created_at", "id"),
+        # One unread alert per user, job and kind: what collapses repeats, and what keeps
+        # two alerts stored at once from both starting one (see services.api.batch).
+        Index(
+            "uq_notifications_unread_job_kind",
+            "user_id",
+            "job_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("read_at IS NULL AND job_id IS NOT NULL"),
+            sqlite_where=text("read_at IS NULL AND job_id IS NOT NULL"),
+        ),
+    )
 
 
 class Delivery(Base):

@@ -209,7 +209,7 @@ async def test_in_app_alerts_keep_the_newest_fifty_per_user(
             sessions,
             NotificationCreated(
                 execution_id=f"exec_{n}",
-                job_id="j",
+                job_id=f"job_{n}",  # one job's unread alerts would collapse into one
                 project_id="p",
                 user_id=user_id,
                 kind="job_success",

@@ -156,3 +156,47 @@ def test_only_the_owners_own_listed_address_starts_confirmed(empty_database_url:
     assert stored["p1"]["recipients"] == ["Ada@Example.test", "stranger@example.test"]
     assert stored["p1"]["failureThreshold"] == 2
     assert stored["p2"]["confirmedRecipients"] == []
+
+
+def test_stored_alerts_count_once_and_only_new_ones_collapse(empty_database_url: str) -> None:
+    upgrade(empty_database_url, "0007")
+    at = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    insert_alert = (
+        "INSERT INTO notifications (id, user_id, execution_id, kind, title, body, created_at)"
+        " VALUES (:id, 'u1', :execution, 'job_success', 't', 'b', :t)"
+    )
+    asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "INSERT INTO users (id, email, name, timezone, created_at)"
+                    " VALUES ('u1', 'ada@example.test', 'A', 'UTC', :t)",
+                    {"t": at},
+                ),
+                # Two unread alerts of one job's runs, stored before alerts collapsed.
+                (insert_alert, {"id": "n1", "execution": "e1", "t": at}),
+                (insert_alert, {"id": "n2", "execution": "e2", "t": at}),
+            ],
+        )
+    )
+
+    upgrade(empty_database_url)
+
+    rows = asyncio.run(
+        _run(
+            empty_database_url,
+            [("SELECT id, job_id, count, first_at FROM notifications ORDER BY id", {})],
+        )
+    )
+    assert [(row[0], row[1], row[2]) for row in rows] == [("n1", None, 1), ("n2", None, 1)]
+    assert all(row[3] is not None for row in rows)
+    # From now on, a second unread alert of one job and kind cannot be inserted beside one.
+    new_alert = (
+        "INSERT INTO notifications (id, user_id, execution_id, job_id, kind, title, body,"
+        " count, first_at, created_at)"
+        " VALUES (:id, 'u1', :id, 'j1', 'job_success', 't', 'b', 1, :t, :t)"
+    )
+    asyncio.run(_run(empty_database_url, [(new_alert, {"id": "n3", "t": at})]))
+    with pytest.raises(sa.exc.IntegrityError):
+        asyncio.run(_run(empty_database_url, [(new_alert, {"id": "n4", "t": at})]))

@@ -153,7 +153,8 @@ def test_stopped_mid_execution_it_completes_the_execution_once_after_a_restart(
         timeline = [(step["step"], step["kind"]) for step in detail["steps"]]
         assert timeline.count(("generate", "completed")) == 1, timeline
         assert timeline.count(("execution", "completed")) == 1, timeline
-        assert len(alerts_for(service, token, execution_id)) == 1
+        [alert] = alerts_for(service, token, execution_id)
+        assert alert["count"] == 1  # a redelivered notification.created counts nothing
         statistics = get(service, token, f"/api/cron/schedules/{daily['id']}/statistics")
         assert statistics["data"]["totalSuccess"] == 1
     finally:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from services.api.requests import NotificationSettingsBody
 from services.notifier.alerts import TITLES, alert_kind, describe, wanted
 from shared.events import ExecutionFinished, ExecutionStatus, NotificationSettings, Trigger
-from shared.notification_settings import DEFAULT_EVENTS
+from shared.notification_settings import DEFAULT_EVENTS, EVENT_KINDS
 
 S = ExecutionStatus
 
@@ -172,3 +173,11 @@ def test_a_missed_description_counts_the_missed_runs() -> None:
 
     assert title == "daily digest missed runs"
     assert body.endswith("4 runs were missed.")
+
+
+def test_every_alert_kind_is_explained_titled_and_accepted_by_the_api() -> None:
+    listed = NotificationSettingsBody.model_fields["notification_events"].annotation
+    (kind,) = get_args(listed)  # list[Literal[...]]
+    assert set(EVENT_KINDS) == set(TITLES) == set(get_args(kind))
+    assert set(DEFAULT_EVENTS) <= set(EVENT_KINDS)
+    assert all(meaning.endswith(".") and len(meaning) < 100 for meaning in EVENT_KINDS.values())

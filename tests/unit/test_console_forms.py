@@ -94,10 +94,21 @@ def test_a_saved_job_fills_the_form_it_would_be_posted_from() -> None:
     }
 
 
-def test_a_project_keeps_every_platform_ticked() -> None:
-    form = _form(name="demo", localRepoPath="demo", platforms=["x", "blog", " "])
+def test_a_project_keeps_every_platform_and_alert_ticked() -> None:
+    form = _form(
+        name="demo",
+        localRepoPath="demo",
+        platforms=["x", "blog", " "],
+        notificationEvents=["job_failure", "job_skipped"],
+    )
     assert project_body(form) == {
         "name": "demo",
         "platforms": ["x", "blog"],
+        "notificationSettings": {"notificationEvents": ["job_failure", "job_skipped"]},
         "localRepoPath": "demo",
     }
+
+
+def test_a_project_with_no_alert_ticked_asks_for_none() -> None:
+    body = project_body(_form(name="demo", localRepoPath="demo", platforms=["x"]))
+    assert body["notificationSettings"] == {"notificationEvents": []}

@@ -6,10 +6,17 @@ messages, tenancy (another user's ids answer 404) and the JSON shapes the pages 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+import structlog
 from starlette.types import ASGIApp
+
+log = structlog.get_logger(__name__)
+
+# A name that resolves nowhere: the calls never leave the process (ASGITransport).
+CONSOLE_HOST = "console.internal"
 
 
 class ApiError(Exception):
@@ -31,13 +38,35 @@ class ApiError(Exception):
         return {field: "; ".join(messages) for field, messages in fields.items()}
 
 
+class ConsoleRequestsFilter(logging.Filter):
+    """Drop httpx's `HTTP Request` lines for the console's own in-process calls.
+
+    A page makes about ten of them; at INFO they would drown the lines an operator reads.
+    `ApiClient` logs each at DEBUG instead. httpx has one logger for every client, so this
+    filter (rather than a level) tells them apart: the services' real outbound calls (GitHub,
+    AI providers, Resend) keep whatever level the process gives httpx.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            isinstance(arg, httpx.URL) and arg.host == CONSOLE_HOST
+            for arg in (record.args if isinstance(record.args, tuple) else ())
+        )
+
+
+_HTTPX_LOG = logging.getLogger("httpx")
+_CONSOLE_REQUESTS = ConsoleRequestsFilter()
+
+
 class ApiClient:
     """One signed-in user's calls to the API app, without leaving the process."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
+        if _CONSOLE_REQUESTS not in _HTTPX_LOG.filters:
+            _HTTPX_LOG.addFilter(_CONSOLE_REQUESTS)
         self._client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
-            base_url="http://console.internal",
+            base_url=f"http://{CONSOLE_HOST}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
@@ -62,6 +91,7 @@ class ApiClient:
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._client.request(method, path, **kwargs)
+        log.debug("console api call", method=method, path=path, status=response.status_code)
         try:
             body = response.json()
         except ValueError:

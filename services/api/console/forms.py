@@ -131,7 +131,11 @@ NEW_JOB_VALUES = {
 
 def project_body(form: Form) -> dict[str, Any]:
     """Build the body of `POST /api/projects`: a local repository or a GitHub one."""
-    body: dict[str, Any] = {"name": form.get("name"), "platforms": form.all("platforms")}
+    body: dict[str, Any] = {
+        "name": form.get("name"),
+        "platforms": form.all("platforms"),
+        "notificationSettings": {"notificationEvents": form.all("notificationEvents")},
+    }
     for name in ("localRepoPath", "githubRepoOwner", "githubRepoName"):
         if text := form.get(name):
             body[name] = text

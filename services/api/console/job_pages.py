@@ -20,6 +20,7 @@ from services.api.console.rendering import (
     see_other,
     templates,
 )
+from shared.notification_settings import DEFAULT_EVENTS
 
 router = APIRouter()
 
@@ -46,7 +47,10 @@ async def jobs_page(request: Request) -> Response:
 @router.get("/projects/new")
 async def new_project_page(request: Request) -> Response:
     async with api_for(request) as api:
-        values = {"platforms": ["x", "linkedin", "blog"]}
+        values = {
+            "platforms": ["x", "linkedin", "blog"],
+            "notificationEvents": list(DEFAULT_EVENTS),
+        }
         return await render(request, api, "project_form.html", values=values, errors={})
 
 
@@ -61,7 +65,11 @@ async def create_project(request: Request) -> Response:
         except ApiError as exc:
             if exc.status != 422:
                 raise
-            values: dict[str, Any] = {**form.values(), "platforms": form.all("platforms")}
+            values: dict[str, Any] = {
+                **form.values(),
+                "platforms": form.all("platforms"),
+                "notificationEvents": form.all("notificationEvents"),
+            }
             return await render(
                 request, api, "project_form.html", 422, values=values, errors=exc.field_errors()
             )

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 from services.api.console import credentials, wording
 from services.api.console.client import ApiClient, ApiError
 from services.api.console.forms import Form
+from shared.notification_settings import EVENT_KINDS
 from shared.platforms import PLATFORMS
 
 HERE = Path(__file__).parent
@@ -37,6 +38,7 @@ templates.env.globals["notices"] = {
     "all-read": "All alerts marked read.",
 }
 templates.env.globals["platforms"] = PLATFORMS
+templates.env.globals["alert_kinds"] = EVENT_KINDS
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "SKIPPED", "MISSED"}
 

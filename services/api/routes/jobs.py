@@ -29,6 +29,7 @@ from services.api.requests import CreateJob, ToggleJob, TriggerJob, UpdateJob
 from services.api.schedules import resolve_schedule
 from services.api.triggers import (
     find_by_idempotency_key,
+    log_fired,
     open_execution_of,
     request_fingerprint,
     trigger_manually,
@@ -287,4 +288,5 @@ async def trigger(
             raise invalid("Idempotency-Key", "already used with a different request body") from None
         response.headers["Idempotent-Replayed"] = "true"
         return {"success": True, "data": execution_view(replayed)}
+    log_fired(execution, job)
     return {"success": True, "data": execution_view(execution)}
