@@ -128,6 +128,9 @@ def test_sign_in_create_a_job_run_it_read_the_post_and_see_the_bell(
     console.press("Run now")
     assert console.path.startswith("/console/executions/")
     execution_id = console.path.split("/")[3].split("?")[0]
+    # When it was due, in the job's zone (the viewer's, Paris, reads the same clock).
+    scheduled = console.find("dl.pairs").text.split("\n")[1]
+    assert re.fullmatch(r"\w{3} \d{4}-\d\d-\d\d \d\d:\d\d Europe/Berlin", scheduled), scheduled
     console.screenshot("triggered")
     console.wait_for_text("#execution-status", "COMPLETED", timeout=90)
     execution = api.get(f"/api/cron/executions/{execution_id}").json()["data"]
