@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from services.demo import demo_repository, repos_root, seed_demo
+from services.demo import Demo, banner_lines, demo_repository, repos_root, seed_demo
 from services.standalone.main import run_standalone
 from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.migrate import upgrade
@@ -89,10 +89,19 @@ def _redis(settings: Settings) -> tuple[str, str]:
     return url, f"shared through Redis at {host}:{port}"
 
 
-async def _seed(settings: Settings, repository: Path) -> str:
+# Beside the standalone mode's files, but its own: the two modes keep different databases.
+DEMO_TOKEN_FILE = "distributed.demo-token"  # noqa: S105 - a file name, not a secret
+
+
+async def _seed(settings: Settings, repository: Path, token_file: Path) -> Demo:
     engine = create_engine(settings.database_url)
     try:
-        return await seed_demo(session_factory(engine), repository, issued_by="make run")
+        return await seed_demo(
+            session_factory(engine),
+            repository,
+            token_file=token_file,
+            issued_by="make run",
+        )
     finally:
         await engine.dispose()
 
@@ -115,7 +124,8 @@ def run_all(settings: Settings) -> int:
     checkout = Path.cwd().resolve()
     upgrade(settings.database_url)
     repository = demo_repository(checkout, Path(settings.data_dir).resolve(), now=datetime.now(UTC))
-    token = asyncio.run(_seed(settings, repository))
+    token_file = Path(settings.data_dir).resolve() / DEMO_TOKEN_FILE
+    demo = asyncio.run(_seed(settings, repository, token_file))
     env = {
         **os.environ,
         "HERALD_LOCAL_REPOS_ROOT": os.environ.get(
@@ -136,9 +146,9 @@ def run_all(settings: Settings) -> int:
         f"  Metrics:    {base}/metrics (workers on ports 9101-9104)\n"
         "  RabbitMQ:   http://127.0.0.1:15672 (guest/guest) if the management plugin is on\n"
         f"  Budgets:    {redis_line}\n"
-        f"  Demo token: {token}\n\n"
-        f"  Try: curl -H 'Authorization: Bearer {token}' {base}/api/cron/schedules\n"
-        "Press Ctrl-C to stop.\n",
+        f"  Demo token: {demo.token} (kept in {token_file})\n\n"
+        + "\n".join(banner_lines(base, demo))
+        + "\nPress Ctrl-C to stop.\n",
         flush=True,
     )
     return _supervise(children)

@@ -156,10 +156,25 @@ def _previous_run(key: _Key, before: datetime) -> datetime | None:
     return _previous(frequency, schedule, _thawed(frozen), before)
 
 
+def interval_before(job: ScheduledJob, end: datetime) -> datetime | None:
+    """One schedule interval before `end`: as far back as the job's slots around `end` lie apart.
+
+    A scheduled first run opens at its previous slot, one interval back. A manual first run
+    falls between two slots; opening at the previous one would give it the sliver since then
+    (five minutes for a daily job run at 09:05), so it takes a whole interval too: a day for a
+    daily job, a week for a weekly one.
+    """
+    previous = previous_slot(job, end)
+    if previous is None:
+        return None
+    return end - (next_run_after(job, previous) - previous)
+
+
 async def window_start_for(
     session: AsyncSession, job: ScheduledJob, window_end: datetime
 ) -> datetime | None:
-    """Where the activity window opens: the last completed run's end, else the previous slot."""
+    """Where a manual run's activity window opens: the last completed run's end, else one
+    schedule interval before its end (`interval_before`)."""
     last_end = await session.scalar(
         select(Execution.window_end)
         .where(
@@ -172,7 +187,7 @@ async def window_start_for(
     )
     if last_end is not None:
         return last_end
-    return previous_slot(job, window_end)
+    return interval_before(job, window_end)
 
 
 def repository_of(project: Project) -> Repository:

@@ -37,6 +37,11 @@ class DataFiles:
     def url(self) -> str:
         return f"sqlite:///{self.database}"
 
+    @property
+    def demo_token(self) -> Path:
+        """Where the demo's token is kept for later starts to show (see `services.demo_token`)."""
+        return self.database.with_name(self.database.stem + ".demo-token")
+
 
 def data_files(settings: Settings) -> DataFiles:
     """The database (DATABASE_URL when it is a SQLite file, else under `data_dir`) and queues."""

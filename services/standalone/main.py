@@ -57,7 +57,7 @@ class Start:
 
     reason: str
     files: DataFiles
-    token: str
+    demo: demo.Demo
     redelivered: int
 
 
@@ -137,14 +137,16 @@ async def _serve(settings: Settings, files: DataFiles, repository: Path, *, reas
             if cleanup is not None:
                 cleanups.append(cleanup)
             log.info("service started", service=name)
-        token = await demo.seed_demo(sessions, repository, issued_by="standalone start")
+        seeded = await demo.seed_demo(
+            sessions, repository, token_file=files.demo_token, issued_by="standalone start"
+        )
         api = asyncio.create_task(serve_api(settings, bus=broker.client(), stop=stop))
         clock = offset_clock(settings.scheduler_clock_offset)
         scheduler = asyncio.create_task(
             run_loops(settings, sessions, SchedulerBus(broker, clock=clock), stop=stop, clock=clock)
         )
         if await _api_listening(settings, api):
-            _print_banner(settings, Start(reason, files, token, redelivered))
+            _print_banner(settings, Start(reason, files, seeded, redelivered))
         await asyncio.wait({api, asyncio.create_task(stop.wait())}, return_when="FIRST_COMPLETED")
         stop.set()
         await asyncio.gather(api, scheduler, return_exceptions=True)
@@ -175,6 +177,7 @@ async def _api_listening(settings: Settings, api: asyncio.Task[None], within: fl
 
 def _print_banner(settings: Settings, start: Start) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
+    token = start.demo.token
     lines = [
         "",
         "herald is running in standalone mode: all five services in this process, "
@@ -185,15 +188,12 @@ def _print_banner(settings: Settings, start: Start) -> None:
         f"  API docs:   {base}/docs",
         f"  Metrics:    {base}/metrics",
         f"  Data:       {start.files.database} (and {start.files.queues.name})",
-        f"  Demo token: {start.token}",
+        f"  Demo token: {token} (kept in {start.files.demo_token.name}, shown at every start)",
     ]
     if start.redelivered:
         lines.append(f"  Resuming:   {start.redelivered} message(s) left unfinished last time")
+    lines += ["", *demo.banner_lines(base, start.demo)]
     lines += [
-        "",
-        "  A demo job runs within a minute; then see its posts and the alert:",
-        f"  curl -H 'Authorization: Bearer {start.token}' {base}/api/cron/executions",
-        f"  curl -H 'Authorization: Bearer {start.token}' {base}/api/notifications",
         "Press Ctrl-C to stop (unfinished work resumes at the next start).",
         "",
     ]

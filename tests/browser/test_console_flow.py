@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -82,17 +84,39 @@ def test_sign_in_create_a_job_run_it_read_the_post_and_see_the_bell(
     console.screenshot("field-error")
 
     console.choose("frequency", "DAILY")
-    console.fill("timeConfig.timezone", "UTC")
+    console.fill("timeConfig.timezone", "Europe/Berlin")
     console.wait_for_text("#preview", "0 9 * * *")
+    # The preview: a column per zone, the job's first.
+    headings = [cell.text for cell in console.find_all("#preview thead th")]
+    assert headings == [
+        "Job's zone (Europe/Berlin)",
+        "Your zone (Europe/Paris)",
+        "UTC",
+        "Daylight saving",
+    ], headings
     assert console.unlabelled_inputs() == []
     console.press("Create job")
     console.wait_for_text(".notice", "Job created.")
     job_path = console.path.split("?")[0]
     assert re.fullmatch(r"/console/jobs/cron_\w+", job_path)
     summary = console.find("dl.pairs").text
-    assert "Every day at 09:00 (UTC) 0 9 * * *" in summary
-    # The next run in the user's zone (Paris: 10:00) and in UTC (09:00).
-    assert re.search(r"10:00 CET \(\w{3} \d{4}-\d\d-\d\d 09:00 UTC\)", summary), summary
+    assert "Every day at 09:00 (Europe/Berlin) 0 9 * * *" in summary
+    # The next run in the job's own zone; the viewer's (Paris) reads the same clock, so once.
+    job = api.get(f"/api/cron/schedules/{job_path.rsplit('/', 1)[1]}").json()["data"]
+    next_run = datetime.fromisoformat(job["nextRunAt"])
+    berlin = next_run.astimezone(ZoneInfo("Europe/Berlin"))
+    own = f"{berlin:%a %Y-%m-%d} 09:00 Europe/Berlin"
+    assert f"Next run\n{own}\n" in summary + "\n", summary
+    assert "UTC" not in summary.split("Next run", 1)[1].split("Retries", 1)[0], summary
+    # A viewer in UTC sees the job's zone first and their own clock beside it.
+    assert api.patch("/api/me", json={"timezone": "UTC"}).status_code == 200
+    console.open(job_path)
+    summary = console.find("dl.pairs").text
+    assert f"Next run\n{own} ({next_run.astimezone(UTC):%H:%M} UTC)\n" in summary, summary
+    upcoming = console.find("ol.upcoming li").text
+    assert upcoming == f"{own} ({next_run.astimezone(UTC):%H:%M} UTC)", upcoming
+    assert api.patch("/api/me", json={"timezone": "Europe/Paris"}).status_code == 200
+    console.open(job_path)
     assert console.find("#bell").get_attribute("data-count") == "0"
     assert "Success rate\nno runs yet" in console.find("#statistics").text
     assert console.find('link[rel="icon"]').get_attribute("href").endswith("/favicon.svg")
@@ -104,6 +128,9 @@ def test_sign_in_create_a_job_run_it_read_the_post_and_see_the_bell(
     console.press("Run now")
     assert console.path.startswith("/console/executions/")
     execution_id = console.path.split("/")[3].split("?")[0]
+    # When it was due, in the job's zone (the viewer's, Paris, reads the same clock).
+    scheduled = console.find("dl.pairs").text.split("\n")[1]
+    assert re.fullmatch(r"\w{3} \d{4}-\d\d-\d\d \d\d:\d\d Europe/Berlin", scheduled), scheduled
     console.screenshot("triggered")
     console.wait_for_text("#execution-status", "COMPLETED", timeout=90)
     execution = api.get(f"/api/cron/executions/{execution_id}").json()["data"]

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api import query_count
 from services.api.lifecycle import apply_event, sweep_timeouts
+from services.api.statistics import record_finished
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Execution, JobStatistics, OutboxMessage
 from shared.events import Event, StepFailed, StepStarted
+from shared.ids import new_id
 from shared.settings import Settings
 from tests.support.api import api_client, new_job, new_project, problem, signed_in
 
@@ -358,3 +360,90 @@ async def test_statistics_without_a_job_sum_every_live_job_of_the_caller(
     assert stats["consecutiveFailures"] == 2
     assert stats["lastRun"] == "2026-01-02T03:04:05Z"
     assert stats["nextRun"] == min(first["nextRunAt"], second["nextRunAt"])
+
+
+async def _finished(
+    sessions: async_sessionmaker[AsyncSession], job: dict[str, Any], status: str, at: datetime
+) -> None:
+    """An execution of `job` that ended with `status` at `at`, counted as the API counts it."""
+    async with sessions() as session, session.begin():
+        user_id = await session.scalar(
+            select(JobStatistics.user_id).where(JobStatistics.job_id == job["id"])
+        )
+        execution = Execution(
+            id=new_id("exec"),
+            job_id=job["id"],
+            project_id=job["projectId"],
+            user_id=user_id,
+            scheduled_for=at,
+            trigger="MANUAL",
+            status=status,
+            attempt=1,
+            window_end=at,
+            started_at=at - timedelta(seconds=1),
+            completed_at=at,
+            duration=1000,
+            metadata_={},
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(execution)
+        await record_finished(session, execution)
+
+
+async def test_the_aggregate_failure_streak_is_the_longest_current_one_and_names_its_job(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    failing = await new_job(api, headers, project_id, name="Nightly digest")
+    recovered = await new_job(api, headers, project_id, name="Weekly digest")
+    once = await new_job(api, headers, project_id, name="Monthly digest")
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    stats = (
+        await api.get("/api/cron/executions", headers=headers, params={"stats": "true"})
+    ).json()["statistics"]
+    assert stats["consecutiveFailures"] == 0
+    assert stats["consecutiveFailuresJobId"] is None
+    assert stats["consecutiveFailuresJobName"] is None
+
+    await _finished(sessions, recovered, "FAILED", at)
+    await _finished(sessions, failing, "FAILED", at + timedelta(hours=1))
+    await _finished(sessions, once, "TIMEOUT", at + timedelta(hours=2))
+    await _finished(sessions, failing, "FAILED", at + timedelta(hours=3))
+    await _finished(sessions, recovered, "COMPLETED", at + timedelta(hours=4))
+
+    stats = (
+        await api.get("/api/cron/executions", headers=headers, params={"stats": "true"})
+    ).json()["statistics"]
+
+    # The longest current streak (not the sum of 2 and 1), named; the last run is a success.
+    assert stats["consecutiveFailures"] == 2
+    assert stats["consecutiveFailuresJobId"] == failing["id"]
+    assert stats["consecutiveFailuresJobName"] == "Nightly digest"
+    assert stats["lastRun"] == "2026-03-02T13:00:00Z"
+    assert stats["lastSuccess"] == stats["lastRun"]
+    # A job's own statistics keep its own streak and name no other job.
+    own = (
+        await api.get(f"/api/cron/schedules/{recovered['id']}/statistics", headers=headers)
+    ).json()["data"]
+    assert own["consecutiveFailures"] == 0
+    assert "consecutiveFailuresJobId" not in own
+    of_job = (
+        await api.get(
+            "/api/cron/executions",
+            headers=headers,
+            params={"stats": "true", "jobId": once["id"]},
+        )
+    ).json()["statistics"]
+    assert of_job["consecutiveFailures"] == 1
+    assert "consecutiveFailuresJobId" not in of_job
+
+    # Of two equal streaks, the one that failed last is named.
+    await _finished(sessions, once, "FAILED", at + timedelta(hours=5))
+    stats = (
+        await api.get("/api/cron/executions", headers=headers, params={"stats": "true"})
+    ).json()["statistics"]
+    assert stats["consecutiveFailures"] == 2
+    assert stats["consecutiveFailuresJobName"] == "Monthly digest"

@@ -61,10 +61,11 @@ def restart(service: processes.Service) -> processes.Service:
 
 
 def demo_token(service: processes.Service) -> str:
-    """The last token the process printed (each start prints a fresh one)."""
-    tokens = re.findall(r"Demo token: (hrld_[\w-]+)", service.logs())
-    assert tokens, service.logs()
-    return tokens[-1]
+    """The last token the process printed (every start prints the demo's one token)."""
+    pattern = r"Demo token: (hrld_[\w-]+)"
+    # The banner follows the API's readiness by a moment.
+    logs = poll(service.logs, lambda text: re.search(pattern, text), timeout=30)
+    return str(re.findall(pattern, logs)[-1])
 
 
 def get(service: processes.Service, token: str, path: str) -> dict[str, object]:
@@ -101,3 +102,22 @@ def wait_status(
         timeout=timeout,
     )
     return result
+
+
+def first_run_id(service: processes.Service) -> str:
+    """The demo run the first start began, as its banner links it."""
+    pattern = r"/console/executions/(exec_\w+)"
+    logs = poll(service.logs, lambda text: re.search(pattern, text), timeout=30)
+    return str(re.findall(pattern, logs)[-1])
+
+
+def settle_demo(workdir: Path, env: dict[str, str]) -> None:
+    """Start once with `env` and the built-in writer, let the demo's first run complete, stop:
+    a test that counts a provider's calls starts after it, with no demo run of its own."""
+    own_writer = {key: value for key, value in env.items() if not key.startswith("HERALD_AI_")}
+    service = start(workdir, own_writer, log_name="settle.log")
+    try:
+        processes.wait_ready(service)
+        wait_status(service, demo_token(service), first_run_id(service), "COMPLETED")
+    finally:
+        assert processes.stop(service) == 0, service.logs()

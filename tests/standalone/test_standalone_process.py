@@ -20,8 +20,10 @@ from starlette.responses import Response
 from tests.standalone.conftest import (
     alerts_for,
     demo_token,
+    first_run_id,
     get,
     restart,
+    settle_demo,
     standalone_env,
     start,
     wait_exit,
@@ -42,14 +44,12 @@ def closed_port() -> int:
     return processes.free_port()
 
 
-def test_the_demo_runs_within_a_minute_to_posts_about_real_commits_and_an_alert(
+def test_the_demo_runs_at_the_first_start_to_posts_about_real_commits_and_an_alert(
     tmp_path: Path,
 ) -> None:
     port = processes.free_port()
-    # Not a git checkout: the demo creates its own small repository beside the data. The
-    # scheduler's clock runs a minute ahead, so the "first run" (due within a minute of the
-    # start) fires at once instead of making the test wait for the next whole minute.
-    env = standalone_env(tmp_path / "data", port, HERALD_SCHEDULER_CLOCK_OFFSET="60")
+    # Not a git checkout: the demo creates its own small repository beside the data.
+    env = standalone_env(tmp_path / "data", port)
     service = start(tmp_path / "work", env)
     try:
         processes.wait_ready(service)
@@ -57,22 +57,31 @@ def test_the_demo_runs_within_a_minute_to_posts_about_real_commits_and_an_alert(
         assert "herald is running in standalone mode" in logs
         assert "asked for with `herald standalone`" in logs
         assert f"http://127.0.0.1:{port}/docs" in logs
+        assert "The demo's first run (Weekly digest, the last 7 days of commits) has started" in (
+            logs
+        )
         token = demo_token(service)
+        execution_id = first_run_id(service)
 
-        alerts = poll(lambda: get(service, token, "/api/notifications")["data"], bool, timeout=120)
-        alert = alerts[0]
-        assert alert["kind"] == "job_success"
-        assert alert["title"] == "First run completed"
-        assert alert["link"] == f"http://127.0.0.1:{port}/console/executions/{alert['executionId']}"
-
-        execution = wait_status(service, token, alert["executionId"], "COMPLETED")
+        execution = wait_status(service, token, execution_id, "COMPLETED")
+        assert execution["trigger"] == "MANUAL"
         assert execution["itemsSuccess"] == DEMO_PLATFORMS
         assert execution["metadata"]["activity"]["commits"] == 3
-        posts = get(service, token, f"/api/cron/executions/{alert['executionId']}/content")
+        posts = get(service, token, f"/api/cron/executions/{execution_id}/content")
         assert posts["count"] == DEMO_PLATFORMS
         bodies = " ".join(post["body"] for post in posts["data"])
         assert "daylight-saving" in bodies
         assert (tmp_path / "data" / "demo-repo" / ".git").is_dir()
+        alerts = poll(lambda: alerts_for(service, token, execution_id), bool, timeout=60)
+        alert = alerts[0]
+        assert alert["kind"] == "job_success"
+        assert alert["title"] == "Weekly digest completed"
+        assert alert["link"] == f"http://127.0.0.1:{port}/console/executions/{execution_id}"
+        jobs = get(service, token, "/api/cron/schedules")["data"]
+        assert sorted((job["name"], job["frequency"]) for job in jobs) == [
+            ("Daily digest", "DAILY"),
+            ("Weekly digest", "WEEKLY"),
+        ]
     finally:
         code = processes.stop(service)
     assert code == 0, service.logs()
@@ -112,6 +121,7 @@ def test_stopped_mid_execution_it_completes_the_execution_once_after_a_restart(
         HERALD_AI_API_KEY=provider.api_key,
         HERALD_AI_MODEL="gpt-test",
     )
+    settle_demo(tmp_path / "work", env)
     service = start(tmp_path / "work", env)
     try:
         processes.wait_ready(service)
@@ -182,7 +192,7 @@ def test_make_run_falls_back_to_standalone_where_no_server_answers_and_holds_the
         assert f"RabbitMQ does not answer at 127.0.0.1:{dead}" in logs
         token = demo_token(service)
         jobs = get(service, token, "/api/cron/schedules")["data"]
-        assert sorted(job["name"] for job in jobs) == ["Daily digest", "First run"]
+        assert sorted(job["name"] for job in jobs) == ["Daily digest", "Weekly digest"]
 
         # One process per data file: a second start on it is refused while the first runs.
         second = start(
@@ -196,12 +206,21 @@ def test_make_run_falls_back_to_standalone_where_no_server_answers_and_holds_the
         code = processes.stop(service)
     assert code == 0, service.logs()
 
-    # The data survives the restart: the same demo, no second seed.
+    # The data survives the restart: the same demo and token, no second seed or run.
+    first_banner = service.logs()
     service = restart(service)
     try:
         processes.wait_ready(service)
-        token = demo_token(service)
+        restart_banner = poll(
+            lambda: service.logs()[len(first_banner) :],
+            lambda text: "Press Ctrl-C" in text,
+            timeout=30,
+        )
+        assert demo_token(service) == token
+        assert "The demo's jobs (Daily digest, Weekly digest)" in restart_banner
+        assert "has started" not in restart_banner
         assert len(get(service, token, "/api/cron/schedules")["data"]) == 2
+        assert len(get(service, token, "/api/cron/executions")["data"]) == 1
     finally:
         assert processes.stop(service) == 0, service.logs()
 
@@ -233,10 +252,9 @@ def test_a_failed_platform_is_retried_through_the_in_process_delay_and_only_it_r
         HERALD_AI_API_KEY=provider.api_key,
         HERALD_AI_MODEL="gpt-test",
         HERALD_AI_CALL_RETRIES="0",  # the 500 leaves its platform to the delayed retry
-        # An hour behind, the scheduler leaves the demo's first run alone: every provider
-        # call is this test's execution.
-        HERALD_SCHEDULER_CLOCK_OFFSET="-3600",
     )
+    # The demo's first run done beforehand: every provider call is this test's execution.
+    settle_demo(tmp_path / "work", env)
     service = start(tmp_path / "work", env)
     try:
         processes.wait_ready(service)

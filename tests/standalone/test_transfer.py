@@ -28,7 +28,12 @@ def herald(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
 async def seed_standalone_data(url: str, repository: Path) -> None:
     engine = create_engine(url)
     try:
-        await demo.seed_demo(session_factory(engine), repository, issued_by="tests")
+        await demo.seed_demo(
+            session_factory(engine),
+            repository,
+            token_file=repository / "herald.demo-token",
+            issued_by="tests",
+        )
     finally:
         await engine.dispose()
 
@@ -69,7 +74,7 @@ def test_projects_and_jobs_move_from_the_standalone_file_to_postgresql(
     assert owner["email"] == demo.DEMO_EMAIL
     assert sorted(job["name"] for job in owner["projects"][0]["jobs"]) == [
         "Daily digest",
-        "First run",
+        "Weekly digest",
     ]
 
     target = {**env, "DATABASE_URL": fresh_database_url}
@@ -82,7 +87,7 @@ def test_projects_and_jobs_move_from_the_standalone_file_to_postgresql(
     assert emails == [demo.DEMO_EMAIL]
     assert [(name, enabled) for name, enabled, _ in jobs] == [
         ("Daily digest", True),
-        ("First run", True),
+        ("Weekly digest", True),
     ]
     # Next runs computed afresh: nothing replayed or reported missed on the new side.
     assert all(next_run is not None and next_run > datetime.now(UTC) for *_, next_run in jobs)

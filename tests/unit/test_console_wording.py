@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.api.console import charts
-from services.api.console.wording import describe_schedule, duration, in_zone
+from services.api.console.wording import (
+    describe_schedule,
+    duration,
+    in_zone,
+    job_clock,
+    viewer_clock,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,6 +69,43 @@ def test_an_instant_in_a_zone_and_in_utc() -> None:
     assert in_zone("2026-03-29T01:30:00.250Z", "UTC") == "Sun 2026-03-29 01:30 UTC"
     assert in_zone(None, "UTC") == "—"
     assert in_zone("2026-01-01T00:00:00Z", "Not/AZone") == "Thu 2026-01-01 00:00 UTC"
+
+
+def test_a_schedule_instant_is_said_in_the_jobs_own_zone_by_name() -> None:
+    assert (
+        job_clock("2026-12-07T08:00:00Z", "Europe/Berlin") == "Mon 2026-12-07 09:00 Europe/Berlin"
+    )
+    assert (
+        job_clock("2026-07-06T07:00:00Z", "Europe/Berlin") == "Mon 2026-07-06 09:00 Europe/Berlin"
+    )
+    assert job_clock("2026-12-07T08:00:00Z", None) == "Mon 2026-12-07 08:00 UTC"
+    assert job_clock(None, "Europe/Berlin") == "—"
+
+
+@pytest.mark.parametrize(
+    ("viewer", "words"),
+    [
+        # The report's case: a UTC viewer of a Berlin job sees both clocks, once each.
+        ("UTC", "08:00 UTC"),
+        ("America/New_York", "03:00 America/New_York"),
+        # Another day for the viewer: the date is said too.
+        ("Pacific/Honolulu", "Sun 2026-12-06 22:00 Pacific/Honolulu"),
+        # The same clock (the job's own zone, or one that agrees at that instant): nothing more.
+        ("Europe/Berlin", ""),
+        ("Europe/Paris", ""),
+    ],
+)
+def test_the_viewers_clock_is_added_only_when_it_reads_otherwise(viewer: str, words: str) -> None:
+    assert viewer_clock("2026-12-07T08:00:00Z", "Europe/Berlin", viewer) == words
+
+
+def test_a_utc_job_seen_from_utc_repeats_nothing() -> None:
+    assert viewer_clock("2026-12-07T08:00:00Z", "UTC", "UTC") == ""
+    assert viewer_clock("2026-12-07T08:00:00Z", "UTC", None) == ""
+    assert viewer_clock(None, "UTC", "Europe/Berlin") == ""
+    # Where the zones agree in winter but not in summer, summer says so.
+    assert viewer_clock("2026-07-06T07:00:00Z", "Europe/London", "UTC") == "07:00 UTC"
+    assert viewer_clock("2026-12-07T08:00:00Z", "Europe/London", "UTC") == ""
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["in_zone"] = wording.in_zone
 templates.env.filters["duration"] = wording.duration
+templates.env.filters["job_clock"] = wording.job_clock
+templates.env.filters["viewer_clock"] = wording.viewer_clock
 templates.env.globals["describe_schedule"] = wording.describe_schedule
 templates.env.globals["weekday_options"] = [(str(n), day) for n, day in enumerate(wording.WEEKDAYS)]
 templates.env.globals["zones"] = sorted(available_timezones())

@@ -98,6 +98,34 @@ def in_zone(value: str | None, zone: str | None) -> str:
     return instant.astimezone(zone_or_utc(zone)).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
+def job_clock(value: str | None, job_zone: str | None) -> str:
+    """Render an instant in a job's own zone, named: "Mon 2026-12-07 09:00 Europe/Berlin"."""
+    instant = parse_instant(value)
+    if instant is None:
+        return "—"
+    zone = zone_or_utc(job_zone)
+    return f"{instant.astimezone(zone):%a %Y-%m-%d %H:%M} {zone.key}"
+
+
+def viewer_clock(value: str | None, job_zone: str | None, viewer_zone: str | None) -> str:
+    """The viewer's clock at an instant, when it reads otherwise than the job's; else "".
+
+    "08:00 UTC" on the job's day, "Sun 2026-12-06 23:00 America/New_York" on another. Zones
+    whose clocks agree at that instant (Europe/Paris for a Europe/Berlin job) say nothing more.
+    """
+    instant = parse_instant(value)
+    if instant is None:
+        return ""
+    job_time = instant.astimezone(zone_or_utc(job_zone))
+    viewer = zone_or_utc(viewer_zone)
+    viewer_time = instant.astimezone(viewer)
+    if viewer_time.utcoffset() == job_time.utcoffset():
+        return ""
+    if viewer_time.date() == job_time.date():
+        return f"{viewer_time:%H:%M} {viewer.key}"
+    return f"{viewer_time:%a %Y-%m-%d %H:%M} {viewer.key}"
+
+
 def duration(millis: int | None) -> str:
     """Write a duration people read at a glance: "850 ms", "4.2 s", "3 min 05 s"."""
     if millis is None:

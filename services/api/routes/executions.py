@@ -160,6 +160,23 @@ def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
         if dialect == "postgresql"
         else func.json_group_array(last_counted.c.duration, type_=JSON)
     )
+    # The job whose current failure streak is the aggregate's: the longest, and of equals
+    # the one that failed last.
+    streak_job = (
+        select(_STATS.job_id)
+        .where(
+            owned_by(_STATS.user_id, by_token),
+            text("job_statistics.live"),
+            _STATS.consecutive_failures > 0,
+        )
+        .order_by(
+            _STATS.consecutive_failures.desc(),
+            _STATS.last_failure_at.desc().nulls_last(),
+            _STATS.job_id,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(
             *(func.coalesce(func.sum(_STATS[name]), 0) for name in SUMMED),
@@ -167,6 +184,8 @@ def _counters_of_live_jobs(dialect: str, by_token: bool) -> Select[Any]:
             *(func.max(_STATS[name]) for name in LATEST),
             select(durations).scalar_subquery(),
             next_run.scalar_subquery(),
+            streak_job,
+            select(_JOBS.name).where(_JOBS.id == streak_job).scalar_subquery(),
         )
         # Literal `live`, so the planner matches `ix_job_statistics_user_live`'s predicate.
         .where(owned_by(_STATS.user_id, by_token), text("job_statistics.live"))
@@ -189,12 +208,22 @@ async def list_executions(
     cursor: CursorQuery = None,
     stats: bool = False,
 ) -> Response:
+    """The caller's executions, newest first; with `stats=true`, their statistics too.
+
+    With `jobId`, the statistics are that job's. Without, they cover all the caller's live
+    jobs: totals and durations over all of them, `lastRun`, `lastSuccess` and `lastFailure`
+    the latest of any, `nextRun` the soonest, and `consecutiveFailures` the longest current
+    failure streak of any one job (not a sum, and not about the latest run: it can be 2
+    while `lastRun` is another job's success), that job named by `consecutiveFailuresJobId`
+    and `consecutiveFailuresJobName` (null when no job's last counted run failed).
+    """
     # A hot read: one connection, the caller's token checked inside the statements, plain
     # rows, each row's view rendered once (see `pg_render`).
     position = cursor_position(cursor)
     async with reading_as_caller(request) as (connection, caller):
         params = {**keyset_params(limit, position), **caller.params}
         counters: tuple[statistics.Totals | None, datetime | None] | None = None
+        streak: dict[str, str | None] = {}
         if job_id is not None:
             params["job_id"] = job_id
             if stats:
@@ -214,14 +243,15 @@ async def list_executions(
         recent: list[bytes] = []
         if stats:
             if counters is None:
-                counters = await _all_jobs(connection, caller)
+                totals, next_run, streak = await _all_jobs(connection, caller)
+                counters = (totals, next_run)
             # The first page is the same history in the same order: its first rows are the
             # recent executions, so they need no query of their own.
             if cursor is None and limit >= RECENT:
                 recent = views[:RECENT]
             else:
                 recent = await _recent(connection, caller, job_id)
-            statistics_view = _view(*counters)
+            statistics_view = {**_view(*counters), **streak}
     body = pg_render.page_body(
         views, next_cursor=next_cursor, statistics=statistics_view, recent=recent
     )
@@ -257,15 +287,17 @@ def _view(counters: statistics.Totals | None, next_run: datetime | None) -> dict
 
 async def _all_jobs(
     connection: AsyncConnection, caller: Caller
-) -> tuple[statistics.Totals, datetime | None]:
+) -> tuple[statistics.Totals, datetime | None, dict[str, str | None]]:
     """The caller's statistics across live jobs (one statement; never a history scan).
 
     Counters are summed by the database; percentiles come from the caller's last 100
-    counted runs; the failure streak is the longest of any job's.
+    counted runs; the failure streak is the longest current one of any job's, named by
+    `consecutiveFailuresJobId` and `consecutiveFailuresJobName` (null without a streak).
     """
     statement = _COUNTERS_OF_LIVE_JOBS[connection.dialect.name, caller.by_token]
     row = (await connection.execute(statement, caller.params)).one()
-    *summed, streak, last_run, last_success, last_failure, durations, next_run = row
+    *summed, streak, last_run, last_success, last_failure, durations, next_run = row[:-2]
+    streak_job_id, streak_job_name = row[-2:]
     success, failures, cancelled, skipped, missed, duration_ms, timed = map(int, summed)
     totals = statistics.Totals(
         total_success=success,
@@ -281,7 +313,11 @@ async def _all_jobs(
         last_failure_at=last_failure,
         recent_durations=[int(value) for value in durations or ()],
     )
-    return totals, next_run
+    holder = {
+        "consecutiveFailuresJobId": streak_job_id,
+        "consecutiveFailuresJobName": streak_job_name,
+    }
+    return totals, next_run, holder
 
 
 def _iso_if_datetime(value: Any) -> Any:
