@@ -79,14 +79,14 @@ def _next_day(spec: CronSpec, year: int, month: int, day: int, last: int) -> int
     if mode == DAYS_CLAMP:
         target = min(spec.clamp_day, last)
         return target if target >= day else 0
-    if mode == DAYS_CALENDAR:
-        # monthdays.shape_index, inlined: this is the hot loop.
-        first_weekday = date(year, month, 1).toordinal() % 7
-        return spec.day_tables[(last - 28) * 7 + first_weekday][day]
     weekday = date(year, month, day).toordinal() % 7  # 0 = Sunday
     if mode == DAYS_DOW:
         found = day + spec.dow_delta[weekday]
         return found if found <= last else 0
+    if mode == DAYS_CALENDAR:
+        # monthdays.shape_index of this month, inlined: this is the hot loop.
+        first_weekday = (weekday - day + 1) % 7
+        return spec.day_tables[(last - 28) * 7 + first_weekday][day]
     dom_ok = spec.dom_ok
     dow_ok = spec.dow_ok
     either = mode == DAYS_OR
