@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from shared.scheduling.cronexpr import (
     DAYS_ANY,
+    DAYS_CALENDAR,
     DAYS_CLAMP,
     DAYS_DOM,
     DAYS_DOW,
@@ -82,6 +83,10 @@ def _next_day(spec: CronSpec, year: int, month: int, day: int, last: int) -> int
     if mode == DAYS_DOW:
         found = day + spec.dow_delta[weekday]
         return found if found <= last else 0
+    if mode == DAYS_CALENDAR:
+        # monthdays.shape_index of this month, inlined: this is the hot loop.
+        first_weekday = (weekday - day + 1) % 7
+        return spec.day_tables[(last - 28) * 7 + first_weekday][day]
     dom_ok = spec.dom_ok
     dow_ok = spec.dow_ok
     either = mode == DAYS_OR

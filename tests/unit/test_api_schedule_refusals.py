@@ -38,7 +38,13 @@ def test_every_schedule_field_of_a_preset_is_named() -> None:
     [
         (None, ["schedule required for CUSTOM"]),
         ("61 25 * * *", ["minute 61 out of range 0-59", "hour 25 out of range 0-23"]),
-        ("@sometimes", ["unknown macro '@sometimes'"]),
+        (
+            "@sometimes",
+            [
+                "unknown macro '@sometimes'; herald knows @yearly, @annually, @monthly,"
+                " @weekly, @daily, @midnight, @hourly"
+            ],
+        ),
     ],
 )
 def test_a_custom_schedule_and_its_zone_are_named_together(

@@ -91,10 +91,18 @@ def test_hourly_is_a_wildcard_job_and_daily_is_fixed() -> None:
         ("* * * 13 *", "month 13 out of range 1-12"),
         ("* * * 0 *", "month 0 out of range 1-12"),
         ("* * * * 8", "day-of-week 8 out of range 0-7"),
-        ("0 0 0 * * *", "expected 5 fields, got 6"),
-        ("0 0 0 * * * 2025", "expected 5 fields, got 7"),
-        ("0 0 * *", "expected 5 fields, got 4"),
-        ("", "expected 5 fields, got 0"),
+        (
+            "0 0 0 * * *",
+            "expected 5 fields (minute hour day-of-month month day-of-week), got 6; "
+            "a seconds or year field is not supported: herald schedules to the minute",
+        ),
+        (
+            "0 0 0 * * * 2025",
+            "expected 5 fields (minute hour day-of-month month day-of-week), got 7; "
+            "a seconds or year field is not supported: herald schedules to the minute",
+        ),
+        ("0 0 * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4"),
+        ("", "expected 5 fields (minute hour day-of-month month day-of-week), got 0"),
         ("5-2 * * * *", "minute range 5-2 is descending"),
         ("* * * * FRI-MON", "day-of-week range FRI-MON is descending"),
         ("*/0 * * * *", "minute step 0 out of range 1-60"),
@@ -106,12 +114,35 @@ def test_hourly_is_a_wildcard_job_and_daily_is_fixed() -> None:
         ("0 0 * * */9", "day-of-week step 9 out of range 1-8"),
         ("*/x * * * *", "minute step 'x' is not a number"),
         ("10/15 * * * *", "minute step '10/15' needs a range or '*' before '/'"),
-        ("0 0 L * *", "day-of-month 'L': 'L' is not supported"),
-        ("0 0 15W * *", "day-of-month '15W': 'W' is not supported"),
-        ("0 0 * * 5#3", "day-of-week '5#3': '#' is not supported"),
-        ("0 0 ? * *", "day-of-month '?': '?' is not supported"),
+        (
+            "L * * * *",
+            "minute 'L': 'L' goes alone or in LW in day-of-month, "
+            "or after a weekday in day-of-week (5L)",
+        ),
+        (
+            "0 0 1-15W * *",
+            "day-of-month '1-15W': 'W' goes after one day of the month (15W) or in LW",
+        ),
+        (
+            "0 0 L/2 * *",
+            "day-of-month 'L/2': 'L' goes alone or in LW in day-of-month, "
+            "or after a weekday in day-of-week (5L)",
+        ),
+        (
+            "0 0 * * 1-5L",
+            "day-of-week '1-5L': 'L' goes alone or in LW in day-of-month, "
+            "or after a weekday in day-of-week (5L)",
+        ),
+        (
+            "0 0 * 2# *",
+            "month '2#': '#' goes between a weekday and a week 1-5 in day-of-week (1#2)",
+        ),
+        ("0 0 * * 5#6", "day-of-week '5#6': the week after '#' must be 1-5"),
+        ("0 0 * * 5#", "day-of-week '5#': the week after '#' must be 1-5"),
+        ("0 0 * * 8L", "day-of-week 8 out of range 0-7"),
+        ("0 0 32W * *", "day-of-month 32 out of range 1-31"),
+        ("0 0 ? * *", "day-of-month '?': '?' is not supported; use '*'"),
         ("H * * * *", "minute 'H': 'H' is not supported"),
-        ("0 0 * * 5L", "day-of-week '5L': 'L' is not supported"),
         ("1,,2 * * * *", "minute has an empty list item"),
         ("1, * * * *", "minute has an empty list item"),
         ("-1 * * * *", "minute range '-1' is incomplete"),
@@ -121,7 +152,17 @@ def test_hourly_is_a_wildcard_job_and_daily_is_fixed() -> None:
         ("0 0 30 2 *", "0 0 30 2 * never fires"),
         ("0 0 31 4,6,9,11 *", "0 0 31 4,6,9,11 * never fires"),
         ("0 0 30-31 2 */2", "0 0 30-31 2 */2 never fires"),
-        ("@reboot", "unknown macro '@reboot'"),
+        (
+            "@reboot",
+            "@reboot is not supported: herald runs jobs on the clock, not at start-up; "
+            "use a 5-field expression or one of "
+            "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        ),
+        (
+            "@every",
+            "unknown macro '@every'; herald knows "
+            "@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        ),
         ("0 0 \u0661 * *", "day-of-month '\u0661' is not a number"),
     ],
 )
