@@ -1,14 +1,19 @@
-"""Fixtures shared by every test tier: isolated databases and vhosts on real servers."""
+"""Fixtures shared by every test tier: isolated databases and vhosts on real servers, and
+the five services as real processes on them (`stack`, for the e2e and browser tiers)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from shared.db.migrate import upgrade
-from tests.support import servers
+from shared.secrets import generate_key
+from tests.support import processes, servers
+from tests.support.fakes.resend import FakeResend
+from tests.support.repositories import make_repository
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +74,32 @@ async def redis_budgets() -> AsyncIterator[tuple[str, str]]:
     prefix = servers.unique_name("herald-t")
     yield url, prefix
     await servers.delete_redis_keys(url, prefix)
+
+
+@pytest.fixture
+def resend() -> Iterator[FakeResend]:
+    """A local server speaking Resend's API, where the stack's notifier sends email."""
+    with FakeResend() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(
+    fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path, resend: FakeResend
+) -> Iterator[dict[str, processes.Service]]:
+    repos = tmp_path / "repos"
+    make_repository(repos)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "AMQP_URL": fresh_amqp_url,
+        "HERALD_LOCAL_REPOS_ROOT": str(repos),
+        "HERALD_SCHEDULER_MAX_SLEEP": "5",
+        "HERALD_RESEND_API_KEY": resend.api_key,
+        "HERALD_RESEND_API_URL": resend.url,
+        # Asking an alert address to confirm seals the link in the event.
+        "HERALD_SECRET_KEY": generate_key(),
+    }
+    with processes.running(processes.SERVICES, env, logs) as services:
+        yield services

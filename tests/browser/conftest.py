@@ -13,16 +13,13 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.browser.console import Console
+from tests.browser.console import DESKTOP, Console
 from tests.browser.seed import Tenant, tenant
-from tests.e2e.conftest import resend, stack  # noqa: F401 - the full stack, reused as is
 from tests.support import processes
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-DESKTOP = (1280, 900)
-PHONE = (390, 844)
 
 # Selenium Manager would try to download a browser or driver; the paths below are the only ones.
 os.environ["SE_OFFLINE"] = "true"

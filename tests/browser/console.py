@@ -17,6 +17,10 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from services.api.console.credentials import COOKIE
 
+# Window sizes the console is checked at.
+DESKTOP = (1280, 900)
+PHONE = (390, 844)
+
 NEW_PAGE_LOADED = "return !window.consoleOldPage && document.readyState === 'complete';"
 UNLABELLED = """
 return [...document.querySelectorAll('input, select, textarea')]

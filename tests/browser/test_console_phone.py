@@ -8,8 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.browser.conftest import PHONE
-from tests.browser.console import Console
+from tests.browser.console import PHONE, Console
 from tests.browser.seed import tenant
 
 pytestmark = pytest.mark.e2e  # the api service runs as a real process
