@@ -157,6 +157,9 @@ class ActivitySummary(Wire):
     notable: list[ActivityItem] = []
     breaking_changes: list[str] = []
     releases: list[str] = []
+    # The page comparing the window's first and last commits (or the one commit's page), when
+    # the repository has pages: optional, so older producers and consumers still agree.
+    compare_url: str | None = None
     # Posts an earlier generate attempt already finished: a retried `activity.scanned`
     # carries them, so the retry reruns only the platforms still pending.
     posts_done: list[PostResult] = []

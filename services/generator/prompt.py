@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from services.generator.writer import trim
+from services.generator.cut import trim
 from shared.errors import PermanentError
 from shared.events import ActivityItem, ActivitySummary
 from shared.platforms import Platform

@@ -1,30 +1,58 @@
-"""The built-in template writer: deterministic, offline posts from an activity summary."""
+"""The built-in template writer: deterministic, offline posts from an activity summary.
+
+A short post (X, Bluesky, Mastodon, LinkedIn) opens with the releases and the counts, names
+the changes that matter most (breaking, then merged pull requests before bare commits, by
+kind), counts the rest and links to the full comparison; it is built to fit its platform's
+limit, and dropping a whole line comes before cutting one. The titled posts are in longform.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
 
-from shared.events import ActivityItem, ActivitySummary, PostResult
+from services.generator import wording
+from services.generator.changes import Activity, Change, read_activity
+from services.generator.cut import trim
+from services.generator.longform import changelog, long_post
+from shared.events import ActivitySummary, PostResult
 from shared.platforms import PLATFORMS, Platform
 
 MODEL = "herald-template-writer"
 
+__all__ = ["MODEL", "headline", "period", "trim", "write_post"]
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+LABELS = {
+    "security": "Security: ",
+    "feature": "New: ",
+    "fix": "Fixed: ",
+    "removed": "Removed: ",
+    "deprecated": "Deprecated: ",
+    "perf": "Faster: ",
+}
+# LinkedIn groups its highlights under these; the short platforms label each line instead.
+GROUPS = (
+    ("breaking", "Breaking changes"),
+    ("security", "Security"),
+    ("feature", "New"),
+    ("fix", "Fixed"),
+    ("removed", "Removed"),
+    ("deprecated", "Deprecated"),
+    ("changed", "Changed"),
+)
 
 
 def headline(summary: ActivitySummary) -> str:
+    """Count what the scanner saw: commits, pull requests, issues and releases."""
     parts = []
     if summary.commits:
-        parts.append(_plural(summary.commits, "commit"))
+        parts.append(wording.plural(summary.commits, "commit"))
     if summary.pull_requests:
-        parts.append(_plural(summary.pull_requests, "merged pull request"))
+        parts.append(wording.plural(summary.pull_requests, "merged pull request"))
     if summary.issues:
-        parts.append(_plural(summary.issues, "closed issue"))
+        parts.append(wording.plural(summary.issues, "closed issue"))
     if summary.tags:
-        parts.append(_plural(summary.tags, "release"))
+        parts.append(wording.plural(summary.tags, "release"))
     return ", ".join(parts) if parts else "no new activity"
 
 
@@ -35,88 +63,79 @@ def period(start: datetime | None, end: datetime) -> str:
     return f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
 
 
-def trim(text: str, limit: int | None) -> str:
-    """Cut text to `limit` characters at a word boundary, marking the cut with an ellipsis."""
-    if limit is None or len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-") + "…"
+def group(change: Change) -> str:
+    if change.breaking:
+        return "breaking"
+    return change.kind if change.kind in dict(GROUPS) else "changed"
 
 
-def _bullets(items: list[ActivityItem], limit: int) -> list[str]:
-    lines = []
-    for item in items[:limit]:
-        ref = f"#{item.number} " if item.number else ""
-        by = f" ({item.author})" if item.author else ""
-        lines.append(f"- {ref}{item.title}{by}")
-    return lines
+def plain_line(change: Change, width: int, *, labelled: bool) -> str:
+    """'• Fixed: crash on empty input': the label only where no heading or verb says it."""
+    label = ""
+    if labelled and change.breaking:
+        label = "Breaking: "
+    elif labelled and not change.names_its_kind:
+        label = LABELS.get(change.kind, "")
+    return "• " + trim(label + change.text, width)
 
 
-def _short_post(platform: Platform, summary: ActivitySummary, project: str) -> str:
-    picked = (summary.notable + [i for i in summary.items if i not in summary.notable])[:3]
-    highlights = "; ".join(item.title for item in picked)
-    text = f"{project}: {headline(summary)}."
-    if summary.releases:
-        text += f" Released {', '.join(summary.releases[:3])}."
-    if summary.breaking_changes:
-        text += f" ⚠ {_plural(len(summary.breaking_changes), 'breaking change')}."
-    if highlights:
-        text += f" Highlights: {highlights}."
-    if summary.contributors:
-        text += f" Thanks to {_plural(len(summary.contributors), 'contributor')}!"
-    return trim(text, platform.max_characters)
+def _short_post(platform: Platform, summary: ActivitySummary, project: str, when: str) -> str:
+    limit = platform.max_characters or 3000
+    activity = read_activity(summary)
+    opening = wording.opening(project, activity, summary.issues, when, short=True)
+    grouped = limit > 1000
+    # A short post names a few changes; LinkedIn a dozen, under headings.
+    cap = 12 if grouped else 3 if limit <= 300 else 5
+    picks = [change for change in activity.ranked() if change.listed][:cap]
+    width = 200 if grouped else max(40, limit // 2)
+    names = 10 if grouped else 3
+    # Give up, in order: the thanks, then the least important highlights, then the link.
+    for link in (True, False):
+        for count in range(len(picks), -1, -1):
+            for thanks in (True, False):
+                text = _compose(
+                    opening,
+                    picks[:count],
+                    activity,
+                    grouped=grouped,
+                    width=width,
+                    link=link,
+                    thanks=wording.thanks(activity.people, names=names) if thanks else "",
+                )
+                if len(text) <= limit:
+                    return text
+    return trim(opening, limit)
 
 
-def _long_post(
-    platform: Platform, summary: ActivitySummary, project: str, period: str
-) -> tuple[str, str]:
-    title = f"{project}: what changed, {period}"
-    sections = [f"# {title}", "", f"{headline(summary).capitalize()}."]
-    by_kind = {
-        "Releases": [i for i in summary.items if i.kind == "tag"],
-        "Merged pull requests": [i for i in summary.items if i.kind == "pull_request"],
-        "Closed issues": [i for i in summary.items if i.kind == "issue"],
-        "Commits": [i for i in summary.items if i.kind == "commit"],
-    }
-    if platform.name == "changelog":
-        return title, _changelog(summary, period)
-    if platform.name == "newsletter":
-        sections = [f"## {title}", "", f"{headline(summary).capitalize()}."]
-        if summary.releases:
-            sections.append("Released: " + ", ".join(summary.releases) + ".")
-        if summary.notable:
-            sections += ["", "Highlights:", *_bullets(summary.notable, 10)]
-    for heading, items in by_kind.items():
-        if items:
-            sections += ["", f"### {heading}", *_bullets(items, 20)]
-    if summary.contributors:
-        sections += ["", "Contributors: " + ", ".join(summary.contributors[:20])]
-    return title, "\n".join(sections).strip() + "\n"
-
-
-CHANGE_HEADINGS = {
-    "breaking": "Breaking changes",
-    "feature": "Added",
-    "fix": "Fixed",
-    "other": "Changed",
-    "docs": "Documentation",
-}
-
-
-def _changelog(summary: ActivitySummary, period: str) -> str:
-    """A Keep-a-Changelog entry: releases first, then changes grouped by their type."""
-    sections = [f"## {period}"]
-    if summary.releases:
-        sections += ["", "Releases: " + ", ".join(summary.releases)]
-    changes = [i for i in summary.items if i.kind != "tag"]
-    for change_type, heading in CHANGE_HEADINGS.items():
-        grouped = [i for i in changes if (i.change_type or "other") == change_type]
-        if grouped:
-            sections += ["", f"### {heading}", *_bullets(grouped, 30)]
-    return "\n".join(sections).strip() + "\n"
+def _compose(
+    opening: str,
+    shown: list[Change],
+    activity: Activity,
+    *,
+    grouped: bool,
+    width: int,
+    link: bool,
+    thanks: str,
+) -> str:
+    blocks = [opening]
+    if grouped:
+        for key, heading in GROUPS:
+            lines = [plain_line(c, width, labelled=False) for c in shown if group(c) == key]
+            if lines:
+                blocks.append("\n".join([f"{heading}:", *lines]))
+    elif shown:
+        blocks.append("\n".join(plain_line(c, width, labelled=True) for c in shown))
+    rest = [change for change in activity.changes if change not in shown]
+    extra = activity.branch_commits + activity.unseen
+    url = activity.compare_url if link else None
+    if shown and (rest or extra):
+        tail = wording.more(rest, extra)
+        blocks.append(f"{tail}: {url}" if url else f"{tail}.")
+    elif url:
+        blocks.append(f"Every change: {url}")
+    if thanks:
+        blocks.append(thanks)
+    return "\n\n".join(blocks)
 
 
 def write_post(
@@ -135,10 +154,14 @@ def write_post(
             platform=platform_name, status="FAILED", error=f"unknown platform {platform_name!r}"
         )
     title: str | None = None
-    if platform.has_title:
-        title, body = _long_post(platform, summary, project, period(window_start, window_end))
+    window = period(window_start, window_end)
+    if platform.name == "changelog":
+        title, body = f"{project}: what changed, {window}", changelog(summary, window)
+    elif platform.has_title:
+        title = f"{project}: what changed, {window}"
+        body = long_post(platform, summary, project, title)
     else:
-        body = _short_post(platform, summary, project)
+        body = _short_post(platform, summary, project, wording.span(window_start, window_end))
     return PostResult(
         platform=platform_name,
         status="GENERATED",

@@ -14,6 +14,7 @@ from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
 from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
+from shared.compare import compare_url
 from shared.destinations import github_origins
 from shared.errors import ConfigurationError, TransientError
 from shared.events import ActivityItem, ActivitySummary, JobDue
@@ -134,6 +135,8 @@ def summarise(items: list[ActivityItem]) -> ActivitySummary:
         notable=notable(ordered),
         breaking_changes=_unique(i.title for i in ordered if i.change_type == "breaking"),
         releases=releases(ordered),
+        # From every commit, not only the items kept: the comparison spans the whole window.
+        compare_url=compare_url([item for item in items if item.kind == "commit"]),
     )
 
 

@@ -95,6 +95,27 @@ def test_summarise_keeps_at_most_the_newest_max_items_but_counts_them_all() -> N
     assert summary.items[-1].title == "commit 50"
 
 
+def test_summarise_links_the_comparison_of_the_whole_window_even_past_the_items_it_keeps() -> None:
+    def commit(n: int) -> ActivityItem:
+        sha = f"{n:04d}" * 10
+        url = f"https://github.com/octo/herald/commit/{sha}"
+        return ActivityItem(kind="commit", title="c", sha=sha, url=url, at=START + n * TICK)
+
+    many = summarise([commit(n) for n in range(MAX_ITEMS + 5)])
+    one = summarise([commit(7)])
+
+    last = f"{MAX_ITEMS + 4:04d}" * 3
+    assert many.compare_url == f"https://github.com/octo/herald/compare/000000000000%5E...{last}"
+    assert one.compare_url == "https://github.com/octo/herald/commit/" + "0007" * 10
+
+
+def test_summarise_links_no_comparison_for_commits_without_pages() -> None:
+    local = [item("commit", n, at=START + n * TICK) for n in range(3)]
+
+    assert summarise(local).compare_url is None
+    assert summarise([]).compare_url is None
+
+
 def test_summarising_nothing_is_an_empty_summary() -> None:
     summary = summarise([])
 
