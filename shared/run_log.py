@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shared.dispatch import Run, ScheduledJob
 from shared.events import ExecutionStatus
 
 PER_RUN_LINES = 10
@@ -64,6 +65,18 @@ def fired_line(
         "trigger": str(trigger),
         "scheduled_for": scheduled_for.isoformat(),
     }
+
+
+def fired_run(event: str, job: ScheduledJob, run: Run) -> RunLine:
+    """`fired_line` of a stored (or just written) run of `job`."""
+    return fired_line(
+        event,
+        execution_id=run.id,
+        job_id=job.id,
+        job_name=job.name,
+        trigger=run.trigger,
+        scheduled_for=run.scheduled_for,
+    )
 
 
 def ended_line(

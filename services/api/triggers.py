@@ -16,7 +16,7 @@ from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, window_start_for
 from shared.events import ExecutionStatus, Trigger
 from shared.ids import new_id
-from shared.run_log import fired_line, log_runs
+from shared.run_log import fired_run, log_runs
 
 log = structlog.get_logger(__name__)
 
@@ -90,17 +90,4 @@ async def trigger_manually(
 
 def log_fired(execution: Execution, job: CronJob) -> None:
     """Log a manual run once its transaction committed (a replayed request fired nothing)."""
-    log_runs(
-        log,
-        "runs fired",
-        [
-            fired_line(
-                "run fired",
-                execution_id=execution.id,
-                job_id=job.id,
-                job_name=job.name,
-                trigger=execution.trigger,
-                scheduled_for=execution.scheduled_for,
-            )
-        ],
-    )
+    log_runs(log, "runs fired", [fired_run("run fired", job, execution)])

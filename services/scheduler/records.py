@@ -14,7 +14,7 @@ from shared.dispatch import Run, ScheduledJob, job_due_event
 from shared.events import Event, ExecutionFinished, ExecutionStatus
 from shared.finished import finished_event as build_finished_event
 from shared.ids import derived_event_id
-from shared.run_log import RunLine, fired_line, log_runs
+from shared.run_log import RunLine, fired_run, log_runs
 
 log = structlog.get_logger(__name__)
 
@@ -96,16 +96,7 @@ async def release_buffered(
             events.append(event)
             job.buffered_execution_id = None
             released += 1
-            runs.append(
-                fired_line(
-                    "buffered run fired",
-                    execution_id=execution.id,
-                    job_id=job.id,
-                    job_name=job.name,
-                    trigger=execution.trigger,
-                    scheduled_for=execution.scheduled_for,
-                )
-            )
+            runs.append(fired_run("buffered run fired", job, execution))
         await outbox.enqueue(session, *events)
     log_runs(log, "buffered runs fired", runs)
     if released:
