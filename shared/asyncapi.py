@@ -24,6 +24,7 @@ PRODUCERS = {
     "activity.scanned": "scanner",
     "content.generated": "generator",
     "execution.finished": "api (scheduler for SKIPPED and MISSED)",
+    "schedule.moved": "scheduler (the time-zone rules moved a job's next run)",
     "execution.cancelled": "api",
     "notification.created": "notifier",
     "notification.delivery": "notifier",

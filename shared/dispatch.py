@@ -21,6 +21,7 @@ from shared.scheduling import (
     preset_previous_run,
     previous_run,
 )
+from shared.scheduling.zones import forget_zones
 
 CUSTOM = "CUSTOM"
 
@@ -154,6 +155,13 @@ def _next_run(key: _Key, after: datetime) -> datetime:
 def _previous_run(key: _Key, before: datetime) -> datetime | None:
     frequency, schedule, _, frozen = key
     return _previous(frequency, schedule, _thawed(frozen), before)
+
+
+def forget_rules() -> None:
+    """Drop every zone and run computed so far: the time-zone rules they followed changed."""
+    forget_zones()
+    _next_run.cache_clear()
+    _previous_run.cache_clear()
 
 
 def interval_before(job: ScheduledJob, end: datetime) -> datetime | None:

@@ -242,6 +242,29 @@ class ExecutionFinished(Event):
     missed_count: int | None = None
 
 
+class ScheduleMoved(Event):
+    """A job's stored next run moved because the time-zone rules changed under it.
+
+    It concerns no execution, so `executionId` is empty.
+    """
+
+    routing_key: ClassVar[str] = "schedule.moved"
+    execution_id: str = ""
+    user_id: str
+    job_name: str
+    project_name: str
+    # The job's IANA zone, and the next run before and after, in UTC.
+    timezone: str
+    previous_run_at: datetime
+    next_run_at: datetime
+    # The time-zone database versions: what the old next run followed (None: not recorded).
+    rules_version: str
+    previous_rules_version: str | None = None
+    notification_settings: NotificationSettings = NotificationSettings()
+    recipients: list[str] = []
+    link: str
+
+
 class ExecutionCancelled(Event):
     routing_key: ClassVar[str] = "execution.cancelled"
 
@@ -294,6 +317,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivityScanned,
         ContentGenerated,
         ExecutionFinished,
+        ScheduleMoved,
         ExecutionCancelled,
         NotificationCreated,
         NotificationDelivery,

@@ -64,6 +64,15 @@ SCHEDULER_JOBS = Gauge("herald_scheduler_jobs", "Jobs by state.", ["state"])
 SCHEDULER_NEXT_RUN = Gauge(
     "herald_scheduler_next_run_timestamp_seconds", "The earliest next run of any enabled job."
 )
+SCHEDULER_TZ_RECOMPUTED = Counter(
+    "herald_scheduler_tz_recomputed_jobs_total",
+    "Enabled jobs whose stored next run moved because the time-zone rules changed.",
+)
+SCHEDULER_TZ_DATABASE = Gauge(
+    "herald_scheduler_tz_database_info",
+    "1, labelled with the time-zone database version this scheduler computes next runs with.",
+    ["version"],
+)
 GITHUB_REQUESTS = Counter(
     "herald_github_requests_total",
     "GitHub REST requests made by the scanner, by outcome (ok, not_modified, error, empty, "

@@ -15,6 +15,7 @@ EVENT_KINDS = {
     "job_skipped": "A scheduled run was skipped: the previous one had not finished "
     "(overlap policy SKIP).",
     "job_missed": "Scheduled runs passed while the scheduler was away, too long ago to catch up.",
+    "schedule_moved": "New time-zone rules moved a job's next run (in-app alerts always).",
 }
 DEFAULT_EVENTS = ["job_success", "job_failure", "job_partial"]
 WEBHOOK_FIELDS = ("slackWebhookUrl", "discordWebhookUrl")

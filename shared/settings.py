@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Seconds the scheduler waits for the broker to confirm a batch (its rows stay locked
     # meanwhile); past it the batch fails and its rows go out again.
     scheduler_confirm_timeout: float = Field(default=30.0, gt=0)
+    # Where zones come from (shared/scheduling/zonedata.py): empty, the pinned tzdata package
+    # alone; else absolute directories of TZif files (os.pathsep-separated), searched first.
+    tzpath: str = ""
     # Tests and benchmarks only: shift the scheduler's clock by this many seconds.
     scheduler_clock_offset: float = 0.0
     local_repos_root: str = "/srv/herald/repos"

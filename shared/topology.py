@@ -47,7 +47,8 @@ API_QUEUE = WorkQueue(
     ),
 )
 NOTIFIER_QUEUE = WorkQueue(
-    "herald.notifier", ("execution.finished", "recipient.confirmation_requested")
+    "herald.notifier",
+    ("execution.finished", "schedule.moved", "recipient.confirmation_requested"),
 )
 WORK_QUEUES = (SCANNER_QUEUE, GENERATOR_QUEUE, API_QUEUE, NOTIFIER_QUEUE)
 

@@ -57,7 +57,7 @@ async def store_alerts(connection: AsyncConnection, dialect: Any, events: list[E
                 {
                     "id": new_id("dlv"),
                     "user_id": event.user_id,
-                    "execution_id": event.execution_id,
+                    "execution_id": event.execution_id or None,
                     "notification_id": None,
                     "kind": event.kind,
                     "channel": event.channel,
@@ -85,7 +85,8 @@ def _collapsed(alerts: list[NotificationCreated]) -> list[dict[str, Any]]:
         rows[key] = {
             "id": new_id("ntf"),
             "user_id": event.user_id,
-            "execution_id": event.execution_id,
+            # A moved schedule concerns no execution: its events carry none.
+            "execution_id": event.execution_id or None,
             "job_id": event.job_id or None,
             "kind": event.kind,
             "title": event.title,

@@ -50,6 +50,7 @@ from shared.runtime import (
     pause,
     start_when_available,
 )
+from shared.scheduling.zonedata import use_zone_source
 from shared.settings import Settings, get_settings
 from shared.supervision import Supervisor, log_failed_pass
 
@@ -318,4 +319,5 @@ async def serve(
 def main() -> None:
     settings = get_settings()
     configure_logging(service="api", level=settings.log_level, fmt=settings.log_format)
+    use_zone_source(settings.tzpath)
     asyncio.run(serve(settings))

@@ -232,6 +232,7 @@ class NotificationSettingsBody(Body):
             "job_skipped",
             "job_missed",
             "job_recovered",
+            "schedule_moved",
         ]
     ] = ["job_success", "job_failure", "job_partial"]
     recipients: list[EmailStr] = Field(default=[], max_length=50)

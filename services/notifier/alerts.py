@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from shared.events import ExecutionFinished, ExecutionStatus
+from datetime import UTC, datetime
+
+from shared.events import ExecutionFinished, ExecutionStatus, ScheduleMoved
 
 FAILURE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+SCHEDULE_MOVED = "schedule_moved"
 
 
 def alert_kind(event: ExecutionFinished) -> str | None:
@@ -43,6 +46,7 @@ TITLES = {
     "job_recovered": "{job} recovered",
     "job_skipped": "{job} skipped",
     "job_missed": "{job} missed runs",
+    SCHEDULE_MOVED: "{job}: next run moved",
 }
 
 
@@ -62,3 +66,27 @@ def describe(event: ExecutionFinished, kind: str) -> tuple[str, str]:
     if event.missed_count:
         parts.append(f"{event.missed_count} runs were missed.")
     return title, " ".join(parts)
+
+
+def moved_wanted(event: ScheduleMoved) -> bool:
+    """Whether the project asked for email and chat alerts of moved schedules (in-app: always)."""
+    return SCHEDULE_MOVED in event.notification_settings.notification_events
+
+
+def describe_move(event: ScheduleMoved) -> tuple[str, str]:
+    """Return a title and a one-paragraph body for a next run moved by new time-zone rules."""
+    title = TITLES[SCHEDULE_MOVED].format(job=event.job_name)
+    versions = event.rules_version
+    if event.previous_rules_version:
+        versions = f"{event.previous_rules_version} to {event.rules_version}"
+    body = (
+        f"Project {event.project_name}: the time-zone rules of {event.timezone} changed "
+        f"(time-zone database {versions}). The next run moves from "
+        f"{_utc(event.previous_run_at)} to {_utc(event.next_run_at)}; the schedule itself "
+        "is unchanged."
+    )
+    return title, body
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -27,7 +27,7 @@ from services.notifier.transports import discord, resend, slack, smtp
 from shared import metrics, secrets
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
-from shared.events import ExecutionFinished, RecipientConfirmationRequested
+from shared.events import ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
 from shared.retry import JITTER, Drawn, compute_backoff
 from shared.settings import Settings
 
@@ -135,7 +135,7 @@ def mask_webhook(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}/…{parts.path.rstrip('/')[-4:]}"
 
 
-def email_recipients(event: ExecutionFinished) -> list[str]:
+def email_recipients(event: ExecutionFinished | ScheduleMoved) -> list[str]:
     """The event's recipients and the settings' ones, each once (case-insensitively)."""
     seen: set[str] = set()
     result = []
@@ -239,6 +239,41 @@ class Channels:
             return send
 
         return [Delivery(EMAIL, address, sender(address)) for address in recipients]
+
+    async def tell(self, event: ScheduleMoved, kind: str) -> list[Result]:
+        """Email the owner's recipients that a job's next run moved; one record per address.
+
+        Email only: a moved schedule is worth a line in the inbox, not a chat ping.
+        """
+        settings = event.notification_settings
+        recipients = email_recipients(event) if settings.email_notifications else []
+        if recipients and self.email_transport is None:
+            return [
+                Result(EMAIL, address, "SKIPPED", 0, "this server has no email transport")
+                for address in recipients
+            ]
+
+        def sender(address: str) -> Callable[[], Awaitable[None]]:
+            async def send() -> None:
+                email = render.render_move(event)
+                async with self._email_slots:
+                    await self._send_email(event.event_id, kind, address, email)
+
+            return send
+
+        return list(
+            await asyncio.gather(
+                *(
+                    attempt(
+                        Delivery(EMAIL, address, sender(address)),
+                        attempts=self._settings.notify_attempts,
+                        max_wait=self._settings.notify_max_wait,
+                        sleep=self._sleep,
+                    )
+                    for address in recipients
+                )
+            )
+        )
 
     async def ask(self, event: RecipientConfirmationRequested) -> Result:
         """Mail an address the question whether it wants a user's alerts; return the record."""

@@ -1,11 +1,19 @@
-"""The notifier's subscriber: `execution.finished` in, alerts out; recipients asked first."""
+"""The notifier's subscriber: `execution.finished` and `schedule.moved` in, alerts out;
+recipients asked first."""
 
 from __future__ import annotations
 
 import structlog
 
-from services.notifier.alerts import alert_kind, describe, wanted
-from services.notifier.channels import Channels
+from services.notifier.alerts import (
+    SCHEDULE_MOVED,
+    alert_kind,
+    describe,
+    describe_move,
+    moved_wanted,
+    wanted,
+)
+from services.notifier.channels import Channels, Result
 from shared import metrics
 from shared.bus import Bus, Handler
 from shared.events import (
@@ -14,6 +22,7 @@ from shared.events import (
     NotificationCreated,
     NotificationDelivery,
     RecipientConfirmationRequested,
+    ScheduleMoved,
 )
 from shared.ids import derived_event_id
 
@@ -24,6 +33,8 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
     async def on_event(event: Event) -> None:
         if isinstance(event, RecipientConfirmationRequested):
             await on_question(event)
+        elif isinstance(event, ScheduleMoved):
+            await on_schedule_moved(event)
         else:
             assert isinstance(event, ExecutionFinished)
             await on_execution_finished(event)
@@ -59,6 +70,30 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
         # 2. Every other channel at once; transports' errors become records, never raise.
         results = await channels.deliver(event, kind)
         # 3. One record per delivery, ids derived so a redelivery's records are dropped.
+        await record(event, kind, results)
+
+    async def on_schedule_moved(event: ScheduleMoved) -> None:
+        title, body = describe_move(event)
+        # In-app always: herald moved the run, not the owner, who should hear of it.
+        await bus.publish(
+            NotificationCreated(
+                event_id=derived_event_id(event.event_id, "notification.in_app"),
+                **event.envelope(),
+                user_id=event.user_id,
+                kind=SCHEDULE_MOVED,
+                title=title,
+                body=body,
+                link=event.link,
+            )
+        )
+        if not moved_wanted(event):
+            log.info("no email wanted", kind=SCHEDULE_MOVED)
+            return
+        await record(event, SCHEDULE_MOVED, await channels.tell(event, SCHEDULE_MOVED))
+
+    async def record(
+        event: ExecutionFinished | ScheduleMoved, kind: str, results: list[Result]
+    ) -> None:
         for result in results:
             metrics.NOTIFICATIONS_DELIVERED.labels(
                 channel=result.channel, outcome=result.outcome

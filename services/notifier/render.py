@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 
-from services.notifier.alerts import describe
+from services.notifier.alerts import describe, describe_move
 from shared.errors import PermanentError
-from shared.events import ExecutionFinished, RecipientConfirmationRequested
+from shared.events import ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -170,6 +170,28 @@ def render_question(event: RecipientConfirmationRequested, link: str) -> Email:
     except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
         raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
     subject = clip(one_line(f"[herald] {values['requested_by']} would send you alerts"), 150)
+    return Email(subject=subject, html=html, text=_tidy(text))
+
+
+def render_move(event: ScheduleMoved) -> Email:
+    """The email telling an owner a job's next run moved, or raise RenderError."""
+    title, body = describe_move(event)
+    values = {
+        "title": title,
+        "body": body,
+        "job_name": one_line(event.job_name),
+        "project_name": one_line(event.project_name),
+        "timezone": event.timezone,
+        "previous_run_at": event.previous_run_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "next_run_at": event.next_run_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "link": event.link,
+    }
+    try:
+        html = _ENV.get_template("moved.html").render(values)
+        text = _ENV.get_template("moved.txt").render(values)
+    except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
+        raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
+    subject = clip(one_line(f"[herald] {title} ({event.project_name})"), SUBJECT_CHARS)
     return Email(subject=subject, html=html, text=_tidy(text))
 
 

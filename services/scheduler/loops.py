@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scheduler.claims import fire_ahead, fire_due
 from services.scheduler.records import release_buffered
 from services.scheduler.store import due_backlog, earliest_next_run, has_buffered, jobs_by_state
+from services.scheduler.zone_rules import ZoneRules
 from shared import metrics
 from shared.bus import Bus
 from shared.db.engine import is_sqlite
@@ -70,6 +71,7 @@ async def schedule_loop(
     retry_pause: float = 1.0,
     fired: asyncio.Event | None = None,
     ahead: float = 0.0,
+    zone_rules: ZoneRules | None = None,
 ) -> None:
     """Fire due jobs, then sleep until the earliest next run or until woken.
 
@@ -80,7 +82,10 @@ async def schedule_loop(
     nothing is lost, since a slot fires only when its transaction commits.
     `fired` is set once a batch with events commits (it wakes this process's outbox relay
     at once, without waiting for the NOTIFY round trip or a poll).
+    Each pass first keeps the stored next runs on the time-zone rules in force (`zone_rules`):
+    at start and when they change, a batch of jobs is computed again per pass until done.
     """
+    zone_rules = zone_rules or ZoneRules()
     last_census = -CENSUS_INTERVAL
     lead = timedelta(seconds=ahead)
     behind = False
@@ -91,6 +96,9 @@ async def schedule_loop(
             # Behind (the last pass claimed a full batch), several batches are claimed at
             # once: SKIP LOCKED gives each its own jobs, and while one waits on PostgreSQL
             # another runs here.
+            catching_up = await zone_rules.keep_current(
+                sessions, now=clock(), batch=batch, public_url=public_url
+            )
             now = clock()
             results = await asyncio.gather(
                 *(
@@ -139,6 +147,8 @@ async def schedule_loop(
             sleep = min(max_sleep, max(0.0, (next_due - clock()).total_seconds() - ahead))
         if buffered or await has_buffered(sessions):
             sleep = min(sleep, BUFFER_POLL)  # a waiting run goes as soon as its predecessor ends
+        if catching_up:
+            sleep = 0  # next runs still follow old time-zone rules: the next batch at once
         if sleep > 0:
             await pause(sleep, wake, stop)
 

@@ -15,6 +15,7 @@ from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener
 from shared.logging import configure_logging
 from shared.probes import ProbeServer, probe_app
 from shared.runtime import freeze_startup_objects, install_stop_signals
+from shared.scheduling.zonedata import use_zone_source
 from shared.settings import Settings, get_settings
 from shared.supervision import Supervisor
 from shared.worker import probe_port
@@ -78,4 +79,5 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(service="scheduler", level=settings.log_level, fmt=settings.log_format)
+    use_zone_source(settings.tzpath)
     asyncio.run(run(settings))

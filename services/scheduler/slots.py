@@ -35,6 +35,18 @@ def jittered(job: ScheduledJob, slot: datetime) -> datetime:
     return slot + jitter_offset(job.id, slot, jitter=job.jitter, gap=gap)
 
 
+def recomputed(job: ScheduledJob, stored: datetime, *, now: datetime) -> datetime:
+    """Return the next run the rules in force give a job whose next run was stored under others.
+
+    As an edit at `now` would: the first slot after `now`, with its jitter. A slot already
+    passed whose jitter has not (stored at the slot plus its jitter) keeps its place if the
+    rules still have it. Slots the new rules put between the last run and `now` are not run.
+    """
+    slot = slot_of(job, stored)
+    after = now if slot > now else slot - _SECOND
+    return jittered(job, next_run_after(job, after))
+
+
 def latest_slot(job: ScheduledJob, now: datetime) -> datetime | None:
     """Return the job's latest slot at or before `now`."""
     return previous_slot(job, now.replace(microsecond=0) + _SECOND)

@@ -67,14 +67,14 @@ class ClaimedJob:
 
 _SCHEDULING = ("next_run_at", "last_run_at", "buffered_execution_id")
 # What a claim selects: the columns `ClaimedJob` is built from, named as its fields.
-_CLAIMED = [_JOBS.c[field.name] for field in dataclasses.fields(ClaimedJob) if field.init]
+CLAIMED_COLUMNS = [_JOBS.c[field.name] for field in dataclasses.fields(ClaimedJob) if field.init]
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[ClaimedJob]:
     """Lock up to `limit` live jobs due at `now`, earliest first, skipping any another
     transaction holds (a replica's claim, or an edit through the API)."""
     rows = await session.execute(
-        select(*_CLAIMED)
+        select(*CLAIMED_COLUMNS)
         .where(*live_jobs(), CronJob.next_run_at <= now)
         .order_by(CronJob.next_run_at)
         .limit(limit)

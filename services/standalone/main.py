@@ -41,6 +41,7 @@ from shared.db.migrate import upgrade
 from shared.events import JobDue
 from shared.logging import configure_logging
 from shared.runtime import install_stop_signals
+from shared.scheduling.zonedata import use_zone_source
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,7 @@ class SchedulerBus(MemoryBus):
 def run_standalone(settings: Settings, *, reason: str) -> int:
     """Run every service in this process until stopped; return the exit status."""
     configure_logging(service="standalone", level=settings.log_level, fmt=settings.log_format)
+    use_zone_source(settings.tzpath)
     files = data_files(settings)
     try:
         lock = hold_lock(files.database)

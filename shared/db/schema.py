@@ -430,3 +430,20 @@ class ProcessedEvent(Base):
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SchedulingState(Base):
+    """What the scheduler's stored next runs were computed with, written by the scheduler only.
+
+    One row, `zone_rules`: the time-zone database version (`version`), and while the next
+    runs are computed again under a newer one, its name (`target_version`), the last job id
+    done (`cursor`, jobs go in id order) and how many moved so far (`moved`).
+    """
+
+    __tablename__ = "scheduling_state"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[str | None] = mapped_column(String(40))
+    target_version: Mapped[str | None] = mapped_column(String(40))
+    cursor: Mapped[str | None] = mapped_column(String(40))
+    moved: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,6 +27,13 @@ def _load(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def forget_zones() -> None:
+    """Drop every zone loaded so far, so the next load reads the time-zone database again."""
+    ZoneInfo.clear_cache()
+    _load.cache_clear()
+    _zone_names.cache_clear()
+
+
 def load_zone(name: str | None) -> ZoneInfo:
     """Return the IANA zone for ``name`` (UTC when None), or raise ScheduleError."""
     if name is None:

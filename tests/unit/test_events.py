@@ -27,6 +27,7 @@ from shared.events import (
     RecipientConfirmationRequested,
     Repository,
     RetryPolicy,
+    ScheduleMoved,
     Step,
     StepFailed,
     StepStarted,
@@ -138,6 +139,19 @@ def sample_events() -> list[Event]:
             project_name="herald",
             link="gAAAA-sealed",
         ),
+        ScheduleMoved(
+            job_id="job_1",
+            project_id="prj_1",
+            user_id="usr_1",
+            job_name="daily digest",
+            project_name="herald",
+            timezone="America/Asuncion",
+            previous_run_at=datetime(2026, 11, 2, 12, 0, tzinfo=UTC),
+            next_run_at=datetime(2026, 11, 2, 13, 0, tzinfo=UTC),
+            rules_version="2026b",
+            previous_rules_version="2026a",
+            link="https://herald.example/console/jobs/job_1",
+        ),
     ]
 
 
@@ -159,8 +173,9 @@ def test_the_envelope_is_camel_case_on_the_wire(event: Event) -> None:
 
     assert {"eventId", "occurredAt", "version", "executionId", "jobId", "projectId"} <= set(wire)
     assert wire["version"] == 1
-    # A recipient's question concerns no execution: its envelope says so with empty ids.
-    expected = "" if isinstance(event, RecipientConfirmationRequested) else "exe_1"
+    # A recipient's question and a moved schedule concern no execution: empty ids say so.
+    no_execution = isinstance(event, RecipientConfirmationRequested | ScheduleMoved)
+    expected = "" if no_execution else "exe_1"
     assert wire["executionId"] == expected
     assert not any("_" in key for key in wire)
 

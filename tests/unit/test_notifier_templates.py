@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from services.notifier import render
-from services.notifier.alerts import TITLES
-from shared.events import ExecutionFinished, ExecutionStatus, PostExcerpt, Trigger
+from services.notifier.alerts import SCHEDULE_MOVED, TITLES
+from shared.events import ExecutionFinished, ExecutionStatus, PostExcerpt, ScheduleMoved, Trigger
 
 S = ExecutionStatus
+# The alerts an execution's end raises (a moved schedule has its own email: below).
+EXECUTION_KINDS = [kind for kind in TITLES if kind != SCHEDULE_MOVED]
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 RTL = "\u05e9\u05dc\u05d5\u05dd \u202eevil\u202c مرحبا"
 EMOJI = "🚀🔥 release 👩‍💻"
@@ -58,7 +60,7 @@ def hostile(kind: str, **fields: Any) -> ExecutionFinished:
     return ExecutionFinished(**values)
 
 
-@pytest.mark.parametrize("kind", list(TITLES))
+@pytest.mark.parametrize("kind", EXECUTION_KINDS)
 def test_the_html_email_escapes_everything_users_wrote(kind: str) -> None:
     email = render.render_email(hostile(kind), kind)
 
@@ -73,7 +75,7 @@ def test_the_html_email_escapes_everything_users_wrote(kind: str) -> None:
     assert 'href="https://herald.example/api/cron/executions/exe_1"' in email.html
 
 
-@pytest.mark.parametrize("kind", list(TITLES))
+@pytest.mark.parametrize("kind", EXECUTION_KINDS)
 def test_the_text_email_keeps_the_words_as_typed(kind: str) -> None:
     email = render.render_email(hostile(kind), kind)
 
@@ -84,7 +86,7 @@ def test_the_text_email_keeps_the_words_as_typed(kind: str) -> None:
     assert "\n\n\n" not in email.text
 
 
-@pytest.mark.parametrize("kind", list(TITLES))
+@pytest.mark.parametrize("kind", EXECUTION_KINDS)
 def test_the_subject_is_one_short_line(kind: str) -> None:
     event = hostile(kind, job_name="a\r\nBcc: victim@example.com\n" + "long " * 100)
 
@@ -130,7 +132,7 @@ def test_a_very_long_error_is_cut() -> None:
     assert "E" * (render.ERROR_CHARS - 1) in email.text
 
 
-@pytest.mark.parametrize("kind", list(TITLES))
+@pytest.mark.parametrize("kind", EXECUTION_KINDS)
 def test_slack_text_cannot_mention_or_link(kind: str) -> None:
     message = render.slack_message(hostile(kind), kind)
     mrkdwn = [message["text"]] + [
@@ -154,7 +156,7 @@ def test_slack_text_cannot_mention_or_link(kind: str) -> None:
     assert message["blocks"][-1]["elements"][0]["url"] == hostile(kind).link
 
 
-@pytest.mark.parametrize("kind", list(TITLES))
+@pytest.mark.parametrize("kind", EXECUTION_KINDS)
 def test_discord_fits_its_limits_and_escapes_markdown(kind: str) -> None:
     message = render.discord_message(hostile(kind), kind)
     embed = message["embeds"][0]
@@ -191,3 +193,36 @@ def test_discord_keeps_within_six_thousand_characters_with_many_posts() -> None:
 )
 def test_durations_read_naturally(millis: int | None, text: str | None) -> None:
     assert render.human_duration(millis) == text
+
+
+def moved(**fields: Any) -> ScheduleMoved:
+    values: dict[str, Any] = {
+        "job_id": "cron_1",
+        "project_id": "prj_1",
+        "user_id": "usr_1",
+        "job_name": XSS,
+        "project_name": "<b>acme</b> & co",
+        "timezone": "America/Asuncion",
+        "previous_run_at": datetime(2026, 11, 2, 12, 0, tzinfo=UTC),
+        "next_run_at": datetime(2026, 11, 2, 13, 0, tzinfo=UTC),
+        "rules_version": "2026b",
+        "previous_rules_version": "2026a",
+        "link": "https://herald.example/console/jobs/cron_1",
+    } | fields
+    return ScheduleMoved(**values)
+
+
+def test_the_moved_schedule_email_escapes_names_and_gives_both_runs() -> None:
+    email = render.render_move(moved(job_name=XSS + "\r\nBcc: victim@example.com"))
+
+    assert "<script>" not in email.html
+    assert "&lt;b&gt;acme&lt;/b&gt; &amp; co" in email.html
+    assert XSS in email.text
+    for text in (email.html, email.text):
+        assert "2026-11-02 12:00 UTC" in text
+        assert "2026-11-02 13:00 UTC" in text
+        assert "2026a to 2026b" in text
+        assert "https://herald.example/console/jobs/cron_1" in text
+    assert "\n" not in email.subject
+    assert "\r" not in email.subject
+    assert "next run moved" in email.subject
