@@ -173,6 +173,11 @@ class ActivityScanned(Event):
     # Carried on so the generator needs nothing but this event.
     platforms: list[str]
     repository: Repository
+    # Set when GitHub answered that `repository` was renamed or transferred: the same
+    # repository under its new owner and name (`GET /repositories/{id}`). The api renames
+    # the project (if it still names the old one) and tells its owner; the generator names
+    # the new one. Absent from older scanners: nothing moved.
+    repository_moved_to: Repository | None = None
     window_start: datetime | None
     window_end: datetime
     retry_policy: RetryPolicy = RetryPolicy()

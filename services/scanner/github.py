@@ -40,6 +40,8 @@ DEFAULT_LIMIT_WAIT = 60.0
 MAX_REDIRECTS = 5
 MESSAGE_EXCERPT = 200
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Where GitHub sends a renamed or transferred repository: its id, which never changes.
+_BY_ID = re.compile(r"^/repositories/(\d+)(?:/|$)")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
 
@@ -92,10 +94,15 @@ class GitHubClient:
     # waiting in httpx's pool costs CPU per waiting request on every request.
     slots: asyncio.Semaphore | None = None
 
+    # Set when GitHub answered that the repository moved (renamed or transferred): its id,
+    # which the rest of the scan asks by, and `moved_to` resolves into the new owner/name.
+    moved_id: int | None = None
+
     def __post_init__(self) -> None:
         # A cached page is served only to the credential that fetched it.
         self._cache_scope = hashlib.sha256(self.token.encode()).hexdigest()[:16]
         self._budget_key = credential_key(self.token)
+        self._base_path = httpx.URL(self.base_url).path.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -178,8 +185,50 @@ class GitHubClient:
                     f"{origin_of(self.base_url)}"
                 )
             GITHUB_REQUESTS.labels("redirect").inc()
+            self._note_move(target)
             url = target
         raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+
+    def _note_move(self, target: httpx.URL) -> None:
+        """Remember the repository's id when a redirect names it (a move, as GitHub says it)."""
+        path = target.path
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path) :]
+        match = _BY_ID.match(path)
+        if match and self.moved_id is None:
+            self.moved_id = int(match.group(1))
+
+    def repo_path(self, owner: str, name: str) -> str:
+        """The repository's API path: by id once GitHub said it moved, saving a redirect each."""
+        if self.moved_id is not None:
+            return f"/repositories/{self.moved_id}"
+        return f"/repos/{owner}/{name}"
+
+    async def repository(self, path: str) -> dict[str, Any]:
+        """GET one repository object (`/repos/{owner}/{repo}` or `/repositories/{id}`)."""
+        page = await self._get(httpx.URL(f"{self.base_url}{path}"))
+        body = page[0] if page is not None else None
+        if not isinstance(body, dict):
+            raise TransientError(f"GitHub returned an unexpected repository shape from {path}")
+        return body
+
+    async def moved_to(self) -> tuple[str, str] | None:
+        """The repository's new owner and name, if GitHub answered during the scan that it moved.
+
+        Read from `GET /repositories/{id}` (`owner.login` and `name`, else `full_name`), so
+        the project can be told its new name once instead of following a redirect each run.
+        """
+        if self.moved_id is None:
+            return None
+        body = await self.repository(f"/repositories/{self.moved_id}")
+        owner = (body.get("owner") or {}).get("login")
+        name = body.get("name")
+        if not (isinstance(owner, str) and isinstance(name, str)):
+            full_name = str(body.get("full_name") or "")
+            owner, _, name = full_name.partition("/")
+        if not (owner and name):
+            raise TransientError("GitHub named no owner and name for a moved repository")
+        return owner, name
 
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
         """Yield each page's items, following the `Link: rel="next"` URL verbatim."""
@@ -205,7 +254,7 @@ class GitHubClient:
         if start is not None:
             params["since"] = _iso(start)
         items = []
-        async for page in self._pages(f"/repos/{owner}/{name}/commits", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/commits", params):
             for commit in page:
                 detail = commit.get("commit") or {}
                 author = (commit.get("author") or {}).get("login") or (
@@ -234,7 +283,7 @@ class GitHubClient:
         """Pull requests merged in (start, end]: closed pulls by update, newest first."""
         params = {"state": "closed", "sort": "updated", "direction": "desc"}
         items = []
-        async for page in self._pages(f"/repos/{owner}/{name}/pulls", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/pulls", params):
             for pull in page:
                 merged = _parse(pull.get("merged_at"))
                 if merged is not None and in_window(merged, start, end):
@@ -266,7 +315,7 @@ class GitHubClient:
             params["since"] = _iso(start)
         issues: list[ActivityItem] = []
         pulls: list[ActivityItem] | None = []
-        async for page in self._pages(f"/repos/{owner}/{name}/issues", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/issues", params):
             for issue in page:
                 pull = issue.get("pull_request")
                 if isinstance(pull, dict):

@@ -57,6 +57,7 @@ def make_handler(
                 github_api_calls=result.github_api_calls,
                 platforms=event.platforms,
                 repository=event.repository,
+                repository_moved_to=result.moved_to,
                 window_start=event.window_start,
                 window_end=event.window_end,
                 retry_policy=event.retry_policy,

@@ -16,7 +16,7 @@ from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
 from shared.destinations import github_origins
 from shared.errors import ConfigurationError, TransientError
-from shared.events import ActivityItem, ActivitySummary, JobDue
+from shared.events import ActivityItem, ActivitySummary, JobDue, Repository
 from shared.github_names import name_refusal, owner_refusal
 from shared.outbound import OriginAllowList, same_origin
 from shared.settings import Settings
@@ -33,6 +33,8 @@ _NOTABLE_RANK = {"breaking": 0, "feature": 1, "fix": 2, "docs": 4, "other": 3}
 class ScanResult:
     summary: ActivitySummary
     github_api_calls: int
+    # The repository's new owner and name when GitHub answered that it moved.
+    moved_to: Repository | None = None
 
 
 def validate_repository(owner: str, name: str) -> None:
@@ -115,9 +117,13 @@ async def scan(
             if pulls is None:
                 pulls = await client.merged_pulls(repo.owner, repo.name, start, end)
             items += pulls + issues
+            moved = await client.moved_to()
     except TimeoutError:
         raise TransientError(f"GitHub scan exceeded its {seconds:.0f} s deadline") from None
-    return ScanResult(summarise(items), client.calls)
+    moved_to = None
+    if moved is not None and moved != (repo.owner, repo.name):
+        moved_to = repo.model_copy(update={"owner": moved[0], "name": moved[1]})
+    return ScanResult(summarise(items), client.calls, moved_to)
 
 
 def summarise(items: list[ActivityItem]) -> ActivitySummary:

@@ -125,6 +125,21 @@ class Repo:
     empty: bool = False
 
 
+def repository_object(repo: Repo) -> dict[str, Any]:
+    """The fields of GitHub's repository object a client reads, with a few around them."""
+    return {
+        "id": repo.id,
+        "node_id": f"R_{repo.id}",
+        "name": repo.name,
+        "full_name": f"{repo.owner}/{repo.name}",
+        "owner": {"login": repo.owner, "id": 1, "type": "Organization"},
+        "private": False,
+        "html_url": f"https://github.com/{repo.owner}/{repo.name}",
+        "default_branch": "main",
+        "url": f"https://api.github.com/repos/{repo.owner}/{repo.name}",
+    }
+
+
 @dataclass
 class Limited:
     """One rate-limited answer: status 403 or 429, primary (remaining 0) or secondary."""
@@ -244,13 +259,14 @@ class FakeGitHub:
         path = request.url.path.removeprefix("/api/v3")
         parts = path.strip("/").split("/")
         repo: Repo | None = None
-        if len(parts) == 4 and parts[0] == "repos" and (parts[1], parts[2]) in self.moved:
-            return self._moved(request, self.moved[(parts[1], parts[2])], parts[3])
+        if len(parts) in (3, 4) and parts[0] == "repos" and (parts[1], parts[2]) in self.moved:
+            return self._moved(request, self.moved[(parts[1], parts[2])], "/".join(parts[3:]))
+        if len(parts) == 3 and parts[0] == "repos":
+            return self._repository(self._named(parts[1], parts[2]))
+        if len(parts) == 2 and parts[0] == "repositories" and parts[1].isdigit():
+            return self._repository(self.repos.get(int(parts[1])))
         if len(parts) == 4 and parts[0] == "repos":
-            repo = next(
-                (r for r in self.repos.values() if (r.owner, r.name) == (parts[1], parts[2])),
-                None,
-            )
+            repo = self._named(parts[1], parts[2])
             resource = parts[3]
         elif len(parts) == 3 and parts[0] == "repositories" and parts[1].isdigit():
             repo = self.repos.get(int(parts[1]))
@@ -265,11 +281,26 @@ class FakeGitHub:
         items = self._select(repo, resource, request.query_params)
         return self._page(request, repo, resource, items)
 
+    def _named(self, owner: str, name: str) -> Repo | None:
+        # GitHub's owner and repository names are case-insensitive.
+        wanted = (owner.lower(), name.lower())
+        return next(
+            (r for r in self.repos.values() if (r.owner.lower(), r.name.lower()) == wanted), None
+        )
+
+    def _repository(self, repo: Repo | None) -> Response:
+        """`GET /repos/{owner}/{repo}` or `GET /repositories/{id}`: the repository object."""
+        if repo is None:
+            return self._error(404, "Not Found")
+        self.remaining -= 1
+        return self._json(200, repository_object(repo))
+
     def _moved(self, request: Request, repo_id: int, resource: str) -> Response:
         origin = self.redirect_origin or f"{request.url.scheme}://{request.url.netloc}"
         prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
         query = f"?{request.url.query}" if request.url.query else ""
-        location = f"{origin}{prefix}/repositories/{repo_id}/{resource}{query}"
+        tail = f"/{resource}" if resource else ""
+        location = f"{origin}{prefix}/repositories/{repo_id}{tail}{query}"
         body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
         return self._json(301, body, {"location": location})
 
