@@ -126,7 +126,7 @@ class GitHubClient:
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send(url, headers)
-        await self.budget.observe(self._budget_key, response.headers)
+        await self.budget.observe(self._budget_key, response.headers, ok=response.status_code < 400)
         remaining = response.headers.get("x-ratelimit-remaining", "")
         if remaining.isdigit():
             GITHUB_RATE_LIMIT_REMAINING.set(int(remaining))
@@ -142,7 +142,10 @@ class GitHubClient:
             raise_for_github(response)
         except RateLimitedError as exc:
             # Every replica's requests with this credential wait; so does this scan, as no try.
-            wait = exc.retry_after if exc.retry_after is not None else DEFAULT_LIMIT_WAIT
+            if exc.unsaid:
+                wait = self.budget.secondary_backoff(self._budget_key)
+            else:
+                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_LIMIT_WAIT
             await self.budget.limited(self._budget_key, wait)
             raise BudgetExhaustedError(exc.message, retry_after=wait) from None
         try:
@@ -373,6 +376,22 @@ def change_type(message: str, labels: list[str]) -> str:
 class RateLimitedError(TransientError):
     """GitHub answered a primary or secondary rate limit for this credential."""
 
+    def __init__(self, message: str, *, retry_after: float | None, unsaid: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        # A secondary limit that said neither how long (`retry-after`) nor until when (an
+        # exhausted primary budget's reset): the caller backs off, a minute at least.
+        self.unsaid = unsaid
+
+
+# How GitHub words a secondary limit: "You have exceeded a secondary rate limit" (since 2021)
+# and "You have triggered an abuse detection mechanism" (2015-2021, and older GHES).
+_SECONDARY = ("rate limit", "abuse detection")
+
+
+def is_secondary_limit(message: str) -> bool:
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _SECONDARY)
+
 
 def raise_for_github(response: httpx.Response) -> None:
     """Map an error response to a transient or permanent error (rate limits are transient)."""
@@ -381,12 +400,14 @@ def raise_for_github(response: httpx.Response) -> None:
         return
     message = _message(response)
     retry_after = _retry_after(response)
-    if status in (403, 429) and (
-        response.headers.get("x-ratelimit-remaining") == "0"
-        or "retry-after" in response.headers
-        or "rate limit" in message.lower()
-    ):
-        raise RateLimitedError(f"GitHub rate limit: {message}", retry_after=retry_after)
+    exhausted = response.headers.get("x-ratelimit-remaining") == "0"
+    said = "retry-after" in response.headers
+    if status in (403, 429) and (exhausted or said or is_secondary_limit(message)):
+        raise RateLimitedError(
+            f"GitHub rate limit: {message}",
+            retry_after=retry_after,
+            unsaid=not (exhausted or said),
+        )
     if status == 429 or status >= 500:
         raise TransientError(f"GitHub {status}: {message}", retry_after=retry_after)
     raise PermanentError(f"GitHub {status}: {message}")

@@ -34,6 +34,11 @@ PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
+# GitHub's wording of a secondary limit from 2015 to 2021, still answered by older GHES.
+ABUSE_MESSAGE = (
+    "You have triggered an abuse detection mechanism. "
+    "Please wait a few minutes before you try again."
+)
 
 
 def iso(at: datetime) -> str:
@@ -147,6 +152,8 @@ class Limited:
     status: int = 403
     secondary: bool = False
     retry_after: int | None = None
+    # A secondary limit's wording: today's by default, `ABUSE_MESSAGE` for an older server.
+    message: str = SECONDARY_MESSAGE
 
 
 @dataclass
@@ -315,7 +322,7 @@ class FakeGitHub:
         if limited.retry_after is not None:
             headers["retry-after"] = str(limited.retry_after)
         if limited.secondary:
-            return self._error(limited.status, SECONDARY_MESSAGE, headers)
+            return self._error(limited.status, limited.message, headers)
         self.remaining = 0
         return self._error(limited.status, PRIMARY_MESSAGE, headers)
 
