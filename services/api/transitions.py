@@ -67,6 +67,15 @@ class Move:
     new: tuple[str, str]
 
 
+@dataclass(frozen=True)
+class GitHubUse:
+    """The credential a scan read GitHub with, and its budget as GitHub last reported it."""
+
+    execution_id: str
+    credential: str
+    rate_limit: dict[str, Any] | None
+
+
 @dataclass
 class Changes:
     """Rows to insert for a batch, and the executions it finished, in order."""
@@ -75,6 +84,8 @@ class Changes:
     contents: list[dict[str, Any]] = field(default_factory=list)
     finishes: list[Finish] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
+    # Per project, the latest scan's report of its GitHub credential.
+    github_uses: dict[str, GitHubUse] = field(default_factory=dict)
 
 
 def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
@@ -89,6 +100,13 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
     if isinstance(event, ActivityScanned):
         _record_activity(changes, row, event, now=now)
         _record_move(changes, run, event, now=now)
+        if event.github_credential is not None:
+            limit = event.github_rate_limit
+            changes.github_uses[row["project_id"]] = GitHubUse(
+                execution_id=row["id"],
+                credential=event.github_credential,
+                rate_limit=limit.model_dump(mode="json", by_alias=True) if limit else None,
+            )
     if ExecutionStatus(row["status"]).is_terminal:
         log.info(
             "late event for a finished execution ignored",

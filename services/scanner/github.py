@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from services.scanner.budget import GitHubBudget, Report, credential_key
 from services.scanner.window import in_window
 from shared.budgets import Budgets
 from shared.errors import BudgetExhaustedError, PermanentError, TransientError
-from shared.events import ActivityItem
+from shared.events import ActivityItem, RateLimitSeen
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 from shared.outbound import origin_of, same_origin
 from shared.retry import wait_from_header
@@ -97,12 +97,20 @@ class GitHubClient:
     # Set when GitHub answered that the repository moved (renamed or transferred): its id,
     # which the rest of the scan asks by, and `moved_to` resolves into the new owner/name.
     moved_id: int | None = None
+    # The credential's secret-free name (its budget, its cached pages); by default the
+    # token's fingerprint. An installation's tokens change hourly; its key does not.
+    key: str | None = None
+    # Mints a fresh token when GitHub answers 401 (an installation token that expired).
+    renew: Callable[[], Awaitable[str]] | None = None
+    # The credential's hourly budget as GitHub's latest answer reported it.
+    rate_limit: RateLimitSeen | None = None
 
     def __post_init__(self) -> None:
+        self._budget_key = self.key or credential_key(self.token)
         # A cached page is served only to the credential that fetched it.
-        self._cache_scope = hashlib.sha256(self.token.encode()).hexdigest()[:16]
-        self._budget_key = credential_key(self.token)
+        self._cache_scope = hashlib.sha256(self._budget_key.encode()).hexdigest()[:16]
         self._base_path = httpx.URL(self.base_url).path.rstrip("/")
+        self._renewed = False
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -126,7 +134,13 @@ class GitHubClient:
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send(url, headers)
+        if response.status_code == 401 and self.renew is not None and not self._renewed:
+            # An installation token that expired (or was revoked) early: minted again, once.
+            self._renewed = True
+            self.token = await self.renew()
+            response = await self._send(url, {**headers, **self._headers()})
         await self.budget.observe(self._budget_key, response.headers, ok=response.status_code < 400)
+        self._note_rate_limit(response.headers)
         remaining = response.headers.get("x-ratelimit-remaining", "")
         if remaining.isdigit():
             GITHUB_RATE_LIMIT_REMAINING.set(int(remaining))
@@ -191,6 +205,18 @@ class GitHubClient:
             self._note_move(target)
             url = target
         raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+
+    def _note_rate_limit(self, headers: httpx.Headers) -> None:
+        try:
+            limit, remaining = (
+                int(headers["x-ratelimit-limit"]),
+                int(headers["x-ratelimit-remaining"]),
+            )
+            reset = datetime.fromtimestamp(float(headers["x-ratelimit-reset"]), UTC)
+        except (KeyError, ValueError, OverflowError, OSError):
+            return
+        if headers.get("x-ratelimit-resource", "core") == "core":
+            self.rate_limit = RateLimitSeen(limit=limit, remaining=remaining, reset_at=reset)
 
     def _note_move(self, target: httpx.URL) -> None:
         """Remember the repository's id when a redirect names it (a move, as GitHub says it)."""
@@ -398,7 +424,7 @@ def raise_for_github(response: httpx.Response) -> None:
     status = response.status_code
     if status < 300 or status == 304:
         return
-    message = _message(response)
+    message = github_message(response)
     retry_after = _retry_after(response)
     exhausted = response.headers.get("x-ratelimit-remaining") == "0"
     said = "retry-after" in response.headers
@@ -429,7 +455,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _message(response: httpx.Response) -> str:
+def github_message(response: httpx.Response) -> str:
     """A short, printable excerpt of GitHub's JSON `message`, or the status's reason phrase.
 
     Nothing else of the body is quoted: it reaches the execution's error, the owner's alert

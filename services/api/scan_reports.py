@@ -1,27 +1,50 @@
-"""Projects whose GitHub repository moved: renamed once, their owner told once.
+"""What scans report about their projects: a moved repository, the credential they read with.
 
-The scanner learns of a move when GitHub answers the old name with `301 Moved Permanently`
-(`activity.scanned` carries the new owner and name). The api renames the project with a
-compare-and-set on the name it had: two executions reporting the same move at once, or a
-report arriving after the owner already changed the name, change nothing and raise no alert.
+A moved repository renames its project once and tells its owner once. The scanner learns of
+a move when GitHub answers the old name with `301 Moved Permanently` (`activity.scanned`
+carries the new owner and name). The api renames the project with a compare-and-set on the
+name it had: two executions reporting the same move at once, or a report arriving after the
+owner already changed the name, change nothing and raise no alert.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import query_count
 from services.api.alerts import store_alerts
-from services.api.transitions import Move
+from services.api.transitions import GitHubUse, Move
 from shared.db.schema import Project
 from shared.events import Event, NotificationCreated
 from shared.finished import execution_link
 
 ALERT_KIND = "repository_moved"
+
+_PROJECTS = cast(Table, Project.__table__)
+_RECORD_USE = (
+    update(_PROJECTS)
+    .where(_PROJECTS.c.id == bindparam("key_id"))
+    .values(github_credential=bindparam("credential"), github_rate_limit=bindparam("rate_limit"))
+)
+
+
+async def record_github_use(connection: AsyncConnection, uses: dict[str, GitHubUse]) -> None:
+    """Keep on each project the credential its latest scan read with, and that budget.
+
+    The latest applied wins: a snapshot to show the owner, not a figure anything relies on.
+    """
+    with query_count.on_behalf_of(use.execution_id for use in uses.values()):
+        await connection.execute(
+            _RECORD_USE,
+            [
+                {"key_id": project_id, "credential": use.credential, "rate_limit": use.rate_limit}
+                for project_id, use in sorted(uses.items())
+            ],
+        )
 
 
 async def rename_moved_projects(
