@@ -414,3 +414,23 @@ async def test_two_installations_spend_their_own_budgets(
         await budgets.close()
     assert quiet.budget.remaining == quiet.budget.limit - 2
     assert busy.budget.remaining == 0
+
+
+async def test_the_installation_of_a_moved_repository_is_found_through_the_move(
+    github: tuple[FakeGitHub, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = github
+    assert fake.app is not None
+    installation = fake.app.install("octo", {1000})
+    fake.move(fake.repos[1000], "octo-org", "renamed")
+
+    result = await run(access(url, http), http, due())
+
+    assert result.credential == "app"
+    assert result.moved_to is not None and result.moved_to.name == "renamed"
+    lookups = [(s.path, s.status) for s in fake.requests if s.path.endswith("/installation")]
+    assert lookups == [
+        ("/repos/octo/repo/installation", 301),
+        ("/repositories/1000/installation", 200),
+    ]
+    assert fake.app.minted == [installation.id]

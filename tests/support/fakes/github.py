@@ -51,6 +51,8 @@ def _app_route(method: str, parts: list[str]) -> bool:
             and parts[2].isdigit()
             and parts[3] == "access_tokens"
         )
+    if len(parts) == 3 and parts[0] == "repositories" and parts[1].isdigit():
+        return parts[2] == "installation"  # where a moved repository's lookup is sent
     return len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation"
 
 
@@ -372,9 +374,12 @@ class FakeGitHub:
         if parts[0] == "app":
             status, body = self.app.mint(int(parts[2]))
             return self._json(status, body)
-        if (parts[1], parts[2]) in self.moved:
+        if parts[0] == "repositories":
+            repo = self.repos.get(int(parts[1]))
+        elif (parts[1], parts[2]) in self.moved:
             return self._moved(request, self.moved[(parts[1], parts[2])], "installation")
-        repo = self._named(parts[1], parts[2])
+        else:
+            repo = self._named(parts[1], parts[2])
         installation = self.app.installation_for(repo.id) if repo is not None else None
         if installation is None:
             return self._error(404, "Not Found")
