@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.schema import Execution, Project
-from shared.events import JobDue, Repository, RetryPolicy, Trigger
+from shared.events import GitHubCredential, JobDue, Repository, RetryPolicy, Trigger
 from shared.scheduling import (
     next_runs,
     preset_next_runs,
@@ -207,6 +207,16 @@ def repository_of(project: Project) -> Repository:
     )
 
 
+def credential_of(project: Project) -> GitHubCredential | None:
+    """The project's own GitHub credential for `job.due`: the token stays encrypted."""
+    if project.github_installation_id is None and not project.github_token_encrypted:
+        return None
+    return GitHubCredential(
+        installation_id=project.github_installation_id,
+        token=project.github_token_encrypted or None,
+    )
+
+
 def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: datetime) -> JobDue:
     """The `job.due` event that starts an execution's pipeline."""
     return JobDue(
@@ -225,4 +235,5 @@ def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: d
         deadline=now + timedelta(seconds=job.timeout_seconds),
         timeout_seconds=job.timeout_seconds,
         user_id=job.user_id,
+        github_credential=credential_of(project),
     )

@@ -90,6 +90,25 @@ class Repository(Wire):
     local_path: str | None = None
 
 
+class GitHubCredential(Wire):
+    """Which credential a project gave for its GitHub repository (none: the server's token).
+
+    `token` is the project's own token exactly as stored, encrypted with HERALD_SECRET_KEY:
+    never in clear on the wire; the scanner decrypts it.
+    """
+
+    installation_id: int | None = Field(default=None, ge=1)
+    token: str | None = None
+
+
+class RateLimitSeen(Wire):
+    """A GitHub credential's hourly budget as its latest answer reported it."""
+
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
 class RetryPolicy(Wire):
     max_retries: int = Field(default=3, ge=0, le=10)
     retry_delay: int = Field(default=300, ge=1, le=86_400)
@@ -107,6 +126,8 @@ class JobDue(Event):
     deadline: datetime
     timeout_seconds: int = 900
     user_id: str | None = None
+    # The project's own GitHub credential, if it gave one; absent: the server's.
+    github_credential: GitHubCredential | None = None
 
 
 class StepStarted(Event):
@@ -176,6 +197,15 @@ class ActivityScanned(Event):
     # Carried on so the generator needs nothing but this event.
     platforms: list[str]
     repository: Repository
+    # Set when GitHub answered that `repository` was renamed or transferred: the same
+    # repository under its new owner and name (`GET /repositories/{id}`). The api renames
+    # the project (if it still names the old one) and tells its owner; the generator names
+    # the new one. Absent from older scanners: nothing moved.
+    repository_moved_to: Repository | None = None
+    # Which credential the scan read GitHub with (app | token | global | none) and its
+    # budget as GitHub last reported it; the api shows both on the project.
+    github_credential: Literal["app", "token", "global", "none"] | None = None
+    github_rate_limit: RateLimitSeen | None = None
     window_start: datetime | None
     window_end: datetime
     retry_policy: RetryPolicy = RetryPolicy()

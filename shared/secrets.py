@@ -1,4 +1,6 @@
-"""Per-project secrets (webhook URLs) encrypted at rest and on the wire with HERALD_SECRET_KEY.
+"""Per-project secrets (webhook URLs, GitHub tokens) encrypted at rest and on the wire.
+
+They are encrypted with HERALD_SECRET_KEY.
 
 The key is a Fernet key (`generate_key()` makes one). A comma-separated list rotates keys:
 the first encrypts, every one of them decrypts, so old values stay readable until re-saved.
@@ -24,7 +26,8 @@ def _fernet(key: str) -> MultiFernet:
     parts = [part.strip() for part in key.split(",") if part.strip()]
     if not parts:
         raise SecretKeyError(
-            "HERALD_SECRET_KEY is not set: it is needed to encrypt and decrypt webhook URLs"
+            "HERALD_SECRET_KEY is not set: it is needed to encrypt and decrypt project secrets "
+            "(webhook URLs, GitHub tokens)"
         )
     fernets = []
     for n, part in enumerate(parts, start=1):

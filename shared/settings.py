@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     # base URL, an origin of `github_enterprise_origins` (`https://ghe.example.com`).
     github_api_url: str = "https://api.github.com"
     github_enterprise_origins: StringList = []
+    # herald's GitHub App on `github_api_url`: its app ID (or client ID, which GitHub now
+    # recommends as the JWT's issuer) and its RSA private key (PEM; `\n` escapes accepted).
+    # With both set, a project on that GitHub is read through the App's installation.
+    github_app_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9.]*$")
+    github_app_private_key: SecretStr = SecretStr("")
     # Where tenants' alert webhooks may point (origins; the path is checked per service).
     slack_webhook_origins: StringList = ["https://hooks.slack.com"]
     discord_webhook_origins: StringList = ["https://discord.com", "https://discordapp.com"]

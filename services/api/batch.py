@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from services.api import inbox, query_count, transitions
 from services.api.alerts import store_alerts
+from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
 from shared.db.engine import is_disconnect
@@ -212,6 +213,12 @@ async def _apply_pipeline(
     if changes.finishes:
         await _finish(session, connection, changes.finishes, public_url=public_url)
     now = datetime.now(UTC)
+    if changes.moves:
+        await rename_moved_projects(
+            connection, dialect, changes.moves, public_url=public_url, now=now
+        )
+    if changes.github_uses:
+        await record_github_use(connection, changes.github_uses)
     await connection.execute(
         _UPDATE_EXECUTIONS,
         [

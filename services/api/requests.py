@@ -243,6 +243,14 @@ class NotificationSettingsBody(Body):
     discord_webhook_url: str | None = Field(default=None, max_length=500)
 
 
+# A GitHub App installation's id, as GitHub shows it in the installation's settings URL.
+InstallationId = Annotated[int, Field(ge=1, le=2**53, strict=True)]
+# Write-only: stored encrypted, never returned; left out keeps the stored one, "" removes it.
+# A classic (`ghp_`) or fine-grained (`github_pat_`) token, or any token an Enterprise server
+# issues: printable ASCII without spaces; installation-style tokens run to ~520 characters.
+GitHubToken = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[\x21-\x7e]*$")]
+
+
 class CreateProject(Body):
     name: Name
     github_repo_owner: GitHubOwner | None = None
@@ -251,6 +259,8 @@ class CreateProject(Body):
         Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
     ) = None
     local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    github_installation_id: InstallationId | None = None
+    github_token: GitHubToken | None = None
     platforms: list[PlatformName] = Field(default=["x", "linkedin", "blog"], max_length=7)
     notification_settings: NotificationSettingsBody = NotificationSettingsBody()
 
@@ -263,6 +273,9 @@ class UpdateProject(Body):
         Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
     ) = None
     local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    # null clears it (the installation GitHub names for the repository is used, if any).
+    github_installation_id: InstallationId | None = None
+    github_token: GitHubToken | None = None
     platforms: list[PlatformName] | None = Field(default=None, max_length=7)
     notification_settings: NotificationSettingsBody | None = None
 

@@ -54,6 +54,28 @@ class Finish:
     posts: list[PostExcerpt]
 
 
+@dataclass(frozen=True)
+class Move:
+    """A project's repository that GitHub says was renamed or transferred."""
+
+    project_id: str
+    project_name: str
+    user_id: str
+    job_id: str
+    execution_id: str
+    old: tuple[str, str]
+    new: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class GitHubUse:
+    """The credential a scan read GitHub with, and its budget as GitHub last reported it."""
+
+    execution_id: str
+    credential: str
+    rate_limit: dict[str, Any] | None
+
+
 @dataclass
 class Changes:
     """Rows to insert for a batch, and the executions it finished, in order."""
@@ -61,6 +83,9 @@ class Changes:
     steps: list[dict[str, Any]] = field(default_factory=list)
     contents: list[dict[str, Any]] = field(default_factory=list)
     finishes: list[Finish] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    # Per project, the latest scan's report of its GitHub credential.
+    github_uses: dict[str, GitHubUse] = field(default_factory=dict)
 
 
 def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
@@ -74,6 +99,14 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
                 row["duration"] = milliseconds(row["completed_at"] - event.occurred_at)
     if isinstance(event, ActivityScanned):
         _record_activity(changes, row, event, now=now)
+        _record_move(changes, run, event, now=now)
+        if event.github_credential is not None:
+            limit = event.github_rate_limit
+            changes.github_uses[row["project_id"]] = GitHubUse(
+                execution_id=row["id"],
+                credential=event.github_credential,
+                rate_limit=limit.model_dump(mode="json", by_alias=True) if limit else None,
+            )
     if ExecutionStatus(row["status"]).is_terminal:
         log.info(
             "late event for a finished execution ignored",
@@ -250,6 +283,37 @@ def _record_activity(
             "tags": summary.tags,
         },
     }
+
+
+def _record_move(changes: Changes, run: Run, event: ActivityScanned, *, now: datetime) -> None:
+    """A scan that found the repository moved: a step on the timeline, a rename to apply."""
+    old, new = event.repository, event.repository_moved_to
+    if new is None or not (old.owner and old.name and new.owner and new.name):
+        return
+    row = run.row
+    _step(
+        changes,
+        row,
+        step="scan",
+        kind="moved",
+        attempt=event.attempt,
+        detail=(
+            f"GitHub says {old.owner}/{old.name} moved to {new.owner}/{new.name}; "
+            "the project now names the new repository"
+        ),
+        now=now,
+    )
+    changes.moves.append(
+        Move(
+            project_id=row["project_id"],
+            project_name=run.project_name,
+            user_id=row["user_id"],
+            job_id=row["job_id"],
+            execution_id=row["id"],
+            old=(old.owner, old.name),
+            new=(new.owner, new.name),
+        )
+    )
 
 
 def _step(

@@ -54,12 +54,32 @@ def project_view(project: Project) -> dict[str, Any]:
         "githubRepoName": project.github_repo_name,
         "githubBaseUrl": project.github_base_url,
         "localRepoPath": project.local_repo_path,
+        "githubInstallationId": project.github_installation_id,
+        # Write-only: whether a token is stored, never the token.
+        "githubTokenSet": bool(project.github_token_encrypted),
+        "githubCredential": credential_in_use(project),
+        "githubRateLimit": project.github_rate_limit,
         "platforms": list(project.platforms or []),
         "notificationSettings": public_settings(project.notification_settings),
         "lastSyncedAt": iso(project.last_synced_at),
         "createdAt": iso(project.created_at),
         "updatedAt": iso(project.updated_at),
     }
+
+
+def credential_in_use(project: Project) -> str | None:
+    """`app`, `token`, `global` (or `none`, read anonymously) for a GitHub project; else None.
+
+    What the latest scan reported when there is one: only a scan learns whether herald's
+    GitHub App is installed on a repository the project names no installation for.
+    """
+    if not project.github_repo_owner:
+        return None
+    if project.github_credential:
+        return project.github_credential
+    if project.github_installation_id is not None:
+        return "app"
+    return "token" if project.github_token_encrypted else "global"
 
 
 _AWARE = DateTime(timezone=True)

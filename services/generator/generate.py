@@ -55,7 +55,7 @@ async def generate_posts(
     The platforms are written at once: each waits on the model, not on this process. Each
     succeeds, fails or stays pending on its own; the results keep the project's order.
     """
-    project = project_label(event.repository)
+    project = project_label(event.repository_moved_to or event.repository)
 
     async def one(name: str) -> PostResult | TransientError:
         cancelled.check(event.execution_id)

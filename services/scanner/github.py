@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from services.scanner.budget import GitHubBudget, Report, credential_key
 from services.scanner.window import in_window
 from shared.budgets import Budgets
 from shared.errors import BudgetExhaustedError, PermanentError, TransientError
-from shared.events import ActivityItem
+from shared.events import ActivityItem, RateLimitSeen
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 from shared.outbound import origin_of, same_origin
 from shared.retry import wait_from_header
@@ -40,6 +40,8 @@ DEFAULT_LIMIT_WAIT = 60.0
 MAX_REDIRECTS = 5
 MESSAGE_EXCERPT = 200
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Where GitHub sends a renamed or transferred repository: its id, which never changes.
+_BY_ID = re.compile(r"^/repositories/(\d+)(?:/|$)")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
 
@@ -92,10 +94,23 @@ class GitHubClient:
     # waiting in httpx's pool costs CPU per waiting request on every request.
     slots: asyncio.Semaphore | None = None
 
+    # Set when GitHub answered that the repository moved (renamed or transferred): its id,
+    # which the rest of the scan asks by, and `moved_to` resolves into the new owner/name.
+    moved_id: int | None = None
+    # The credential's secret-free name (its budget, its cached pages); by default the
+    # token's fingerprint. An installation's tokens change hourly; its key does not.
+    key: str | None = None
+    # Mints a fresh token when GitHub answers 401 (an installation token that expired).
+    renew: Callable[[], Awaitable[str]] | None = None
+    # The credential's hourly budget as GitHub's latest answer reported it.
+    rate_limit: RateLimitSeen | None = None
+
     def __post_init__(self) -> None:
+        self._budget_key = self.key or credential_key(self.token)
         # A cached page is served only to the credential that fetched it.
-        self._cache_scope = hashlib.sha256(self.token.encode()).hexdigest()[:16]
-        self._budget_key = credential_key(self.token)
+        self._cache_scope = hashlib.sha256(self._budget_key.encode()).hexdigest()[:16]
+        self._base_path = httpx.URL(self.base_url).path.rstrip("/")
+        self._renewed = False
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -119,7 +134,13 @@ class GitHubClient:
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send(url, headers)
-        await self.budget.observe(self._budget_key, response.headers)
+        if response.status_code == 401 and self.renew is not None and not self._renewed:
+            # An installation token that expired (or was revoked) early: minted again, once.
+            self._renewed = True
+            self.token = await self.renew()
+            response = await self._send(url, {**headers, **self._headers()})
+        await self.budget.observe(self._budget_key, response.headers, ok=response.status_code < 400)
+        self._note_rate_limit(response.headers)
         remaining = response.headers.get("x-ratelimit-remaining", "")
         if remaining.isdigit():
             GITHUB_RATE_LIMIT_REMAINING.set(int(remaining))
@@ -135,7 +156,10 @@ class GitHubClient:
             raise_for_github(response)
         except RateLimitedError as exc:
             # Every replica's requests with this credential wait; so does this scan, as no try.
-            wait = exc.retry_after if exc.retry_after is not None else DEFAULT_LIMIT_WAIT
+            if exc.unsaid:
+                wait = self.budget.secondary_backoff(self._budget_key)
+            else:
+                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_LIMIT_WAIT
             await self.budget.limited(self._budget_key, wait)
             raise BudgetExhaustedError(exc.message, retry_after=wait) from None
         try:
@@ -178,8 +202,62 @@ class GitHubClient:
                     f"{origin_of(self.base_url)}"
                 )
             GITHUB_REQUESTS.labels("redirect").inc()
+            self._note_move(target)
             url = target
         raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+
+    def _note_rate_limit(self, headers: httpx.Headers) -> None:
+        try:
+            limit, remaining = (
+                int(headers["x-ratelimit-limit"]),
+                int(headers["x-ratelimit-remaining"]),
+            )
+            reset = datetime.fromtimestamp(float(headers["x-ratelimit-reset"]), UTC)
+        except (KeyError, ValueError, OverflowError, OSError):
+            return
+        if headers.get("x-ratelimit-resource", "core") == "core":
+            self.rate_limit = RateLimitSeen(limit=limit, remaining=remaining, reset_at=reset)
+
+    def _note_move(self, target: httpx.URL) -> None:
+        """Remember the repository's id when a redirect names it (a move, as GitHub says it)."""
+        path = target.path
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path) :]
+        match = _BY_ID.match(path)
+        if match and self.moved_id is None:
+            self.moved_id = int(match.group(1))
+
+    def repo_path(self, owner: str, name: str) -> str:
+        """The repository's API path: by id once GitHub said it moved, saving a redirect each."""
+        if self.moved_id is not None:
+            return f"/repositories/{self.moved_id}"
+        return f"/repos/{owner}/{name}"
+
+    async def repository(self, path: str) -> dict[str, Any]:
+        """GET one repository object (`/repos/{owner}/{repo}` or `/repositories/{id}`)."""
+        page = await self._get(httpx.URL(f"{self.base_url}{path}"))
+        body = page[0] if page is not None else None
+        if not isinstance(body, dict):
+            raise TransientError(f"GitHub returned an unexpected repository shape from {path}")
+        return body
+
+    async def moved_to(self) -> tuple[str, str] | None:
+        """The repository's new owner and name, if GitHub answered during the scan that it moved.
+
+        Read from `GET /repositories/{id}` (`owner.login` and `name`, else `full_name`), so
+        the project can be told its new name once instead of following a redirect each run.
+        """
+        if self.moved_id is None:
+            return None
+        body = await self.repository(f"/repositories/{self.moved_id}")
+        owner = (body.get("owner") or {}).get("login")
+        name = body.get("name")
+        if not (isinstance(owner, str) and isinstance(name, str)):
+            full_name = str(body.get("full_name") or "")
+            owner, _, name = full_name.partition("/")
+        if not (owner and name):
+            raise TransientError("GitHub named no owner and name for a moved repository")
+        return owner, name
 
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[Any]]:
         """Yield each page's items, following the `Link: rel="next"` URL verbatim."""
@@ -205,7 +283,7 @@ class GitHubClient:
         if start is not None:
             params["since"] = _iso(start)
         items = []
-        async for page in self._pages(f"/repos/{owner}/{name}/commits", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/commits", params):
             for commit in page:
                 detail = commit.get("commit") or {}
                 author = (commit.get("author") or {}).get("login") or (
@@ -234,7 +312,7 @@ class GitHubClient:
         """Pull requests merged in (start, end]: closed pulls by update, newest first."""
         params = {"state": "closed", "sort": "updated", "direction": "desc"}
         items = []
-        async for page in self._pages(f"/repos/{owner}/{name}/pulls", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/pulls", params):
             for pull in page:
                 merged = _parse(pull.get("merged_at"))
                 if merged is not None and in_window(merged, start, end):
@@ -266,7 +344,7 @@ class GitHubClient:
             params["since"] = _iso(start)
         issues: list[ActivityItem] = []
         pulls: list[ActivityItem] | None = []
-        async for page in self._pages(f"/repos/{owner}/{name}/issues", params):
+        async for page in self._pages(f"{self.repo_path(owner, name)}/issues", params):
             for issue in page:
                 pull = issue.get("pull_request")
                 if isinstance(pull, dict):
@@ -324,20 +402,38 @@ def change_type(message: str, labels: list[str]) -> str:
 class RateLimitedError(TransientError):
     """GitHub answered a primary or secondary rate limit for this credential."""
 
+    def __init__(self, message: str, *, retry_after: float | None, unsaid: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        # A secondary limit that said neither how long (`retry-after`) nor until when (an
+        # exhausted primary budget's reset): the caller backs off, a minute at least.
+        self.unsaid = unsaid
+
+
+# How GitHub words a secondary limit: "You have exceeded a secondary rate limit" (since 2021)
+# and "You have triggered an abuse detection mechanism" (2015-2021, and older GHES).
+_SECONDARY = ("rate limit", "abuse detection")
+
+
+def is_secondary_limit(message: str) -> bool:
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _SECONDARY)
+
 
 def raise_for_github(response: httpx.Response) -> None:
     """Map an error response to a transient or permanent error (rate limits are transient)."""
     status = response.status_code
     if status < 300 or status == 304:
         return
-    message = _message(response)
+    message = github_message(response)
     retry_after = _retry_after(response)
-    if status in (403, 429) and (
-        response.headers.get("x-ratelimit-remaining") == "0"
-        or "retry-after" in response.headers
-        or "rate limit" in message.lower()
-    ):
-        raise RateLimitedError(f"GitHub rate limit: {message}", retry_after=retry_after)
+    exhausted = response.headers.get("x-ratelimit-remaining") == "0"
+    said = "retry-after" in response.headers
+    if status in (403, 429) and (exhausted or said or is_secondary_limit(message)):
+        raise RateLimitedError(
+            f"GitHub rate limit: {message}",
+            retry_after=retry_after,
+            unsaid=not (exhausted or said),
+        )
     if status == 429 or status >= 500:
         raise TransientError(f"GitHub {status}: {message}", retry_after=retry_after)
     raise PermanentError(f"GitHub {status}: {message}")
@@ -359,7 +455,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def _message(response: httpx.Response) -> str:
+def github_message(response: httpx.Response) -> str:
     """A short, printable excerpt of GitHub's JSON `message`, or the status's reason phrase.
 
     Nothing else of the body is quoted: it reaches the execution's error, the owner's alert

@@ -28,7 +28,7 @@ def make_handler(
     budgets: Budgets | None = None,
 ) -> Handler:
     cache = etags if etags is not None else ETagCache()
-    github = GitHubAccess.from_settings(settings)
+    github = GitHubAccess.from_settings(settings, http)
     slots = asyncio.Semaphore(settings.github_max_concurrent)
     # The reserve: requests other scans of the fleet may have in flight when one reads it.
     budget = GitHubBudget(budgets or Budgets(), reserve=2 * settings.github_max_concurrent)
@@ -57,6 +57,9 @@ def make_handler(
                 github_api_calls=result.github_api_calls,
                 platforms=event.platforms,
                 repository=event.repository,
+                repository_moved_to=result.moved_to,
+                github_credential=result.credential,
+                github_rate_limit=result.rate_limit,
                 window_start=event.window_start,
                 window_end=event.window_end,
                 retry_policy=event.retry_policy,

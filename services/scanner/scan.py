@@ -12,14 +12,29 @@ import httpx
 
 from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
+from services.scanner.credentials import (
+    Credential,
+    GitHubApp,
+    InstallationGoneError,
+    Kind,
+    token_credential,
+)
 from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
 from shared.compare import compare_url
 from shared.destinations import github_origins
 from shared.errors import ConfigurationError, TransientError
-from shared.events import ActivityItem, ActivitySummary, JobDue
+from shared.events import (
+    ActivityItem,
+    ActivitySummary,
+    GitHubCredential,
+    JobDue,
+    RateLimitSeen,
+    Repository,
+)
 from shared.github_names import name_refusal, owner_refusal
 from shared.outbound import OriginAllowList, same_origin
+from shared.secrets import decrypt
 from shared.settings import Settings
 
 MAX_ITEMS = 200
@@ -34,6 +49,11 @@ _NOTABLE_RANK = {"breaking": 0, "feature": 1, "fix": 2, "docs": 4, "other": 3}
 class ScanResult:
     summary: ActivitySummary
     github_api_calls: int
+    # The repository's new owner and name when GitHub answered that it moved.
+    moved_to: Repository | None = None
+    # The credential the scan read with, and its budget as GitHub last reported it.
+    credential: Kind | None = None
+    rate_limit: RateLimitSeen | None = None
 
 
 def validate_repository(owner: str, name: str) -> None:
@@ -44,29 +64,96 @@ def validate_repository(owner: str, name: str) -> None:
 
 @dataclass(frozen=True)
 class GitHubAccess:
-    """Which GitHub APIs a project may name, and where the server's token may go."""
+    """Which GitHub APIs a project may name, and which credential goes where.
+
+    The server's token and its GitHub App belong to `api_url` alone; a project's own token
+    goes to the base URL the project names, once that passed the operator's origin list.
+    """
 
     api_url: str
     token: str
     origins: OriginAllowList
+    app: GitHubApp | None = None
+    # Decrypts a project's own token (HERALD_SECRET_KEY); "" when none is configured.
+    secret_key: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GitHubAccess:
+    def from_settings(
+        cls, settings: Settings, http: httpx.AsyncClient | None = None
+    ) -> GitHubAccess:
+        api_url = settings.github_api_url.rstrip("/")
+        key = settings.github_app_private_key.get_secret_value()
+        app = None
+        if settings.github_app_id and key and http is not None:
+            app = GitHubApp(
+                app_id=settings.github_app_id, private_key=key, api_url=api_url, http=http
+            )
         return cls(
-            settings.github_api_url.rstrip("/"),
+            api_url,
             settings.github_token.get_secret_value(),
             github_origins(settings),
+            app,
+            settings.secret_key.get_secret_value(),
         )
 
     @classmethod
-    def of(cls, api_url: str, token: str, enterprise: list[str] | None = None) -> GitHubAccess:
-        return cls(api_url.rstrip("/"), token, OriginAllowList([api_url, *(enterprise or [])]))
+    def of(
+        cls,
+        api_url: str,
+        token: str,
+        enterprise: list[str] | None = None,
+        *,
+        app: GitHubApp | None = None,
+        secret_key: str = "",
+    ) -> GitHubAccess:
+        origins = OriginAllowList([api_url, *(enterprise or [])])
+        return cls(api_url.rstrip("/"), token, origins, app, secret_key)
 
-    def client_for(self, base_url: str | None) -> tuple[str, str]:
-        """The checked base URL to scan, and the token to send there ("" for none)."""
-        base = self.origins.check_base(base_url or self.api_url, what="the GitHub base URL")
-        # The server's token belongs to its own GitHub; an Enterprise project brings its own.
-        return base, self.token if same_origin(base, self.api_url) else ""
+    def base_for(self, base_url: str | None) -> str:
+        """The checked base URL to scan."""
+        return self.origins.check_base(base_url or self.api_url, what="the GitHub base URL")
+
+    async def credential_for(
+        self, base: str, owner: str, name: str, given: GitHubCredential | None
+    ) -> Credential:
+        """The first credential that applies: the App's installation, the project's token,
+        the server's token (on its own GitHub only), else none."""
+        on_server = same_origin(base, self.api_url)
+        installation_id = given.installation_id if given else None
+        if installation_id is not None and not on_server:
+            raise ConfigurationError(
+                f"the project names GitHub App installation {installation_id}, but herald's "
+                f"GitHub App reads only {self.api_url}, not {base}"
+            )
+        if installation_id is not None and self.app is None:
+            raise ConfigurationError(
+                f"the project names GitHub App installation {installation_id}, but this server "
+                "has no GitHub App: set HERALD_GITHUB_APP_ID and HERALD_GITHUB_APP_PRIVATE_KEY, "
+                "or clear the project's githubInstallationId"
+            )
+        if self.app is not None and on_server:
+            if installation_id is not None:
+                return await self.app.credential(installation_id)
+            found = await self.app.installation_for(owner, name)
+            if found is not None:
+                try:
+                    return await self.app.credential(found)
+                except InstallationGoneError:
+                    # Removed since it was looked up: ask GitHub again, once.
+                    self.app.forget(owner, name)
+                    found = await self.app.installation_for(owner, name)
+                    if found is not None:
+                        return await self.app.credential(found)
+        if given is not None and given.token:
+            if not self.secret_key:
+                raise ConfigurationError(
+                    "the project's GitHub token cannot be read: HERALD_SECRET_KEY is not set "
+                    "on the scanner"
+                )
+            return token_credential("token", decrypt(given.token, self.secret_key))
+        if on_server and self.token:
+            return token_credential("global", self.token)
+        return token_credential("none", "")
 
 
 async def scan(
@@ -93,11 +180,16 @@ async def scan(
     if not (repo.owner and repo.name):
         raise ConfigurationError("no repository configured for this project")
     validate_repository(repo.owner, repo.name)
-    base_url, token = github.client_for(repo.base_url)
+    base_url = github.base_for(repo.base_url)
+    credential = await github.credential_for(
+        base_url, repo.owner, repo.name, event.github_credential
+    )
     client = GitHubClient(
         http=http,
         base_url=base_url,
-        token=token,
+        token=credential.token,
+        key=credential.key,
+        renew=credential.renew,
         etags=etags if etags is not None else ETagCache(),
         before_request=before_request,
         slots=slots,
@@ -116,9 +208,19 @@ async def scan(
             if pulls is None:
                 pulls = await client.merged_pulls(repo.owner, repo.name, start, end)
             items += pulls + issues
+            moved = await client.moved_to()
     except TimeoutError:
         raise TransientError(f"GitHub scan exceeded its {seconds:.0f} s deadline") from None
-    return ScanResult(summarise(items), client.calls)
+    moved_to = None
+    if moved is not None and moved != (repo.owner, repo.name):
+        moved_to = repo.model_copy(update={"owner": moved[0], "name": moved[1]})
+    return ScanResult(
+        summarise(items),
+        client.calls,
+        moved_to,
+        credential=credential.kind,
+        rate_limit=client.rate_limit,
+    )
 
 
 def summarise(items: list[ActivityItem]) -> ActivitySummary:

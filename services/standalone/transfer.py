@@ -4,8 +4,8 @@ The way from the standalone mode to the distributed one: export from the SQLite 
 into PostgreSQL. Users travel by email (found or created), projects and jobs keep their ids,
 so importing the same file twice changes nothing. A job's next run is computed afresh at
 import, so the new scheduler neither replays nor reports as missed the slots that passed
-meanwhile. History (executions, posts, alerts) stays where it was. Webhook URLs travel as
-stored, encrypted: the importing side needs the same HERALD_SECRET_KEY.
+meanwhile. History (executions, posts, alerts) stays where it was. Webhook URLs and GitHub
+tokens travel as stored, encrypted: the importing side needs the same HERALD_SECRET_KEY.
 """
 
 from __future__ import annotations

@@ -105,6 +105,16 @@ class Project(Base):
     github_repo_name: Mapped[str | None] = mapped_column(String(100))
     github_base_url: Mapped[str | None] = mapped_column(String(500))
     local_repo_path: Mapped[str | None] = mapped_column(String(1000))
+    # How the scanner reads the repository, first that applies: herald's GitHub App through
+    # this installation (or the one GitHub names for the repository), the project's own token
+    # (encrypted with HERALD_SECRET_KEY; text, as installation-style tokens run to ~520
+    # characters), the server's token.
+    github_installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    github_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What the latest scan reported: the credential it used (app | token | global | none)
+    # and that credential's rate limit as GitHub last answered it (limit, remaining, resetAt).
+    github_credential: Mapped[str | None] = mapped_column(String(16))
+    github_rate_limit: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     platforms: Mapped[list[str]] = mapped_column(JSONType, default=list)
     notification_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_synced_at: Mapped[datetime | None]

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from services.scanner.budget import GitHubBudget, credential_key
 from services.scanner.github import ETagCache
 from services.scanner.scan import GitHubAccess, ScanResult, scan
+from shared.budgets import Budgets
 from shared.cancellation import CancelledSet, ExecutionCancelledError
 from shared.errors import (
     BudgetExhaustedError,
@@ -20,8 +22,17 @@ from shared.errors import (
 )
 from shared.events import JobDue
 from shared.outbound import guarded_client, parse_networks
+from shared.retry import Drawn
 from tests.support.factories import scan_due
-from tests.support.fakes.github import FakeGitHub, Limited, commit, issue, pull
+from tests.support.fakes.github import (
+    ABUSE_MESSAGE,
+    SECONDARY_MESSAGE,
+    FakeGitHub,
+    Limited,
+    commit,
+    issue,
+    pull,
+)
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 8, tzinfo=UTC)
@@ -277,6 +288,56 @@ async def test_a_secondary_limit_without_retry_after_waits_at_least_a_minute(
 
     assert caught.value.retry_after is not None
     assert caught.value.retry_after >= 60
+
+
+@pytest.mark.parametrize("message", [SECONDARY_MESSAGE, ABUSE_MESSAGE])
+async def test_secondary_limits_without_retry_after_back_off_from_a_minute(
+    github: FakeGitHub, http: httpx.AsyncClient, message: str
+) -> None:
+    busy_repo(github, commits=5)
+    now = [time.time()]
+    # Jitter drawn from the middle of its range: the waits are the formula's own.
+    budgets = Budgets()
+    budget = GitHubBudget(budgets, reserve=0, clock=lambda: now[0], rng=Drawn(0.5))
+    github.limited += [Limited(status=403, secondary=True, message=message)] * 3
+
+    waits = []
+    for _ in range(3):
+        with pytest.raises(BudgetExhaustedError, match="GitHub rate limit") as caught:
+            await scan(
+                scan_due(),
+                http=http,
+                github=GitHubAccess.of(github.base_url, TOKEN),  # type: ignore[attr-defined]
+                local_repos_root="/nonexistent",
+                budget=budget,
+            )
+        waits.append(caught.value.retry_after)
+        # Every replica's requests with the credential wait as long: the next scan asks not.
+        paused = await budgets.paused_for(credential_key(TOKEN), now=now[0])
+        assert paused == pytest.approx(caught.value.retry_after)
+        now[0] += caught.value.retry_after + 1
+
+    assert waits == [60.0, 120.0, 240.0]
+    assert len(github.requests) == 3  # one refused request per scan, none while paused
+    # An answer in between starts the count again.
+    result = await scan(
+        scan_due(),
+        http=http,
+        github=GitHubAccess.of(github.base_url, TOKEN),  # type: ignore[attr-defined]
+        local_repos_root="/nonexistent",
+        budget=budget,
+    )
+    assert result.summary.commits == 5
+    github.limited.append(Limited(status=429, secondary=True, message=message))
+    with pytest.raises(BudgetExhaustedError) as caught:
+        await scan(
+            scan_due(),
+            http=http,
+            github=GitHubAccess.of(github.base_url, TOKEN),  # type: ignore[attr-defined]
+            local_repos_root="/nonexistent",
+            budget=budget,
+        )
+    assert caught.value.retry_after == 60.0
 
 
 async def test_a_limit_exhausted_mid_scan_stops_before_the_next_request(

@@ -112,3 +112,25 @@ def test_a_project_keeps_every_platform_and_alert_ticked() -> None:
 def test_a_project_with_no_alert_ticked_asks_for_none() -> None:
     body = project_body(_form(name="demo", localRepoPath="demo", platforms=["x"]))
     assert body["notificationSettings"] == {"notificationEvents": []}
+
+
+def test_a_github_project_sends_its_installation_and_token_when_given() -> None:
+    form = _form(
+        name="site",
+        githubRepoOwner="octo",
+        githubRepoName="site",
+        githubInstallationId=" 41002 ",
+        githubToken="github_pat_secret",
+        platforms=["x"],
+    )
+
+    body = project_body(form)
+
+    assert body["githubInstallationId"] == 41002
+    assert body["githubToken"] == "github_pat_secret"
+    left_empty = project_body(_form(name="s", githubRepoOwner="o", githubRepoName="r"))
+    assert "githubInstallationId" not in left_empty and "githubToken" not in left_empty
+    # Not a number: sent as typed, so the API names the rule it breaks.
+    assert (
+        project_body(_form(name="s", githubInstallationId="abc"))["githubInstallationId"] == "abc"
+    )

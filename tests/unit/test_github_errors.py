@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.scanner.github import raise_for_github
+from services.scanner.github import RateLimitedError, raise_for_github
 from shared.errors import PermanentError, TransientError
 
 DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
@@ -187,3 +187,37 @@ def test_githubs_message_is_quoted_short_and_printable() -> None:
 def test_a_redirect_the_client_did_not_follow_is_permanent(status: int) -> None:
     with pytest.raises(PermanentError, match=f"GitHub {status}: Moved Permanently"):
         raise_for_github(response(status, {"message": "Moved Permanently"}))
+
+
+ABUSE = {
+    "message": "You have triggered an abuse detection mechanism. Please wait a few minutes "
+    "before you try again.",
+    "documentation_url": "https://developer.github.com/v3/#abuse-rate-limits",
+}
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_the_older_abuse_detection_wording_is_a_secondary_limit(status: int) -> None:
+    limited = response(status, ABUSE, x_ratelimit_remaining="4990")
+
+    with pytest.raises(RateLimitedError, match="abuse detection mechanism") as caught:
+        raise_for_github(limited)
+
+    assert caught.value.retry_after == 60.0
+    assert caught.value.unsaid  # neither a retry-after nor a reset: the caller backs off
+
+
+def test_a_secondary_limit_with_retry_after_is_not_left_to_backoff() -> None:
+    with pytest.raises(RateLimitedError) as caught:
+        raise_for_github(response(403, ABUSE, retry_after="5", x_ratelimit_remaining="4990"))
+
+    assert caught.value.retry_after == 5 and not caught.value.unsaid
+
+
+def test_a_forbidden_answer_that_mentions_no_limit_is_permanent() -> None:
+    forbidden = {"message": "Resource not accessible by integration"}
+
+    with pytest.raises(PermanentError) as caught:
+        raise_for_github(response(403, forbidden, x_ratelimit_remaining="4990"))
+
+    assert not isinstance(caught.value, TransientError)

@@ -136,7 +136,9 @@ def project_body(form: Form) -> dict[str, Any]:
         "platforms": form.all("platforms"),
         "notificationSettings": {"notificationEvents": form.all("notificationEvents")},
     }
-    for name in ("localRepoPath", "githubRepoOwner", "githubRepoName"):
+    for name in ("localRepoPath", "githubRepoOwner", "githubRepoName", "githubToken"):
         if text := form.get(name):
             body[name] = text
+    if text := form.get("githubInstallationId").strip():
+        body["githubInstallationId"] = _number(text)
     return body

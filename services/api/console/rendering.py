@@ -41,6 +41,13 @@ templates.env.globals["notices"] = {
 }
 templates.env.globals["platforms"] = PLATFORMS
 templates.env.globals["alert_kinds"] = EVENT_KINDS
+# How a project's `githubCredential` reads on the page.
+templates.env.globals["credential_names"] = {
+    "app": "herald's GitHub App",
+    "token": "the project's own token",
+    "global": "the server's token",
+    "none": "no token",
+}
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "SKIPPED", "MISSED"}
 

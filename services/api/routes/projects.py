@@ -25,7 +25,7 @@ from shared.db.schema import CronJob, JobStatistics, Project
 from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
-from shared.outbound import ForbiddenDestinationError
+from shared.outbound import ForbiddenDestinationError, origin_of, same_origin
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
@@ -60,6 +60,44 @@ def _check_source(
         raise invalid("githubBaseUrl", exc.message) from None
 
 
+def _credential_columns(
+    settings: Settings, changes: dict[str, Any], base_url: str | None
+) -> dict[str, Any]:
+    """The GitHub credential columns `changes` set: the token encrypted, refusals by field.
+
+    A changed credential forgets what the last scan reported of the previous one.
+    """
+    columns: dict[str, Any] = {}
+    if "github_installation_id" in changes:
+        installation_id = changes["github_installation_id"]
+        if installation_id is not None:
+            if not settings.github_app_id:
+                raise invalid(
+                    "githubInstallationId",
+                    "this server has no GitHub App: its operator sets HERALD_GITHUB_APP_ID "
+                    "and HERALD_GITHUB_APP_PRIVATE_KEY first; give a githubToken instead",
+                )
+            if base_url and not same_origin(base_url, settings.github_api_url):
+                raise invalid(
+                    "githubInstallationId",
+                    f"herald's GitHub App reads only {origin_of(settings.github_api_url)}; "
+                    "a project on another GitHub server gives a githubToken instead",
+                )
+        columns["github_installation_id"] = installation_id
+    if "github_token" in changes:
+        token = changes["github_token"]
+        encrypted = None
+        if token:
+            try:
+                encrypted = encrypt(token, settings.secret_key.get_secret_value())
+            except SecretKeyError as exc:
+                raise invalid("githubToken", exc.message) from None
+        columns["github_token_encrypted"] = encrypted
+    if columns:
+        columns.update(github_credential=None, github_rate_limit=None)
+    return columns
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="createProject")
 async def create_project(
     body: CreateProject, user: UserDep, session: SessionDep, state: StateDep
@@ -78,8 +116,14 @@ async def create_project(
         limit=state.settings.max_projects_per_user,
         setting="HERALD_MAX_PROJECTS_PER_USER",
     )
+    credential = _credential_columns(
+        state.settings,
+        body.model_dump(include={"github_installation_id", "github_token"}),
+        base_url,
+    )
     now = datetime.now(UTC)
     project = Project(
+        **credential,
         id=new_id("prj"),
         user_id=user.id,
         name=body.name,
@@ -133,6 +177,9 @@ async def update_project(
     )
     if changes.get("github_base_url"):
         changes["github_base_url"] = base_url
+    effective_base = changes.get("github_base_url", project.github_base_url)
+    for column, value in _credential_columns(state.settings, changes, effective_base).items():
+        setattr(project, column, value)
     for field in (
         "name",
         "github_repo_owner",

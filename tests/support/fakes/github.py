@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.support.fakes.github_app import FakeApp, Installation, RateBudget
 from tests.support.fakes.server import ThreadedServer
 
 DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
@@ -34,6 +35,25 @@ PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 )
+# GitHub's wording of a secondary limit from 2015 to 2021, still answered by older GHES.
+ABUSE_MESSAGE = (
+    "You have triggered an abuse detection mechanism. "
+    "Please wait a few minutes before you try again."
+)
+
+
+def _app_route(method: str, parts: list[str]) -> bool:
+    """`POST /app/installations/{id}/access_tokens` or `GET /repos/{o}/{r}/installation`."""
+    if method == "POST":
+        return (
+            len(parts) == 4
+            and parts[:2] == ["app", "installations"]
+            and parts[2].isdigit()
+            and parts[3] == "access_tokens"
+        )
+    if len(parts) == 3 and parts[0] == "repositories" and parts[1].isdigit():
+        return parts[2] == "installation"  # where a moved repository's lookup is sent
+    return len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation"
 
 
 def iso(at: datetime) -> str:
@@ -125,6 +145,21 @@ class Repo:
     empty: bool = False
 
 
+def repository_object(repo: Repo) -> dict[str, Any]:
+    """The fields of GitHub's repository object a client reads, with a few around them."""
+    return {
+        "id": repo.id,
+        "node_id": f"R_{repo.id}",
+        "name": repo.name,
+        "full_name": f"{repo.owner}/{repo.name}",
+        "owner": {"login": repo.owner, "id": 1, "type": "Organization"},
+        "private": False,
+        "html_url": f"https://github.com/{repo.owner}/{repo.name}",
+        "default_branch": "main",
+        "url": f"https://api.github.com/repos/{repo.owner}/{repo.name}",
+    }
+
+
 @dataclass
 class Limited:
     """One rate-limited answer: status 403 or 429, primary (remaining 0) or secondary."""
@@ -132,6 +167,8 @@ class Limited:
     status: int = 403
     secondary: bool = False
     retry_after: int | None = None
+    # A secondary limit's wording: today's by default, `ABUSE_MESSAGE` for an older server.
+    message: str = SECONDARY_MESSAGE
 
 
 @dataclass
@@ -149,9 +186,15 @@ class FakeGitHub:
     def __init__(self, *, token: str | None = None, limit: int = 5000) -> None:
         self.token = token
         self.repos: dict[int, Repo] = {}
-        self.limit = limit
-        self.remaining = limit
-        self.reset = int(time.time()) + 3600
+        # The budget of `token` (and of anonymous requests); other credentials have their own.
+        self.core = RateBudget(limit=limit, remaining=limit, reset=int(time.time()) + 3600)
+        # Further tokens GitHub accepts (a project's own), each with a budget of its own.
+        self.tokens: dict[str, RateBudget] = {}
+        self.app: FakeApp | None = None
+        # The budget and installation of the request being answered (set before any await
+        # that could let another request in is done with).
+        self._budget = self.core
+        self._installation: Installation | None = None
         self.requests: list[Seen] = []
         self.limited: list[Limited] = []  # answered in order, one per request
         self.failures: list[int] = []  # statuses answered in order, one per request
@@ -164,7 +207,32 @@ class FakeGitHub:
         # merged (no `pull_request.merged_at`).
         self.issues_without_merged_at = False
         self._closing = False
-        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET"])])
+        self.asgi = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
+
+    # The default credential's budget, as tests set and read it.
+    @property
+    def limit(self) -> int:
+        return self.core.limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self.core.limit = value
+
+    @property
+    def remaining(self) -> int:
+        return self.core.remaining
+
+    @remaining.setter
+    def remaining(self, value: int) -> None:
+        self.core.remaining = value
+
+    @property
+    def reset(self) -> int:
+        return self.core.reset
+
+    @reset.setter
+    def reset(self, value: int) -> None:
+        self.core.reset = value
 
     def add_repo(self, owner: str, name: str, **data: Any) -> Repo:
         repo = Repo(id=1000 + len(self.repos), owner=owner, name=name, **data)
@@ -182,11 +250,12 @@ class FakeGitHub:
     # -- protocol -------------------------------------------------------------------------
 
     def _rate_headers(self) -> dict[str, str]:
+        budget = self._budget
         return {
-            "x-ratelimit-limit": str(self.limit),
-            "x-ratelimit-remaining": str(self.remaining),
-            "x-ratelimit-used": str(self.limit - self.remaining),
-            "x-ratelimit-reset": str(self.reset),
+            "x-ratelimit-limit": str(budget.limit),
+            "x-ratelimit-remaining": str(budget.remaining),
+            "x-ratelimit-used": str(budget.limit - budget.remaining),
+            "x-ratelimit-reset": str(budget.reset),
             "x-ratelimit-resource": "core",
             "x-github-api-version-selected": "2022-11-28",
         }
@@ -223,53 +292,119 @@ class FakeGitHub:
             waited += 0.05
         if self.delay:
             await asyncio.sleep(self.delay)
+        self._budget, self._installation = self.core, None
         if not request.headers.get("user-agent"):
             return self._error(
                 403,
                 "Request forbidden by administrative rules. "
                 "Please make sure your request has a User-Agent header",
             )
-        if self.token is not None and request.headers.get("authorization") not in (
-            f"Bearer {self.token}",
-            f"token {self.token}",
-        ):
+        path = request.url.path.removeprefix("/api/v3")
+        parts = path.strip("/").split("/")
+        if self.app is not None and _app_route(request.method, parts):
+            return self._app_answer(request, parts)
+        if request.method != "GET":
+            return self._error(404, "Not Found")
+        if not self._authenticate(request.headers.get("authorization")):
             return self._error(401, "Bad credentials")
         if self.failures:
             status = self.failures.pop(0)
             return self._error(status, "Server Error" if status >= 500 else "Failure")
         if self.limited:
             return self._limited(self.limited.pop(0))
-        if self.remaining <= 0:
+        if self._budget.remaining <= 0:
             return self._error(403, PRIMARY_MESSAGE)
-        path = request.url.path.removeprefix("/api/v3")
-        parts = path.strip("/").split("/")
         repo: Repo | None = None
-        if len(parts) == 4 and parts[0] == "repos" and (parts[1], parts[2]) in self.moved:
-            return self._moved(request, self.moved[(parts[1], parts[2])], parts[3])
+        if len(parts) in (3, 4) and parts[0] == "repos" and (parts[1], parts[2]) in self.moved:
+            return self._moved(request, self.moved[(parts[1], parts[2])], "/".join(parts[3:]))
+        if len(parts) == 3 and parts[0] == "repos":
+            return self._repository(self._readable(self._named(parts[1], parts[2])))
+        if len(parts) == 2 and parts[0] == "repositories" and parts[1].isdigit():
+            return self._repository(self._readable(self.repos.get(int(parts[1]))))
         if len(parts) == 4 and parts[0] == "repos":
-            repo = next(
-                (r for r in self.repos.values() if (r.owner, r.name) == (parts[1], parts[2])),
-                None,
-            )
+            repo = self._named(parts[1], parts[2])
             resource = parts[3]
         elif len(parts) == 3 and parts[0] == "repositories" and parts[1].isdigit():
             repo = self.repos.get(int(parts[1]))
             resource = parts[2]
         else:
             return self._error(404, "Not Found")
+        repo = self._readable(repo)
         if repo is None or resource not in ("commits", "pulls", "issues"):
             return self._error(404, "Not Found")
         if repo.empty and resource == "commits":
-            self.remaining -= 1
+            self._budget.remaining -= 1
             return self._error(409, "Git Repository is empty.")
         items = self._select(repo, resource, request.query_params)
         return self._page(request, repo, resource, items)
+
+    def _authenticate(self, authorization: str | None) -> bool:
+        """Pick the request's budget (and installation) by its credential; False: refused."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token:
+            return self.token is None
+        if token == self.token:
+            return True
+        if token in self.tokens:
+            self._budget = self.tokens[token]
+            return True
+        installation = self.app.installation_of_token(token) if self.app is not None else False
+        if installation is False:
+            return self.token is None
+        if installation is None or isinstance(installation, bool):
+            return False  # an expired token, or a removed installation's
+        self._budget, self._installation = installation.budget, installation
+        return True
+
+    def _readable(self, repo: Repo | None) -> Repo | None:
+        """The repository, if the request's credential may read it (an installation, its own)."""
+        if repo is None or self._installation is None:
+            return repo
+        return repo if repo.id in self._installation.repository_ids else None
+
+    def _app_answer(self, request: Request, parts: list[str]) -> Response:
+        """The App's own endpoints, authenticated with its JWT."""
+        assert self.app is not None
+        self._budget = RateBudget()  # JWT requests spend no installation's budget
+        problem = self.app.jwt_problem(request.headers.get("authorization"))
+        if problem is not None:
+            return self._json(
+                401, {"message": problem, "documentation_url": "https://docs.github.com/rest"}
+            )
+        if parts[0] == "app":
+            status, body = self.app.mint(int(parts[2]))
+            return self._json(status, body)
+        if parts[0] == "repositories":
+            repo = self.repos.get(int(parts[1]))
+        elif (parts[1], parts[2]) in self.moved:
+            return self._moved(request, self.moved[(parts[1], parts[2])], "installation")
+        else:
+            repo = self._named(parts[1], parts[2])
+        installation = self.app.installation_for(repo.id) if repo is not None else None
+        if installation is None:
+            return self._error(404, "Not Found")
+        return self._json(200, self.app.installation_object(installation))
+
+    def _named(self, owner: str, name: str) -> Repo | None:
+        # GitHub's owner and repository names are case-insensitive.
+        wanted = (owner.lower(), name.lower())
+        return next(
+            (r for r in self.repos.values() if (r.owner.lower(), r.name.lower()) == wanted), None
+        )
+
+    def _repository(self, repo: Repo | None) -> Response:
+        """`GET /repos/{owner}/{repo}` or `GET /repositories/{id}`: the repository object."""
+        if repo is None:
+            return self._error(404, "Not Found")
+        self._budget.remaining -= 1
+        return self._json(200, repository_object(repo))
 
     def _moved(self, request: Request, repo_id: int, resource: str) -> Response:
         origin = self.redirect_origin or f"{request.url.scheme}://{request.url.netloc}"
         prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
         query = f"?{request.url.query}" if request.url.query else ""
-        location = f"{origin}{prefix}/repositories/{repo_id}/{resource}{query}"
+        tail = f"/{resource}" if resource else ""
+        location = f"{origin}{prefix}/repositories/{repo_id}{tail}{query}"
         body = {"message": "Moved Permanently", "url": location, "documentation_url": DOCS}
         return self._json(301, body, {"location": location})
 
@@ -284,8 +419,8 @@ class FakeGitHub:
         if limited.retry_after is not None:
             headers["retry-after"] = str(limited.retry_after)
         if limited.secondary:
-            return self._error(limited.status, SECONDARY_MESSAGE, headers)
-        self.remaining = 0
+            return self._error(limited.status, limited.message, headers)
+        self._budget.remaining = 0
         return self._error(limited.status, PRIMARY_MESSAGE, headers)
 
     def _select(self, repo: Repo, resource: str, query: Any) -> list[dict[str, Any]]:
@@ -339,15 +474,15 @@ class FakeGitHub:
         if request.headers.get("if-none-match") == etag:
             # A conditional request answered 304 costs nothing when it was authorised.
             if not request.headers.get("authorization"):
-                self.remaining -= 1
+                self._budget.remaining -= 1
             return Response(status_code=304, headers={**self._rate_headers(), **headers})
-        self.remaining -= 1
+        self._budget.remaining -= 1
         return self._json(200, body, headers)
 
     # -- running --------------------------------------------------------------------------
 
     def serve(self) -> ThreadedServer:
-        server = ThreadedServer(self.app).start()
+        server = ThreadedServer(self.asgi).start()
         original_close = server.close
 
         def close() -> None:
