@@ -396,6 +396,10 @@ def next_runs(
     come back only when the schedule has no more within the search's reach (400 years),
     which can happen only when gap policy SKIP drops every time it has.
     """
+    if gap_policy is None and fold_policy is None:
+        # The defaults (nearly every job): no policy to read or check on this hot path.
+        spec, zone = expression_spec(expression, timezone)
+        return take_runs(spec, zone, after, count)
     spec, zone, policy = custom_spec(expression, timezone, gap_policy, fold_policy)
     return take_runs(spec, zone, after, count, policy)
 

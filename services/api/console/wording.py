@@ -86,11 +86,11 @@ def describe_dst(job: Mapping[str, Any]) -> str:
     if fixed is False:
         return (
             "Follows elapsed time (its minute or hour field starts with *): a time that does "
-            "not exist is left out, one that occurs twice runs in both."
+            "not exist is left out, one that occurs twice runs both times."
         )
     gap = config.get("gapPolicy") or "SHIFT"
     fold = config.get("foldPolicy") or "FIRST"
-    forward = "no run that day" if gap == "SKIP" else "runs at the first moment after the gap"
+    forward = "is skipped that day" if gap == "SKIP" else "runs at the first moment after the gap"
     back = "the second" if fold == "SECOND" else "the first"
     return (
         f"Clocks forward: a time that does not exist {forward} (gapPolicy {gap}). "
