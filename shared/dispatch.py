@@ -149,6 +149,8 @@ def _previous(frequency: str, schedule: str, time_config: Any, before: datetime)
 
 # Many jobs share a schedule and fall due at the same instant (a burst of "0 9 * * *"): one
 # answer per (schedule, instant) serves them all. Errors are not cached (lru_cache re-raises).
+# The key holds every item of `time_config`, so a job's DST policy (`gapPolicy`, `foldPolicy`)
+# is part of it: jobs differing only in their policy never share an answer.
 _Key = tuple[str, str, str, tuple[tuple[str, str, Any], ...]]
 
 
