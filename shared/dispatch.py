@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.schema import Execution, Project
 from shared.events import GitHubCredential, JobDue, Repository, RetryPolicy, Trigger
 from shared.scheduling import (
+    FOLD_FIELD,
+    GAP_FIELD,
+    never_fires,
     next_runs,
     preset_next_runs,
     preset_previous_run,
@@ -108,20 +111,47 @@ def previous_slot(job: ScheduledJob, before: datetime) -> datetime | None:
     return _previous_run(key, before)
 
 
+def custom_runs(
+    schedule: str, time_config: dict[str, Any], after: datetime, count: int
+) -> list[datetime]:
+    """A CUSTOM job's next `count` runs, in its zone and with its DST policy (`gapPolicy`,
+    `foldPolicy` in `time_config`)."""
+    return next_runs(
+        schedule,
+        job_timezone(time_config),
+        after,
+        count,
+        gap_policy=time_config.get(GAP_FIELD),
+        fold_policy=time_config.get(FOLD_FIELD),
+    )
+
+
 def _next(frequency: str, schedule: str, time_config: Any, after: datetime) -> datetime:
+    # The DST policy is part of `time_config`, so of the cache key (`_schedule_key`).
     if frequency == CUSTOM:
-        return next_runs(schedule, job_timezone(time_config), after, 1)[0]
+        runs = custom_runs(schedule, time_config, after, 1)
+        if not runs:  # only gap policy SKIP can leave a valid expression without a run
+            raise never_fires(schedule, job_timezone(time_config))
+        return runs[0]
     return preset_next_runs(frequency, time_config, after, 1)[0]
 
 
 def _previous(frequency: str, schedule: str, time_config: Any, before: datetime) -> datetime | None:
     if frequency == CUSTOM:
-        return previous_run(schedule, job_timezone(time_config), before)
+        return previous_run(
+            schedule,
+            job_timezone(time_config),
+            before,
+            gap_policy=time_config.get(GAP_FIELD),
+            fold_policy=time_config.get(FOLD_FIELD),
+        )
     return preset_previous_run(frequency, time_config, before)
 
 
 # Many jobs share a schedule and fall due at the same instant (a burst of "0 9 * * *"): one
 # answer per (schedule, instant) serves them all. Errors are not cached (lru_cache re-raises).
+# The key holds every item of `time_config`, so a job's DST policy (`gapPolicy`, `foldPolicy`)
+# is part of it: jobs differing only in their policy never share an answer.
 _Key = tuple[str, str, str, tuple[tuple[str, str, Any], ...]]
 
 

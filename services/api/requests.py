@@ -77,11 +77,26 @@ class OverlapPolicy(StrEnum):
     BUFFER_ONE = "BUFFER_ONE"
 
 
+class GapPolicy(StrEnum):
+    SHIFT = "SHIFT"
+    SKIP = "SKIP"
+
+
+class FoldPolicy(StrEnum):
+    FIRST = "FIRST"
+    SECOND = "SECOND"
+
+
 class JobType(StrEnum):
     GENERATE_CONTENT = "GENERATE_CONTENT"
     PUBLISH_CONTENT = "PUBLISH_CONTENT"
     SYNC_GITHUB = "SYNC_GITHUB"
     ANALYTICS = "ANALYTICS"
+
+
+# A policy at its default is not stored: absent means SHIFT and FIRST, as for jobs stored
+# before the policies existed, so every job keeps one form of the same schedule.
+_DEFAULT_POLICIES = {"gapPolicy": GapPolicy.SHIFT, "foldPolicy": FoldPolicy.FIRST}
 
 
 class TimeConfig(Body):
@@ -90,11 +105,32 @@ class TimeConfig(Body):
     day_of_week: int | None = Field(default=None, strict=True)
     day_of_month: int | None = Field(default=None, strict=True)
     timezone: Annotated[str, StringConstraints(max_length=64)] = "UTC"
+    gap_policy: GapPolicy | None = Field(
+        default=None,
+        description=(
+            "For a job at a fixed local time: when that time does not exist on a day (clocks "
+            "go forward), SHIFT (the default, classic cron's) runs once at the first instant "
+            "after the gap, SKIP has no run that day. Refused (422) with SKIP on a job whose "
+            "cron minute or hour field starts with `*`: such a job follows elapsed time. "
+            "Absent when SHIFT."
+        ),
+    )
+    fold_policy: FoldPolicy | None = Field(
+        default=None,
+        description=(
+            "For a job at a fixed local time: when that time occurs twice on a day (clocks go "
+            "back), FIRST (the default, classic cron's) runs once at the first occurrence, "
+            "SECOND once at the second. Refused (422) with SECOND on a job whose cron minute "
+            "or hour field starts with `*`. Absent when FIRST."
+        ),
+    )
 
     def stored(self) -> dict[str, int | str]:
-        """The camelCase form kept on the job, without unset keys."""
+        """The camelCase form kept on the job, without unset keys nor default policies."""
         return {
-            key: value for key, value in self.model_dump(by_alias=True).items() if value is not None
+            key: str(value) if isinstance(value, StrEnum) else value
+            for key, value in self.model_dump(by_alias=True).items()
+            if value is not None and _DEFAULT_POLICIES.get(key) != value
         }
 
 

@@ -8,10 +8,14 @@ from typing import Any
 
 from services.api.problems import invalid_fields
 from shared.scheduling import (
+    FOLD_FIELD,
+    GAP_FIELD,
     ProblemCollector,
     ScheduleError,
-    expression_spec,
+    custom_spec,
+    never_fires,
     next_runs,
+    policy_of,
     preset_expression,
     preset_next_runs,
     validate_timezone,
@@ -19,17 +23,28 @@ from shared.scheduling import (
 
 
 def _expression(*, frequency: str, time_config: Mapping[str, Any], schedule: str | None) -> str:
-    """Return the job's cron expression; a ScheduleError names every schedule field at fault."""
+    """Return the job's cron expression; a ScheduleError names every schedule field at fault.
+
+    A DST policy (`timeConfig.gapPolicy`, `timeConfig.foldPolicy`) other than the default is
+    refused on a schedule without a fixed local time (`shared.scheduling.dst`).
+    """
     if frequency != "CUSTOM":
         return preset_expression(frequency, time_config)
     # What is validated is what is stored: an empty zone is refused, not read as UTC.
     timezone = time_config.get("timezone", "UTC")
     found = ProblemCollector()
     if schedule:
-        found.check(expression_spec, schedule, timezone)
+        found.check(
+            custom_spec,
+            schedule,
+            timezone,
+            time_config.get(GAP_FIELD),
+            time_config.get(FOLD_FIELD),
+        )
     else:
         found.add(ScheduleError("schedule required for CUSTOM", field="schedule"))
         found.check(validate_timezone, timezone)
+        found.check(policy_of, time_config)
     found.raise_found()
     assert schedule  # else a problem was raised just above
     return " ".join(schedule.split())
@@ -56,7 +71,17 @@ def resolve_schedule(
     try:
         expression = _expression(frequency=frequency, time_config=time_config, schedule=schedule)
         if frequency == "CUSTOM":
-            upcoming = next_runs(expression, time_config.get("timezone", "UTC"), now, 1)
+            timezone = time_config.get("timezone", "UTC")
+            upcoming = next_runs(
+                expression,
+                timezone,
+                now,
+                1,
+                gap_policy=time_config.get(GAP_FIELD),
+                fold_policy=time_config.get(FOLD_FIELD),
+            )
+            if not upcoming:  # gap policy SKIP dropped every time the expression names
+                raise never_fires(expression, timezone)
         else:
             upcoming = preset_next_runs(frequency, time_config, now, 1)
     except ScheduleError as exc:
@@ -74,8 +99,8 @@ def refusals_of(exc: ScheduleError, frequency: str) -> list[dict[str, str]]:
 
 def field_of(exc: ScheduleError, frequency: str) -> str:
     """Name the request field at fault: cron fields belong to `schedule` for CUSTOM jobs."""
-    if exc.field == "timezone":
-        return "timeConfig.timezone"
+    if exc.field in ("timezone", GAP_FIELD, FOLD_FIELD):
+        return f"timeConfig.{exc.field}"
     if exc.field in ("frequency", "timeConfig"):
         return exc.field
     if frequency == "CUSTOM":

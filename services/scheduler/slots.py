@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.scheduler.policies import MISSED_COUNT_CAP, jitter_offset
-from shared.dispatch import CUSTOM, ScheduledJob, job_timezone, next_run_after, previous_slot
-from shared.scheduling import MAX_COUNT, next_runs, preset_next_runs
+from shared.dispatch import CUSTOM, ScheduledJob, custom_runs, next_run_after, previous_slot
+from shared.scheduling import MAX_COUNT, preset_next_runs
 
 _SECOND = timedelta(seconds=1)
 
@@ -53,11 +53,15 @@ def latest_slot(job: ScheduledJob, now: datetime) -> datetime | None:
 
 
 def count_slots(job: ScheduledJob, first: datetime, last: datetime) -> int:
-    """Count the slots from `first` to `last` inclusive (both slots), up to a cap."""
+    """Count the slots from `first` to `last` inclusive (both slots), up to a cap.
+
+    Slots are the job's runs under its DST policy: a gap day that gap policy SKIP drops is
+    no slot, so never a missed one.
+    """
     count, after = 1, first
     while count < MISSED_COUNT_CAP:
         if job.frequency == CUSTOM:
-            runs = next_runs(job.schedule, job_timezone(job.time_config), after, MAX_COUNT)
+            runs = custom_runs(job.schedule, job.time_config, after, MAX_COUNT)
         else:
             runs = preset_next_runs(job.frequency, job.time_config, after, MAX_COUNT)
         inside = [run for run in runs if run <= last]

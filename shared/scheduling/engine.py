@@ -9,6 +9,15 @@ minute.  Each candidate is then resolved against the zone:
   first instant after the gap and is dropped for a wildcard job;
 * an ambiguous wall time (fall-back fold) runs a fixed-time job once, at the
   first occurrence, and a wildcard job in both passes.
+
+A fixed-time job is one whose minute and hour fields do not start with ``*``
+(``CronSpec.fixed_time``; presets always are): it names a time of day, and a
+transition moves that time.  A wildcard job (``*/15 * * * *``, ``0 * * * *``)
+follows elapsed time instead.  A fixed-time job's ``DstPolicy`` (``dst.py``)
+may replace the two defaults above: ``gap SKIP`` drops a nonexistent wall time
+(no run that day), ``fold SECOND`` runs an ambiguous one at its second
+occurrence.  Wildcard jobs have no policy.  The defaults take the same path as
+before: the policy is read only at a gap or a fold.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from shared.scheduling.cronexpr import (
     CronSpec,
     parse_expression,
 )
+from shared.scheduling.dst import DEFAULT_POLICY, DstPolicy, applied_policy, read_policy
 from shared.scheduling.errors import ProblemCollector, ScheduleError
 from shared.scheduling.zones import ceil_minute, load_zone, transition_instant
 
@@ -48,13 +58,19 @@ class Note:
 
     ``kind`` is one of ``moved`` (a nonexistent wall time ran at the end of the
     gap), ``merged`` (several wall times collapsed into one run, or a repeated
-    wall time ran once), ``repeat-first``/``repeat-second`` (a wildcard job in
-    each pass of a repeated hour) and ``skipped`` (a wildcard job's nonexistent
-    wall times before this run).  ``walls`` are the naive local wall times involved.
+    wall time ran once, at its first occurrence), ``second`` (a repeated wall
+    time ran once, at its second occurrence: fold policy SECOND),
+    ``repeat-first``/``repeat-second`` (a wildcard job in each pass of a
+    repeated hour), ``skipped`` (a wildcard job's nonexistent wall times before
+    this run) and ``dropped`` (an ordinary run after wall times that gap policy
+    SKIP dropped).  ``walls`` are the naive local wall times involved.
+    ``dropped`` holds the wall times gap policy SKIP dropped since the previous
+    run, whatever the kind.
     """
 
     kind: str
     walls: tuple[datetime, ...]
+    dropped: tuple[datetime, ...] = ()
 
 
 Run = tuple[datetime, Note | None]
@@ -155,8 +171,14 @@ def _start_wall(zone: ZoneInfo, after: datetime) -> tuple[Wall, datetime]:
     return _as_wall(floor + _MINUTE), after_utc
 
 
-def iter_runs(spec: CronSpec, zone: ZoneInfo, after: datetime) -> Iterator[Run]:
-    """Yield runs strictly after ``after`` in increasing UTC order, each with its DST note."""
+def iter_runs(
+    spec: CronSpec, zone: ZoneInfo, after: datetime, policy: DstPolicy = DEFAULT_POLICY
+) -> Iterator[Run]:
+    """Yield runs strictly after ``after`` in increasing UTC order, each with its DST note.
+
+    ``policy`` changes what a fixed-time job does in a gap or a fold; a wildcard job
+    ignores it (the API refuses to store one on it: ``dst.check_applies``).
+    """
     wall, after_utc = _start_wall(zone, after)
     year_limit = min(wall[0] + SEARCH_YEARS, _LAST_YEAR)
     fixed = spec.fixed_time
@@ -170,11 +192,15 @@ def iter_runs(spec: CronSpec, zone: ZoneInfo, after: datetime) -> Iterator[Run]:
         second = utcoffset(datetime(year, month, day, hour, minute, fold=1))
         assert first is not None
         assert second is not None
-        if first == second or (fixed and first > second):
+        if first == second or (fixed and first > second and policy.fold == "FIRST"):
             instant = (local - first).replace(tzinfo=UTC)
             if instant > after_utc:
                 if skipped:
-                    yield instant, Note("skipped", tuple(skipped))
+                    if fixed:
+                        kind, walls = ("merged", (local,)) if first != second else ("dropped", ())
+                        yield instant, Note(kind, walls, tuple(skipped))
+                    else:
+                        yield instant, Note("skipped", tuple(skipped))
                     skipped = []
                 elif first != second:
                     yield instant, Note("merged", (local,))
@@ -182,14 +208,23 @@ def iter_runs(spec: CronSpec, zone: ZoneInfo, after: datetime) -> Iterator[Run]:
                     yield instant, None
             found = next_wall(spec, (year, month, day, hour, minute + 1), year_limit)
         elif first < second:
-            if not fixed:
-                # A wildcard job follows elapsed time: a wall time that never happens never runs.
+            if not fixed or policy.gap == "SKIP":
+                # A wildcard job follows elapsed time: a wall time that never happens never
+                # runs. A fixed-time job whose gap policy is SKIP has no run that day.
                 skipped.append(local)
                 found = next_wall(spec, (year, month, day, hour, minute + 1), year_limit)
                 continue
             run, found = _gap_run(spec, zone, local, second, year_limit)
             if run[0] > after_utc:
                 yield run
+        elif fixed:
+            # Fold policy SECOND: the repeated wall time runs once, in the second pass. Every
+            # wall time of the fold moves by the same amount, so runs stay in order.
+            instant = (local - second).replace(tzinfo=UTC)
+            if instant > after_utc:
+                yield instant, Note("second", (local,), tuple(skipped))
+                skipped = []
+            found = next_wall(spec, (year, month, day, hour, minute + 1), year_limit)
         else:
             runs, found = _fold_runs(spec, zone, local, first, second, year_limit)
             for run in runs:
@@ -255,12 +290,18 @@ def check_count(count: int) -> None:
         raise ScheduleError(f"count {count} out of range 1-{MAX_COUNT}", "count")
 
 
-def take_runs(spec: CronSpec, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
-    """Return the first ``count`` run instants after ``after``."""
+def take_runs(
+    spec: CronSpec,
+    zone: ZoneInfo,
+    after: datetime,
+    count: int,
+    policy: DstPolicy = DEFAULT_POLICY,
+) -> list[datetime]:
+    """Return the first ``count`` run instants after ``after`` (fewer if the search ends)."""
     check_count(count)
     result: list[datetime] = []
     append = result.append
-    for instant, _note in iter_runs(spec, zone, after):
+    for instant, _note in iter_runs(spec, zone, after, policy):
         append(instant)
         if len(result) == count:
             break
@@ -277,7 +318,9 @@ _LOOKBACK = (
 )
 
 
-def find_previous(spec: CronSpec, zone: ZoneInfo, before: datetime) -> datetime | None:
+def find_previous(
+    spec: CronSpec, zone: ZoneInfo, before: datetime, policy: DstPolicy = DEFAULT_POLICY
+) -> datetime | None:
     """Return the last run strictly before ``before``, looking back about five years."""
     if before.tzinfo is None or before.utcoffset() is None:
         raise ValueError("before must be a timezone-aware datetime")
@@ -286,7 +329,7 @@ def find_previous(spec: CronSpec, zone: ZoneInfo, before: datetime) -> datetime 
         latest: datetime | None = None
         # The forward walk from any start yields the same run set, so the last run of
         # (before - window, before) is the previous slot whenever the window holds one.
-        for instant, _note in iter_runs(spec, zone, before_utc - window):
+        for instant, _note in iter_runs(spec, zone, before_utc - window, policy):
             if instant >= before_utc:
                 break
             latest = instant
@@ -305,12 +348,70 @@ def expression_spec(expression: str, timezone: str | None) -> tuple[CronSpec, Zo
     return spec, zone
 
 
-def next_runs(expression: str, timezone: str, after: datetime, count: int) -> list[datetime]:
-    """Return the next ``count`` runs of a cron expression as aware UTC datetimes."""
-    spec, zone = expression_spec(expression, timezone)
-    return take_runs(spec, zone, after, count)
+def _parsed_or_none(expression: str) -> CronSpec | None:
+    """The parsed expression when it is valid (its faults are reported elsewhere)."""
+    try:
+        return parse_expression(expression)
+    except ScheduleError:
+        return None
 
 
-def previous_run(expression: str, timezone: str, before: datetime) -> datetime | None:
+def custom_spec(
+    expression: str, timezone: str | None, gap_policy: object = None, fold_policy: object = None
+) -> tuple[CronSpec, ZoneInfo, DstPolicy]:
+    """Parse a cron expression, load its zone and read its DST policy (None: the default).
+
+    A ScheduleError names every fault at once: the expression's, the zone's and the
+    policy's, including a policy given to a schedule that has no fixed local time.
+    """
+    if gap_policy is None and fold_policy is None:
+        return (*expression_spec(expression, timezone), DEFAULT_POLICY)
+    found = ProblemCollector()
+    parsed = found.check(expression_spec, expression, timezone)
+    spec = parsed[0] if parsed is not None else _parsed_or_none(expression)
+    policy: DstPolicy | None = None
+    if spec is not None:
+        policy = found.check(applied_policy, spec, gap_policy, fold_policy)
+    else:
+        # Without a schedule it is unknown whether a policy applies; its values still count.
+        found.check(read_policy, gap_policy, fold_policy)
+    found.raise_found()
+    assert parsed is not None and policy is not None  # else a problem was raised just above
+    return (*parsed, policy)
+
+
+def next_runs(
+    expression: str,
+    timezone: str,
+    after: datetime,
+    count: int,
+    *,
+    gap_policy: str | None = None,
+    fold_policy: str | None = None,
+) -> list[datetime]:
+    """Return the next ``count`` runs of a cron expression as aware UTC datetimes.
+
+    ``gap_policy`` and ``fold_policy`` are a fixed-time job's ``SHIFT``/``SKIP`` and
+    ``FIRST``/``SECOND`` (None: the default, classic cron's). Fewer than ``count`` runs
+    come back only when the schedule has no more within the search's reach (400 years),
+    which can happen only when gap policy SKIP drops every time it has.
+    """
+    if gap_policy is None and fold_policy is None:
+        # The defaults (nearly every job): no policy to read or check on this hot path.
+        spec, zone = expression_spec(expression, timezone)
+        return take_runs(spec, zone, after, count)
+    spec, zone, policy = custom_spec(expression, timezone, gap_policy, fold_policy)
+    return take_runs(spec, zone, after, count, policy)
+
+
+def previous_run(
+    expression: str,
+    timezone: str,
+    before: datetime,
+    *,
+    gap_policy: str | None = None,
+    fold_policy: str | None = None,
+) -> datetime | None:
     """Return the cron expression's last run strictly before ``before``, or None."""
-    return find_previous(*expression_spec(expression, timezone), before)
+    spec, zone, policy = custom_spec(expression, timezone, gap_policy, fold_policy)
+    return find_previous(spec, zone, before, policy)

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.scheduling.cronexpr import CronSpec, build_spec
+from shared.scheduling.dst import DEFAULT_POLICY, DstPolicy, policy_of
 from shared.scheduling.engine import find_previous, take_runs
 from shared.scheduling.errors import ProblemCollector, ScheduleError
 from shared.scheduling.zones import load_zone
@@ -55,8 +56,9 @@ _DAY_FIELDS = {"WEEKLY": ("dayOfWeek", 0, 6), "MONTHLY": ("dayOfMonth", 1, 31)}
 
 def _resolve(
     frequency: str, time_config: Mapping[str, Any]
-) -> tuple[str, tuple[int, ...], ZoneInfo]:
-    """Validate a preset and its zone; return its frequency, (minute, hour, day) and zone.
+) -> tuple[str, tuple[int, ...], ZoneInfo, DstPolicy]:
+    """Validate a preset, its zone and its DST policy; return its frequency, (minute, hour,
+    day), zone and policy (a preset is always at a fixed local time, so any policy applies).
 
     Every field is checked, so the ScheduleError raised names each field at fault.
     """
@@ -72,10 +74,13 @@ def _resolve(
         key, low, high = _DAY_FIELDS[name]
         day = found.check(_integer, time_config, key, low, high, name)
     zone = found.check(load_zone, time_config.get("timezone"))
+    policy = DEFAULT_POLICY
+    if "gapPolicy" in time_config or "foldPolicy" in time_config:
+        policy = found.check(policy_of, time_config) or DEFAULT_POLICY
     found.raise_found()
     # Each one is present: its absence was a problem, raised just above.
     assert name is not None and hour is not None and minute is not None and zone is not None
-    return name, (minute, hour) if day is None else (minute, hour, day), zone
+    return name, (minute, hour) if day is None else (minute, hour, day), zone, policy
 
 
 def validate_preset(frequency: str, time_config: Mapping[str, Any]) -> None:
@@ -85,7 +90,7 @@ def validate_preset(frequency: str, time_config: Mapping[str, Any]) -> None:
 
 def preset_expression(frequency: str, time_config: Mapping[str, Any]) -> str:
     """Return the cron expression a preset stands for, for display."""
-    name, numbers, _ = _resolve(frequency, time_config)
+    name, numbers, _, _ = _resolve(frequency, time_config)
     if name == "DAILY":
         return f"{numbers[0]} {numbers[1]} * * *"
     if name == "WEEKLY":
@@ -120,23 +125,29 @@ def _preset_spec(name: str, numbers: tuple[int, ...]) -> CronSpec:
     )
 
 
-def preset_spec(frequency: str, time_config: Mapping[str, Any]) -> tuple[CronSpec, ZoneInfo]:
-    """Validate a preset and return its parsed schedule and zone."""
-    name, numbers, zone = _resolve(frequency, time_config)
-    return _preset_spec(name, numbers), zone
+def preset_spec(
+    frequency: str, time_config: Mapping[str, Any]
+) -> tuple[CronSpec, ZoneInfo, DstPolicy]:
+    """Validate a preset and return its parsed schedule, zone and DST policy.
+
+    The policy is ``timeConfig.gapPolicy`` and ``timeConfig.foldPolicy`` (absent: the
+    defaults, SHIFT and FIRST).
+    """
+    name, numbers, zone, policy = _resolve(frequency, time_config)
+    return _preset_spec(name, numbers), zone, policy
 
 
 def preset_next_runs(
     frequency: str, time_config: Mapping[str, Any], after: datetime, count: int
 ) -> list[datetime]:
     """Return the next ``count`` runs of a DAILY, WEEKLY or MONTHLY preset in UTC."""
-    spec, zone = preset_spec(frequency, time_config)
-    return take_runs(spec, zone, after, count)
+    spec, zone, policy = preset_spec(frequency, time_config)
+    return take_runs(spec, zone, after, count, policy)
 
 
 def preset_previous_run(
     frequency: str, time_config: Mapping[str, Any], before: datetime
 ) -> datetime | None:
     """Return the preset's last run strictly before ``before``, or None."""
-    spec, zone = preset_spec(frequency, time_config)
-    return find_previous(spec, zone, before)
+    spec, zone, policy = preset_spec(frequency, time_config)
+    return find_previous(spec, zone, before, policy)

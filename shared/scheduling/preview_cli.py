@@ -27,7 +27,12 @@ _PRESET_OPTIONS = {
     "dayOfWeek": "--day-of-week",
     "dayOfMonth": "--day-of-month",
 }
-_SHARED_OPTIONS = {"timezone": "--tz", "count": "--count"}
+_SHARED_OPTIONS = {
+    "timezone": "--tz",
+    "count": "--count",
+    "gapPolicy": "--gap-policy",
+    "foldPolicy": "--fold-policy",
+}
 
 
 def _option_of(field: str | None, *, preset: bool) -> str:
@@ -74,9 +79,33 @@ def preview(
     after: Annotated[
         str | None, typer.Option("--after", help="Start after this ISO time (default: now).")
     ] = None,
+    gap_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--gap-policy",
+            help="A fixed-time job's time that does not exist (clocks go forward): SHIFT "
+            "(default) runs at the end of the gap, SKIP has no run that day.",
+        ),
+    ] = None,
+    fold_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--fold-policy",
+            help="A fixed-time job's time that occurs twice (clocks go back): FIRST "
+            "(default) runs at the first occurrence, SECOND at the second.",
+        ),
+    ] = None,
 ) -> None:
-    """Print a schedule's next runs in local time and UTC, marking DST effects."""
+    """Print a schedule's next runs in local time and UTC, marking DST effects.
+
+    --gap-policy and --fold-policy apply to a job at a fixed local time (a preset, or an
+    expression whose minute and hour fields do not start with '*'); on another they are
+    refused, as the API refuses them.
+    """
     start = _parse_after(after)
+    # The API takes the policies in capitals; a person may type them either way.
+    gap_policy = gap_policy.upper() if gap_policy else None
+    fold_policy = fold_policy.upper() if fold_policy else None
     try:
         if frequency is not None:
             if expression is not None:
@@ -88,9 +117,14 @@ def preview(
                 "dayOfWeek": day_of_week,
                 "dayOfMonth": day_of_month,
             }
+            for key, value in (("gapPolicy", gap_policy), ("foldPolicy", fold_policy)):
+                if value is not None:
+                    config[key] = value
             rows = preview_preset_runs(frequency, config, start, count)
         elif expression is not None:
-            rows = preview_runs(expression, tz, start, count)
+            rows = preview_runs(
+                expression, tz, start, count, gap_policy=gap_policy, fold_policy=fold_policy
+            )
         else:
             raise typer.BadParameter("give a cron expression or --frequency")
     except ScheduleError as exc:

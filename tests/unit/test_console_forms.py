@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from services.api.console.forms import Form, job_body, job_values, preview_body, project_body
+from services.api.console.forms import (
+    Form,
+    dst_applies,
+    job_body,
+    job_values,
+    preview_body,
+    project_body,
+)
 
 
 def _form(**fields: str | list[str]) -> Form:
@@ -92,6 +99,49 @@ def test_a_saved_job_fills_the_form_it_would_be_posted_from() -> None:
         "retryDelay": 300,
         "overlapPolicy": "SKIP",
     }
+
+
+def test_the_daylight_saving_choices_go_into_time_config_and_come_back() -> None:
+    form = _form(
+        name="Nightly",
+        projectId="prj_1",
+        frequency="DAILY",
+        timeConfig__hour="2",
+        timeConfig__minute="30",
+        timeConfig__timezone="Europe/Berlin",
+        timeConfig__gapPolicy="SKIP",
+        timeConfig__foldPolicy="SECOND",
+    )
+    body = job_body(form)
+    assert body["timeConfig"] == {
+        "hour": 2,
+        "minute": 30,
+        "timezone": "Europe/Berlin",
+        "gapPolicy": "SKIP",
+        "foldPolicy": "SECOND",
+    }
+    assert preview_body(form)["timeConfig"] == body["timeConfig"]
+    values = job_values({"frequency": "DAILY", "timeConfig": body["timeConfig"]})
+    assert (values["timeConfig.gapPolicy"], values["timeConfig.foldPolicy"]) == ("SKIP", "SECOND")
+    # A disabled choice is not posted: the job keeps the defaults.
+    plain = job_body(_form(name="n", frequency="DAILY", timeConfig__hour="2"))
+    assert plain["timeConfig"] == {"hour": 2, "timezone": "UTC"}
+
+
+def test_the_choices_apply_only_to_a_fixed_local_time() -> None:
+    assert dst_applies({"frequency": "WEEKLY"}) is True
+    assert dst_applies({"frequency": "CUSTOM", "schedule": "30 2 * * 1-5"}) is True
+    assert dst_applies({"frequency": "CUSTOM", "schedule": "*/15 * * * *"}) is False
+    assert dst_applies({"frequency": "CUSTOM", "schedule": "0 * * * *"}) is False
+    assert dst_applies({"frequency": "CUSTOM", "schedule": "61 * * * *"}) is None
+    # Where they do not apply, the preview shows what would be saved: the schedule without them.
+    wildcard = _form(
+        frequency="CUSTOM",
+        schedule="*/15 * * * *",
+        timeConfig__gapPolicy="SKIP",
+        timeConfig__foldPolicy="SECOND",
+    )
+    assert preview_body(wildcard)["timeConfig"] == {"timezone": "UTC"}
 
 
 def test_a_project_keeps_every_platform_and_alert_ticked() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from services.api.console import charts
 from services.api.console.wording import (
+    describe_dst,
     describe_schedule,
     duration,
     in_zone,
@@ -134,3 +135,32 @@ def test_the_chart_scales_bars_to_the_longest_run_oldest_first() -> None:
     )
     assert charts.duration_bars([]) == []
     assert charts.summary([]) == "No runs yet."
+
+
+@pytest.mark.parametrize(
+    ("job", "words"),
+    [
+        (
+            {"frequency": "DAILY", "timeConfig": {"hour": 2, "minute": 30}},
+            "Clocks forward: a time that does not exist runs at the first moment after the gap "
+            "(gapPolicy SHIFT). Clocks back: a time that occurs twice runs once, at the first "
+            "(foldPolicy FIRST).",
+        ),
+        (
+            {
+                "frequency": "CUSTOM",
+                "schedule": "30 2 * * *",
+                "timeConfig": {"gapPolicy": "SKIP", "foldPolicy": "SECOND"},
+            },
+            "Clocks forward: a time that does not exist is skipped that day (gapPolicy SKIP). "
+            "Clocks back: a time that occurs twice runs once, at the second (foldPolicy SECOND).",
+        ),
+        (
+            {"frequency": "CUSTOM", "schedule": "*/15 * * * *", "timeConfig": {}},
+            "Follows elapsed time (its minute or hour field starts with *): a time that does "
+            "not exist is left out, one that occurs twice runs both times.",
+        ),
+    ],
+)
+def test_what_daylight_saving_does_to_a_job(job: dict[str, object], words: str) -> None:
+    assert describe_dst(job) == words

@@ -157,3 +157,63 @@ def test_cli_prints_every_problem_on_its_own_line(args: tuple[str, ...], lines: 
     code, output = cli(*args)
     assert code == 2
     assert output.splitlines() == lines
+
+
+def test_cli_takes_the_daylight_saving_policy() -> None:
+    berlin = ("--tz", "Europe/Berlin", "--count", "2")
+    code, output = cli(
+        "30 2 * * *", *berlin, "--after", "2026-03-28T12:00Z", "--gap-policy", "skip"
+    )
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[1].startswith("2026-03-30 02:30 CEST (+0200)  2026-03-30T00:30:00Z")
+    assert lines[1].endswith("skipped: 02:30 does not exist on 2026-03-29 (gapPolicy SKIP)")
+    code, output = cli(
+        "--frequency",
+        "DAILY",
+        "--hour",
+        "2",
+        "--minute",
+        "30",
+        *berlin,
+        "--after",
+        "2026-10-24T12:00Z",
+        "--fold-policy",
+        "SECOND",
+    )
+    assert code == 0, output
+    assert output.splitlines()[1] == (
+        "2026-10-25 02:30 CET (+0100)  2026-10-25T01:30:00Z  "
+        "merged: 02:30 occurs twice, ran once at the second (02:30 CET, foldPolicy SECOND)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (
+            ("*/15 * * * *", "--gap-policy", "SKIP", "--fold-policy", "SECOND"),
+            [
+                "error: --gap-policy: gapPolicy SKIP applies only to a job at a fixed local time "
+                "(a preset, or a cron expression whose minute and hour fields do not start with "
+                "'*'); '*/15 * * * *' follows elapsed time across daylight-saving changes "
+                "(leave gapPolicy out, or SHIFT)",
+                "error: --fold-policy: foldPolicy SECOND applies only to a job at a fixed local "
+                "time (a preset, or a cron expression whose minute and hour fields do not start "
+                "with '*'); '*/15 * * * *' follows elapsed time across daylight-saving changes "
+                "(leave foldPolicy out, or FIRST)",
+            ],
+        ),
+        (
+            ("--frequency", "DAILY", "--hour", "25", "--gap-policy", "NEVER"),
+            [
+                "error: --hour: hour 25 out of range 0-23",
+                "error: --gap-policy: gapPolicy must be one of SHIFT, SKIP, got 'NEVER'",
+            ],
+        ),
+    ],
+)
+def test_cli_refuses_a_policy_naming_its_option(args: tuple[str, ...], lines: list[str]) -> None:
+    code, output = cli(*args)
+    assert code == 2
+    assert output.splitlines() == lines

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
+from shared.scheduling import FOLD_FIELD, GAP_FIELD, fixed_local_time
+
 PRESET_TIME_FIELDS = {
     "DAILY": ("hour", "minute"),
     "WEEKLY": ("hour", "minute", "dayOfWeek"),
@@ -26,6 +28,8 @@ POLICY_FIELDS = (
     "jitter",
 )
 PREVIEW_COUNT = 8
+# The daylight-saving choices of a job at a fixed local time, by `timeConfig` key.
+DST_FIELDS = (GAP_FIELD, FOLD_FIELD)
 
 
 class Form:
@@ -66,10 +70,24 @@ def _schedule_fields(form: Form) -> dict[str, Any]:
         text = form.get(f"timeConfig.{key}")
         if text:
             time_config[key] = _number(text)
+    # A disabled choice (the schedule has no fixed local time) is not posted: left out.
+    for key in DST_FIELDS:
+        if text := form.get(f"timeConfig.{key}"):
+            time_config[key] = text
     fields: dict[str, Any] = {"frequency": frequency, "timeConfig": time_config}
     if frequency == "CUSTOM":
         fields["schedule"] = form.get("schedule")
     return fields
+
+
+def dst_applies(values: Mapping[str, str]) -> bool | None:
+    """Tell whether the daylight-saving choices apply to the schedule in a form's values.
+
+    They do for a job at a fixed local time (a preset, or a cron expression whose minute and
+    hour fields do not start with `*`), as the API judges it; None while the expression is
+    not a valid one.
+    """
+    return fixed_local_time(values.get("frequency") or "DAILY", values.get("schedule"))
 
 
 def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
@@ -93,8 +111,16 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
 
 
 def preview_body(form: Form) -> dict[str, Any]:
-    """Build the body of `POST /api/cron/schedule/preview` for the schedule being edited."""
-    return {**_schedule_fields(form), "count": PREVIEW_COUNT}
+    """Build the body of `POST /api/cron/schedule/preview` for the schedule being edited.
+
+    The daylight-saving choices are left out when they do not apply: the form disables them
+    then, so they would not be saved, and the preview shows what would be.
+    """
+    fields = _schedule_fields(form)
+    if dst_applies(form.values()) is False:
+        for key in DST_FIELDS:
+            fields["timeConfig"].pop(key, None)
+    return {**fields, "count": PREVIEW_COUNT}
 
 
 def job_values(job: Mapping[str, Any]) -> dict[str, str]:
@@ -109,7 +135,7 @@ def job_values(job: Mapping[str, Any]) -> dict[str, str]:
         "isEnabled": "on" if job.get("isEnabled") else "",
         "overlapPolicy": job.get("overlapPolicy") or "SKIP",
     }
-    for key in ("hour", "minute", "dayOfWeek", "dayOfMonth", "timezone"):
+    for key in ("hour", "minute", "dayOfWeek", "dayOfMonth", "timezone", *DST_FIELDS):
         if config.get(key) is not None:
             values[f"timeConfig.{key}"] = str(config[key])
     for name in POLICY_FIELDS:
@@ -124,6 +150,8 @@ NEW_JOB_VALUES = {
     "timeConfig.minute": "0",
     "timeConfig.dayOfWeek": "1",
     "timeConfig.dayOfMonth": "1",
+    "timeConfig.gapPolicy": "SHIFT",
+    "timeConfig.foldPolicy": "FIRST",
     "isEnabled": "on",
     "overlapPolicy": "SKIP",
 }

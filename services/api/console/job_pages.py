@@ -97,6 +97,7 @@ async def _job_form(
         values=values,
         errors=errors,
         preview=preview,
+        dst_applies=forms.dst_applies(values),
     )
 
 
@@ -179,7 +180,13 @@ async def preview_fragment(request: Request) -> Response:
         me = (await api.get("/api/me"))["data"]
         preview = await _preview(api, form.values())
     return templates.TemplateResponse(
-        request, "_preview.html", {"preview": preview, "zone": me.get("timezone") or "UTC"}
+        request,
+        "_preview.html",
+        {
+            "preview": preview,
+            "zone": me.get("timezone") or "UTC",
+            "dst_applies": forms.dst_applies(form.values()),
+        },
     )
 
 

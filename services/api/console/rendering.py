@@ -25,6 +25,7 @@ templates.env.filters["duration"] = wording.duration
 templates.env.filters["job_clock"] = wording.job_clock
 templates.env.filters["viewer_clock"] = wording.viewer_clock
 templates.env.globals["describe_schedule"] = wording.describe_schedule
+templates.env.globals["describe_dst"] = wording.describe_dst
 templates.env.globals["weekday_options"] = [(str(n), day) for n, day in enumerate(wording.WEEKDAYS)]
 templates.env.globals["zones"] = sorted(available_timezones())
 templates.env.globals["notices"] = {

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.scheduling import fixed_local_time
+
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
@@ -75,6 +77,25 @@ def describe_schedule(job: Mapping[str, Any]) -> str:
     except (KeyError, TypeError, ValueError):
         words = f"cron {job.get('schedule')}"
     return f"{words} ({zone})"
+
+
+def describe_dst(job: Mapping[str, Any]) -> str:
+    """Say what daylight saving does to a job: its policies, or why it has none."""
+    config = job.get("timeConfig") or {}
+    fixed = fixed_local_time(job.get("frequency"), job.get("schedule"))
+    if fixed is False:
+        return (
+            "Follows elapsed time (its minute or hour field starts with *): a time that does "
+            "not exist is left out, one that occurs twice runs both times."
+        )
+    gap = config.get("gapPolicy") or "SHIFT"
+    fold = config.get("foldPolicy") or "FIRST"
+    forward = "is skipped that day" if gap == "SKIP" else "runs at the first moment after the gap"
+    back = "the second" if fold == "SECOND" else "the first"
+    return (
+        f"Clocks forward: a time that does not exist {forward} (gapPolicy {gap}). "
+        f"Clocks back: a time that occurs twice runs once, at {back} (foldPolicy {fold})."
+    )
 
 
 def zone_or_utc(name: str | None) -> ZoneInfo:

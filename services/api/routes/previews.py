@@ -14,7 +14,15 @@ from services.api.problems import invalid_fields
 from services.api.records import job_of
 from services.api.requests import PreviewSchedule
 from services.api.schedules import refusals_of, resolve_schedule
-from shared.scheduling import ScheduleError, preview_preset_runs, preview_runs
+from shared.scheduling import (
+    FOLD_FIELD,
+    GAP_FIELD,
+    ScheduleError,
+    fixed_local_time,
+    policy_of,
+    preview_preset_runs,
+    preview_runs,
+)
 
 router = APIRouter(prefix="/api/cron", tags=["schedules"])
 
@@ -36,7 +44,14 @@ def _preview(
     timezone = str(time_config.get("timezone") or "UTC")
     try:
         if frequency == "CUSTOM":
-            rows = preview_runs(expression, timezone, now, count)
+            rows = preview_runs(
+                expression,
+                timezone,
+                now,
+                count,
+                gap_policy=time_config.get(GAP_FIELD),
+                fold_policy=time_config.get(FOLD_FIELD),
+            )
         else:
             rows = preview_preset_runs(frequency, time_config, now, count)
     except ScheduleError as exc:
@@ -51,17 +66,30 @@ def _preview(
         }
         for row in rows
     ]
+    # Valid by now (resolve_schedule judged it): the policy the runs follow, when it applies.
+    fixed = bool(fixed_local_time(frequency, expression))
+    policy = policy_of(time_config)
     return {
         "schedule": expression,
         "timezone": timezone,
         "userTimezone": user_timezone,
+        "fixedLocalTime": fixed,
+        GAP_FIELD: policy.gap if fixed else None,
+        FOLD_FIELD: policy.fold if fixed else None,
         "runs": runs,
     }
 
 
 @router.post("/schedule/preview", operation_id="previewSchedule")
 async def preview_unsaved(body: PreviewSchedule, user: UserDep) -> dict[str, Any]:
-    """The next runs of a schedule that is not saved: the fields a job is created with."""
+    """The next runs of a schedule that is not saved: the fields a job is created with.
+
+    A run's `note` says what daylight saving did to it: moved out of a gap, merged in a
+    fold (at the first occurrence, or the second under `foldPolicy` SECOND), and before it
+    the runs `gapPolicy` SKIP dropped ("skipped: 02:30 does not exist on 2026-03-29
+    (gapPolicy SKIP)"). `fixedLocalTime` tells whether the schedule is at a fixed local
+    time, so whether `gapPolicy` and `foldPolicy` apply (null when they do not).
+    """
     data = _preview(
         frequency=body.frequency,
         time_config=body.time_config.stored(),
@@ -80,7 +108,8 @@ async def preview_saved(
     session: SessionDep,
     count: Annotated[int, Query(ge=1, le=MAX_PREVIEW, description="Runs to show.")] = 10,
 ) -> dict[str, Any]:
-    """The next runs of a saved job, in its zone, the user's zone and UTC."""
+    """The next runs of a saved job, in its zone, the user's zone and UTC, with DST notes as
+    for the unsaved preview."""
     job = await job_of(session, user.id, job_id)
     data = _preview(
         frequency=job.frequency,

@@ -14,6 +14,19 @@ function showFieldsFor(form) {
   }
 }
 
+// The daylight-saving choices apply only to a job at a fixed local time: the preview the
+// server renders says whether this schedule is one ("" while the expression is not valid).
+function showDstFor(form, target) {
+  const marker = target.querySelector("[data-dst-applies]");
+  const choices = document.getElementById("dst-choices");
+  if (!marker || !choices || marker.dataset.dstApplies === "") return;
+  const applies = marker.dataset.dstApplies === "true";
+  choices.disabled = !applies;
+  for (const line of choices.querySelectorAll("[data-dst-when]")) {
+    line.hidden = (line.dataset.dstWhen === "applies") !== applies;
+  }
+}
+
 function livePreview(form) {
   const target = document.getElementById("preview");
   let latest = 0;
@@ -25,7 +38,10 @@ function livePreview(form) {
       credentials: "same-origin",
     });
     // A slower earlier answer must not overwrite a newer one.
-    if (asked === latest && response.ok) target.innerHTML = await response.text();
+    if (asked === latest && response.ok) {
+      target.innerHTML = await response.text();
+      showDstFor(form, target);
+    }
   }, 300);
   form.addEventListener("input", refresh);
   form.addEventListener("change", () => { showFieldsFor(form); refresh(); });
