@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import select, update
 
 from services.api.auth import UserDep
+from services.api.credentials import CredentialRefusedError, credential_columns
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import invalid
@@ -25,7 +26,7 @@ from shared.db.schema import CronJob, JobStatistics, Project
 from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
-from shared.outbound import ForbiddenDestinationError, origin_of, same_origin
+from shared.outbound import ForbiddenDestinationError
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
@@ -63,39 +64,13 @@ def _check_source(
 def _credential_columns(
     settings: Settings, changes: dict[str, Any], base_url: str | None
 ) -> dict[str, Any]:
-    """The GitHub credential columns `changes` set: the token encrypted, refusals by field.
-
-    A changed credential forgets what the last scan reported of the previous one.
-    """
-    columns: dict[str, Any] = {}
-    if "github_installation_id" in changes:
-        installation_id = changes["github_installation_id"]
-        if installation_id is not None:
-            if not settings.github_app_id:
-                raise invalid(
-                    "githubInstallationId",
-                    "this server has no GitHub App: its operator sets HERALD_GITHUB_APP_ID "
-                    "and HERALD_GITHUB_APP_PRIVATE_KEY first; give a githubToken instead",
-                )
-            if base_url and not same_origin(base_url, settings.github_api_url):
-                raise invalid(
-                    "githubInstallationId",
-                    f"herald's GitHub App reads only {origin_of(settings.github_api_url)}; "
-                    "a project on another GitHub server gives a githubToken instead",
-                )
-        columns["github_installation_id"] = installation_id
-    if "github_token" in changes:
-        token = changes["github_token"]
-        encrypted = None
-        if token:
-            try:
-                encrypted = encrypt(token, settings.secret_key.get_secret_value())
-            except SecretKeyError as exc:
-                raise invalid("githubToken", exc.message) from None
-        columns["github_token_encrypted"] = encrypted
-    if columns:
-        columns.update(github_credential=None, github_rate_limit=None)
-    return columns
+    """`credential_columns`, its refusals as the 422 of the field at fault."""
+    try:
+        return credential_columns(settings, changes, base_url)
+    except CredentialRefusedError as exc:
+        raise invalid(exc.field, exc.message) from None
+    except SecretKeyError as exc:
+        raise invalid("githubToken", exc.message) from None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, operation_id="createProject")
