@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select, update
 
+from services.projects_cli import projects_app
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
@@ -31,6 +32,7 @@ tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(projects_app, name="projects")
 app.add_typer(schedule_app, name="schedule")
 
 

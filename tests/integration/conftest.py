@@ -33,7 +33,7 @@ from tests.support.api import api_client
 
 BACKENDS = ("postgresql", "sqlite")
 # Test modules whose database code runs in both modes.
-ON_BOTH_DATABASES = ("test_scheduler_", "test_api_")
+ON_BOTH_DATABASES = ("test_scheduler_", "test_api_", "test_cli_")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,271 @@
+"""`herald projects list|show|connect` on the real database, as an operator runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
+
+from services.cli import app
+from shared.db.engine import create_engine, session_factory
+from shared.db.schema import Project
+from shared.secrets import decrypt, generate_key
+from shared.settings import get_settings
+from tests.support import factories
+
+KEY = generate_key()
+TOKEN = "github_pat_11AAAAAAA0secret0project0token"
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
+SEEN = {"limit": 12_500, "remaining": 12_400, "resetAt": "2030-01-01T00:00:00Z"}
+
+
+@pytest.fixture
+def cli(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    monkeypatch.setenv("HERALD_SECRET_KEY", KEY)
+    monkeypatch.setenv("HERALD_GITHUB_APP_ID", "12345")
+    monkeypatch.delenv("HERALD_GITHUB_API_URL", raising=False)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def flat(output: str) -> str:
+    """`output` without the box click's rich errors draw, its wrapped lines joined."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def run(work: Callable[[Sessions], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = create_engine(get_settings().database_url)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def seeded(**fields: Any) -> str:
+    """A project on octo/hello that the latest scan saw read through the App; its id."""
+
+    async def work(sessions: Sessions) -> str:
+        user_id, _ = await factories.user_with_token(sessions)
+        values = {
+            "name": "hello",
+            "github_repo_owner": "octo",
+            "github_repo_name": "hello",
+            "github_credential": "app",
+            "github_rate_limit": SEEN,
+            **fields,
+        }
+        return (await factories.project(sessions, user_id, **values)).id
+
+    return run(work)
+
+
+def stored(project_id: str) -> Project:
+    async def work(sessions: Sessions) -> Project | None:
+        async with sessions() as session:
+            return await session.get(Project, project_id)
+
+    project = run(work)
+    assert project is not None
+    return project
+
+
+def every_stored_value() -> str:
+    """Every column of every project as text, to look for a secret in clear."""
+
+    async def work(sessions: Sessions) -> str:
+        async with sessions() as session:
+            rows = (await session.execute(text("SELECT * FROM projects"))).all()
+        return repr(rows)
+
+    return run(work)
+
+
+def test_an_installation_is_connected_replacing_the_token(cli: CliRunner) -> None:
+    project_id = seeded(github_token_encrypted="an-old-ciphertext")
+
+    connected = cli.invoke(app, ["projects", "connect", project_id, "--installation", "41002"])
+
+    assert connected.exit_code == 0, connected.output
+    assert "credential app (installation 41002)" in connected.output
+    row = stored(project_id)
+    assert (row.github_installation_id, row.github_token_encrypted) == (41_002, None)
+    # A changed credential forgets what the last scan said of the previous one.
+    assert (row.github_credential, row.github_rate_limit) == (None, None)
+    shown = cli.invoke(app, ["projects", "show", project_id]).output
+    assert "credential   app" in shown and "installation 41002" in shown
+
+
+def test_a_token_from_stdin_is_stored_encrypted_and_never_shown(cli: CliRunner) -> None:
+    project_id = seeded(github_installation_id=7)
+
+    connected = cli.invoke(
+        app, ["projects", "connect", project_id, "--token-stdin"], input=f"{TOKEN}\n"
+    )
+
+    assert connected.exit_code == 0, connected.output
+    assert "credential token" in connected.output
+    row = stored(project_id)
+    assert row.github_installation_id is None
+    assert row.github_token_encrypted is not None
+    assert decrypt(row.github_token_encrypted, KEY) == TOKEN  # the newline left out
+    assert TOKEN not in every_stored_value()
+    shown = cli.invoke(app, ["projects", "show", project_id])
+    as_json = cli.invoke(app, ["projects", "show", project_id, "--json"])
+    listed = cli.invoke(app, ["projects", "list"])
+    for output in (connected.output, shown.output, as_json.output, listed.output):
+        assert TOKEN not in output
+        assert row.github_token_encrypted not in output
+    assert "token        set" in shown.output
+    view = json.loads(as_json.output)
+    assert (view["githubTokenSet"], view["githubCredential"]) == (True, "token")
+
+
+def test_global_forgets_the_projects_own_credential(cli: CliRunner) -> None:
+    project_id = seeded(github_installation_id=7, github_token_encrypted="a-ciphertext")
+    [before] = cli.invoke(app, ["projects", "list"]).output.splitlines()
+    assert before.split("\t") == [project_id, "hello", "octo/hello", "app", "12400/12500"]
+
+    connected = cli.invoke(app, ["projects", "connect", project_id, "--global"])
+
+    assert connected.exit_code == 0, connected.output
+    row = stored(project_id)
+    assert (row.github_installation_id, row.github_token_encrypted) == (None, None)
+    [after] = cli.invoke(app, ["projects", "list"]).output.splitlines()
+    assert after.split("\t") == [project_id, "hello", "octo/hello", "global", "-"]
+
+
+def test_list_shows_where_each_project_reads_and_filters_by_owner(cli: CliRunner) -> None:
+    github = seeded()
+    enterprise = seeded(
+        name="ghe", github_base_url="https://ghe.example.com/api/v3", github_credential=None
+    )
+    local = seeded(
+        name="local",
+        github_repo_owner=None,
+        github_repo_name=None,
+        local_repo_path="site",
+        github_credential=None,
+        github_rate_limit=None,
+    )
+
+    rows = [row.split("\t") for row in cli.invoke(app, ["projects", "list"]).output.splitlines()]
+
+    assert [row[0] for row in rows] == [github, enterprise, local]
+    assert rows[1][2:4] == ["octo/hello on ghe.example.com", "global"]
+    assert rows[2][2:] == ["local:site", "-", "-"]
+    nobody = cli.invoke(app, ["projects", "list", "--email", "nobody@example.com"])
+    assert (nobody.exit_code, nobody.output) == (0, "")
+
+
+def test_an_unknown_project_is_named(cli: CliRunner) -> None:
+    for args in (["show", "prj_nope"], ["connect", "prj_nope", "--global"]):
+        refused = cli.invoke(app, ["projects", *args])
+
+        assert refused.exit_code == 1
+        assert "no project prj_nope" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("0", "greater than or equal to 1"),
+        (str(2**53 + 1), "less than or equal to"),
+        ("abc", "valid integer"),
+    ],
+)
+def test_a_bad_installation_id_is_refused_naming_the_option(
+    cli: CliRunner, value: str, rule: str
+) -> None:
+    project_id = seeded(github_token_encrypted="kept")
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, "--installation", value])
+
+    assert refused.exit_code == 2, refused.output
+    assert "--installation" in flat(refused.output) and rule in flat(refused.output)
+    assert stored(project_id).github_token_encrypted == "kept"
+
+
+def test_an_installation_is_refused_where_the_app_cannot_read(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enterprise = seeded(github_base_url="https://ghe.example.com/api/v3")
+    off_github = cli.invoke(app, ["projects", "connect", enterprise, "--installation", "7"])
+    assert off_github.exit_code == 2
+    assert "--installation" in off_github.output
+    assert "reads only https://api.github.com" in off_github.output
+
+    monkeypatch.delenv("HERALD_GITHUB_APP_ID")
+    get_settings.cache_clear()
+    project_id = seeded()
+    no_app = cli.invoke(app, ["projects", "connect", project_id, "--installation", "7"])
+    assert no_app.exit_code == 2
+    assert "--installation" in no_app.output and "HERALD_GITHUB_APP_ID" in no_app.output
+    assert stored(project_id).github_installation_id is None
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n\n"])
+def test_an_empty_token_is_refused(cli: CliRunner, stdin: str) -> None:
+    project_id = seeded(github_token_encrypted="kept")
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, "--token-stdin"], input=stdin)
+
+    assert refused.exit_code == 2
+    assert "--token-stdin" in refused.output and "no token" in refused.output
+    assert stored(project_id).github_token_encrypted == "kept"
+
+
+def test_a_token_breaking_the_apis_rule_is_refused_without_being_echoed(cli: CliRunner) -> None:
+    project_id = seeded()
+    secret = "ghp_half a token"
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, "--token-stdin"], input=secret)
+
+    assert refused.exit_code == 2
+    assert "--token-stdin" in refused.output and "pattern" in refused.output
+    assert "half" not in refused.output
+    assert stored(project_id).github_token_encrypted is None
+
+
+def test_a_token_without_a_secret_key_names_the_setting_and_changes_nothing(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = seeded(github_installation_id=7)
+    monkeypatch.delenv("HERALD_SECRET_KEY")
+    get_settings.cache_clear()
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, "--token-stdin"], input=TOKEN)
+
+    assert refused.exit_code == 1
+    assert "HERALD_SECRET_KEY is not set" in refused.output
+    assert TOKEN not in refused.output
+    row = stored(project_id)
+    assert (row.github_installation_id, row.github_token_encrypted) == (7, None)
+    # Storing no secret needs no key.
+    cleared = cli.invoke(app, ["projects", "connect", project_id, "--global"])
+    assert cleared.exit_code == 0, cleared.output
+    assert stored(project_id).github_installation_id is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--global", "--installation", "7"], ["--token-stdin", "--global"]],
+)
+def test_exactly_one_credential_is_given(cli: CliRunner, options: list[str]) -> None:
+    project_id = seeded()
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, *options], input=TOKEN)
+
+    assert refused.exit_code == 2
+    assert "exactly one of --installation, --token-stdin, --global" in refused.output
