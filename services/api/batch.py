@@ -109,6 +109,12 @@ _LOAD_STATISTICS = (
     .order_by(_STATISTICS.c.job_id)
     .with_for_update()
 )
+_LOCK_PROJECTS = (
+    select(_PROJECTS.c.id)
+    .where(_PROJECTS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_PROJECTS.c.id)
+    .with_for_update()
+)
 _UPDATE_EXECUTIONS = update(_EXECUTIONS).where(_EXECUTIONS.c.id == bindparam("key_id"))
 _UPDATE_STATISTICS = update(_STATISTICS).where(_STATISTICS.c.job_id == bindparam("key_job_id"))
 # A compare-and-set: the mark only moves forward, whoever else completes a run of the project.
@@ -210,6 +216,7 @@ async def _apply_pipeline(
     if changes.steps:
         with query_count.on_behalf_of(row["execution_id"] for row in changes.steps):
             await connection.execute(_STEPS.insert(), changes.steps)
+    await _lock_projects(connection, changes)
     if changes.finishes:
         await _finish(session, connection, changes.finishes, public_url=public_url)
     now = datetime.now(UTC)
@@ -238,6 +245,28 @@ async def _apply_pipeline(
         ],
     )
     return changes.finishes
+
+
+async def _lock_projects(connection: AsyncConnection, changes: Changes) -> None:
+    """Lock the projects this batch writes, in id order, before writing any of them.
+
+    Their sync marks, renames and credential snapshots are separate statements: two batches
+    reaching the same two projects in opposite orders would deadlock, and one of them would
+    be applied again event by event. Locked first, in one order, they wait for each other.
+    """
+    writes: dict[str, set[str]] = {}
+    for move in changes.moves:
+        writes.setdefault(move.project_id, set()).add(move.execution_id)
+    for project_id, use in changes.github_uses.items():
+        writes.setdefault(project_id, set()).add(use.execution_id)
+    for finish in changes.finishes:
+        if finish.status == "COMPLETED":
+            writes.setdefault(finish.row["project_id"], set()).add(finish.row["id"])
+    # One project cannot be taken in two orders; SQLite has one writer at a time anyway.
+    if len(writes) < 2 or connection.dialect.name != "postgresql":
+        return
+    with query_count.on_behalf_of(set().union(*writes.values())):
+        await connection.execute(_LOCK_PROJECTS, {"ids": sorted(writes)})
 
 
 async def _load(connection: AsyncConnection, ids: Iterable[str]) -> dict[str, Run]:
@@ -325,7 +354,7 @@ async def _finish(
                 _SYNC_PROJECTS,
                 [
                     {"key_id": project, "key_window_end": mark, "last_synced_at": mark}
-                    for project, mark in marks.items()
+                    for project, mark in sorted(marks.items())
                 ],
             )
     with query_count.on_behalf_of(ids):

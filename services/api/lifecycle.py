@@ -118,8 +118,11 @@ async def finish(
 
 async def cancel(
     session: AsyncSession, execution: Execution, *, now: datetime, public_url: str, by: str
-) -> None:
-    """Cancel an open execution: finish it CANCELLED and tell every worker to stop."""
+) -> RunLine:
+    """Cancel an open execution: finish it CANCELLED and tell every worker to stop.
+
+    Returns the run's log line, for the caller to log once its transaction committed.
+    """
     line = await finish(
         session,
         execution,
@@ -139,8 +142,7 @@ async def cancel(
             attempt=execution.attempt,
         ),
     )
-    # Logged here, just before the caller commits (the request answers once it has).
-    log_runs(log, "runs ended", [line])
+    return line
 
 
 async def sweep_timeouts(

@@ -57,7 +57,8 @@ async def rename_moved_projects(
 ) -> None:
     """Point each project at its repository's new name; alert its owner when it changed."""
     alerts: list[Event] = []
-    for move in {(move.project_id, move.old): move for move in moves}.values():
+    unique = {(move.project_id, move.old): move for move in moves}
+    for _key, move in sorted(unique.items()):
         with query_count.on_behalf_of([move.execution_id]):
             result = await connection.execute(
                 update(Project)

@@ -93,12 +93,17 @@ async def schedule_loop(
     while not stop.is_set():
         wake.clear()  # before looking: a change notified during this pass gets another
         try:
-            # Behind (the last pass claimed a full batch), several batches are claimed at
-            # once: SKIP LOCKED gives each its own jobs, and while one waits on PostgreSQL
-            # another runs here.
             catching_up = await zone_rules.keep_current(
                 sessions, now=clock(), batch=batch, public_url=public_url
             )
+        except Exception as exc:
+            # Firing goes on under the rules in force: a failed recompute must not stop it.
+            log_failed_pass(log, "computing next runs under new time-zone rules failed", exc)
+            catching_up = False
+        try:
+            # Behind (the last pass claimed a full batch), several batches are claimed at
+            # once: SKIP LOCKED gives each its own jobs, and while one waits on PostgreSQL
+            # another runs here.
             now = clock()
             results = await asyncio.gather(
                 *(

@@ -4,8 +4,9 @@ The `scheduling_state` row `zone_rules` records the database version the stored 
 follow. A scheduler running a newer one (`zonedata.is_newer`) takes the row as its target
 and works through the live, enabled jobs in id order, a batch per transaction:
 
-1. Lock the state row (replicas take turns; each batch continues where the last one ended,
-   whoever ran it, so every job is looked at once).
+1. Lock the state row; while another replica holds it, leave the batch to that one (each
+   batch continues where the last one ended, whoever ran it, so every job is looked at
+   once, and no claim loop ever queues behind another's batch).
 2. Lock the next jobs after the cursor whose next run is still ahead, skipping any another
    transaction holds (a claim writes its own next run with the same rules; an edit through
    the api writes the one the user asked for).
@@ -79,7 +80,15 @@ async def step(
 ) -> Step:
     """Bring one batch of stored next runs up to `version`, in one transaction."""
     async with sessions() as session, session.begin():
-        state = await session.get(SchedulingState, ZONE_RULES, with_for_update=True)
+        state = await session.scalar(
+            select(SchedulingState)
+            .where(SchedulingState.name == ZONE_RULES)
+            .with_for_update(skip_locked=True)
+        )
+        if state is None and await session.get(SchedulingState, ZONE_RULES) is not None:
+            # Another replica holds the row for its batch: never queue the claim loop
+            # behind it. That replica carries the work on; this one looks again later.
+            return Step(moved=0, more=False, recorded=None)
         if state is None:
             await insert_ignore(
                 session,
@@ -99,17 +108,7 @@ async def step(
             projects = await store.projects_of(session, {m.job.project_id for m in moves})
             await outbox.enqueue(
                 session,
-                *(
-                    moved_event(
-                        m,
-                        projects[m.job.project_id],
-                        version=version,
-                        previous_version=state.version,
-                        public_url=public_url,
-                        now=now,
-                    )
-                    for m in moves
-                ),
+                *_told(moves, projects, version, state.version, public_url=public_url, now=now),
             )
         state.moved += len(moves)
         state.updated_at = now
@@ -128,6 +127,35 @@ async def step(
             moved=total,
         )
     return Step(moved=len(moves), more=not done, recorded=version if done else previous)
+
+
+def _told(
+    moves: list[Move],
+    projects: dict[str, Project],
+    version: str,
+    previous_version: str | None,
+    *,
+    public_url: str,
+    now: datetime,
+) -> list[ScheduleMoved]:
+    """The owners' `schedule.moved` events; a job whose event cannot be built (a project's
+    stored settings no longer valid, say) still moves, and only its owner goes untold."""
+    events = []
+    for move in moves:
+        try:
+            events.append(
+                moved_event(
+                    move,
+                    projects[move.job.project_id],
+                    version=version,
+                    previous_version=previous_version,
+                    public_url=public_url,
+                    now=now,
+                )
+            )
+        except Exception:
+            log.exception("owner not told of a moved next run", job_id=move.job.id)
+    return events
 
 
 def _works_towards(state: SchedulingState, version: str, now: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -141,3 +142,47 @@ async def test_no_move_changes_nothing(sessions: async_sessionmaker[AsyncSession
         ).all()
     assert project is not None and project.github_repo_name == "repo"
     assert "moved" not in kinds
+
+
+async def test_batches_writing_the_same_projects_in_opposite_orders_both_apply(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Each batch completes a run of both projects (their sync marks) and records a move of
+    # one: in opposite orders, as two api replicas may get them. Projects are locked in id
+    # order first, so neither waits on the other for good.
+    first, first_envelope = await github_execution(sessions)
+    async with sessions() as session:
+        project = await session.get(Project, first_envelope["project_id"])
+    user_id, _ = await factories.user_with_token(sessions)
+    other = await factories.project(
+        sessions, user_id, name="other", github_repo_owner="octo", github_repo_name="repo"
+    )
+    second, second_envelope = await github_execution(sessions, other)
+    assert project is not None
+    third, third_envelope = await github_execution(sessions, project)
+    fourth, fourth_envelope = await github_execution(sessions, other)
+
+    await asyncio.gather(
+        apply_events(
+            sessions,
+            [scanned(first_envelope, ("octo", "one")), scanned(second_envelope, None)],
+            public_url=PUBLIC,
+        ),
+        apply_events(
+            sessions,
+            [scanned(fourth_envelope, ("octo", "two")), scanned(third_envelope, None)],
+            public_url=PUBLIC,
+        ),
+    )
+
+    async with sessions() as session:
+        statuses = [
+            (await session.get(Execution, run.id)).status  # type: ignore[union-attr]
+            for run in (first, second, third, fourth)
+        ]
+        synced = [
+            (await session.get(Project, envelope["project_id"])).last_synced_at  # type: ignore[union-attr]
+            for envelope in (first_envelope, second_envelope)
+        ]
+    assert statuses == ["COMPLETED"] * 4
+    assert all(mark is not None for mark in synced)

@@ -159,3 +159,54 @@ async def test_an_older_scheduler_does_not_move_back_what_a_newer_one_moved(
     assert stored is not None
     assert stored.next_run_at == TOKYO_NINE
     assert events == []
+
+
+class FailingRules(ZoneRules):
+    """Rules whose recompute always fails (a bug, a lost table): counted, never fatal."""
+
+    def __init__(self) -> None:
+        super().__init__(check_every=0.0)
+        self.failures = 0
+
+    async def keep_current(self, *_args: object, **_kwargs: object) -> bool:
+        self.failures += 1
+        raise RuntimeError("recompute broke")
+
+
+async def test_a_failing_recompute_never_stops_firing(
+    own_sessions: async_sessionmaker[AsyncSession], rules: OwnRules
+) -> None:
+    sessions = own_sessions
+    user_id, _ = await factories.user_with_token(sessions)
+    project = await factories.project(sessions, user_id, local_repo_path="/srv/repo")
+    due = await factories.job(sessions, project, next_run_at=NOW)
+    failing = FailingRules()
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        schedule_loop(
+            sessions,
+            stop=stop,
+            wake=asyncio.Event(),
+            batch=10,
+            max_sleep=0.02,
+            clock=lambda: NOW,
+            zone_rules=failing,
+        )
+    )
+
+    async def fired() -> bool:
+        async with sessions() as session:
+            job = await session.get(CronJob, due.id)
+            return job is not None and job.last_run_at == NOW
+
+    try:
+        await until(fired, what="the due job fired")
+        await until(lambda: _at_least(failing.failures, 2), what="the recompute was retried")
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, timeout=10)
+    assert not loop.cancelled() and loop.exception() is None
+
+
+async def _at_least(value: int, least: int) -> bool:
+    return value >= least

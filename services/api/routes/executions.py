@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic_core import to_json
 from sqlalchemy import JSON, ColumnElement, Row, Select, bindparam, func, select, text
@@ -50,6 +51,9 @@ from shared.db.schema import (
     JobStatistics,
 )
 from shared.events import ExecutionStatus
+from shared.run_log import log_runs
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/cron", tags=["executions"])
 
@@ -397,7 +401,7 @@ async def cancel_execution(
             f"execution is already {execution.status}",
             extra={"executionStatus": execution.status},
         )
-    await cancel(
+    line = await cancel(
         session,
         execution,
         now=datetime.now(UTC),
@@ -405,6 +409,7 @@ async def cancel_execution(
         by=user.id,
     )
     await session.commit()
+    log_runs(log, "runs ended", [line])
     return {"success": True, "data": execution_view(execution)}
 
 
