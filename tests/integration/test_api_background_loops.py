@@ -64,7 +64,8 @@ async def test_a_crashed_loop_is_logged_counted_not_ready_and_restarted(
                 lambda response: response.status_code == 200,
             )
             assert up.json()["checks"]["loops"] is True
-            assert len(calls) == 2
+            # Restarted: its first pass sweeps, then waits again (the pause's second call).
+            await poll_async(lambda: len(calls), lambda count: count == 2)
             metrics = (await api.get("/metrics")).text
             assert sample(metrics, SWEEPER_CRASHES) >= before + 1
             assert 'herald_background_loop_up{loop="timeout sweeper",service="api"} 1.0' in metrics
