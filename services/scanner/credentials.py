@@ -29,9 +29,15 @@ import httpx
 import jwt
 
 from services.scanner.budget import credential_key
-from services.scanner.github import API_VERSION, USER_AGENT, github_message, raise_for_github
+from services.scanner.github import (
+    API_VERSION,
+    USER_AGENT,
+    follow_on_origin,
+    github_message,
+    raise_for_github,
+    transport_error,
+)
 from shared.errors import ConfigurationError, PermanentError, TransientError
-from shared.outbound import same_origin
 
 Kind = Literal["app", "token", "global", "none"]
 
@@ -39,7 +45,6 @@ JWT_BACKDATE = 60  # seconds: GitHub's advice against clock drift
 JWT_LIFETIME = 540  # seconds after now: under GitHub's ten-minute ceiling, with room
 RENEW_BEFORE = 300.0  # an installation token is minted again this long before it expires
 INSTALLATION_TTL = 600.0  # how long a repository's installation (or its absence) is trusted
-MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -178,8 +183,8 @@ class GitHubApp:
 
     async def _request(self, method: str, path: str) -> httpx.Response:
         """A request with the App's JWT to the server's GitHub, redirects kept on its origin."""
-        url = httpx.URL(f"{self.api_url}{path}")
-        for _ in range(MAX_REDIRECTS + 1):
+
+        async def send(url: httpx.URL) -> httpx.Response:
             signed = app_jwt(self._app_id, self._private_key, now=self._clock())
             headers = {
                 "Accept": "application/vnd.github+json",
@@ -188,19 +193,11 @@ class GitHubApp:
                 "Authorization": f"Bearer {signed}",
             }
             try:
-                response = await self._http.request(method, url, headers=headers)
-            except httpx.TimeoutException as exc:
-                raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
-            except httpx.TransportError as exc:
-                raise TransientError(f"GitHub unreachable: {exc!r}") from exc
-            location = response.headers.get("location")
-            if response.status_code not in (301, 302, 307, 308) or not location:
-                return response
-            target = url.join(location)
-            if not same_origin(target, self.api_url):
-                raise PermanentError("GitHub redirected the App's request to another origin")
-            url = target
-        raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+                return await self._http.request(method, url, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise transport_error(exc) from exc
+
+        return await follow_on_origin(send, httpx.URL(f"{self.api_url}{path}"), origin=self.api_url)
 
 
 def _raise_for_app(response: httpx.Response, message: str) -> None:

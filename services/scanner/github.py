@@ -45,6 +45,39 @@ _BY_ID = re.compile(r"^/repositories/(\d+)(?:/|$)")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
 
+def transport_error(exc: httpx.TimeoutException | httpx.TransportError) -> TransientError:
+    """GitHub not answering: worth trying again later."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientError(f"GitHub timed out: {exc.__class__.__name__}")
+    return TransientError(f"GitHub unreachable: {exc!r}")
+
+
+async def follow_on_origin(
+    send: Callable[[httpx.URL], Awaitable[httpx.Response]],
+    url: httpx.URL,
+    *,
+    origin: httpx.URL | str,
+    followed: Callable[[httpx.URL], None] = lambda _target: None,
+) -> httpx.Response:
+    """`send(url)`, then each redirect's target while it stays on `origin`'s origin: a
+    credential never follows a redirect anywhere else (a moved repository stays on it)."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await send(url)
+        location = response.headers.get("location")
+        if response.status_code not in _REDIRECTS or not location:
+            return response
+        target = url.join(location)
+        if not same_origin(target, origin):
+            raise PermanentError(
+                f"GitHub {response.status_code}: redirected to another origin "
+                f"({_origin_text(target)}); herald follows redirects only on "
+                f"{origin_of(origin)}"
+            )
+        followed(target)
+        url = target
+    raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+
+
 @dataclass(frozen=True)
 class CachedPage:
     etag: str
@@ -179,32 +212,26 @@ class GitHubClient:
 
     async def _send(self, url: httpx.URL, headers: dict[str, str]) -> httpx.Response:
         """GET `url`, following redirects that stay on the base URL's origin."""
-        for _ in range(MAX_REDIRECTS + 1):
+
+        async def get(target: httpx.URL) -> httpx.Response:
             try:
                 async with self.slots or contextlib.nullcontext():
-                    response = await self.http.get(url, headers=headers)
-            except httpx.TimeoutException as exc:
+                    response = await self.http.get(target, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
                 GITHUB_REQUESTS.labels("error").inc()
-                raise TransientError(f"GitHub timed out: {exc.__class__.__name__}") from exc
-            except httpx.TransportError as exc:
-                GITHUB_REQUESTS.labels("error").inc()
-                raise TransientError(f"GitHub unreachable: {exc!r}") from exc
+                raise transport_error(exc) from exc
             self.calls += 1
-            location = response.headers.get("location")
-            if response.status_code not in _REDIRECTS or not location:
-                return response
-            target = url.join(location)
-            if not same_origin(target, self.base_url):
-                GITHUB_REQUESTS.labels("error").inc()
-                raise PermanentError(
-                    f"GitHub {response.status_code}: redirected to another origin "
-                    f"({_origin_text(target)}); herald follows redirects only on "
-                    f"{origin_of(self.base_url)}"
-                )
+            return response
+
+        def followed(target: httpx.URL) -> None:
             GITHUB_REQUESTS.labels("redirect").inc()
             self._note_move(target)
-            url = target
-        raise PermanentError(f"GitHub redirected more than {MAX_REDIRECTS} times")
+
+        try:
+            return await follow_on_origin(get, url, origin=self.base_url, followed=followed)
+        except PermanentError:
+            GITHUB_REQUESTS.labels("error").inc()
+            raise
 
     def _note_rate_limit(self, headers: httpx.Headers) -> None:
         try:
