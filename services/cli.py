@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select, update
 
+from services.installations_cli import installations_app
 from services.projects_cli import projects_app
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
@@ -33,6 +34,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
+app.add_typer(installations_app, name="installations")
 app.add_typer(schedule_app, name="schedule")
 
 

@@ -7,22 +7,20 @@ it and `credential_columns` refuses and encrypts it, so the two doors cannot dis
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.credentials import CredentialRefusedError, credential_columns
+from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
 from services.api.requests import UpdateProject
 from services.api.views import credential_in_use, project_view
-from shared.db.engine import create_engine, session_factory
+from services.cli_database import in_session
 from shared.db.schema import Project, User
 from shared.secrets import SecretKeyError
 from shared.settings import get_settings
@@ -31,27 +29,11 @@ projects_app = typer.Typer(
     help="List projects and connect them to GitHub.", no_args_is_help=True, add_completion=False
 )
 
-T = TypeVar("T")
-
 # The option of `connect` that sets each API field, to name it in a refusal.
 _OPTIONS = {"githubInstallationId": "--installation", "githubToken": "--token-stdin"}
 # A token is at most 2,000 characters (the API's rule refuses longer): reading a little more
 # is enough to refuse a longer one without reading a whole file piped in by mistake.
 _MOST_READ = 4096
-
-
-def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in a session on DATABASE_URL, the engine closed afterwards."""
-
-    async def go() -> T:
-        engine = create_engine(get_settings().database_url)
-        try:
-            async with session_factory(engine)() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 async def _live_project(session: AsyncSession, project_id: str) -> Project | None:
@@ -95,7 +77,7 @@ def list_projects(
         statement = statement.order_by(Project.created_at, Project.id)
         return list((await session.scalars(statement)).all())
 
-    for project in _in_session(read):
+    for project in in_session(read):
         credential = credential_in_use(project) or "-"
         typer.echo(
             f"{project.id}\t{project.name}\t{repository_of(project)}\t{credential}\t"
@@ -124,7 +106,7 @@ def show_project(
         ).first()
         return None if found is None else (found[0], found[1])
 
-    found = _in_session(read)
+    found = in_session(read)
     if found is None:
         _no_project(project_id)
     project, owner = found
@@ -155,7 +137,8 @@ def connect_project(
         typer.Option(
             "--installation",
             metavar="ID",
-            help="Read through herald's GitHub App, this installation of it.",
+            help="Read through herald's GitHub App, this installation of it: one granted to "
+            "the project's owner (`herald installations grant`).",
         ),
     ] = None,
     token_stdin: Annotated[
@@ -202,13 +185,14 @@ def connect_project(
             if project is None:
                 return None
             columns = credential_columns(settings, changes, project.github_base_url)
+            await ensure_granted(session, columns, user_id=project.user_id)
             for column, value in columns.items():
                 setattr(project, column, value)
             project.updated_at = datetime.now(UTC)
             return project
 
     try:
-        project = _in_session(write)
+        project = in_session(write)
     except CredentialRefusedError as exc:
         _refuse(_OPTIONS[exc.field], exc.message)
     except SecretKeyError as exc:

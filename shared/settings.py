@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     github_enterprise_origins: StringList = []
     # herald's GitHub App on `github_api_url`: its app ID (or client ID, which GitHub now
     # recommends as the JWT's issuer) and its RSA private key (PEM; `\n` escapes accepted).
-    # With both set, a project on that GitHub is read through the App's installation.
+    # With both set, a project on that GitHub may name an installation granted to its owner.
     github_app_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9.]*$")
     github_app_private_key: SecretStr = SecretStr("")
     # Where tenants' alert webhooks may point (origins; the path is checked per service).

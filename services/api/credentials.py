@@ -1,13 +1,17 @@
 """A project's own GitHub credential: the rules it must meet and the columns that store it.
 
-The API's project routes and `herald projects connect` both go through `credential_columns`,
-so a credential is refused, and a token encrypted, the same way whichever door it came in by.
+The API's project routes and `herald projects connect` both go through `credential_columns`
+and `ensure_granted`, so a credential is refused, and a token encrypted, the same way
+whichever door it came in by.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.installation_grants import holds_grant
 from shared.errors import HeraldError
 from shared.outbound import origin_of, same_origin
 from shared.secrets import encrypt
@@ -59,3 +63,20 @@ def credential_columns(
     if columns:
         columns.update(github_credential=None, github_rate_limit=None)
     return columns
+
+
+async def ensure_granted(session: AsyncSession, columns: dict[str, Any], *, user_id: str) -> None:
+    """Refuse an installation `columns` set that the project's owner holds no grant of.
+
+    Anyone may name any installation's id, and GitHub would hand herald's App a token for
+    it: only an operator's grant ties an installation to a herald account.
+    """
+    installation_id = columns.get("github_installation_id")
+    if installation_id is None:
+        return
+    if not await holds_grant(session, installation_id=installation_id, user_id=user_id):
+        raise CredentialRefusedError(
+            "githubInstallationId",
+            f"installation {installation_id} is not granted to this account; an operator "
+            "grants it with `herald installations grant`",
+        )

@@ -309,7 +309,8 @@ class UpdateProject(Body):
         Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s]+$")] | None
     ) = None
     local_repo_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
-    # null clears it (the installation GitHub names for the repository is used, if any).
+    # Only an installation granted to the project's owner; null clears it (the project's
+    # token, else the server's, is read with).
     github_installation_id: InstallationId | None = None
     github_token: GitHubToken | None = None
     platforms: list[PlatformName] | None = Field(default=None, max_length=7)

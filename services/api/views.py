@@ -70,8 +70,8 @@ def project_view(project: Project) -> dict[str, Any]:
 def credential_in_use(project: Project) -> str | None:
     """`app`, `token`, `global` (or `none`, read anonymously) for a GitHub project; else None.
 
-    What the latest scan reported when there is one: only a scan learns whether herald's
-    GitHub App is installed on a repository the project names no installation for.
+    What the latest scan reported when there is one (`none` when the server has no token of
+    its own, say), else what the project's credential columns say it will read with.
     """
     if not project.github_repo_owner:
         return None

@@ -1,19 +1,21 @@
 """Which GitHub credential a scan reads with, and herald's GitHub App's installation tokens.
 
 A project on the server's GitHub is read, first that applies, through herald's GitHub App
-(the installation the project names, else the one GitHub names for the repository), with the
-project's own token, or with the server's token. A project on an Enterprise server brings its
-own token or is read anonymously: no server credential ever leaves the server's GitHub, and a
-project's own token goes only to the base URL the project names (its origin checked against
-the operator's list, every page and redirect kept on it).
+(the installation the project names, which the api accepts only when an operator granted it
+to the project's owner), with the project's own token, or with the server's token. The App's
+installation is never looked up for a project that names none: GitHub would answer whoever
+installed the App on the repository, who need not be the project's owner. A project on an
+Enterprise server brings its own token or is read anonymously: no server credential ever
+leaves the server's GitHub, and a project's own token goes only to the base URL the project
+names (its origin checked against the operator's list, every page and redirect kept on it).
 
 The App signs a short JWT (RS256, `iat` a minute back for clock drift, `exp` nine minutes
-ahead, `iss` the app ID as a string) for its two requests: finding a repository's
-installation and minting an installation token. Tokens are minted on demand, kept in this
-process until five minutes before their `expires_at` (one mint at a time per installation),
-and never logged, stored or put in an event. Each credential is named by a key that holds no
-secret (`github:installation:{id}`, or a token's SHA-256 prefix): its rate budget and its
-cached pages go by that key.
+ahead, `iss` the app ID as a string) to mint installation tokens. Tokens are minted on
+demand, kept in this process until five minutes before their `expires_at` (one mint at a
+time per installation), and never logged, stored or put in an event. Each credential is
+named by a key that holds no secret (`github:installation:{id}`, or a token's SHA-256
+prefix): its rate budget and its cached pages go by that key. An installation's pages are
+thus shared only by projects whose owners were granted it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ Kind = Literal["app", "token", "global", "none"]
 JWT_BACKDATE = 60  # seconds: GitHub's advice against clock drift
 JWT_LIFETIME = 540  # seconds after now: under GitHub's ten-minute ceiling, with room
 RENEW_BEFORE = 300.0  # an installation token is minted again this long before it expires
-INSTALLATION_TTL = 600.0  # how long a repository's installation (or its absence) is trusted
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,6 @@ class GitHubApp:
         self._clock = clock
         self._tokens: dict[int, tuple[str, float]] = {}
         self._minting: dict[int, asyncio.Lock] = {}
-        self._installations: dict[tuple[str, str], tuple[int | None, float]] = {}
         self.mints = 0
 
     async def credential(self, installation_id: int) -> Credential:
@@ -149,37 +149,12 @@ class GitHubApp:
             raise InstallationGoneError(
                 f"GitHub App installation {installation_id} was not found: it was removed from "
                 "the account, or never existed. Install herald's GitHub App on the repository "
-                "again and set the project's githubInstallationId to the new installation, or "
+                "again and set the project's githubInstallationId to the new installation "
+                "(granted to its owner with `herald installations grant`), or "
                 "clear it to read with a token"
             )
         _raise_for_app(response, message)
         raise PermanentError(f"GitHub {response.status_code} minting a token: {message}")
-
-    async def installation_for(self, owner: str, name: str) -> int | None:
-        """The App's installation holding `owner/name`, or None; remembered for ten minutes."""
-        key = (owner.lower(), name.lower())
-        known = self._installations.get(key)
-        if known is not None and known[1] > self._clock():
-            return known[0]
-        response = await self._request("GET", f"/repos/{owner}/{name}/installation")
-        installation_id: int | None = None
-        if response.status_code == 200:
-            try:
-                installation_id = int(response.json()["id"])
-            except (ValueError, KeyError, TypeError):
-                raise TransientError("GitHub answered an installation without an id") from None
-        elif response.status_code != 404:
-            _raise_for_app(response, github_message(response))
-            raise PermanentError(
-                f"GitHub {response.status_code} finding the App's installation: "
-                f"{github_message(response)}"
-            )
-        self._installations[key] = (installation_id, self._clock() + INSTALLATION_TTL)
-        return installation_id
-
-    def forget(self, owner: str, name: str) -> None:
-        """Drop what was found for `owner/name` (its installation was removed meanwhile)."""
-        self._installations.pop((owner.lower(), name.lower()), None)
 
     async def _request(self, method: str, path: str) -> httpx.Response:
         """A request with the App's JWT to the server's GitHub, redirects kept on its origin."""

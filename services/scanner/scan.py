@@ -12,13 +12,7 @@ import httpx
 
 from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
-from services.scanner.credentials import (
-    Credential,
-    GitHubApp,
-    InstallationGoneError,
-    Kind,
-    token_credential,
-)
+from services.scanner.credentials import Credential, GitHubApp, Kind, token_credential
 from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
 from shared.compare import compare_url
@@ -113,37 +107,31 @@ class GitHubAccess:
         """The checked base URL to scan."""
         return self.origins.check_base(base_url or self.api_url, what="the GitHub base URL")
 
-    async def credential_for(
-        self, base: str, owner: str, name: str, given: GitHubCredential | None
-    ) -> Credential:
-        """The first credential that applies: the App's installation, the project's token,
-        the server's token (on its own GitHub only), else none."""
+    async def credential_for(self, base: str, given: GitHubCredential | None) -> Credential:
+        """The first credential that applies: the App's installation the project names, the
+        project's token, the server's token (on its own GitHub only), else none.
+
+        The App's installation is never looked up for a project that names none: GitHub
+        would name whoever installed the App on the repository, not the project's owner,
+        and the api lets a project name only an installation granted to its owner.
+        """
         on_server = same_origin(base, self.api_url)
         installation_id = given.installation_id if given else None
-        if installation_id is not None and not on_server:
-            raise ConfigurationError(
-                f"the project names GitHub App installation {installation_id}, but herald's "
-                f"GitHub App reads only {self.api_url}, not {base}"
-            )
-        if installation_id is not None and self.app is None:
-            raise ConfigurationError(
-                f"the project names GitHub App installation {installation_id}, but this server "
-                "has no GitHub App: set HERALD_GITHUB_APP_ID and HERALD_GITHUB_APP_PRIVATE_KEY, "
-                "or clear the project's githubInstallationId"
-            )
-        if self.app is not None and on_server:
-            if installation_id is not None:
-                return await self.app.credential(installation_id)
-            found = await self.app.installation_for(owner, name)
-            if found is not None:
-                try:
-                    return await self.app.credential(found)
-                except InstallationGoneError:
-                    # Removed since it was looked up: ask GitHub again, once.
-                    self.app.forget(owner, name)
-                    found = await self.app.installation_for(owner, name)
-                    if found is not None:
-                        return await self.app.credential(found)
+        if installation_id is not None:
+            if not on_server:
+                raise ConfigurationError(
+                    f"the project names GitHub App installation {installation_id}, but "
+                    f"herald's GitHub App reads only {self.api_url}, not {base}"
+                )
+            if self.app is None:
+                raise ConfigurationError(
+                    f"the project names GitHub App installation {installation_id}, but this "
+                    "server has no GitHub App: set HERALD_GITHUB_APP_ID and "
+                    "HERALD_GITHUB_APP_PRIVATE_KEY, or clear the project's githubInstallationId"
+                )
+            # Its failures (removed, suspended, the App's key refused) fail the scan: reading
+            # with another credential would hide them and spend another budget.
+            return await self.app.credential(installation_id)
         if given is not None and given.token:
             if not self.secret_key:
                 raise ConfigurationError(
@@ -181,9 +169,7 @@ async def scan(
         raise ConfigurationError("no repository configured for this project")
     validate_repository(repo.owner, repo.name)
     base_url = github.base_for(repo.base_url)
-    credential = await github.credential_for(
-        base_url, repo.owner, repo.name, event.github_credential
-    )
+    credential = await github.credential_for(base_url, event.github_credential)
     client = GitHubClient(
         http=http,
         base_url=base_url,

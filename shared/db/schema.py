@@ -106,9 +106,9 @@ class Project(Base):
     github_base_url: Mapped[str | None] = mapped_column(String(500))
     local_repo_path: Mapped[str | None] = mapped_column(String(1000))
     # How the scanner reads the repository, first that applies: herald's GitHub App through
-    # this installation (or the one GitHub names for the repository), the project's own token
-    # (encrypted with HERALD_SECRET_KEY; text, as installation-style tokens run to ~520
-    # characters), the server's token.
+    # this installation (only one granted to the project's owner, see
+    # GitHubInstallationGrant), the project's own token (encrypted with HERALD_SECRET_KEY;
+    # text, as installation-style tokens run to ~520 characters), the server's token.
     github_installation_id: Mapped[int | None] = mapped_column(BigInteger)
     github_token_encrypted: Mapped[str | None] = mapped_column(Text)
     # What the latest scan reported: the credential it used (app | token | global | none)
@@ -123,6 +123,23 @@ class Project(Base):
     deleted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_projects_user_created", "user_id", "created_at", "id"),)
+
+
+class GitHubInstallationGrant(Base):
+    """An operator's word that a user may read through this installation of herald's App.
+
+    Nothing else ties an installation to a herald account: GitHub knows who installed the
+    App, herald does not. A project names an installation only if its owner holds a grant.
+    """
+
+    __tablename__ = "github_installation_grants"
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who granted it, as the operator's command line knew them (a login name); for the record.
+    granted_by: Mapped[str] = mapped_column(Text)
 
 
 class CronJob(Base):

@@ -1,11 +1,15 @@
 """GitHub as a multi-user source, with api, scanner and generator as real processes.
 
 A renamed repository is followed and the project takes its new name; projects on GitHub App
-installations scan with their own installation's token and spend their own rate budget.
+installations granted to their owner scan with their own installation's token and spend their
+own rate budget.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -73,6 +77,20 @@ def pipeline(
         yield services
 
 
+def operator(database_url: str, *args: str) -> str:
+    """Run `herald ARGS` on the stack's database, as its operator would; its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_a_renamed_repository_is_scanned_and_the_project_takes_its_new_name(
     pipeline: dict[str, processes.Service],
     github: tuple[FakeGitHub, ThreadedServer],
@@ -129,10 +147,21 @@ def test_two_projects_on_two_installations_each_spend_their_own_budget(
     api = processes.signed_in_client(pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
     busy_project = create_project(api, "octo", "busy", ["x"])
-    connected = api.patch(f"/api/projects/{busy_project}", json={"githubInstallationId": busy.id})
-    assert connected.status_code == 200, connected.text
-    # The quiet project names no installation: GitHub names it.
     quiet_project = create_project(api, "octo", "quiet", ["x"])
+    ungranted = api.patch(f"/api/projects/{busy_project}", json={"githubInstallationId": busy.id})
+    assert ungranted.status_code == 422, ungranted.text
+    email = api.get("/api/me").json()["data"]["email"]
+    for project_id, installation in ((busy_project, busy), (quiet_project, quiet)):
+        granted = operator(
+            fresh_database_url,
+            *("installations", "grant", "--installation", str(installation.id)),
+            *("--email", email),
+        )
+        assert granted == f"granted installation {installation.id} to {email}\n"
+        connected = api.patch(
+            f"/api/projects/{project_id}", json={"githubInstallationId": installation.id}
+        )
+        assert connected.status_code == 200, connected.text
     hour = (now.hour + 12) % 24
 
     busy_run = run_daily_job(api, busy_project, hour)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api import installation_grants
 from services.api.lifecycle import apply_event
 from shared.db.schema import OutboxMessage, Project
 from shared.events import ActivityScanned, ActivitySummary, RateLimitSeen, Repository
 from shared.secrets import decrypt, generate_key
 from shared.settings import Settings
+from tests.support import factories
 from tests.support.api import api_client, signed_in
 
 KEY = generate_key()
@@ -75,10 +78,17 @@ async def test_a_token_is_stored_encrypted_never_shown_kept_and_removed(
     assert LONG_TOKEN not in listed.text
 
 
+async def user(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, dict[str, str]]:
+    """A new user's id and the headers of its bearer token."""
+    user_id, token = await factories.user_with_token(sessions)
+    return user_id, {"Authorization": f"Bearer {token}"}
+
+
 async def test_an_installation_is_connected_and_disconnected(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    auth = await signed_in(sessions)
+    user_id, auth = await user(sessions)
+    await factories.grant_installation(sessions, user_id, 41_002)
     project_id = (await create(api, auth)).json()["data"]["id"]
 
     connected = await api.patch(
@@ -148,7 +158,8 @@ async def test_an_installation_is_refused_where_no_github_app_is_configured(
 async def test_job_due_carries_the_token_encrypted_and_the_installation(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    auth = await signed_in(sessions)
+    user_id, auth = await user(sessions)
+    await factories.grant_installation(sessions, user_id, 41_002)
     project_id = (await create(api, auth, githubToken=TOKEN, githubInstallationId=41_002)).json()[
         "data"
     ]["id"]
@@ -179,6 +190,83 @@ async def test_job_due_carries_the_token_encrypted_and_the_installation(
     credential = json.loads(payload)["githubCredential"]
     assert credential["installationId"] == 41_002
     assert decrypt(credential["token"], KEY) == TOKEN
+
+
+async def test_an_installation_not_granted_to_the_account_is_refused(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Bob names the installation Alice was granted: it is hers, not his."""
+    alice, _ = await user(sessions)
+    await factories.grant_installation(sessions, alice, 41_002)
+    bob, bob_auth = await user(sessions)
+    await factories.grant_installation(sessions, bob, 41_003)
+    rule = (
+        "installation 41002 is not granted to this account; an operator grants it with "
+        "`herald installations grant`"
+    )
+
+    created = await create(api, bob_auth, githubInstallationId=41_002)
+    project_id = (await create(api, bob_auth)).json()["data"]["id"]
+    patched = await api.patch(
+        f"/api/projects/{project_id}", headers=bob_auth, json={"githubInstallationId": 41_002}
+    )
+    own = await api.patch(
+        f"/api/projects/{project_id}", headers=bob_auth, json={"githubInstallationId": 41_003}
+    )
+
+    for refused in (created, patched):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"] == [{"field": "githubInstallationId", "message": rule}]
+    assert own.status_code == 200, own.text
+    assert own.json()["data"]["githubInstallationId"] == 41_003
+    async with sessions() as session:
+        projects = (await session.scalars(select(Project).where(Project.user_id == bob))).all()
+    assert [p.github_installation_id for p in projects] == [41_003]
+
+
+async def test_a_revoked_grant_takes_the_installation_off_the_users_projects_and_job_due(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, alice_auth = await user(sessions)
+    bob, bob_auth = await user(sessions)
+    for user_id in (alice, bob):  # one organisation's installation, granted to two of its people
+        await factories.grant_installation(sessions, user_id, 41_002)
+    alices = (await create(api, alice_auth, githubInstallationId=41_002)).json()["data"]["id"]
+    bobs = (await create(api, bob_auth, githubInstallationId=41_002)).json()["data"]["id"]
+
+    async with sessions() as session, session.begin():
+        cleared = await installation_grants.revoke(session, installation_id=41_002, user_id=alice)
+    job = await api.post(
+        "/api/cron/schedule",
+        headers=alice_auth,
+        json={
+            "projectId": alices,
+            "name": "d",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": 9, "minute": 0},
+        },
+    )
+    triggered = await api.post(
+        "/api/cron/trigger", headers=alice_auth, json={"jobId": job.json()["data"]["id"]}
+    )
+    again = await api.patch(
+        f"/api/projects/{alices}", headers=alice_auth, json={"githubInstallationId": 41_002}
+    )
+
+    assert cleared == [alices]
+    assert (await stored(sessions, alices)).github_installation_id is None
+    assert (await stored(sessions, bobs)).github_installation_id == 41_002  # Bob's grant stands
+    assert triggered.status_code == 202, triggered.text
+    async with sessions() as session:
+        payloads = (
+            await session.scalars(
+                select(OutboxMessage.payload).where(OutboxMessage.routing_key == "job.due")
+            )
+        ).all()
+    (payload,) = [p for p in payloads if alices in p]
+    assert json.loads(payload).get("githubCredential") is None
+    assert again.status_code == 422
+    assert again.json()["errors"][0]["field"] == "githubInstallationId"
 
 
 async def test_the_latest_scan_tells_which_credential_and_what_budget_is_left(
@@ -235,3 +323,34 @@ async def test_the_latest_scan_tells_which_credential_and_what_budget_is_left(
     )
     assert changed.json()["data"]["githubCredential"] == "token"
     assert changed.json()["data"]["githubRateLimit"] is None
+
+
+@pytest.mark.postgresql_only(reason="row locks: SQLite runs one writer at a time anyway")
+async def test_a_revoke_racing_a_connect_still_leaves_the_project_without_the_installation(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    user_id, _ = await factories.user_with_token(sessions)
+    await factories.grant_installation(sessions, user_id, 41_002)
+    project_id = (await factories.project(sessions, user_id)).id
+
+    async with sessions() as connecting, connecting.begin():
+        # The connect has checked the grant and not yet stored the installation...
+        assert await installation_grants.holds_grant(
+            connecting, installation_id=41_002, user_id=user_id
+        )
+
+        async def revoke() -> list[str] | None:
+            async with sessions() as revoking, revoking.begin():
+                return await installation_grants.revoke(
+                    revoking, installation_id=41_002, user_id=user_id
+                )
+
+        revoking = asyncio.create_task(revoke())
+        await asyncio.sleep(0.3)
+        assert not revoking.done()  # ...so the revoke waits for it
+        project = await connecting.get(Project, project_id)
+        assert project is not None
+        project.github_installation_id = 41_002
+
+    assert await revoking == [project_id]
+    assert (await stored(sessions, project_id)).github_installation_id is None

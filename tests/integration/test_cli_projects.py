@@ -92,8 +92,15 @@ def every_stored_value() -> str:
     return run(work)
 
 
+def granted(project_id: str, installation_id: int) -> None:
+    """Grant the project's owner the installation."""
+    owner = stored(project_id).user_id
+    run(lambda sessions: factories.grant_installation(sessions, owner, installation_id))
+
+
 def test_an_installation_is_connected_replacing_the_token(cli: CliRunner) -> None:
     project_id = seeded(github_token_encrypted="an-old-ciphertext")
+    granted(project_id, 41_002)
 
     connected = cli.invoke(app, ["projects", "connect", project_id, "--installation", "41002"])
 
@@ -213,6 +220,22 @@ def test_an_installation_is_refused_where_the_app_cannot_read(
     assert no_app.exit_code == 2
     assert "--installation" in no_app.output and "HERALD_GITHUB_APP_ID" in no_app.output
     assert stored(project_id).github_installation_id is None
+
+
+def test_an_installation_not_granted_to_the_owner_is_refused(cli: CliRunner) -> None:
+    project_id = seeded(github_token_encrypted="kept")
+    someone_else = seeded()
+    granted(someone_else, 41_002)
+
+    refused = cli.invoke(app, ["projects", "connect", project_id, "--installation", "41002"])
+
+    assert refused.exit_code == 2, refused.output
+    assert flat(refused.output) == (
+        "error: --installation: installation 41002 is not granted to this account; an "
+        "operator grants it with `herald installations grant`"
+    )
+    row = stored(project_id)
+    assert (row.github_installation_id, row.github_token_encrypted) == (None, "kept")
 
 
 @pytest.mark.parametrize("stdin", ["", "\n", "  \n\n"])

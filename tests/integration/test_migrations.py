@@ -200,3 +200,52 @@ def test_stored_alerts_count_once_and_only_new_ones_collapse(empty_database_url:
     asyncio.run(_run(empty_database_url, [(new_alert, {"id": "n3", "t": at})]))
     with pytest.raises(sa.exc.IntegrityError):
         asyncio.run(_run(empty_database_url, [(new_alert, {"id": "n4", "t": at})]))
+
+
+def test_installations_named_before_grants_existed_are_not_kept(empty_database_url: str) -> None:
+    """Any caller could name any installation until 0011: none stored then proves ownership."""
+    upgrade(empty_database_url, "0010")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "INSERT INTO users (id, email, name, timezone, created_at)"
+                    " VALUES ('u1', 'ada@example.test', 'A', 'UTC', :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO projects (id, user_id, name, platforms, notification_settings,"
+                    " github_installation_id, github_token_encrypted, github_credential,"
+                    " created_at, updated_at) VALUES"
+                    " ('p1', 'u1', 'p', '[]', '{}', 41002, NULL, 'app', :t, :t),"
+                    " ('p2', 'u1', 'q', '[]', '{}', NULL, 'ciphertext', 'token', :t, :t)",
+                    {"t": at},
+                ),
+            ],
+        )
+    )
+
+    upgrade(empty_database_url)
+
+    rows = asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "SELECT id, github_installation_id, github_token_encrypted,"
+                    " github_credential FROM projects ORDER BY id",
+                    {},
+                )
+            ],
+        )
+    )
+    assert [tuple(row) for row in rows] == [
+        ("p1", None, None, None),
+        ("p2", None, "ciphertext", "token"),
+    ]
+    grants = asyncio.run(
+        _run(empty_database_url, [("SELECT * FROM github_installation_grants", {})])
+    )
+    assert grants == []

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.scanner.budget import GitHubBudget, credential_key
 from services.scanner.credentials import GitHubApp
+from services.scanner.github import ETagCache
 from services.scanner.scan import GitHubAccess, ScanResult, scan
 from shared.budgets import Budgets
 from shared.errors import BudgetExhaustedError, ConfigurationError, PermanentError
@@ -92,11 +93,12 @@ def access(
 def due(
     name: str = "repo",
     *,
+    owner: str = "octo",
     installation_id: int | None = None,
     token: str | None = None,
     base_url: str | None = None,
 ) -> JobDue:
-    event = scan_due(owner="octo", name=name, base_url=base_url)
+    event = scan_due(owner=owner, name=name, base_url=base_url)
     credential = GitHubCredential(
         installation_id=installation_id,
         token=encrypt(token, SECRET_KEY) if token else None,
@@ -145,7 +147,7 @@ async def test_a_named_installation_reads_with_a_minted_token_and_a_proper_jwt(
     assert result.rate_limit.remaining == installation.budget.remaining
 
 
-async def test_the_installation_is_found_for_the_repository_and_its_token_reused(
+async def test_a_named_installations_token_is_reused_until_close_to_its_expiry(
     github: tuple[FakeGitHub, str], http: httpx.AsyncClient
 ) -> None:
     fake, url = github
@@ -153,13 +155,83 @@ async def test_the_installation_is_found_for_the_repository_and_its_token_reused
     installation = fake.app.install("octo", {1000})
     github_access = access(url, http)
 
-    first = await run(github_access, http, due())
-    second = await run(github_access, http, due())
+    first = await run(github_access, http, due(installation_id=installation.id))
+    second = await run(github_access, http, due(installation_id=installation.id))
 
     assert (first.credential, second.credential) == ("app", "app")
-    lookups = [s.path for s in fake.requests if s.path.endswith("/installation")]
-    assert lookups == ["/repos/octo/repo/installation"]  # remembered for the second scan
     assert fake.app.minted == [installation.id]  # cached until shortly before it expires
+
+
+async def test_a_project_naming_no_installation_never_reads_through_one_on_its_repository(
+    github: tuple[FakeGitHub, str], http: httpx.AsyncClient
+) -> None:
+    """Bob's project on Alice's private repository, which holds herald's App: GitHub would
+    name Alice's installation for it, so the scanner never asks."""
+    fake, url = github
+    assert fake.app is not None
+    fake.add_repo(
+        "acme",
+        "secret",
+        private=True,
+        commits=[commit(f"{n:040x}", "feat: unreleased", START + timedelta(1)) for n in range(2)],
+    )
+    alices = fake.app.install("acme", {1002})
+    github_access = access(url, http)
+    pages = ETagCache()  # one scanner process: its page cache and minted tokens shared
+    alice = due("secret", owner="acme", installation_id=alices.id)
+    bob = due("secret", owner="acme")
+
+    read = await scan(
+        alice, http=http, github=github_access, local_repos_root="/nonexistent", etags=pages
+    )
+    assert (read.credential, read.summary.commits) == ("app", 2)
+    seen_by_alice = len(fake.requests)
+    with pytest.raises(PermanentError, match="GitHub 404"):
+        await scan(
+            bob, http=http, github=github_access, local_repos_root="/nonexistent", etags=pages
+        )
+
+    assert fake.app.minted == [alices.id]  # Alice's scan alone
+    assert not [s for s in fake.requests if s.path.endswith("/installation")]
+    bobs = fake.requests[seen_by_alice:]
+    assert bobs and {s.headers["authorization"] for s in bobs} == {f"Bearer {TOKEN}"}
+    assert {s.status for s in bobs} == {404}  # what the server's token may read, no more
+    assert "if-none-match" not in bobs[0].headers  # none of Alice's cached pages offered
+
+
+async def test_a_project_naming_no_installation_reads_with_the_servers_token_where_one_is(
+    github: tuple[FakeGitHub, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = github
+    assert fake.app is not None
+    installation = fake.app.install("octo", {1000})
+
+    result = await run(access(url, http), http, due())
+
+    assert result.credential == "global"
+    assert authorizations(fake) == [f"Bearer {TOKEN}"]
+    assert fake.app.minted == [] and fake.app.jwts == []
+    assert installation.budget.remaining == installation.budget.limit
+
+
+async def test_a_misconfigured_app_never_affects_a_project_naming_no_installation(
+    github: tuple[FakeGitHub, str], http: httpx.AsyncClient
+) -> None:
+    fake, url = github
+    assert fake.app is not None
+    installation = fake.app.install("octo", {1000, 1001})
+    broken = access(url, http, key=pem_of(private_key()))  # not the App's key
+
+    own = await run(broken, http, due(token=OWN_TOKEN))
+    server = await run(broken, http, due("other"))
+    with pytest.raises(ConfigurationError, match=github_app.BAD_JWT):
+        await run(broken, http, due(installation_id=installation.id))
+
+    assert (own.credential, own.summary.commits) == ("token", 3)
+    assert (server.credential, server.summary.commits) == ("global", 3)
+    app_requests = [s for s in fake.requests if s.path.startswith("/app/")]
+    assert [s.status for s in app_requests] == [401]  # the named installation's mint alone
+    assert not [s for s in fake.requests if s.path.endswith("/installation")]
 
 
 async def test_a_token_close_to_its_expiry_is_minted_again(
@@ -239,25 +311,6 @@ async def test_a_removed_installation_fails_saying_so_and_what_to_do(
         await run(access(url, http), http, due(installation_id=installation.id))
 
     assert "Install herald's GitHub App" in caught.value.message
-
-
-async def test_an_installation_removed_after_it_was_found_falls_back_to_the_next_credential(
-    github: tuple[FakeGitHub, str], http: httpx.AsyncClient
-) -> None:
-    fake, url = github
-    assert fake.app is not None
-    fake.app.token_lifetime = 240  # every scan mints a token
-    installation = fake.app.install("octo", {1000})
-    github_access = access(url, http)
-    await run(github_access, http, due())
-    fake.app.uninstall(installation.id)
-
-    result = await run(github_access, http, due())
-
-    assert result.credential == "global"
-    assert authorizations(fake)[-1] == f"Bearer {TOKEN}"
-    lookups = [s.status for s in fake.requests if s.path.endswith("/installation")]
-    assert lookups == [200, 404]  # asked again once the one it knew was gone
 
 
 @pytest.mark.parametrize(
@@ -416,7 +469,7 @@ async def test_two_installations_spend_their_own_budgets(
     assert busy.budget.remaining == 0
 
 
-async def test_the_installation_of_a_moved_repository_is_found_through_the_move(
+async def test_a_named_installation_reads_a_moved_repository_through_the_move(
     github: tuple[FakeGitHub, str], http: httpx.AsyncClient
 ) -> None:
     fake, url = github
@@ -424,13 +477,9 @@ async def test_the_installation_of_a_moved_repository_is_found_through_the_move(
     installation = fake.app.install("octo", {1000})
     fake.move(fake.repos[1000], "octo-org", "renamed")
 
-    result = await run(access(url, http), http, due())
+    result = await run(access(url, http), http, due(installation_id=installation.id))
 
-    assert result.credential == "app"
+    assert (result.credential, result.summary.commits) == ("app", 3)
     assert result.moved_to is not None and result.moved_to.name == "renamed"
-    lookups = [(s.path, s.status) for s in fake.requests if s.path.endswith("/installation")]
-    assert lookups == [
-        ("/repos/octo/repo/installation", 301),
-        ("/repositories/1000/installation", 200),
-    ]
     assert fake.app.minted == [installation.id]
+    assert not [s for s in fake.requests if s.path.endswith("/installation")]

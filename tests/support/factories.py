@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
-from shared.db.schema import CronJob, JobStatistics, Project
+from shared.db.schema import CronJob, GitHubInstallationGrant, JobStatistics, Project
 from shared.events import JobDue, Repository, Trigger
 from shared.ids import new_id
 from shared.scheduling import preset_expression
@@ -22,6 +22,18 @@ async def user_with_token(sessions: async_sessionmaker[AsyncSession]) -> tuple[s
         user = await ensure_user(session, email=f"{new_id('u')}@example.com", name="Tester")
         token = await issue_token(session, user_id=user.id)
         return user.id, token
+
+
+async def grant_installation(
+    sessions: async_sessionmaker[AsyncSession], user_id: str, installation_id: int
+) -> None:
+    """Grant the user an installation of herald's GitHub App, as `herald installations grant`."""
+    async with sessions() as session, session.begin():
+        session.add(
+            GitHubInstallationGrant(
+                installation_id=installation_id, user_id=user_id, granted_by="tests"
+            )
+        )
 
 
 async def project(

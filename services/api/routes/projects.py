@@ -10,9 +10,10 @@ from fastapi import APIRouter, status
 from fastapi import Path as PathParam
 from pydantic.alias_generators import to_camel
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import UserDep
-from services.api.credentials import CredentialRefusedError, credential_columns
+from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import invalid
@@ -61,12 +62,20 @@ def _check_source(
         raise invalid("githubBaseUrl", exc.message) from None
 
 
-def _credential_columns(
-    settings: Settings, changes: dict[str, Any], base_url: str | None
+async def _credential_columns(
+    session: AsyncSession,
+    settings: Settings,
+    changes: dict[str, Any],
+    base_url: str | None,
+    *,
+    user_id: str,
 ) -> dict[str, Any]:
-    """`credential_columns`, its refusals as the 422 of the field at fault."""
+    """`credential_columns` of an installation granted to the user, refusals as the 422 of
+    the field at fault."""
     try:
-        return credential_columns(settings, changes, base_url)
+        columns = credential_columns(settings, changes, base_url)
+        await ensure_granted(session, columns, user_id=user_id)
+        return columns
     except CredentialRefusedError as exc:
         raise invalid(exc.field, exc.message) from None
     except SecretKeyError as exc:
@@ -91,10 +100,12 @@ async def create_project(
         limit=state.settings.max_projects_per_user,
         setting="HERALD_MAX_PROJECTS_PER_USER",
     )
-    credential = _credential_columns(
+    credential = await _credential_columns(
+        session,
         state.settings,
         body.model_dump(include={"github_installation_id", "github_token"}),
         base_url,
+        user_id=user.id,
     )
     now = datetime.now(UTC)
     project = Project(
@@ -153,7 +164,10 @@ async def update_project(
     if changes.get("github_base_url"):
         changes["github_base_url"] = base_url
     effective_base = changes.get("github_base_url", project.github_base_url)
-    for column, value in _credential_columns(state.settings, changes, effective_base).items():
+    credential = await _credential_columns(
+        session, state.settings, changes, effective_base, user_id=user.id
+    )
+    for column, value in credential.items():
         setattr(project, column, value)
     for field in (
         "name",

@@ -5,7 +5,8 @@ next URL switches to `/repositories/{id}/...`, caps `per_page` at 100, filters `
 as GitHub does (issues by `updated_at`), lists pull requests inside the issues, answers 409 for
 an empty repository, sends rate-limit headers on every response, honours `If-None-Match` with a
 304 that costs nothing, and can be told to rate-limit (primary/secondary, 403/429, with or
-without `retry-after`), fail, be slow or hang. A renamed or moved repository answers its old
+without `retry-after`), fail, be slow or hang. A private repository answers 404 to a
+credential that may not read it. A renamed or moved repository answers its old
 name with `301 Moved Permanently` to `/repositories/{id}/...`, as GitHub does. Paths work with
 or without the GHES `/api/v3`. For hostile tests, `link_origin` and `redirect_origin` make the
 next-page links and the moved answers point at another origin.
@@ -143,6 +144,10 @@ class Repo:
     pulls: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, Any]] = field(default_factory=list)
     empty: bool = False
+    # A private repository answers 404 to every credential but an installation holding it
+    # and the tokens named here, as GitHub hides what a credential may not see.
+    private: bool = False
+    readers: set[str] = field(default_factory=set)
 
 
 def repository_object(repo: Repo) -> dict[str, Any]:
@@ -153,7 +158,7 @@ def repository_object(repo: Repo) -> dict[str, Any]:
         "name": repo.name,
         "full_name": f"{repo.owner}/{repo.name}",
         "owner": {"login": repo.owner, "id": 1, "type": "Organization"},
-        "private": False,
+        "private": repo.private,
         "html_url": f"https://github.com/{repo.owner}/{repo.name}",
         "default_branch": "main",
         "url": f"https://api.github.com/repos/{repo.owner}/{repo.name}",
@@ -195,6 +200,7 @@ class FakeGitHub:
         # that could let another request in is done with).
         self._budget = self.core
         self._installation: Installation | None = None
+        self._token = ""
         self.requests: list[Seen] = []
         self.limited: list[Limited] = []  # answered in order, one per request
         self.failures: list[int] = []  # statuses answered in order, one per request
@@ -292,7 +298,7 @@ class FakeGitHub:
             waited += 0.05
         if self.delay:
             await asyncio.sleep(self.delay)
-        self._budget, self._installation = self.core, None
+        self._budget, self._installation, self._token = self.core, None, ""
         if not request.headers.get("user-agent"):
             return self._error(
                 403,
@@ -343,6 +349,7 @@ class FakeGitHub:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() not in ("bearer", "token") or not token:
             return self.token is None
+        self._token = token
         if token == self.token:
             return True
         if token in self.tokens:
@@ -357,10 +364,13 @@ class FakeGitHub:
         return True
 
     def _readable(self, repo: Repo | None) -> Repo | None:
-        """The repository, if the request's credential may read it (an installation, its own)."""
-        if repo is None or self._installation is None:
-            return repo
-        return repo if repo.id in self._installation.repository_ids else None
+        """The repository, if the request's credential may read it (an installation, its own;
+        a private one, its readers)."""
+        if repo is None:
+            return None
+        if self._installation is not None:
+            return repo if repo.id in self._installation.repository_ids else None
+        return None if repo.private and self._token not in repo.readers else repo
 
     def _app_answer(self, request: Request, parts: list[str]) -> Response:
         """The App's own endpoints, authenticated with its JWT."""
