@@ -10,11 +10,18 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.schema import Execution, Project
-from shared.events import GitHubCredential, JobDue, Repository, RetryPolicy, Trigger
+from shared.events import (
+    GitHubCredential,
+    JobDue,
+    Repository,
+    RetryPolicy,
+    RunConditions,
+    Trigger,
+)
 from shared.scheduling import (
     FOLD_FIELD,
     GAP_FIELD,
@@ -52,6 +59,8 @@ class ScheduledJob(Protocol):
     def retry_delay(self) -> int: ...
     @property
     def timeout_seconds(self) -> int: ...
+    @property
+    def conditions(self) -> dict[str, Any] | None: ...
 
 
 class Run(Protocol):
@@ -87,6 +96,8 @@ class Run(Protocol):
     def items_failed(self) -> int: ...
     @property
     def error_message(self) -> str | None: ...
+    @property
+    def skip_reason(self) -> str | None: ...
     @property
     def missed_count(self) -> int | None: ...
 
@@ -208,23 +219,53 @@ def interval_before(job: ScheduledJob, end: datetime) -> datetime | None:
     return end - (next_run_after(job, previous) - previous)
 
 
+def accumulates(conditions: dict[str, Any] | None) -> bool:
+    """Whether a job's runs skipped for their conditions leave their activity to the next."""
+    return bool(conditions and conditions.get("accumulate"))
+
+
+def scanned_skip() -> ColumnElement[bool]:
+    """An execution skipped after its scan because its job's conditions were not met
+    (`shared.db.schema.SCANNED_SKIP`: only those carry a `skip_reason`)."""
+    return and_(Execution.status == "SKIPPED", Execution.skip_reason.is_not(None))
+
+
+def scanned_run() -> ColumnElement[bool]:
+    """An execution whose scan the next window follows: COMPLETED, or skipped for its
+    conditions (`opening_after` says where the next window opens)."""
+    return or_(Execution.status == "COMPLETED", scanned_skip())
+
+
+def opening_after(
+    status: str, start: datetime | None, end: datetime, *, accumulate: bool
+) -> datetime | None:
+    """Where the window after a scanned run opens: at its end, but at its start when it was
+    skipped for its conditions and the job accumulates (its activity waits for the next run;
+    the skipped runs of an accumulating job all open where the first of them did)."""
+    return start if accumulate and status == "SKIPPED" else end
+
+
 async def window_start_for(
     session: AsyncSession, job: ScheduledJob, window_end: datetime
 ) -> datetime | None:
-    """Where a manual run's activity window opens: the last completed run's end, else one
-    schedule interval before its end (`interval_before`)."""
-    last_end = await session.scalar(
-        select(Execution.window_end)
-        .where(
-            Execution.job_id == job.id,
-            Execution.status == "COMPLETED",
-            Execution.window_end < window_end,
+    """Where a manual run's activity window opens: after the last scanned run
+    (`opening_after`), else one schedule interval before its end (`interval_before`)."""
+    last = (
+        await session.execute(
+            select(Execution.status, Execution.window_start, Execution.window_end)
+            .where(
+                Execution.job_id == job.id,
+                scanned_run(),
+                Execution.window_end < window_end,
+            )
+            .order_by(Execution.window_end.desc())
+            .limit(1)
         )
-        .order_by(Execution.window_end.desc())
-        .limit(1)
-    )
-    if last_end is not None:
-        return last_end
+    ).first()
+    if last is not None:
+        opens = opening_after(*last, accumulate=accumulates(job.conditions))
+        if opens is not None:
+            return opens
     return interval_before(job, window_end)
 
 
@@ -266,4 +307,5 @@ def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: d
         timeout_seconds=job.timeout_seconds,
         user_id=job.user_id,
         github_credential=credential_of(project),
+        conditions=RunConditions.model_validate(job.conditions) if job.conditions else None,
     )

@@ -114,6 +114,38 @@ class RetryPolicy(Wire):
     retry_delay: int = Field(default=300, ge=1, le=86_400)
 
 
+# Bots' logins ignored by default when a job sets conditions: their pull requests and commits
+# (dependency bumps) say nothing a post should.
+DEFAULT_IGNORED_AUTHORS = ("dependabot[bot]", "renovate[bot]")
+
+
+class RunConditions(Wire):
+    """When a run is worth writing about: filters on the activity, then minimum counts.
+
+    Items by `ignore_authors`, commits outside the paths and pull requests or issues outside
+    the labels are removed first; the counts that remain must reach every minimum set. Not
+    met: the run ends SKIPPED with the reason, before any model call. `accumulate` keeps the
+    skipped run's activity for the next run (its window opens where the last run not skipped
+    for its conditions ended).
+    """
+
+    min_commits: int | None = None
+    min_pull_requests: int | None = None
+    min_issues: int | None = None
+    # Commits, merged pull requests and closed issues together.
+    min_total: int | None = None
+    include_paths: list[str] = []
+    exclude_paths: list[str] = []
+    include_labels: list[str] = []
+    exclude_labels: list[str] = []
+    ignore_authors: list[str] = list(DEFAULT_IGNORED_AUTHORS)
+    accumulate: bool = False
+
+    @property
+    def filters_paths(self) -> bool:
+        return bool(self.include_paths or self.exclude_paths)
+
+
 class JobDue(Event):
     routing_key: ClassVar[str] = "job.due"
     scheduled_for: datetime
@@ -128,6 +160,8 @@ class JobDue(Event):
     user_id: str | None = None
     # The project's own GitHub credential, if it gave one; absent: the server's.
     github_credential: GitHubCredential | None = None
+    # The job's run conditions (`RunConditions`); absent: every run goes on to generate.
+    conditions: RunConditions | None = None
 
 
 class StepStarted(Event):
@@ -211,6 +245,9 @@ class ActivityScanned(Event):
     retry_policy: RetryPolicy = RetryPolicy()
     deadline: datetime
     timeout_seconds: int = 900
+    # Set when the job's conditions were not met ("3 commits, fewer than the 5 required"):
+    # the generator writes nothing and the api ends the run SKIPPED with this reason.
+    skip_reason: str | None = None
 
 
 class PostResult(Wire):
@@ -270,6 +307,8 @@ class ExecutionFinished(Event):
     posts: list[PostExcerpt] = []
     link: str
     missed_count: int | None = None
+    # Why a SKIPPED run was skipped, when its conditions were not met.
+    skip_reason: str | None = None
 
 
 class ScheduleMoved(Event):

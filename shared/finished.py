@@ -66,4 +66,5 @@ def finished_event(
         posts=list(posts),
         link=execution_link(public_url, execution.id),
         missed_count=execution.missed_count,
+        skip_reason=execution.skip_reason,
     )

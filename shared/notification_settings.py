@@ -12,8 +12,7 @@ EVENT_KINDS = {
     "job_failure": "A run failed or timed out, once the job has failed failureThreshold "
     "times in a row.",
     "job_recovered": "A run completed after the job's previous run failed or timed out.",
-    "job_skipped": "A scheduled run was skipped: the previous one had not finished "
-    "(overlap policy SKIP).",
+    "job_skipped": "A run was skipped: the previous one was still open, or too little activity.",
     "job_missed": "Scheduled runs passed while the scheduler was away, too long ago to catch up.",
     "schedule_moved": "New time-zone rules moved a job's next run (in-app alerts always).",
 }

@@ -80,6 +80,7 @@ _CHANGEABLE = (
     "items_failed",
     "error_message",
     "error_stack",
+    "skip_reason",
     "metadata",
     "deadline",
 )

@@ -26,6 +26,7 @@ class Shown(enum.Enum):
     INSTANT = "instant"  # an ISO 8601 UTC instant ending in `Z` (`views.iso`)
     TIME_CONFIG = "time_config"  # the stored object, its `timezone` defaulting to UTC
     METADATA = "metadata"  # the stored object with its counters present and whole
+    OBJECT = "object"  # the stored JSON value as it is, or null
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ JOB = RecordFields(
         Field("overlap_policy"),
         Field("catchup_window", _N),
         Field("jitter", _N),
+        Field("conditions", Shown.OBJECT),
         Field("next_run_at", _I),
         Field("last_run_at", _I),
         Field("disabled_reason"),
@@ -108,6 +110,7 @@ EXECUTION = RecordFields(
         Field("items_failed", _N),
         Field("error_message"),
         Field("error_stack"),
+        Field("skip_reason"),
         Field("metadata_", Shown.METADATA),
         Field("created_at", _I),
         Field("missed_count", _N, when=_MISSED),

@@ -116,12 +116,18 @@ def _time_config(column: ColumnElement[Any]) -> ColumnElement[str]:
     return cast(merged, String)
 
 
+def _stored(column: ColumnElement[Any]) -> ColumnElement[str]:
+    # JSONB's text of a value is its JSON text; SQL NULL stays NULL (written `null`).
+    return cast(type_coerce(column, JSONB), String)
+
+
 _SHOWN: dict[Shown, Callable[[ColumnElement[Any]], ColumnElement[str]]] = {
     Shown.TEXT: _string,
     Shown.NUMBER: _number,
     Shown.INSTANT: _instant,
     Shown.TIME_CONFIG: _time_config,
     Shown.METADATA: _json,
+    Shown.OBJECT: _stored,
 }
 
 

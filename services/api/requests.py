@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.api.schedules import schedule_refusals
+from shared.events import DEFAULT_IGNORED_AUTHORS
 from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
 
@@ -197,6 +198,83 @@ class ScheduleBody(Body):
         )
 
 
+def _repository_relative(pattern: str) -> str:
+    if pattern.startswith("/"):
+        raise ValueError("a path pattern is relative to the repository root: no leading /")
+    return pattern
+
+
+Minimum = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+PathPattern = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    AfterValidator(_repository_relative),
+]
+# GitHub allows label names of up to 50 characters.
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+# A login (39 characters at most on GitHub), a bot's with its `[bot]` suffix, or a git
+# author name for a local repository.
+Author = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class RunConditionsBody(Body):
+    """When a run is worth writing about; not met, the run ends SKIPPED before any model call."""
+
+    min_commits: Minimum | None = Field(default=None, description="At least this many commits.")
+    min_pull_requests: Minimum | None = Field(
+        default=None, description="At least this many merged pull requests."
+    )
+    min_issues: Minimum | None = Field(
+        default=None, description="At least this many closed issues."
+    )
+    min_total: Minimum | None = Field(
+        default=None,
+        description="At least this many commits, merged pull requests and closed issues together.",
+    )
+    include_paths: list[PathPattern] = Field(
+        default=[],
+        max_length=50,
+        description=(
+            "Commits count only when they change a path matching one of these globs (`*` "
+            "within a folder, `**` across folders: `src/**`, `**/*.py`)."
+        ),
+    )
+    exclude_paths: list[PathPattern] = Field(
+        default=[],
+        max_length=50,
+        description="Commits that change only paths matching these globs do not count.",
+    )
+    include_labels: list[Label] = Field(
+        default=[],
+        max_length=50,
+        description="Pull requests and issues count only with one of these labels.",
+    )
+    exclude_labels: list[Label] = Field(
+        default=[],
+        max_length=50,
+        description="Pull requests and issues with any of these labels do not count.",
+    )
+    ignore_authors: list[Author] = Field(
+        default=list(DEFAULT_IGNORED_AUTHORS),
+        max_length=50,
+        description=(
+            "Items by these authors are removed before counting and writing; by default "
+            "`dependabot[bot]` and `renovate[bot]`, `[]` keeps everyone's."
+        ),
+    )
+    accumulate: StrictBool = Field(
+        default=False,
+        description=(
+            "When a run is skipped, keep its activity for the next run (whose window then "
+            "opens where the last run not skipped for its conditions ended)."
+        ),
+    )
+
+    def stored(self) -> dict[str, Any]:
+        """The camelCase form kept on the job, every field present."""
+        return self.model_dump(by_alias=True)
+
+
 class JobPolicies(Body):
     max_retries: int | None = Field(default=None, ge=0, le=10, strict=True)
     retry_delay: int | None = Field(default=None, ge=1, le=86_400, strict=True)
@@ -204,6 +282,8 @@ class JobPolicies(Body):
     overlap_policy: OverlapPolicy | None = None
     catchup_window: int | None = Field(default=None, ge=0, le=31 * 86_400, strict=True)
     jitter: int | None = Field(default=None, ge=0, le=3_600, strict=True)
+    # null (or absent on create): every run goes on to write; on update, null removes them.
+    conditions: RunConditionsBody | None = None
 
 
 class CreateJob(JobPolicies, ScheduleBody):

@@ -29,6 +29,7 @@ RULED = (
     "total_success",
     "total_failures",
     "total_cancelled",
+    "total_skipped",
     "total_duration_ms",
     "timed_runs",
     "consecutive_failures",
@@ -57,6 +58,9 @@ def count_finished(
         stats["last_failure_at"] = at
     elif status == ExecutionStatus.CANCELLED:
         stats["total_cancelled"] += 1
+    elif status == ExecutionStatus.SKIPPED:
+        # Only runs skipped for their conditions end here; the scheduler counts its own.
+        stats["total_skipped"] += 1
     if status == ExecutionStatus.COMPLETED or status in FAILURES:
         stats["last_status"] = status.value
         stats["last_run_at"] = at

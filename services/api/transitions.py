@@ -159,7 +159,19 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
         if row["deadline"] is None or deadline > row["deadline"]:
             row["deadline"] = deadline
     elif isinstance(event, ActivityScanned):
-        if event.summary.is_empty:
+        if event.skip_reason is not None:
+            row["skip_reason"] = event.skip_reason
+            _step(
+                changes,
+                row,
+                step="conditions",
+                kind="unmet",
+                attempt=event.attempt,
+                detail=event.skip_reason,
+                now=now,
+            )
+            _finish(changes, run, ExecutionStatus.SKIPPED, now=now)
+        elif event.summary.is_empty:
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
     elif isinstance(event, ContentGenerated):
         posts = _store_content(changes, row, event, now=now)

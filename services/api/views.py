@@ -135,6 +135,7 @@ _CONVERT: dict[Shown, Callable[[Any], Any] | None] = {
     Shown.INSTANT: iso,
     Shown.TIME_CONFIG: _time_config,
     Shown.METADATA: _metadata,
+    Shown.OBJECT: None,
 }
 
 

@@ -42,6 +42,8 @@ def make_handler(
 ) -> Handler:
     async def on_activity_scanned(event: Event) -> None:
         assert isinstance(event, ActivityScanned)
+        if event.skip_reason is not None:
+            return  # the job's conditions were not met: the API ends the run SKIPPED
         if event.summary.is_empty:
             return  # nothing to write about: the API completes the execution with zero items
 

@@ -65,6 +65,8 @@ def describe(event: ExecutionFinished, kind: str) -> tuple[str, str]:
         parts.append(f"Error: {event.error_message}")
     if event.missed_count:
         parts.append(f"{event.missed_count} runs were missed.")
+    if event.skip_reason:
+        parts.append(f"Its conditions were not met: {event.skip_reason}.")
     return title, " ".join(parts)
 
 

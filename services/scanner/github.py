@@ -39,6 +39,10 @@ PER_PAGE = 100
 DEFAULT_LIMIT_WAIT = 60.0
 MAX_REDIRECTS = 5
 MESSAGE_EXCERPT = 200
+# Commits whose changed files a scan asks for, one request each, when a job filters by path:
+# at most this many per scan (newest first), a few at a time.
+MAX_PATH_LOOKUPS = 100
+PATH_LOOKUPS_AT_ONCE = 8
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Where GitHub sends a renamed or transferred repository: its id, which never changes.
 _BY_ID = re.compile(r"^/repositories/(\d+)(?:/|$)")
@@ -332,6 +336,35 @@ class GitHubClient:
                     )
                 )
         return items
+
+    async def changed_paths(self, owner: str, name: str, shas: list[str]) -> dict[str, list[str]]:
+        """Per commit, the paths it changed (`GET /commits/{sha}`, its first page of `files`).
+
+        The listing of commits names no files: one request per commit, so at most
+        `MAX_PATH_LOOKUPS` of them, the first in `shas`; the others stay unknown. A commit
+        never changes, so a page asked again answers 304 from the ETag cache at no cost.
+        """
+        wanted = list(dict.fromkeys(sha for sha in shas if sha))[:MAX_PATH_LOOKUPS]
+        found: dict[str, list[str]] = {}
+
+        async def look_up(sha: str) -> None:
+            page = await self._get(
+                httpx.URL(f"{self.base_url}{self.repo_path(owner, name)}/commits/{sha}")
+            )
+            body = page[0] if page is not None else None
+            if not isinstance(body, dict):
+                raise TransientError(f"GitHub returned an unexpected commit shape for {sha}")
+            files = body.get("files") or []
+            found[sha] = [
+                str(entry["filename"])
+                for entry in files
+                if isinstance(entry, dict) and entry.get("filename")
+            ]
+
+        for first in range(0, len(wanted), PATH_LOOKUPS_AT_ONCE):
+            chunk = wanted[first : first + PATH_LOOKUPS_AT_ONCE]
+            await asyncio.gather(*(look_up(sha) for sha in chunk))
+        return found
 
     async def merged_pulls(
         self, owner: str, name: str, start: datetime | None, end: datetime

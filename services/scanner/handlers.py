@@ -65,6 +65,7 @@ def make_handler(
                 retry_policy=event.retry_policy,
                 deadline=event.deadline,
                 timeout_seconds=event.timeout_seconds,
+                skip_reason=result.skip_reason,
             )
 
         await run_step(

@@ -11,6 +11,9 @@ from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.events import ActivityItem
 
 _SEP = "\x1f"
+# Opens each commit's record in `git log --name-only` output: git quotes a path holding a
+# control character, so no path line contains it.
+_RECORD = "\x1e"
 _GIT_TIMEOUT = 60.0
 
 
@@ -43,7 +46,8 @@ async def _git(repo: Path, *args: str) -> str:
         raise TransientError("git timed out") from None
     if process.returncode != 0:
         message = err.decode(errors="replace").strip()
-        raise PermanentError(f"git {args[0]} failed: {message}")
+        command = next((a for a in args if not a.startswith("-") and "=" not in a), "")
+        raise PermanentError(f"git {command} failed: {message}")
     return out.decode(errors="replace")
 
 
@@ -95,3 +99,19 @@ async def tags(repo: Path, start: datetime | None, end: datetime) -> list[Activi
         if in_window(at, start, end):
             items.append(ActivityItem(kind="tag", title=name, at=at))
     return items
+
+
+async def changed_paths(repo: Path, start: datetime | None, end: datetime) -> dict[str, list[str]]:
+    """Per commit in (start, end] (as `commits` finds them), the paths it changed: one `git log`."""
+    if not await _has_commits(repo):
+        return {}
+    # Paths in UTF-8 as they are, not octal-escaped, so globs match what people typed.
+    args = ["-c", "core.quotePath=false", "log", "HEAD", f"--format={_RECORD}%H", "--name-only"]
+    args.append(f"--until={end.isoformat()}")
+    if start is not None:
+        args.append(f"--since={start.isoformat()}")
+    found: dict[str, list[str]] = {}
+    for record in (await _git(repo, *args)).split(_RECORD)[1:]:
+        sha, *paths = record.splitlines()
+        found[sha] = [path for path in paths if path]
+    return found

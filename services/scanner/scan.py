@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from services.scanner import conditions as run_conditions
 from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
 from services.scanner.credentials import Credential, GitHubApp, Kind, token_credential
@@ -25,6 +26,7 @@ from shared.events import (
     JobDue,
     RateLimitSeen,
     Repository,
+    RunConditions,
 )
 from shared.github_names import name_refusal, owner_refusal
 from shared.outbound import OriginAllowList, same_origin
@@ -48,6 +50,8 @@ class ScanResult:
     # The credential the scan read with, and its budget as GitHub last reported it.
     credential: Kind | None = None
     rate_limit: RateLimitSeen | None = None
+    # Why the job's conditions were not met by the activity; None: the run goes on.
+    skip_reason: str | None = None
 
 
 def validate_repository(owner: str, name: str) -> None:
@@ -164,7 +168,10 @@ async def scan(
     if repo.local_path:
         path = localgit.resolve_repository(repo.local_path, local_repos_root)
         items = await localgit.commits(path, start, end) + await localgit.tags(path, start, end)
-        return ScanResult(summarise(items), 0)
+        if event.conditions is not None and event.conditions.filters_paths:
+            paths = await localgit.changed_paths(path, start, end)
+            items = run_conditions.keep(items, event.conditions, paths)
+        return judged(items, event.conditions, github_api_calls=0)
     if not (repo.owner and repo.name):
         raise ConfigurationError("no repository configured for this project")
     validate_repository(repo.owner, repo.name)
@@ -194,18 +201,49 @@ async def scan(
             if pulls is None:
                 pulls = await client.merged_pulls(repo.owner, repo.name, start, end)
             items += pulls + issues
+            if event.conditions is not None:
+                # Filtered before looking up paths: no request for a bot's commit.
+                items = run_conditions.keep(items, event.conditions)
+                if event.conditions.filters_paths:
+                    shas = [item.sha or "" for item in items if item.kind == "commit"]
+                    paths = await client.changed_paths(repo.owner, repo.name, shas)
+                    items = run_conditions.keep(items, event.conditions, paths)
             moved = await client.moved_to()
     except TimeoutError:
         raise TransientError(f"GitHub scan exceeded its {seconds:.0f} s deadline") from None
     moved_to = None
     if moved is not None and moved != (repo.owner, repo.name):
         moved_to = repo.model_copy(update={"owner": moved[0], "name": moved[1]})
-    return ScanResult(
-        summarise(items),
-        client.calls,
-        moved_to,
+    return judged(
+        items,
+        event.conditions,
+        github_api_calls=client.calls,
+        moved_to=moved_to,
         credential=credential.kind,
         rate_limit=client.rate_limit,
+    )
+
+
+def judged(
+    items: list[ActivityItem],
+    conditions: RunConditions | None,
+    *,
+    github_api_calls: int,
+    moved_to: Repository | None = None,
+    credential: Kind | None = None,
+    rate_limit: RateLimitSeen | None = None,
+) -> ScanResult:
+    """The scan's result: the items the conditions keep, summarised, and whether they suffice."""
+    if conditions is not None:
+        items = run_conditions.keep(items, conditions)
+    summary = summarise(items)
+    return ScanResult(
+        summary,
+        github_api_calls,
+        moved_to,
+        credential=credential,
+        rate_limit=rate_limit,
+        skip_reason=run_conditions.unmet(summary, conditions) if conditions else None,
     )
 
 

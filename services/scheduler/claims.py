@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scheduler import records, store
 from services.scheduler.planning import Batch, inserted_run, plan_job
 from shared import metrics, outbox
-from shared.dispatch import job_due_event
+from shared.dispatch import accumulates, job_due_event
 from shared.events import Event, ExecutionStatus
 from shared.run_log import RunLine, ended_line, fired_line, log_runs
 from shared.scheduling import ScheduleError
@@ -140,12 +140,13 @@ async def _fire(
     ids = [job.id for job in claimed]
     projects = await store.projects_of(session, {job.project_id for job in claimed})
     unfinished = await store.unfinished_counts(session, ids)
-    completed = await store.last_completed_ends(session, ids)
+    accumulating = {job.id for job in claimed if accumulates(job.conditions)}
+    openings = await store.window_openings(session, ids, accumulating=accumulating)
     disabled: list[dict[str, Any]] = []
     for job in claimed:
         try:
             plan_job(
-                work, job, projects[job.project_id], unfinished.get(job.id, 0), completed, grace
+                work, job, projects[job.project_id], unfinished.get(job.id, 0), openings, grace
             )
         except ScheduleError as exc:
             # An invalid stored schedule disables the job with the reason, never a crash loop.

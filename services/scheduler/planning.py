@@ -90,7 +90,7 @@ def plan_job(
     job: ClaimedJob,
     project: Project,
     unfinished: int,
-    completed: dict[str, datetime],
+    openings: dict[str, datetime],
     grace: float,
 ) -> None:
     now = work.now
@@ -122,9 +122,10 @@ def plan_job(
     )
 
     def window_start(end: datetime) -> datetime | None:
-        last_end = completed.get(job.id)
-        if last_end is not None and last_end < end:
-            return last_end
+        # After the last scanned run (`store.window_openings`), else from the previous slot.
+        opens = openings.get(job.id)
+        if opens is not None and opens < end:
+            return opens
         return previous_slot(job, end)
 
     if plan.missed is not None:
@@ -202,6 +203,7 @@ class InsertedRun:
     items_processed: int = 0
     items_success: int = 0
     items_failed: int = 0
+    skip_reason: str | None = None
 
 
 def inserted_run(row: dict[str, Any]) -> InsertedRun:

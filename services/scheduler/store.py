@@ -8,14 +8,16 @@ back in one UPDATE (over arrays on PostgreSQL, an executemany by key on SQLite).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.schema import CronJob, Execution, Project
+from shared.dispatch import opening_after, scanned_run
 from shared.events import ExecutionStatus
 
 OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
@@ -44,6 +46,7 @@ class ClaimedJob:
     overlap_policy: str
     catchup_window: int
     jitter: int
+    conditions: dict[str, Any] | None
     # The scheduling columns: planning moves them, `advance` writes back what moved.
     next_run_at: datetime | None
     last_run_at: datetime | None
@@ -99,14 +102,38 @@ async def unfinished_counts(session: AsyncSession, job_ids: list[str]) -> dict[s
     return {job_id: int(count) for job_id, count in rows.all()}
 
 
-async def last_completed_ends(session: AsyncSession, job_ids: list[str]) -> dict[str, datetime]:
-    """Per job, where its last COMPLETED run's window ended (the next window opens there)."""
+async def window_openings(
+    session: AsyncSession, job_ids: list[str], *, accumulating: Collection[str] = ()
+) -> dict[str, datetime]:
+    """Per job, where its next window opens: after its last scanned run (a COMPLETED one, or
+    one skipped for its conditions), by `shared.dispatch.opening_after`."""
     rows = await session.execute(
         select(Execution.job_id, func.max(Execution.window_end))
-        .where(Execution.job_id.in_(job_ids), Execution.status == "COMPLETED")
+        .where(Execution.job_id.in_(job_ids), scanned_run())
         .group_by(Execution.job_id)
     )
-    return {job_id: end for job_id, end in rows.all() if end is not None}
+    ends = {job_id: end for job_id, end in rows.all() if end is not None}
+    openings = dict(ends)
+    # Jobs that accumulate are few: their last run is looked at again, to see whether it was
+    # skipped, and then where it opened.
+    last_runs = [
+        and_(Execution.job_id == job_id, Execution.window_end == ends[job_id])
+        for job_id in accumulating
+        if job_id in ends
+    ]
+    if last_runs:
+        found = await session.execute(
+            select(
+                Execution.job_id, Execution.status, Execution.window_start, Execution.window_end
+            ).where(or_(*last_runs), scanned_run())
+        )
+        for job_id, status, start, end in found.all():
+            opens = opening_after(status, start, end, accumulate=True)
+            if opens is None:
+                openings.pop(job_id, None)
+            elif status == "SKIPPED":
+                openings[job_id] = opens
+    return openings
 
 
 async def insert_executions(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:

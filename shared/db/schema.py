@@ -163,6 +163,8 @@ class CronJob(Base):
     next_run_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # When a run is worth writing about (`RunConditions`, camelCase); None: always.
+    conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # Scheduler-owned (BUFFER_ONE): the execution waiting for the running one to finish.
     buffered_execution_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -195,6 +197,10 @@ class CronJob(Base):
     )
 
 
+# A run that scanned its window and was skipped because its job's conditions were not met
+# (only those carry a `skip_reason`): it used its window up, unless the job accumulates.
+SCANNED_SKIP = "status = 'SKIPPED' AND skip_reason IS NOT NULL"
+
 # A run the statistics count (and time): the predicate of `ix_cron_executions_user_counted`.
 # Queries spell it literally, so the planner can match the partial index.
 COUNTED_RUN = "status IN ('COMPLETED', 'FAILED', 'TIMEOUT') AND duration IS NOT NULL"
@@ -222,6 +228,8 @@ class Execution(Base):
     items_failed: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str | None] = mapped_column(Text)
     error_stack: Mapped[str | None] = mapped_column(Text)
+    # Why the run was skipped after its scan: its job's conditions were not met.
+    skip_reason: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     missed_count: Mapped[int | None] = mapped_column(Integer)
     first_missed_at: Mapped[datetime | None]
@@ -271,6 +279,14 @@ class Execution(Base):
             "window_end",
             postgresql_where=text("status = 'COMPLETED'"),
             sqlite_where=text("status = 'COMPLETED'"),
+        ),
+        # The last window a run skipped for its conditions used up (`SCANNED_SKIP`).
+        Index(
+            "ix_cron_executions_job_scanned_skip",
+            "job_id",
+            "window_end",
+            postgresql_where=text(SCANNED_SKIP),
+            sqlite_where=text(SCANNED_SKIP),
         ),
         Index("ix_cron_executions_user_created", "user_id", "created_at", "id"),
         # The caller's last counted runs (statistics' percentiles) without walking history.

@@ -55,6 +55,7 @@ AWKWARD: list[dict[str, Any]] = [
         "error_stack": "Traceback:\r\n  ' ; DROP TABLE cron_executions; --",
         "triggered_by": "user_\u202eRTL",
     },
+    {"status": "SKIPPED", "skip_reason": '3 commits, fewer than the 5 required; "q" \\ ✗'},
 ]
 
 
@@ -123,6 +124,19 @@ AWKWARD_JOBS: list[dict[str, Any]] = [
         "overlap_policy": "BUFFER_ONE",
         "max_retries": 0,
     },
+    {
+        "conditions": {
+            "minCommits": 5,
+            "minTotal": None,
+            "includePaths": ["src/**", 'q"uo\\te/*.py', "ünï/🚀/**"],
+            "excludeLabels": ["chore", "dépendances"],
+            "ignoreAuthors": ["dependabot[bot]"],
+            "accumulate": True,
+        }
+    },
+    {"conditions": {}},
+    # Stored as JSON null (the ORM writes None so), where jobs left alone hold SQL NULL.
+    {"conditions": None},
 ]
 
 

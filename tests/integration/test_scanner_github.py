@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.scanner.budget import GitHubBudget, credential_key
-from services.scanner.github import ETagCache
+from services.scanner.github import MAX_PATH_LOOKUPS, ETagCache
 from services.scanner.scan import GitHubAccess, ScanResult, scan
 from shared.budgets import Budgets
 from shared.cancellation import CancelledSet, ExecutionCancelledError
@@ -20,7 +20,7 @@ from shared.errors import (
     PermanentError,
     TransientError,
 )
-from shared.events import JobDue
+from shared.events import JobDue, RunConditions
 from shared.outbound import guarded_client, parse_networks
 from shared.retry import Drawn
 from tests.support.factories import scan_due
@@ -466,3 +466,28 @@ async def test_a_cancelled_execution_makes_no_further_request(
         )
 
     assert len(github.requests) == 1
+
+
+async def test_path_conditions_ask_each_commit_its_files_bounded_per_scan(
+    github: FakeGitHub, http: httpx.AsyncClient
+) -> None:
+    at = START + timedelta(days=1)
+    newest = [
+        commit(f"{n:040x}", f"change {n}", at + timedelta(minutes=n), files=[f"docs/{n}.md"])
+        for n in range(MAX_PATH_LOOKUPS)
+    ]
+    # Older than the bound reaches: never asked, so counted whatever they changed.
+    past_bound = [commit(f"{n:040x}", "old", at - timedelta(minutes=n)) for n in (901, 902)]
+    bot = commit("f" * 40, "bump", at, "dependabot[bot]", files=["src/x.py"])
+    github.add_repo("octo", "repo", commits=[*newest, *past_bound, bot])
+    conditions = RunConditions(min_commits=3, include_paths=["src/**"])
+    event = scan_due().model_copy(update={"conditions": conditions})
+
+    result = await run_scan(github, http, event)
+
+    asked = {path.rsplit("/", 1)[1] for path in github.paths() if "/commits/" in path}
+    # The newest commits were asked (docs only: not counted); the bot's never was.
+    assert asked == {c["sha"] for c in newest}
+    assert result.summary.commits == 2
+    assert result.skip_reason == "2 commits, fewer than the 3 required"
+    assert result.github_api_calls == 3 + MAX_PATH_LOOKUPS  # two commit pages, the issues

@@ -184,3 +184,51 @@ def test_a_github_project_sends_its_installation_and_token_when_given() -> None:
     assert (
         project_body(_form(name="s", githubInstallationId="abc"))["githubInstallationId"] == "abc"
     )
+
+
+def test_run_conditions_are_sent_only_when_ticked_and_lists_split_on_commas_and_lines() -> None:
+    base = {"projectId": "prj_1", "name": "n", "frequency": "DAILY"}
+    assert "conditions" not in job_body(_form(**base, conditions__minCommits="5"))
+    ticked = _form(
+        **base,
+        conditions__on="on",
+        conditions__minCommits="5",
+        conditions__minTotal="lots",
+        conditions__includePaths="src/**,\n lib/** \n",
+        conditions__excludeLabels="chore, ",
+        conditions__ignoreAuthors="",
+        conditions__accumulate="on",
+    )
+    assert job_body(ticked)["conditions"] == {
+        "minCommits": 5,
+        "minTotal": "lots",  # as typed: the API names the rule it breaks
+        "includePaths": ["src/**", "lib/**"],
+        "excludeLabels": ["chore"],
+        "ignoreAuthors": [],
+        "accumulate": True,
+    }
+    # Unticked on an edit: the conditions are removed.
+    assert job_body(_form(**base), job_id="cron_1")["conditions"] is None
+
+
+def test_saved_conditions_fill_the_form_again() -> None:
+    job = {
+        "frequency": "DAILY",
+        "conditions": {
+            "minCommits": 5,
+            "minIssues": None,
+            "includePaths": ["src/**", "lib/**"],
+            "ignoreAuthors": [],
+            "accumulate": True,
+        },
+    }
+    values = job_values(job)
+    assert values["conditions.on"] == "on"
+    assert values["conditions.minCommits"] == "5"
+    assert "conditions.minIssues" not in values
+    assert values["conditions.includePaths"] == "src/**, lib/**"
+    assert values["conditions.ignoreAuthors"] == ""
+    assert values["conditions.accumulate"] == "on"
+    plain = job_values({"frequency": "DAILY", "conditions": None})
+    assert "conditions.on" not in plain
+    assert plain["conditions.ignoreAuthors"] == "dependabot[bot], renovate[bot]"

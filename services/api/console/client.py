@@ -7,6 +7,7 @@ messages, tenancy (another user's ids answer 404) and the JSON shapes the pages 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -29,13 +30,19 @@ class ApiError(Exception):
         self.errors = errors
 
     def field_errors(self) -> dict[str, str]:
-        """Map each field the API named to its message; a field named twice gets both, joined."""
+        """Map each field the API named to its message; a field named twice gets both, joined.
+
+        An item of a list (`conditions.includePaths.0`) is the list's field: one input holds
+        the whole list.
+        """
         fields: dict[str, list[str]] = {}
         for error in self.errors:
-            fields.setdefault(error.get("field", "body"), []).append(
-                error.get("message", "invalid")
-            )
+            name = _LIST_ITEM.sub("", error.get("field", "body"))
+            fields.setdefault(name, []).append(error.get("message", "invalid"))
         return {field: "; ".join(messages) for field, messages in fields.items()}
+
+
+_LIST_ITEM = re.compile(r"(?:\.\d+)+$")
 
 
 class ConsoleRequestsFilter(logging.Filter):

@@ -27,6 +27,12 @@ POLICY_FIELDS = (
     "catchupWindow",
     "jitter",
 )
+# The run conditions (`conditions.*`): minimums typed as numbers, lists as text.
+CONDITION_MINIMUMS = ("minCommits", "minPullRequests", "minIssues", "minTotal")
+CONDITION_LISTS = ("includePaths", "excludePaths", "includeLabels", "excludeLabels")
+CONDITIONS_ON = "conditions.on"
+IGNORED_AUTHORS = "conditions.ignoreAuthors"
+DEFAULT_IGNORED = "dependabot[bot], renovate[bot]"
 PREVIEW_COUNT = 8
 # The daylight-saving choices of a job at a fixed local time, by `timeConfig` key.
 DST_FIELDS = (GAP_FIELD, FOLD_FIELD)
@@ -107,6 +113,31 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
             body[name] = _number(text)
     if policy := form.get("overlapPolicy"):
         body["overlapPolicy"] = policy
+    conditions = conditions_body(form)
+    if conditions is not None or job_id is not None:
+        # On an edit, unticking removes the conditions.
+        body["conditions"] = conditions
+    return body
+
+
+def split_list(text: str) -> list[str]:
+    """A list typed in one input: items separated by commas or new lines."""
+    return [item.strip() for line in text.splitlines() for item in line.split(",") if item.strip()]
+
+
+def conditions_body(form: Form) -> dict[str, Any] | None:
+    """The job's `conditions`, or None when "Run only when…" is not ticked."""
+    if form.get(CONDITIONS_ON) != "on":
+        return None
+    body: dict[str, Any] = {}
+    for name in CONDITION_MINIMUMS:
+        if text := form.get(f"conditions.{name}"):
+            body[name] = _number(text)
+    for name in CONDITION_LISTS:
+        if items := split_list(form.get(f"conditions.{name}")):
+            body[name] = items
+    body["ignoreAuthors"] = split_list(form.get(IGNORED_AUTHORS))
+    body["accumulate"] = form.get("conditions.accumulate") == "on"
     return body
 
 
@@ -141,6 +172,15 @@ def job_values(job: Mapping[str, Any]) -> dict[str, str]:
     for name in POLICY_FIELDS:
         if job.get(name) is not None:
             values[name] = str(job[name])
+    values[IGNORED_AUTHORS] = DEFAULT_IGNORED
+    if conditions := job.get("conditions"):
+        values[CONDITIONS_ON] = "on"
+        for name in CONDITION_MINIMUMS:
+            if conditions.get(name) is not None:
+                values[f"conditions.{name}"] = str(conditions[name])
+        for name in (*CONDITION_LISTS, "ignoreAuthors"):
+            values[f"conditions.{name}"] = ", ".join(conditions.get(name) or [])
+        values["conditions.accumulate"] = "on" if conditions.get("accumulate") else ""
     return values
 
 
@@ -154,6 +194,7 @@ NEW_JOB_VALUES = {
     "timeConfig.foldPolicy": "FIRST",
     "isEnabled": "on",
     "overlapPolicy": "SKIP",
+    IGNORED_AUTHORS: DEFAULT_IGNORED,
 }
 
 

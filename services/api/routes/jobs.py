@@ -84,6 +84,7 @@ async def create_schedule(
         time_config=time_config,
         schedule=schedule,
         is_enabled=body.is_enabled,
+        conditions=body.conditions.stored() if body.conditions else None,
         next_run_at=next_run if body.is_enabled else None,
         created_at=now,
         updated_at=now,
@@ -107,6 +108,9 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     for field in ("name", "description", *POLICY_FIELDS):
         if field in changes and changes[field] is not None:
             setattr(job, field, changes[field])
+    if "conditions" in changes:
+        # Given whole: what the body leaves out takes its default, null removes them.
+        job.conditions = body.conditions.stored() if body.conditions else None
     if {"frequency", "time_config", "schedule"} & changes.keys():
         frequency = body.frequency or job.frequency
         time_config = body.time_config.stored() if body.time_config else job.time_config

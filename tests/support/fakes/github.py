@@ -65,7 +65,15 @@ def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def commit(sha: str, message: str, at: datetime, login: str | None = "ada") -> dict[str, Any]:
+def commit(
+    sha: str,
+    message: str,
+    at: datetime,
+    login: str | None = "ada",
+    *,
+    files: list[str] | None = None,
+) -> dict[str, Any]:
+    """A commit as GitHub lists it; `files` (the paths it changed) only its own page shows."""
     person = {"name": (login or "Anonymous").title(), "email": "dev@example.test", "date": iso(at)}
     return {
         "sha": sha,
@@ -82,6 +90,10 @@ def commit(sha: str, message: str, at: datetime, login: str | None = "ada") -> d
         "parents": [],
         "html_url": f"https://github.com/octo/repo/commit/{sha}",
         "url": f"https://api.github.com/repos/octo/repo/commits/{sha}",
+        "files": [
+            {"sha": "1" * 40, "filename": path, "status": "modified", "additions": 1}
+            for path in files or ["README.md"]
+        ],
     }
 
 
@@ -327,6 +339,11 @@ class FakeGitHub:
             return self._repository(self._readable(self._named(parts[1], parts[2])))
         if len(parts) == 2 and parts[0] == "repositories" and parts[1].isdigit():
             return self._repository(self._readable(self.repos.get(int(parts[1]))))
+        if len(parts) == 5 and parts[0] == "repos" and parts[3] == "commits":
+            return self._commit(self._readable(self._named(parts[1], parts[2])), parts[4])
+        if len(parts) == 4 and parts[0] == "repositories" and parts[2] == "commits":
+            found = self.repos.get(int(parts[1])) if parts[1].isdigit() else None
+            return self._commit(self._readable(found), parts[3])
         if len(parts) == 4 and parts[0] == "repos":
             repo = self._named(parts[1], parts[2])
             resource = parts[3]
@@ -409,6 +426,14 @@ class FakeGitHub:
         self._budget.remaining -= 1
         return self._json(200, repository_object(repo))
 
+    def _commit(self, repo: Repo | None, sha: str) -> Response:
+        """`GET /repos/{owner}/{repo}/commits/{sha}`: one commit with the files it changed."""
+        found = [c for c in repo.commits if c["sha"] == sha] if repo is not None else []
+        if not found:
+            return self._error(404, "Not Found")
+        self._budget.remaining -= 1
+        return self._json(200, found[0])
+
     def _moved(self, request: Request, repo_id: int, resource: str) -> Response:
         origin = self.redirect_origin or f"{request.url.scheme}://{request.url.netloc}"
         prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
@@ -442,7 +467,8 @@ class FakeGitHub:
                 if (since is None or _parse(c["commit"]["committer"]["date"]) >= _parse(since))
                 and (until is None or _parse(c["commit"]["committer"]["date"]) <= _parse(until))
             ]
-            return sorted(chosen, key=lambda c: c["commit"]["committer"]["date"], reverse=True)
+            listed = [{k: v for k, v in c.items() if k != "files"} for c in chosen]
+            return sorted(listed, key=lambda c: c["commit"]["committer"]["date"], reverse=True)
         state = query.get("state", "open")
         if resource == "pulls":
             chosen = [p for p in repo.pulls if state in ("all", p["state"])]
