@@ -10,10 +10,10 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.schema import Execution, Project
+from shared.db.schema import SCANNED_SKIP, Execution, Project
 from shared.events import (
     GitHubCredential,
     JobDue,
@@ -224,16 +224,10 @@ def accumulates(conditions: dict[str, Any] | None) -> bool:
     return bool(conditions and conditions.get("accumulate"))
 
 
-def scanned_skip() -> ColumnElement[bool]:
-    """An execution skipped after its scan because its job's conditions were not met
-    (`shared.db.schema.SCANNED_SKIP`: only those carry a `skip_reason`)."""
-    return and_(Execution.status == "SKIPPED", Execution.skip_reason.is_not(None))
-
-
-def scanned_run() -> ColumnElement[bool]:
-    """An execution whose scan the next window follows: COMPLETED, or skipped for its
-    conditions (`opening_after` says where the next window opens)."""
-    return or_(Execution.status == "COMPLETED", scanned_skip())
+# The runs the next window follows, spelled as the partial indexes on (job, window end)
+# spell them, so the planner reads each from its index (a bound value, or an OR of the two,
+# made it read every run of the job from the table).
+SCANNED_RUNS = (text("status = 'COMPLETED'"), text(SCANNED_SKIP))
 
 
 def opening_after(
@@ -250,18 +244,16 @@ async def window_start_for(
 ) -> datetime | None:
     """Where a manual run's activity window opens: after the last scanned run
     (`opening_after`), else one schedule interval before its end (`interval_before`)."""
-    last = (
-        await session.execute(
-            select(Execution.status, Execution.window_start, Execution.window_end)
-            .where(
-                Execution.job_id == job.id,
-                scanned_run(),
-                Execution.window_end < window_end,
-            )
-            .order_by(Execution.window_end.desc())
-            .limit(1)
-        )
-    ).first()
+    latest = [
+        select(Execution.status, Execution.window_start, Execution.window_end)
+        .where(Execution.job_id == job.id, scanned, Execution.window_end < window_end)
+        .order_by(Execution.window_end.desc())
+        .limit(1)
+        .subquery()
+        for scanned in SCANNED_RUNS
+    ]
+    found = (await session.execute(union_all(*(select(*run.c) for run in latest)))).all()
+    last = max(found, key=lambda run: run.window_end, default=None)
     if last is not None:
         opens = opening_after(*last, accumulate=accumulates(job.conditions))
         if opens is not None:

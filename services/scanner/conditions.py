@@ -6,8 +6,6 @@ files), `keep` removes what the conditions exclude, `unmet` says why the rest is
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Mapping, Sequence
 
 from shared.events import ActivityItem, ActivitySummary, RunConditions
@@ -16,40 +14,58 @@ from shared.events import ActivityItem, ActivitySummary, RunConditions
 ChangedPaths = Mapping[str, Sequence[str]]
 
 
-@functools.lru_cache(maxsize=1024)
-def glob_pattern(pattern: str) -> re.Pattern[str]:
-    """A path glob as a regular expression matching whole paths from the repository root.
+def path_matches(path: str, patterns: Sequence[str]) -> bool:
+    return any(glob_matches(pattern, path) for pattern in patterns)
 
-    `*` and `?` stay within one path segment, `**` spans any number of them (none
-    included), so `src/**` is everything under `src/` and `**/*.md` every Markdown file; a
-    pattern ending in `/` means everything under that folder.
+
+def glob_matches(pattern: str, path: str) -> bool:
+    """Whether a path glob matches a whole path from the repository root.
+
+    `*` and `?` stay within one path segment; a `**` segment spans any number of segments
+    (none included, except at the end: `src/**` is everything under `src/`, not `src`
+    itself), so `**/*.md` is every Markdown file; a pattern ending in `/` means everything
+    under that folder. Matched segment by segment without backtracking: a tenant's pattern
+    never costs more than its length times the path's, however many stars it holds.
     """
     if pattern.endswith("/"):
         pattern += "**"
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
+    parts = pattern.split("/")
+    segments = path.split("/")
+    # The numbers of segments the parts matched so far can have consumed.
+    reached = {0}
+    for n, part in enumerate(parts):
+        if part == "**":
+            at_end = n == len(parts) - 1
+            first = min(reached) + (1 if at_end else 0)
+            reached = set(range(first, len(segments) + 1))
         else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out))
+            reached = {
+                i + 1 for i in reached if i < len(segments) and _segment_matches(part, segments[i])
+            }
+        if not reached:
+            return False
+    return len(segments) in reached
 
 
-def path_matches(path: str, patterns: Sequence[str]) -> bool:
-    return any(glob_pattern(pattern).fullmatch(path) for pattern in patterns)
+def _segment_matches(pattern: str, text: str) -> bool:
+    """`*` (any run) and `?` (one character) within a segment: the two-pointer wildcard
+    match, which retries only from the last star (time bounded by the two lengths' product)."""
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]) and pattern[p] != "*":
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume = p, t
+            p += 1
+        elif star >= 0:
+            resume += 1
+            p, t = star + 1, resume
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 def _paths_kept(paths: Sequence[str], conditions: RunConditions) -> bool:

@@ -106,12 +106,24 @@ async def changed_paths(repo: Path, start: datetime | None, end: datetime) -> di
     if not await _has_commits(repo):
         return {}
     # Paths in UTF-8 as they are, not octal-escaped, so globs match what people typed.
-    args = ["-c", "core.quotePath=false", "log", "HEAD", f"--format={_RECORD}%H", "--name-only"]
+    # A merge lists what it brought in against its first parent (as GitHub's commit page
+    # does); plain `--name-only` lists nothing for a merge.
+    args = [
+        "-c",
+        "core.quotePath=false",
+        "log",
+        "HEAD",
+        f"--format={_RECORD}%H",
+        "--name-only",
+        "--diff-merges=first-parent",
+    ]
     args.append(f"--until={end.isoformat()}")
     if start is not None:
         args.append(f"--since={start.isoformat()}")
     found: dict[str, list[str]] = {}
     for record in (await _git(repo, *args)).split(_RECORD)[1:]:
         sha, *paths = record.splitlines()
-        found[sha] = [path for path in paths if path]
+        changed = [path for path in paths if path]
+        if changed:  # an empty commit's paths stay unknown: it counts, as documented
+            found[sha] = changed
     return found

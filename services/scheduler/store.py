@@ -12,12 +12,23 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.schema import CronJob, Execution, Project
-from shared.dispatch import opening_after, scanned_run
+from shared.dispatch import SCANNED_RUNS, opening_after
 from shared.events import ExecutionStatus
 
 OPEN = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
@@ -107,25 +118,34 @@ async def window_openings(
 ) -> dict[str, datetime]:
     """Per job, where its next window opens: after its last scanned run (a COMPLETED one, or
     one skipped for its conditions), by `shared.dispatch.opening_after`."""
+    # One aggregate per kind of scanned run, each read from its partial index on (job,
+    # window end), the later of the two kept.
     rows = await session.execute(
-        select(Execution.job_id, func.max(Execution.window_end))
-        .where(Execution.job_id.in_(job_ids), scanned_run())
-        .group_by(Execution.job_id)
+        union_all(
+            *(
+                select(Execution.job_id, func.max(Execution.window_end))
+                .where(Execution.job_id.in_(job_ids), scanned)
+                .group_by(Execution.job_id)
+                for scanned in SCANNED_RUNS
+            )
+        )
     )
-    ends = {job_id: end for job_id, end in rows.all() if end is not None}
+    ends: dict[str, datetime] = {}
+    for job_id, end in rows.all():
+        if end is not None and (job_id not in ends or end > ends[job_id]):
+            ends[job_id] = end
     openings = dict(ends)
     # Jobs that accumulate are few: their last run is looked at again, to see whether it was
     # skipped, and then where it opened.
-    last_runs = [
-        and_(Execution.job_id == job_id, Execution.window_end == ends[job_id])
-        for job_id in accumulating
-        if job_id in ends
-    ]
+    last_runs = [(job_id, ends[job_id]) for job_id in accumulating if job_id in ends]
     if last_runs:
         found = await session.execute(
             select(
                 Execution.job_id, Execution.status, Execution.window_start, Execution.window_end
-            ).where(or_(*last_runs), scanned_run())
+            ).where(
+                tuple_(Execution.job_id, Execution.window_end).in_(last_runs),
+                or_(*SCANNED_RUNS),
+            )
         )
         for job_id, status, start, end in found.all():
             opens = opening_after(status, start, end, accumulate=True)

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.scanner.conditions import glob_pattern, keep, path_matches, unmet
+from services.scanner.conditions import (
+    _segment_matches,
+    glob_matches,
+    keep,
+    path_matches,
+    unmet,
+)
 from services.scanner.scan import judged, summarise
 from shared.events import ActivityItem, RunConditions
 
@@ -65,10 +71,40 @@ def test_ignored_authors_are_configurable_and_can_be_emptied() -> None:
         ("setup.?y", "setup.py", True),
         ("a+b/[x].txt", "a+b/[x].txt", True),
         ("a+b/[x].txt", "aab/x.txt", False),
+        ("src/**", "src", False),
+        ("**", "any/where.txt", True),
+        ("src/**/test_*.py", "src/test_a.py", True),
+        ("src/**/test_*.py", "src/a/b/test_a.py", True),
+        ("src/**/test_*.py", "src/a/b/a_test.py", False),
+        ("*a*b", "xaxxb", True),
+        ("*a*b", "xaxxbc", False),
+        ("a?*", "a", False),
     ],
 )
 def test_path_globs(pattern: str, path: str, matches: bool) -> None:
-    assert bool(glob_pattern(pattern).fullmatch(path)) is matches
+    assert glob_matches(pattern, path) is matches
+
+
+class CountedReads(str):
+    """A path segment that counts how often the matcher reads one of its characters."""
+
+    reads = 0
+
+    def __getitem__(self, index: object) -> str:
+        CountedReads.reads += 1
+        return str.__getitem__(self, index)  # type: ignore[index]
+
+
+def test_a_pattern_of_many_stars_costs_no_more_than_its_length() -> None:
+    # As a regular expression this shape backtracked for seconds on a 40-character path
+    # (effectively forever at 300 characters); the matcher reads each character of the
+    # path at most once per character of the pattern.
+    pattern = "*a" * 140 + "b"
+    segment = CountedReads("a" * 40)
+    CountedReads.reads = 0
+    assert not _segment_matches(pattern, segment)
+    assert 0 < CountedReads.reads <= len(pattern) * len(segment)
+    assert glob_matches("*a" * 20, "a" * 40)  # the same shape can match
 
 
 def test_commits_count_by_the_paths_they_change() -> None:
