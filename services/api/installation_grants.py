@@ -62,8 +62,10 @@ async def grant(
 async def revoke(session: AsyncSession, *, installation_id: int, user_id: str) -> list[str] | None:
     """Revoke the grant and take the installation off the user's projects; their ids.
 
-    None when the user held no grant of it. The grant goes first: a connect that read it
-    `FOR SHARE` has committed by then, and the update below clears what it stored.
+    None when the user held no grant of it and no project of theirs named it. The grant goes
+    first: a connect that read it `FOR SHARE` has committed by then, and the update below
+    clears what it stored. Projects are cleared even without a grant row (one brought in by
+    an import, say): a revoke always leaves the user's projects off the installation.
     """
     deleted = await session.execute(
         delete(GitHubInstallationGrant).where(
@@ -71,8 +73,7 @@ async def revoke(session: AsyncSession, *, installation_id: int, user_id: str) -
             GitHubInstallationGrant.user_id == user_id,
         )
     )
-    if not deleted.rowcount:  # type: ignore[attr-defined]
-        return None
+    had_grant = bool(deleted.rowcount)  # type: ignore[attr-defined]
     cleared = await session.scalars(
         update(Project)
         .where(Project.user_id == user_id, Project.github_installation_id == installation_id)
@@ -84,7 +85,8 @@ async def revoke(session: AsyncSession, *, installation_id: int, user_id: str) -
         )
         .returning(Project.id)
     )
-    return sorted(cleared.all())
+    found = sorted(cleared.all())
+    return found if had_grant or found else None
 
 
 async def grants(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, and_, bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import query_count
@@ -28,7 +28,21 @@ _PROJECTS = cast(Table, Project.__table__)
 _RECORD_USE = (
     update(_PROJECTS)
     .where(_PROJECTS.c.id == bindparam("key_id"))
-    .values(github_credential=bindparam("credential"), github_rate_limit=bindparam("rate_limit"))
+    .values(
+        # A scan that began before its installation was revoked reports `app` late: the
+        # project no longer names one, so it does not read through the App any more.
+        github_credential=case(
+            (
+                and_(
+                    bindparam("credential") == "app",
+                    _PROJECTS.c.github_installation_id.is_(None),
+                ),
+                None,
+            ),
+            else_=bindparam("credential"),
+        ),
+        github_rate_limit=bindparam("rate_limit"),
+    )
 )
 
 

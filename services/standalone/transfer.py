@@ -13,13 +13,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api import installation_grants
 from shared.accounts import ensure_user
 from shared.db.schema import CronJob, JobStatistics, Project, User
 from shared.db.types import UTCDateTime
 from shared.dispatch import next_run_after
+
+log = structlog.get_logger(__name__)
 
 FORMAT = "herald-export"
 VERSION = 1
@@ -91,6 +95,7 @@ async def import_records(
             for record in owner.get("projects", []):
                 jobs = record.pop("jobs", [])
                 if await session.get(Project, record["id"]) is None:
+                    await _keep_granted_installation(session, record, user_id=user.id)
                     session.add(Project(**_values(Project, record), user_id=user.id))
                     created_projects += 1
                     await session.flush()
@@ -132,3 +137,27 @@ def _values(model: type[Project] | type[CronJob], record: dict[str, Any]) -> dic
             value = datetime.fromisoformat(value)
         values[key] = value
     return values
+
+
+async def _keep_granted_installation(
+    session: AsyncSession, record: dict[str, Any], *, user_id: str
+) -> None:
+    """Drop a project's GitHub App installation unless its owner holds a grant of it here.
+
+    Grants are not exported (they are an operator's decision on each server): an imported
+    project reads with its own token or the server's until an operator grants and it
+    connects again, as after the migration that introduced grants.
+    """
+    installation_id = record.get("github_installation_id")
+    if installation_id is None:
+        return
+    if await installation_grants.holds_grant(
+        session, installation_id=int(installation_id), user_id=user_id
+    ):
+        return
+    log.warning(
+        "imported project's GitHub App installation dropped: not granted here",
+        project_id=record.get("id"),
+        installation_id=installation_id,
+    )
+    record.update(github_installation_id=None, github_credential=None, github_rate_limit=None)

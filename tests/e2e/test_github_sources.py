@@ -139,10 +139,9 @@ def test_two_projects_on_two_installations_each_spend_their_own_budget(
                 for n in range(5)
             ],
         )
-    # The busy project's installation is nearly spent until a reset a few seconds away: its
-    # scan waits for it. The quiet one's is whole.
+    # The busy project's installation is nearly spent (its reset is set just before the runs,
+    # a few seconds away: its scan waits for it). The quiet one's is whole.
     busy = fake.app.install("octo", {1000}, limit=50)
-    busy.budget.reset = int(time.time()) + 6
     quiet = fake.app.install("octo", {1001})
     api = processes.signed_in_client(pipeline["api"], fresh_database_url)
     request.addfinalizer(api.close)
@@ -164,6 +163,7 @@ def test_two_projects_on_two_installations_each_spend_their_own_budget(
         assert connected.status_code == 200, connected.text
     hour = (now.hour + 12) % 24
 
+    busy.budget.reset = int(time.time()) + 6
     busy_run = run_daily_job(api, busy_project, hour)
     quiet_run = run_daily_job(api, quiet_project, hour)
     quiet_done = finished(api, quiet_run)

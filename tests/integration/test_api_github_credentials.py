@@ -304,19 +304,41 @@ async def test_the_latest_scan_tells_which_credential_and_what_budget_is_left(
             window_start=None,
             window_end=datetime.now(UTC),
             deadline=datetime.now(UTC) + timedelta(minutes=15),
-            github_credential="app",
+            github_credential="global",
             github_rate_limit=RateLimitSeen(limit=12_500, remaining=12_400, reset_at=reset),
         ),
         public_url="http://herald.test",
     )
 
     data = (await api.get(f"/api/projects/{project_id}", headers=auth)).json()["data"]
-    assert data["githubCredential"] == "app"  # GitHub named the App's installation
+    assert data["githubCredential"] == "global"
     assert data["githubRateLimit"] == {
         "limit": 12_500,
         "remaining": 12_400,
         "resetAt": "2030-01-01T00:00:00Z",
     }
+    # A scan that began before its installation was revoked reports `app` late: the project
+    # names no installation, so it is not shown as reading through the App.
+    again = await api.post(
+        "/api/cron/trigger", headers=auth, json={"jobId": job.json()["data"]["id"]}
+    )
+    late = {**envelope, "execution_id": again.json()["data"]["id"]}
+    await apply_event(
+        sessions,
+        ActivityScanned(
+            **late,
+            summary=ActivitySummary(),
+            platforms=["x"],
+            repository=Repository(owner="octo", name="repo"),
+            window_start=None,
+            window_end=datetime.now(UTC),
+            deadline=datetime.now(UTC) + timedelta(minutes=15),
+            github_credential="app",
+        ),
+        public_url="http://herald.test",
+    )
+    data = (await api.get(f"/api/projects/{project_id}", headers=auth)).json()["data"]
+    assert data["githubCredential"] == "global"
     # A credential changed by hand forgets what the last scan said of the previous one.
     changed = await api.patch(
         f"/api/projects/{project_id}", headers=auth, json={"githubToken": TOKEN}

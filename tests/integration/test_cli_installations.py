@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.standalone.transfer import import_records
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import GitHubInstallationGrant, Project, User
@@ -186,3 +187,52 @@ def test_deleting_a_user_deletes_their_grants(cli: CliRunner) -> None:
     run(delete_alice)
 
     assert grant_rows() == []
+
+
+def test_a_revoke_clears_an_installation_even_without_its_grant_row(cli: CliRunner) -> None:
+    # An import (or anything older than grants) can leave a project naming an installation
+    # its owner holds no grant of: revoking still takes the project off it.
+    alice = user(ALICE)
+    stray = project(alice, github_installation_id=41_003, github_credential="app")
+
+    revoked = cli.invoke(
+        app, ["installations", "revoke", "--installation", "41003", "--email", ALICE]
+    )
+
+    assert revoked.exit_code == 0, revoked.output
+    assert f"{stray}: no longer reads through installation 41003" in revoked.output
+    assert installation_of(stray) is None
+
+
+def test_an_imported_project_keeps_its_installation_only_where_granted(cli: CliRunner) -> None:
+    user(ALICE), user(BOB)
+    cli.invoke(app, ["installations", "grant", "--installation", "41004", "--email", ALICE])
+
+    def exported(project_id: str, email: str) -> dict[str, object]:
+        return {
+            "email": email,
+            "projects": [
+                {
+                    "id": project_id,
+                    "name": project_id,
+                    "github_repo_owner": "acme",
+                    "github_repo_name": "site",
+                    "github_installation_id": 41_004,
+                    "github_credential": "app",
+                    "jobs": [],
+                }
+            ],
+        }
+
+    document = {
+        "format": "herald-export",
+        "version": 1,
+        "users": [exported("proj_granted", ALICE), exported("proj_stray", BOB)],
+    }
+
+    async def work(sessions: Sessions) -> None:
+        await import_records(sessions, document)
+
+    run(work)
+    assert installation_of("proj_granted") == 41_004
+    assert installation_of("proj_stray") is None
