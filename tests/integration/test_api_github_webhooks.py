@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.lifecycle import finish
 from services.api.webhook_signatures import signature_of
 from shared.db.schema import Execution, GitHubDelivery, OutboxMessage, Project
-from shared.events import JobDue
+from shared.events import ExecutionStatus, JobDue
 from tests.support.api import new_job, new_project, problem, signed_in
 
 RELEASE = {
@@ -180,6 +181,22 @@ async def test_a_signed_release_runs_the_job_once_per_delivery(
     assert again.status_code == 200, again.text
     assert again.json()["data"]["duplicate"] is True
     assert len(await runs_of(sessions, job["id"])) == 1
+
+    # Finished, it counts in the job's statistics like any run.
+    async with sessions() as session, session.begin():
+        stored = await session.get_one(Execution, run.id)
+        stored.started_at = stored.created_at
+        await finish(
+            session,
+            stored,
+            ExecutionStatus.COMPLETED,
+            now=stored.created_at + timedelta(seconds=2),
+            public_url="http://herald.test",
+        )
+    stats = await api.get(f"/api/cron/schedules/{job['id']}/statistics", headers=headers)
+    assert stats.status_code == 200, stats.text
+    counted = stats.json()["data"]
+    assert (counted["totalRuns"], counted["totalSuccess"], counted["avgDuration"]) == (1, 1, 2000)
 
 
 async def test_a_bad_or_missing_signature_is_refused_and_records_nothing(
