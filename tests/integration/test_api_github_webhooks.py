@@ -165,7 +165,8 @@ async def test_a_signed_release_runs_the_job_once_per_delivery(
             select(OutboxMessage.payload).where(OutboxMessage.routing_key == "job.due")
         )
         due = [JobDue.model_validate_json(text) for text in payloads]
-    assert [(event.execution_id, event.trigger) for event in due] == [(run.id, "WEBHOOK")]
+    # The database is shared with other tests' runs: this run's events only.
+    assert [event.trigger for event in due if event.execution_id == run.id] == ["WEBHOOK"]
 
     # Shown in the job's history like any run.
     history = await api.get(
