@@ -30,6 +30,7 @@ class Trigger(StrEnum):
     SCHEDULE = "SCHEDULE"
     MANUAL = "MANUAL"
     CATCHUP = "CATCHUP"
+    WEBHOOK = "WEBHOOK"
 
 
 class ExecutionStatus(StrEnum):

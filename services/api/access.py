@@ -37,6 +37,8 @@ PUBLIC_PATHS = frozenset(
         "/docs/oauth2-redirect",
         "/docs/static",
         "/redoc",
+        # Authenticated by the signature of each delivery, not a bearer credential.
+        "/api/webhooks/github",
         # Only sends the browser on to the jobs page, which asks for the session.
         CONSOLE,
         f"{CONSOLE}/signin",

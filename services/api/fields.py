@@ -81,6 +81,7 @@ JOB = RecordFields(
         Field("catchup_window", _N),
         Field("jitter", _N),
         Field("conditions", Shown.OBJECT),
+        Field("webhook_triggers", Shown.OBJECT),
         Field("next_run_at", _I),
         Field("last_run_at", _I),
         Field("disabled_reason"),

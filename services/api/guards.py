@@ -7,6 +7,7 @@ A pure ASGI middleware, so a huge body is refused before the app reads it: by it
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -57,9 +58,13 @@ def _has_nul(scope: Scope) -> str | None:
 class InputGuard:
     """Refuse bodies larger than `max_body` bytes and URLs carrying NUL bytes."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        # Paths whose bodies may exceed `max_body`, with their own limit.
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,9 +76,10 @@ class InputGuard:
             detail = "NUL bytes are not allowed"
             await _answer(send, 422, _problem(422, detail, path.replace("\x00", ""), where))
             return
+        limit = self.larger.get(path, self.max_body)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await _answer(send, 413, _too_large(self.max_body, path))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _answer(send, 413, _too_large(limit, path))
             return
         if declared is not None:
             await self.app(scope, receive, send)
@@ -88,8 +94,8 @@ class InputGuard:
                 return
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.max_body:
-                await _answer(send, 413, _too_large(self.max_body, path))
+            if received > limit:
+                await _answer(send, 413, _too_large(limit, path))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

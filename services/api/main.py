@@ -32,6 +32,7 @@ from services.api.routes import (
     previews,
     projects,
     tokens,
+    webhooks,
 )
 from services.api.state import AppState, open_database
 from shared import topology
@@ -164,7 +165,12 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     # Outermost: a refused body never reaches the app (or the metrics of a route).
-    app.add_middleware(InputGuard, max_body=settings.api_max_body_bytes)
+    app.add_middleware(
+        InputGuard,
+        max_body=settings.api_max_body_bytes,
+        # GitHub's deliveries run larger than any request of ours; the route caps them.
+        larger={webhooks.PATH: webhooks.MAX_PAYLOAD_BYTES},
+    )
     app.add_middleware(SecurityHeaders)
     for router in (
         jobs.router,
@@ -174,6 +180,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         notifications.router,
         me.router,
         tokens.router,
+        webhooks.router,
     ):
         app.include_router(router)
     console.mount(app)

@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     EmailStr,
     Field,
     ModelWrapValidatorHandler,
@@ -22,7 +20,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from services.api.bodies import Body
 from services.api.schedules import schedule_refusals
+from services.api.webhook_triggers import WebhookTriggerBody
 from shared.events import DEFAULT_IGNORED_AUTHORS
 from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
@@ -44,25 +44,6 @@ GitHubOwner = Annotated[str, AfterValidator(_refused(owner_refusal))]
 GitHubName = Annotated[str, AfterValidator(_refused(name_refusal))]
 PlatformName = Literal["x", "linkedin", "mastodon", "bluesky", "blog", "newsletter", "changelog"]
 assert set(PlatformName.__args__) == set(PLATFORMS)  # type: ignore[attr-defined]
-
-
-def _without_nul(value: Any) -> Any:
-    """Refuse NUL bytes anywhere in a string: PostgreSQL cannot store them in text."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("NUL bytes are not allowed")
-    if isinstance(value, list):
-        for item in value:
-            _without_nul(item)
-    return value
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return _without_nul(value)
 
 
 class Frequency(StrEnum):
@@ -284,6 +265,9 @@ class JobPolicies(Body):
     jitter: int | None = Field(default=None, ge=0, le=3_600, strict=True)
     # null (or absent on create): every run goes on to write; on update, null removes them.
     conditions: RunConditionsBody | None = None
+    # The GitHub events that also run the job; null (or absent on create): none; on update,
+    # given whole, null removes them.
+    webhook_triggers: list[WebhookTriggerBody] | None = Field(default=None, max_length=10)
 
 
 class CreateJob(JobPolicies, ScheduleBody):

@@ -1,4 +1,4 @@
-"""Manual runs: an execution and its `job.due`, written together."""
+"""Manual and webhook runs: an execution and its `job.due`, written together."""
 
 from __future__ import annotations
 
@@ -60,22 +60,76 @@ async def trigger_manually(
 ) -> Execution:
     """Create a MANUAL execution whose window ends now, and queue its `job.due`."""
     now = datetime.now(UTC)
+    return await _fire(
+        session,
+        job=job,
+        project=project,
+        now=now,
+        trigger=Trigger.MANUAL,
+        window_start=await window_start_for(session, job, now),
+        triggered_by=user_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+async def trigger_by_webhook(
+    session: AsyncSession,
+    *,
+    job: CronJob,
+    project: Project,
+    delivery_id: str,
+    event: str,
+    event_start: datetime | None,
+    now: datetime,
+) -> Execution:
+    """Create a WEBHOOK execution whose window ends now, and queue its `job.due`.
+
+    The window opens where the event's own activity began (`event_start`) when the payload
+    says, else where a manual run's would.
+    """
+    opens = event_start if event_start is not None and event_start < now else None
+    return await _fire(
+        session,
+        job=job,
+        project=project,
+        now=now,
+        trigger=Trigger.WEBHOOK,
+        window_start=opens or await window_start_for(session, job, now),
+        triggered_by=f"github:{event}",
+        metadata={"githubDelivery": delivery_id, "githubEvent": event},
+    )
+
+
+async def _fire(
+    session: AsyncSession,
+    *,
+    job: CronJob,
+    project: Project,
+    now: datetime,
+    trigger: Trigger,
+    window_start: datetime | None,
+    triggered_by: str,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Execution:
     execution = Execution(
         id=new_id("exec"),
         job_id=job.id,
         project_id=project.id,
         user_id=job.user_id,
         scheduled_for=now,
-        trigger=Trigger.MANUAL,
-        triggered_by=user_id,
+        trigger=trigger,
+        triggered_by=triggered_by,
         status=ExecutionStatus.PENDING,
         attempt=1,
-        window_start=await window_start_for(session, job, now),
+        window_start=window_start,
         window_end=now,
         items_processed=0,
         items_success=0,
         items_failed=0,
-        metadata_={},
+        metadata_=metadata or {},
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         created_at=now,
@@ -89,5 +143,5 @@ async def trigger_manually(
 
 
 def log_fired(execution: Execution, job: CronJob) -> None:
-    """Log a manual run once its transaction committed (a replayed request fired nothing)."""
+    """Log a manual or webhook run once its transaction committed (a replay fired nothing)."""
     log_runs(log, "runs fired", [fired_run("run fired", job, execution)])

@@ -57,6 +57,8 @@ def project_view(project: Project) -> dict[str, Any]:
         "githubInstallationId": project.github_installation_id,
         # Write-only: whether a token is stored, never the token.
         "githubTokenSet": bool(project.github_token_encrypted),
+        # Shown once when made (POST .../github-webhook-secret), then only as set or not.
+        "githubWebhookSecretSet": bool(project.github_webhook_secret_encrypted),
         "githubCredential": credential_in_use(project),
         "githubRateLimit": project.github_rate_limit,
         "platforms": list(project.platforms or []),

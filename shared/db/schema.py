@@ -111,6 +111,9 @@ class Project(Base):
     # text, as installation-style tokens run to ~520 characters), the server's token.
     github_installation_id: Mapped[int | None] = mapped_column(BigInteger)
     github_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The secret GitHub signs this project's webhook deliveries with (X-Hub-Signature-256),
+    # encrypted with HERALD_SECRET_KEY: herald generates it and shows it once.
+    github_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     # What the latest scan reported: the credential it used (app | token | global | none)
     # and that credential's rate limit as GitHub last answered it (limit, remaining, resetAt).
     github_credential: Mapped[str | None] = mapped_column(String(16))
@@ -165,6 +168,8 @@ class CronJob(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     # When a run is worth writing about (`RunConditions`, camelCase); None: always.
     conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The GitHub events that run the job too (a list of `WebhookTrigger`, camelCase); None: none.
+    webhook_triggers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     # Scheduler-owned (BUFFER_ONE): the execution waiting for the running one to finish.
     buffered_execution_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -464,6 +469,22 @@ class OutboxMessage(Base):
             sqlite_where=text("published_at IS NULL"),
         ),
     )
+
+
+class GitHubDelivery(Base):
+    """A GitHub webhook delivery a project accepted: its id is kept so a redelivery fires nothing.
+
+    GitHub sends the same `X-GitHub-Delivery` again when someone redelivers by hand (days
+    later); the signature carries no timestamp, so this key is also what stops a replay.
+    """
+
+    __tablename__ = "github_deliveries"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ProcessedEvent(Base):

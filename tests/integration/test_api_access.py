@@ -36,6 +36,8 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/docs/static",
     "/redoc",
+    # Authenticated by each delivery's signature (tests/integration/test_api_github_webhooks.py).
+    "/api/webhooks/github",
     "/console",
     "/console/signin",
     "/console/recipients/confirm",

@@ -85,6 +85,7 @@ async def create_schedule(
         schedule=schedule,
         is_enabled=body.is_enabled,
         conditions=body.conditions.stored() if body.conditions else None,
+        webhook_triggers=_stored_triggers(body),
         next_run_at=next_run if body.is_enabled else None,
         created_at=now,
         updated_at=now,
@@ -111,6 +112,8 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     if "conditions" in changes:
         # Given whole: what the body leaves out takes its default, null removes them.
         job.conditions = body.conditions.stored() if body.conditions else None
+    if "webhook_triggers" in changes:
+        job.webhook_triggers = _stored_triggers(body)
     if {"frequency", "time_config", "schedule"} & changes.keys():
         frequency = body.frequency or job.frequency
         time_config = body.time_config.stored() if body.time_config else job.time_config
@@ -130,6 +133,13 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": job_view(job)}
+
+
+def _stored_triggers(body: CreateJob | UpdateJob) -> list[dict[str, Any]] | None:
+    """The webhook triggers as kept on the job: each whole, or None for none."""
+    if not body.webhook_triggers:
+        return None
+    return [trigger.stored() for trigger in body.webhook_triggers]
 
 
 def _set_enabled(job: CronJob, enabled: bool, now: datetime) -> None:

@@ -16,12 +16,13 @@ from services.api.auth import UserDep
 from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
-from services.api.problems import invalid
+from services.api.problems import Problem, invalid
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
 from services.api.records import project_of
 from services.api.requests import CreateProject, NotificationSettingsBody, UpdateProject
 from services.api.views import project_view
+from services.api.webhook_signatures import new_webhook_secret
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics, Project
 from shared.destinations import github_origins, webhook_refusal
@@ -261,3 +262,51 @@ async def put_notification_settings(
     project.updated_at = datetime.now(UTC)
     await session.commit()
     return {"success": True, "data": public_settings(project.notification_settings)}
+
+
+@router.post(
+    "/{project_id}/github-webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createGitHubWebhookSecret",
+)
+async def create_github_webhook_secret(
+    project_id: ProjectId, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
+    """Make the project a new GitHub webhook secret, replacing any before it.
+
+    The secret is in this answer only: herald keeps it encrypted and never shows it again
+    (`githubWebhookSecretSet` says whether one is set). Deliveries signed with the secret
+    it replaces are refused from now on.
+    """
+    project = await project_of(session, user.id, project_id)
+    secret = new_webhook_secret()
+    try:
+        project.github_webhook_secret_encrypted = encrypt(
+            secret, state.settings.secret_key.get_secret_value()
+        )
+    except SecretKeyError as exc:
+        raise Problem(503, exc.message) from None
+    project.updated_at = datetime.now(UTC)
+    await session.commit()
+    url = f"{state.settings.public_url.rstrip('/')}/api/webhooks/github?project={project.id}"
+    return {
+        "success": True,
+        "data": {
+            "secret": secret,
+            "payloadUrl": url,
+            "contentType": "application/json",
+            "events": ["release", "push", "pull_request"],
+        },
+    }
+
+
+@router.delete("/{project_id}/github-webhook-secret", operation_id="deleteGitHubWebhookSecret")
+async def delete_github_webhook_secret(
+    project_id: ProjectId, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    """Forget the project's GitHub webhook secret: every delivery is refused until a new one."""
+    project = await project_of(session, user.id, project_id)
+    project.github_webhook_secret_encrypted = None
+    project.updated_at = datetime.now(UTC)
+    await session.commit()
+    return {"success": True, "data": project_view(project)}

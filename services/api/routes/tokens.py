@@ -11,10 +11,10 @@ from pydantic import StringConstraints
 from sqlalchemy import select
 
 from services.api.auth import UserDep
+from services.api.bodies import Body
 from services.api.deps import SessionDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import not_found
-from services.api.requests import Body
 from services.api.views import token_view
 from shared.db.schema import ApiToken
 from shared.tokens import create_token

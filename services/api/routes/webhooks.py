@@ -1,0 +1,166 @@
+"""GitHub webhook deliveries: signed by the project's secret, they run the jobs they trigger.
+
+Public (no bearer credential): the signature over the raw body is the credential. Nothing
+is read from the body, and nothing written, before the signature verifies.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Query, Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.deps import SessionDep, StateDep
+from services.api.problems import Problem, invalid
+from services.api.triggers import log_fired, open_execution_of, trigger_by_webhook
+from services.api.webhook_signatures import signature_matches
+from services.api.webhook_triggers import event_start, fires
+from shared.db.schema import CronJob, GitHubDelivery, Project
+from shared.db.upsert import insert_ignore
+from shared.secrets import SecretKeyError, decrypt
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+
+PATH = "/api/webhooks/github"
+#: GitHub sends no payload larger than this (it does not fire the webhook instead).
+MAX_PAYLOAD_BYTES = 25 * 1024 * 1024
+
+UNSIGNED = "X-Hub-Signature-256 does not sign this body with the project's webhook secret"
+
+
+@router.post("/github", operation_id="receiveGitHubWebhook")
+async def receive_github(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    project_id: Annotated[
+        str, Query(alias="project", max_length=40, description="The project the hook is for.")
+    ],
+    event: Annotated[str | None, Header(alias="X-GitHub-Event", max_length=64)] = None,
+    delivery_id: Annotated[str | None, Header(alias="X-GitHub-Delivery", max_length=64)] = None,
+    signature: Annotated[str | None, Header(alias="X-Hub-Signature-256")] = None,
+) -> dict[str, Any]:
+    """Run the project's jobs a signed GitHub delivery triggers, each by its overlap policy.
+
+    401 unless `X-Hub-Signature-256` signs the raw body with the project's webhook secret
+    (then nothing is recorded); `ping` answers 200 and records nothing; a delivery id seen
+    before answers 200 and runs nothing (`duplicate`). A job whose policy is not ALLOW and
+    that has an open execution is skipped, not queued.
+    """
+    body = await _payload(request)
+    secret = await _secret_of(session, project_id, state.settings.secret_key.get_secret_value())
+    if secret is None or not signature_matches(secret, body, signature):
+        raise Problem(401, UNSIGNED)
+    if event == "ping":
+        return {"success": True, "data": {"event": "ping"}}
+    if not event:
+        raise invalid("X-GitHub-Event", "required")
+    if not delivery_id:
+        raise invalid("X-GitHub-Delivery", "required")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid(
+            "body", "not JSON: set the webhook's content type to application/json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise invalid("body", "not a JSON object")
+    answer = {"event": event, "delivery": delivery_id, "duplicate": False}
+    now = datetime.now(UTC)
+    recorded = await insert_ignore(
+        session,
+        GitHubDelivery.__table__,  # type: ignore[arg-type]
+        {"project_id": project_id, "delivery_id": delivery_id, "event": event, "received_at": now},
+    )
+    if not recorded:
+        return {"success": True, "data": {**answer, "duplicate": True, "executions": []}}
+    project = await session.get_one(Project, project_id)
+    fired, skipped = [], []
+    for job in await _triggered_jobs(session, project_id, event, payload):
+        if job.overlap_policy != "ALLOW":
+            running = await open_execution_of(session, job_id=job.id)
+            if running is not None:
+                skipped.append({"jobId": job.id, "openExecutionId": running})
+                continue
+        execution = await trigger_by_webhook(
+            session,
+            job=job,
+            project=project,
+            delivery_id=delivery_id,
+            event=event,
+            event_start=event_start(event, payload),
+            now=now,
+        )
+        fired.append((execution, job))
+    try:
+        await session.commit()
+    except IntegrityError:
+        # The same delivery, arriving twice at once, committed first on the other request.
+        await session.rollback()
+        return {"success": True, "data": {**answer, "duplicate": True, "executions": []}}
+    for execution, job in fired:
+        log_fired(execution, job)
+    executions = [{"jobId": job.id, "executionId": execution.id} for execution, job in fired]
+    return {"success": True, "data": {**answer, "executions": executions, "skipped": skipped}}
+
+
+async def _payload(request: Request) -> bytes:
+    """The raw body, refused past GitHub's own cap (the signature is over these bytes)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_PAYLOAD_BYTES:
+            raise Problem(413, f"request body larger than {MAX_PAYLOAD_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _secret_of(session: AsyncSession, project_id: str, key: str) -> str | None:
+    """The live project's webhook secret in clear, or None when it has none."""
+    encrypted = await session.scalar(
+        select(Project.github_webhook_secret_encrypted).where(
+            Project.id == project_id, Project.deleted_at.is_(None)
+        )
+    )
+    if not encrypted:
+        return None
+    try:
+        return decrypt(encrypted, key)
+    except SecretKeyError as exc:
+        # Not the sender's fault: GitHub shows this answer in the hook's delivery log.
+        log.error("webhook secret unreadable", project_id=project_id, error=exc.message)
+        raise Problem(503, "this server cannot read the project's webhook secret") from None
+
+
+async def _triggered_jobs(
+    session: AsyncSession, project_id: str, event: str, payload: dict[str, Any]
+) -> list[CronJob]:
+    """The project's live, enabled jobs one of whose triggers fires, locked in id order.
+
+    The row locks serialise this with manual triggers of the same jobs, so the overlap
+    check cannot race them; id order keeps two deliveries from deadlocking.
+    """
+    jobs = await session.scalars(
+        select(CronJob)
+        .where(
+            CronJob.project_id == project_id,
+            CronJob.deleted_at.is_(None),
+            CronJob.is_enabled,
+            CronJob.webhook_triggers.is_not(None),
+        )
+        .order_by(CronJob.id)
+        .with_for_update()
+    )
+    return [
+        job
+        for job in jobs
+        if any(fires(trigger, event, payload) for trigger in job.webhook_triggers or [])
+    ]

@@ -1,0 +1,366 @@
+"""GitHub webhook deliveries run jobs: signed, deduplicated, filtered, by overlap policy
+(on PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.lifecycle import finish
+from services.api.webhook_signatures import signature_of
+from shared.db.schema import Execution, GitHubDelivery, OutboxMessage, Project
+from shared.events import ExecutionStatus, JobDue
+from tests.support.api import new_job, new_project, problem, signed_in
+
+RELEASE = {
+    "action": "published",
+    "release": {"tag_name": "v1.2.0", "prerelease": False, "draft": False},
+    "repository": {"full_name": "octo/hello", "default_branch": "main"},
+}
+PUSH = {
+    "ref": "refs/heads/main",
+    "deleted": False,
+    "commits": [
+        {"id": "a" * 40, "timestamp": "2026-03-02T10:00:00+01:00"},
+        {"id": "b" * 40, "timestamp": "2026-03-02T11:30:00Z"},
+    ],
+    "repository": {"full_name": "octo/hello", "default_branch": "main"},
+}
+
+
+def merged(*, labels: list[str], base: str = "main", is_merged: bool = True) -> dict[str, Any]:
+    return {
+        "action": "closed",
+        "number": 7,
+        "pull_request": {
+            "merged": is_merged,
+            "created_at": "2026-03-01T08:00:00Z",
+            "merged_at": "2026-03-02T08:00:00Z",
+            "base": {"ref": base},
+            "labels": [{"name": name} for name in labels],
+        },
+    }
+
+
+async def deliver(
+    api: httpx.AsyncClient,
+    project_id: str,
+    secret: str,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    delivery: str | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/0000000",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature or signature_of(secret, body),
+    }
+    return await api.post(
+        "/api/webhooks/github", params={"project": project_id}, content=body, headers=headers
+    )
+
+
+async def hooked_project(api: httpx.AsyncClient, headers: dict[str, str]) -> tuple[str, str]:
+    """A project with a webhook secret: (its id, the secret)."""
+    project_id = await new_project(api, headers)
+    made = await api.post(f"/api/projects/{project_id}/github-webhook-secret", headers=headers)
+    assert made.status_code == 201, made.text
+    return project_id, made.json()["data"]["secret"]
+
+
+async def runs_of(sessions: async_sessionmaker[AsyncSession], job_id: str) -> list[Execution]:
+    async with sessions() as session:
+        return list(
+            await session.scalars(
+                select(Execution).where(Execution.job_id == job_id).order_by(Execution.created_at)
+            )
+        )
+
+
+async def deliveries(sessions: async_sessionmaker[AsyncSession], *project_ids: str) -> int:
+    """How many deliveries the projects recorded."""
+    async with sessions() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(GitHubDelivery)
+                .where(GitHubDelivery.project_id.in_(project_ids))
+            )
+            or 0
+        )
+
+
+async def test_the_secret_is_shown_once_and_stored_encrypted(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    before = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+    assert before["githubWebhookSecretSet"] is False
+    made = await api.post(f"/api/projects/{project_id}/github-webhook-secret", headers=headers)
+    assert made.status_code == 201, made.text
+    data = made.json()["data"]
+    assert data["payloadUrl"].endswith(f"/api/webhooks/github?project={project_id}")
+    assert data["contentType"] == "application/json"
+    shown = await api.get(f"/api/projects/{project_id}", headers=headers)
+    assert shown.json()["data"]["githubWebhookSecretSet"] is True
+    assert data["secret"] not in shown.text
+    async with sessions() as session:
+        project = await session.get(Project, project_id)
+    assert project is not None and project.github_webhook_secret_encrypted
+    assert data["secret"] not in project.github_webhook_secret_encrypted
+
+    # Someone else's project: not found, and no secret made.
+    stranger = await signed_in(sessions)
+    other = await api.post(f"/api/projects/{project_id}/github-webhook-secret", headers=stranger)
+    problem(other, 404)
+
+    # Replaced: the old secret no longer signs; removed: nothing does.
+    again = await api.post(f"/api/projects/{project_id}/github-webhook-secret", headers=headers)
+    new_secret = again.json()["data"]["secret"]
+    assert new_secret != data["secret"]
+    problem(await deliver(api, project_id, data["secret"], "ping", {"zen": "z"}), 401)
+    assert (await deliver(api, project_id, new_secret, "ping", {"zen": "z"})).status_code == 200
+    gone = await api.delete(f"/api/projects/{project_id}/github-webhook-secret", headers=headers)
+    assert gone.json()["data"]["githubWebhookSecretSet"] is False
+    problem(await deliver(api, project_id, new_secret, "ping", {"zen": "z"}), 401)
+
+
+async def test_a_signed_release_runs_the_job_once_per_delivery(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(
+        api, headers, project_id, webhookTriggers=[{"event": "release", "tags": ["v*"]}]
+    )
+    assert job["webhookTriggers"] == [
+        {"event": "release", "branches": [], "tags": ["v*"], "labels": [], "prereleases": False}
+    ]
+    listed = (await api.get("/api/cron/schedules", headers=headers)).json()["data"]
+    assert listed[0]["webhookTriggers"] == job["webhookTriggers"]
+    delivery = str(uuid.uuid4())
+
+    first = await deliver(api, project_id, secret, "release", RELEASE, delivery=delivery)
+    assert first.status_code == 200, first.text
+    answer = first.json()["data"]
+    assert answer["duplicate"] is False
+    [run] = await runs_of(sessions, job["id"])
+    assert answer["executions"] == [{"jobId": job["id"], "executionId": run.id}]
+    assert (run.trigger, run.status) == ("WEBHOOK", "PENDING")
+    assert run.metadata_ == {"githubDelivery": delivery, "githubEvent": "release"}
+    async with sessions() as session:
+        payloads = await session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.routing_key == "job.due")
+        )
+        due = [JobDue.model_validate_json(text) for text in payloads]
+    # The database is shared with other tests' runs: this run's events only.
+    assert [event.trigger for event in due if event.execution_id == run.id] == ["WEBHOOK"]
+
+    # Shown in the job's history like any run.
+    history = await api.get(
+        "/api/cron/executions", params={"jobId": job["id"], "stats": "true"}, headers=headers
+    )
+    assert history.status_code == 200, history.text
+    [shown] = history.json()["data"]
+    assert shown["trigger"] == "WEBHOOK"
+    assert shown["metadata"]["githubDelivery"] == delivery
+
+    # GitHub redelivers with the same id: nothing more runs.
+    again = await deliver(api, project_id, secret, "release", RELEASE, delivery=delivery)
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["duplicate"] is True
+    assert len(await runs_of(sessions, job["id"])) == 1
+
+    # Finished, it counts in the job's statistics like any run.
+    async with sessions() as session, session.begin():
+        stored = await session.get_one(Execution, run.id)
+        stored.started_at = stored.created_at
+        await finish(
+            session,
+            stored,
+            ExecutionStatus.COMPLETED,
+            now=stored.created_at + timedelta(seconds=2),
+            public_url="http://herald.test",
+        )
+    stats = await api.get(f"/api/cron/schedules/{job['id']}/statistics", headers=headers)
+    assert stats.status_code == 200, stats.text
+    counted = stats.json()["data"]
+    assert (counted["totalRuns"], counted["totalSuccess"], counted["avgDuration"]) == (1, 1, 2000)
+
+
+async def test_a_bad_or_missing_signature_is_refused_and_records_nothing(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(api, headers, project_id, webhookTriggers=[{"event": "release"}])
+    forged = signature_of("not the secret", json.dumps(RELEASE).encode())
+    problem(await deliver(api, project_id, secret, "release", RELEASE, signature=forged), 401)
+    unsigned = await api.post(
+        "/api/webhooks/github",
+        params={"project": project_id},
+        content=json.dumps(RELEASE).encode(),
+        headers={"X-GitHub-Event": "release", "X-GitHub-Delivery": str(uuid.uuid4())},
+    )
+    problem(unsigned, 401)
+    # A project without a secret, or none at all, answers alike.
+    bare = await new_project(api, headers)
+    problem(await deliver(api, bare, secret, "release", RELEASE), 401)
+    problem(await deliver(api, "proj_unknown", secret, "release", RELEASE), 401)
+    assert await runs_of(sessions, job["id"]) == []
+    assert await deliveries(sessions, project_id, bare, "proj_unknown") == 0
+
+
+async def test_ping_answers_and_records_nothing(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    ping = {"zen": "Anything added dilutes everything else.", "hook_id": 1}
+    response = await deliver(api, project_id, secret, "ping", ping)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {"event": "ping"}
+    assert await deliveries(sessions, project_id) == 0
+
+
+async def test_only_deliveries_matching_a_trigger_run_the_job(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    triggers = [
+        {"event": "release", "tags": ["v2.*"]},
+        {"event": "push"},
+        {"event": "pull_request", "labels": ["release-notes"]},
+    ]
+    job = await new_job(api, headers, project_id, webhookTriggers=triggers)
+    prerelease = {**RELEASE, "release": {"tag_name": "v2.0.0-rc1", "prerelease": True}}
+    for event, payload in (
+        ("release", RELEASE),  # tag v1.2.0 is not v2.*
+        ("release", prerelease),  # pre-releases are not asked for
+        ("release", {**RELEASE, "action": "created"}),
+        ("push", {**PUSH, "ref": "refs/heads/feature"}),  # not the default branch
+        ("push", {**PUSH, "ref": "refs/tags/v2.0.0"}),
+        ("pull_request", merged(labels=["chore"])),
+        ("pull_request", merged(labels=["release-notes"], is_merged=False)),
+        ("issues", {"action": "closed"}),
+    ):
+        response = await deliver(api, project_id, secret, event, payload)
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["executions"] == [], (event, payload)
+    assert await runs_of(sessions, job["id"]) == []
+
+    fired = await deliver(api, project_id, secret, "pull_request", merged(labels=["release-notes"]))
+    assert len(fired.json()["data"]["executions"]) == 1
+    [run] = await runs_of(sessions, job["id"])
+    # A merged pull request's activity opens when it was opened.
+    assert run.window_start == datetime(2026, 3, 1, 8, tzinfo=UTC)
+    assert run.metadata_["githubEvent"] == "pull_request"
+
+
+async def test_a_push_runs_over_its_commits_and_disabled_jobs_stay_quiet(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(api, headers, project_id, webhookTriggers=[{"event": "push"}])
+    off = await new_job(
+        api, headers, project_id, name="off", isEnabled=False, webhookTriggers=[{"event": "push"}]
+    )
+    response = await deliver(api, project_id, secret, "push", PUSH)
+    assert response.status_code == 200, response.text
+    [run] = await runs_of(sessions, job["id"])
+    assert run.window_start == datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert await runs_of(sessions, off["id"]) == []
+
+
+async def test_overlap_policy_skip_with_an_open_run_fires_nothing(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(
+        api, headers, project_id, overlapPolicy="SKIP", webhookTriggers=[{"event": "release"}]
+    )
+    manual = await api.post("/api/cron/trigger", headers=headers, json={"jobId": job["id"]})
+    assert manual.status_code == 202, manual.text
+    open_run = manual.json()["data"]["id"]
+
+    response = await deliver(api, project_id, secret, "release", RELEASE)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["executions"] == []
+    assert data["skipped"] == [{"jobId": job["id"], "openExecutionId": open_run}]
+    assert [run.trigger for run in await runs_of(sessions, job["id"])] == ["MANUAL"]
+
+
+async def test_triggers_are_validated_field_by_field(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    response = await api.post(
+        "/api/cron/schedule",
+        headers=headers,
+        json={
+            "projectId": project_id,
+            "name": "hooked",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": 9, "minute": 0},
+            "webhookTriggers": [
+                {"event": "push", "tags": ["v*"]},
+                {"event": "issues"},
+                {"event": "release", "labels": ["x"], "prereleases": "yes"},
+                {"event": "pull_request", "branches": [""], "colour": "red"},
+            ],
+        },
+    )
+    body = problem(response, 422)
+    fields = {error["field"] for error in body["errors"]}
+    assert fields == {
+        "webhookTriggers.0.tags",
+        "webhookTriggers.1.event",
+        "webhookTriggers.2.labels",
+        "webhookTriggers.2.prereleases",
+        "webhookTriggers.3.branches.0",
+        "webhookTriggers.3.colour",
+    }
+
+    job = await new_job(api, headers, project_id, webhookTriggers=[{"event": "push"}])
+    cleared = await api.patch(
+        "/api/cron/schedule", headers=headers, json={"jobId": job["id"], "webhookTriggers": None}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["data"]["webhookTriggers"] is None
+
+
+async def test_github_sized_payloads_pass_and_larger_ones_are_refused(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    # Larger than the API's own body limit (64 KiB in these tests), well within GitHub's.
+    big = {**RELEASE, "padding": "x" * 200_000}
+    response = await deliver(api, project_id, secret, "release", big)
+    assert response.status_code == 200, response.text
+    huge = b"{" + b" " * (25 * 1024 * 1024) + b"}"
+    refused = await api.post(
+        "/api/webhooks/github",
+        params={"project": project_id},
+        content=huge,
+        headers={"X-GitHub-Event": "release", "X-Hub-Signature-256": signature_of(secret, huge)},
+    )
+    problem(refused, 413)
+    assert await deliveries(sessions, project_id) == 1
