@@ -30,6 +30,7 @@ class Trigger(StrEnum):
     SCHEDULE = "SCHEDULE"
     MANUAL = "MANUAL"
     CATCHUP = "CATCHUP"
+    DEPENDENCY = "DEPENDENCY"
 
 
 class ExecutionStatus(StrEnum):

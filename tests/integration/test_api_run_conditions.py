@@ -205,7 +205,11 @@ async def test_unmet_conditions_end_the_run_skipped_with_its_reason(
         ).all()
         finished = (
             await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.routing_key == "execution.finished")
+                # This run's only: the session's database holds other tests' messages too.
+                select(OutboxMessage).where(
+                    OutboxMessage.routing_key == "execution.finished",
+                    OutboxMessage.payload.contains(envelope["execution_id"]),
+                )
             )
         ).all()
     assert stored is not None and stats is not None
