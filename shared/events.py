@@ -31,6 +31,7 @@ class Trigger(StrEnum):
     MANUAL = "MANUAL"
     CATCHUP = "CATCHUP"
     WEBHOOK = "WEBHOOK"
+    DEPENDENCY = "DEPENDENCY"
 
 
 class ExecutionStatus(StrEnum):

@@ -256,6 +256,26 @@ class RunConditionsBody(Body):
         return self.model_dump(by_alias=True)
 
 
+class DependencyOn(StrEnum):
+    """Which ends of the upstream's run start the dependent."""
+
+    SUCCESS = "onSuccess"  # COMPLETED
+    FAILURE = "onFailure"  # FAILED or TIMEOUT
+    COMPLETION = "onCompletion"  # any of those
+
+
+class Dependency(Body):
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    on: DependencyOn = DependencyOn.SUCCESS
+
+    def stored(self) -> dict[str, str]:
+        return {"jobId": self.job_id, "on": str(self.on)}
+
+
+# Enough for any fan-in a person would draw; each is a look-up when the job is saved.
+MAX_DEPENDENCIES = 20
+
+
 class JobPolicies(Body):
     max_retries: int | None = Field(default=None, ge=0, le=10, strict=True)
     retry_delay: int | None = Field(default=None, ge=1, le=86_400, strict=True)
@@ -268,6 +288,17 @@ class JobPolicies(Body):
     # The GitHub events that also run the job; null (or absent on create): none; on update,
     # given whole, null removes them.
     webhook_triggers: list[WebhookTriggerBody] | None = Field(default=None, max_length=10)
+    # Upstream jobs of the same user this one also runs after; on update, given whole, and
+    # null or [] removes them.
+    depends_on: list[Dependency] | None = Field(
+        default=None,
+        max_length=MAX_DEPENDENCIES,
+        description=(
+            "Jobs of yours this one runs after, each `{jobId, on}` with `on` one of "
+            "onSuccess (the default), onFailure, onCompletion. A cycle is refused (422). "
+            "The job keeps its own schedule too."
+        ),
+    )
 
 
 class CreateJob(JobPolicies, ScheduleBody):

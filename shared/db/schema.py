@@ -170,6 +170,8 @@ class CronJob(Base):
     conditions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # The GitHub events that run the job too (a list of `WebhookTrigger`, camelCase); None: none.
     webhook_triggers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # The jobs this one runs after (`[{jobId, on}]`, same user, no cycles); None: none.
+    depends_on: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
     # Scheduler-owned (BUFFER_ONE): the execution waiting for the running one to finish.
     buffered_execution_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -190,6 +192,13 @@ class CronJob(Base):
             "next_run_at",
             postgresql_where=text("is_enabled AND deleted_at IS NULL"),
             sqlite_where=text("is_enabled AND deleted_at IS NULL"),
+        ),
+        # A finishing run's dependents: the live jobs of its user that name any upstream.
+        Index(
+            "ix_cron_jobs_user_dependent",
+            "user_id",
+            postgresql_where=text("depends_on IS NOT NULL AND deleted_at IS NULL"),
+            sqlite_where=text("depends_on IS NOT NULL AND deleted_at IS NULL"),
         ),
         # A user's next run across their live jobs (statistics), without reading every job.
         Index(
@@ -240,6 +249,8 @@ class Execution(Base):
     first_missed_at: Mapped[datetime | None]
     last_missed_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # The run whose end started this one (trigger DEPENDENCY): its posts are its output.
+    upstream_execution_id: Mapped[str | None] = mapped_column(String(40))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -269,6 +280,15 @@ class Execution(Base):
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
             sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+        # One run of a dependent per upstream run, however often the upstream's end is applied.
+        Index(
+            "uq_cron_executions_job_upstream",
+            "job_id",
+            "upstream_execution_id",
+            unique=True,
+            postgresql_where=text("upstream_execution_id IS NOT NULL"),
+            sqlite_where=text("upstream_execution_id IS NOT NULL"),
         ),
         Index("ix_cron_executions_job_created", "job_id", "created_at", "id"),
         # The scheduler's per-batch look-ups: unfinished runs, last completed window.

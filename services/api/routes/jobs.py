@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.api import fields, pg_render
 from services.api.auth import UserDep, checks_token_in_query, owned_by, reading_as_caller
+from services.api.dependencies import checked_dependencies, dependency_warnings
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import (
     DEFAULT_LIMIT,
@@ -73,8 +74,12 @@ async def create_schedule(
     schedule, next_run = resolve_schedule(
         frequency=body.frequency, time_config=time_config, schedule=body.schedule, now=now
     )
+    job_id = new_id("cron")
+    depends_on = await checked_dependencies(
+        session, job_id=job_id, user_id=user.id, dependencies=body.depends_on
+    )
     job = CronJob(
-        id=new_id("cron"),
+        id=job_id,
         project_id=project.id,
         user_id=user.id,
         type=body.type,
@@ -86,6 +91,7 @@ async def create_schedule(
         is_enabled=body.is_enabled,
         conditions=body.conditions.stored() if body.conditions else None,
         webhook_triggers=_stored_triggers(body),
+        depends_on=depends_on,
         next_run_at=next_run if body.is_enabled else None,
         created_at=now,
         updated_at=now,
@@ -96,7 +102,7 @@ async def create_schedule(
     session.add(JobStatistics.empty(job.id, job.user_id))
     await notify(session, JOBS_CHANNEL)
     await session.commit()
-    return {"success": True, "data": job_view(job)}
+    return {"success": True, "data": await _single_view(session, job)}
 
 
 @router.patch("/schedule", operation_id="updateSchedule")
@@ -114,6 +120,11 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
         job.conditions = body.conditions.stored() if body.conditions else None
     if "webhook_triggers" in changes:
         job.webhook_triggers = _stored_triggers(body)
+    if "depends_on" in changes:
+        # Given whole, like conditions: null or [] removes them.
+        job.depends_on = await checked_dependencies(
+            session, job_id=job.id, user_id=user.id, dependencies=body.depends_on
+        )
     if {"frequency", "time_config", "schedule"} & changes.keys():
         frequency = body.frequency or job.frequency
         time_config = body.time_config.stored() if body.time_config else job.time_config
@@ -132,7 +143,12 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     job.updated_at = now
     await notify(session, JOBS_CHANNEL)
     await session.commit()
-    return {"success": True, "data": job_view(job)}
+    return {"success": True, "data": await _single_view(session, job)}
+
+
+async def _single_view(session: SessionDep, job: CronJob) -> dict[str, Any]:
+    """One job's view with what its dependencies lack (lists leave that out: a query a row)."""
+    return {**job_view(job), "dependencyWarnings": await dependency_warnings(session, job)}
 
 
 def _stored_triggers(body: CreateJob | UpdateJob) -> list[dict[str, Any]] | None:
@@ -202,7 +218,10 @@ async def list_schedules(
 
 @router.get("/schedules/{job_id}", operation_id="getSchedule")
 async def get_schedule(job_id: JobId, user: UserDep, session: SessionDep) -> dict[str, Any]:
-    return {"success": True, "data": job_view(await job_of(session, user.id, job_id))}
+    return {
+        "success": True,
+        "data": await _single_view(session, await job_of(session, user.id, job_id)),
+    }
 
 
 @router.delete("/schedules/{job_id}", operation_id="deleteSchedule")
