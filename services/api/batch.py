@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from services.api import inbox, query_count, transitions
 from services.api.alerts import store_alerts
-from services.api.dependencies import start_dependents
+from services.api.dependencies import Ended, start_dependents
 from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
@@ -362,7 +362,9 @@ async def _finish(
     with query_count.on_behalf_of(ids):
         await outbox.enqueue(session, *events)
         # In this transaction: an upstream's end and the runs it starts commit together.
-        await start_dependents(session, finishes, public_url=public_url)
+        await start_dependents(
+            session, [Ended.of_finish(finish) for finish in finishes], public_url=public_url
+        )
 
 
 def _empty_counters(job_id: str, user_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ could take, so it starts none, whoever recorded it (api or scheduler).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -40,6 +41,27 @@ FIRES: dict[str, frozenset[str]] = {
 }
 
 _OPEN = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """An upstream execution that ended, as its dependents are judged by it."""
+
+    execution_id: str
+    job_id: str
+    user_id: str
+    status: str
+
+    @classmethod
+    def of_finish(cls, finish: Finish) -> Ended:
+        """An end the event batch applied."""
+        row = finish.row
+        return cls(row["id"], row["job_id"], row["user_id"], finish.status)
+
+    @classmethod
+    def of_execution(cls, execution: Execution) -> Ended:
+        """An end recorded on the row itself (the timeout sweeper's)."""
+        return cls(execution.id, execution.job_id, execution.user_id, execution.status)
 
 
 def cycle_through(upstreams: Mapping[str, Sequence[str]], job_id: str) -> list[str] | None:
@@ -136,7 +158,7 @@ async def dependency_warnings(session: AsyncSession, job: CronJob) -> list[str]:
 
 
 async def start_dependents(
-    session: AsyncSession, finishes: Sequence[Finish], *, public_url: str
+    session: AsyncSession, finishes: Sequence[Ended], *, public_url: str
 ) -> None:
     """Write the runs the finished executions start in their dependents, with their events.
 
@@ -147,7 +169,7 @@ async def start_dependents(
     3. Insert the runs; one already there for (job, upstream execution) is left alone.
     4. Queue a `job.due` for each new PENDING run, an `execution.finished` for each SKIPPED.
     """
-    ends = [finish for finish in finishes if finish.status in FIRES]
+    ends = [end for end in finishes if end.status in FIRES]
     if not ends:
         return
     dependents = (
@@ -155,7 +177,7 @@ async def start_dependents(
             select(CronJob, Project)
             .join(Project, Project.id == CronJob.project_id)
             .where(
-                CronJob.user_id.in_(sorted({finish.row["user_id"] for finish in ends})),
+                CronJob.user_id.in_(sorted({end.user_id for end in ends})),
                 CronJob.depends_on.is_not(None),
                 CronJob.deleted_at.is_(None),
                 CronJob.is_enabled,
@@ -166,12 +188,12 @@ async def start_dependents(
         )
     ).all()
     pairs = [
-        (finish, job, project)
-        for finish in ends
+        (end, job, project)
+        for end in ends
         for job, project in dependents
-        if job.user_id == finish.row["user_id"]
+        if job.user_id == end.user_id
         and any(
-            entry["jobId"] == finish.row["job_id"] and entry["on"] in FIRES[finish.status]
+            entry["jobId"] == end.job_id and entry["on"] in FIRES[end.status]
             for entry in job.depends_on or ()
         )
     ]
@@ -184,17 +206,17 @@ async def start_dependents(
                     Execution.job_id.in_(sorted({job.id for _, job, _ in pairs})),
                     Execution.status.in_(_OPEN),
                     # Runs ending in this very batch are not open any more.
-                    Execution.id.not_in([finish.row["id"] for finish in finishes]),
+                    Execution.id.not_in([end.execution_id for end in finishes]),
                 )
             )
         ).all()
     )
     now = datetime.now(UTC)
     runs: list[tuple[Execution, Event | None, CronJob, Project]] = []
-    for finish, job, project in pairs:
+    for end, job, project in pairs:
         skipped = job.overlap_policy != "ALLOW" and job.id in busy
         busy.add(job.id)
-        run = await _run(session, finish, job, skipped=skipped, now=now)
+        run = await _run(session, end, job, skipped=skipped, now=now)
         due: Event | None = None
         if not skipped:
             due = job_due_event(job, project, run, now=now)
@@ -211,7 +233,7 @@ async def start_dependents(
 
 
 async def _run(
-    session: AsyncSession, finish: Finish, job: CronJob, *, skipped: bool, now: datetime
+    session: AsyncSession, end: Ended, job: CronJob, *, skipped: bool, now: datetime
 ) -> Execution:
     return Execution(
         id=new_id("exec"),
@@ -221,7 +243,7 @@ async def _run(
         scheduled_for=now,
         trigger=Trigger.DEPENDENCY,
         triggered_by=None,
-        upstream_execution_id=finish.row["id"],
+        upstream_execution_id=end.execution_id,
         status=ExecutionStatus.SKIPPED if skipped else ExecutionStatus.PENDING,
         attempt=1,
         window_start=await window_start_for(session, job, now),

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import statistics
 from services.api.batch import apply_events
+from services.api.dependencies import Ended, start_dependents
 from services.api.transitions import EXCERPT_CHARS
 from shared import metrics, outbox
 from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Project
@@ -183,6 +184,11 @@ async def sweep_timeouts(
                 error=f"timed out: deadline {limit} passed",
             )
             ended.append(line)
+        # A timeout is an upstream's failure like any other: its dependents start here, in
+        # the transaction that records it, as they do where the event batch ends a run.
+        await start_dependents(
+            session, [Ended.of_execution(execution) for execution in rows], public_url=public_url
+        )
     log_runs(log, "runs ended", ended)
     return len(ended)
 

@@ -4,17 +4,18 @@ once each however often that end is applied (on PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.lifecycle import apply_event
+from services.api.lifecycle import apply_event, sweep_timeouts
 from shared.db.schema import Execution, JobStatistics, OutboxMessage
 from shared.events import Event, StepFailed, StepStarted
-from tests.integration.test_api_lifecycle import PUBLIC, scanned
 from tests.support.api import new_job, new_project, problem, signed_in
+from tests.support.lifecycle import PUBLIC, scanned
 
 
 async def triggered(api: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> str:
@@ -242,3 +243,31 @@ async def test_a_dependent_with_an_open_run_and_overlap_skip_records_skipped(
     async with sessions() as session:
         stats = await session.get(JobStatistics, b)
     assert stats is not None and stats.total_skipped == 1
+
+
+async def test_an_upstream_timed_out_by_the_sweeper_starts_its_failure_dependents(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    a = (await new_job(api, headers, project_id, name="a"))["id"]
+    alarm = await new_job(
+        api, headers, project_id, name="alarm", dependsOn=[{"jobId": a, "on": "onFailure"}]
+    )
+    a_run = await triggered(api, headers, a)
+    async with sessions() as session, session.begin():
+        stored = await session.get(Execution, a_run)
+        assert stored is not None and stored.deadline is not None
+        past = stored.deadline + timedelta(hours=1)
+
+    swept = await sweep_timeouts(sessions, now=past, grace=timedelta(0), public_url=PUBLIC)
+    # Again at the same instant: A is terminal now (the dependent's own run may time out
+    # too, an hour on, and starts nothing).
+    await sweep_timeouts(sessions, now=past, grace=timedelta(0), public_url=PUBLIC)
+
+    assert swept >= 1
+    [ended] = [run for run in await runs_of(sessions, a) if run.id == a_run]
+    assert ended.status == "TIMEOUT"
+    [run] = await runs_of(sessions, alarm["id"])  # one, however often the sweeper passes
+    assert (run.trigger, run.upstream_execution_id) == ("DEPENDENCY", a_run)
+    assert await queued(sessions, "job.due", run.id) == 1

@@ -12,8 +12,8 @@ from services.api.lifecycle import apply_event
 from services.scheduler.claims import fire_due
 from shared.events import StepFailed, StepStarted
 from shared.run_log import PER_RUN_LINES
-from tests.integration.test_api_lifecycle import PUBLIC, scanned, started_execution
 from tests.support import factories
+from tests.support.lifecycle import PUBLIC, scanned, started_execution
 
 
 def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
