@@ -17,6 +17,7 @@ from shared.db.schema import SCANNED_SKIP, Execution, Project
 from shared.events import (
     GitHubCredential,
     JobDue,
+    JobType,
     Repository,
     RetryPolicy,
     RunConditions,
@@ -61,6 +62,8 @@ class ScheduledJob(Protocol):
     def timeout_seconds(self) -> int: ...
     @property
     def conditions(self) -> dict[str, Any] | None: ...
+    @property
+    def type(self) -> str: ...
 
 
 class Run(Protocol):
@@ -300,4 +303,5 @@ def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: d
         user_id=job.user_id,
         github_credential=credential_of(project),
         conditions=RunConditions.model_validate(job.conditions) if job.conditions else None,
+        job_type=JobType(job.type),
     )

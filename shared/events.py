@@ -49,6 +49,21 @@ class ExecutionStatus(StrEnum):
         return self not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
+class JobType(StrEnum):
+    """What a job does with its window's activity (the seed's `CronJob.type`)."""
+
+    GENERATE_CONTENT = "GENERATE_CONTENT"
+    PUBLISH_CONTENT = "PUBLISH_CONTENT"
+    SYNC_GITHUB = "SYNC_GITHUB"
+    ANALYTICS = "ANALYTICS"
+    WEBHOOK = "WEBHOOK"
+
+    @property
+    def generates(self) -> bool:
+        """Whether its runs have the generator write posts after the scan."""
+        return self in (JobType.GENERATE_CONTENT, JobType.WEBHOOK)
+
+
 class Step(StrEnum):
     SCAN = "scan"
     GENERATE = "generate"
@@ -164,6 +179,8 @@ class JobDue(Event):
     github_credential: GitHubCredential | None = None
     # The job's run conditions (`RunConditions`); absent: every run goes on to generate.
     conditions: RunConditions | None = None
+    # What the job does after the scan; absent (older schedulers): GENERATE_CONTENT.
+    job_type: JobType = JobType.GENERATE_CONTENT
 
 
 class StepStarted(Event):
@@ -250,6 +267,8 @@ class ActivityScanned(Event):
     # Set when the job's conditions were not met ("3 commits, fewer than the 5 required"):
     # the generator writes nothing and the api ends the run SKIPPED with this reason.
     skip_reason: str | None = None
+    # Carried over from `job.due`: the generator writes posts only for job types that do.
+    job_type: JobType = JobType.GENERATE_CONTENT
 
 
 class PostResult(Wire):

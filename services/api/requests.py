@@ -23,7 +23,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from services.api.bodies import Body
 from services.api.schedules import schedule_refusals
 from services.api.webhook_triggers import WebhookTriggerBody
-from shared.events import DEFAULT_IGNORED_AUTHORS
+from shared.events import DEFAULT_IGNORED_AUTHORS, JobType
 from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
 
@@ -67,13 +67,6 @@ class GapPolicy(StrEnum):
 class FoldPolicy(StrEnum):
     FIRST = "FIRST"
     SECOND = "SECOND"
-
-
-class JobType(StrEnum):
-    GENERATE_CONTENT = "GENERATE_CONTENT"
-    PUBLISH_CONTENT = "PUBLISH_CONTENT"
-    SYNC_GITHUB = "SYNC_GITHUB"
-    ANALYTICS = "ANALYTICS"
 
 
 # A policy at its default is not stored: absent means SHIFT and FIRST, as for jobs stored

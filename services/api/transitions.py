@@ -171,7 +171,8 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
                 now=now,
             )
             _finish(changes, run, ExecutionStatus.SKIPPED, now=now)
-        elif event.summary.is_empty:
+        elif event.summary.is_empty or not event.job_type.generates:
+            # Nothing to write about, or a job that writes nothing: the scan was the run.
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
     elif isinstance(event, ContentGenerated):
         posts = _store_content(changes, row, event, now=now)

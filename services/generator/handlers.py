@@ -44,6 +44,8 @@ def make_handler(
         assert isinstance(event, ActivityScanned)
         if event.skip_reason is not None:
             return  # the job's conditions were not met: the API ends the run SKIPPED
+        if not event.job_type.generates:
+            return  # the job records or digests its activity: the API ends the run
         if event.summary.is_empty:
             return  # nothing to write about: the API completes the execution with zero items
 

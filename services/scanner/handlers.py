@@ -66,6 +66,7 @@ def make_handler(
                 deadline=event.deadline,
                 timeout_seconds=event.timeout_seconds,
                 skip_reason=result.skip_reason,
+                job_type=event.job_type,
             )
 
         await run_step(

@@ -58,6 +58,7 @@ class ClaimedJob:
     catchup_window: int
     jitter: int
     conditions: dict[str, Any] | None
+    type: str
     # The scheduling columns: planning moves them, `advance` writes back what moved.
     next_run_at: datetime | None
     last_run_at: datetime | None
