@@ -98,6 +98,7 @@ _LOAD = (
         CronJob.timeout_seconds.label("job_timeout_seconds"),
         Project.name.label("project_name"),
         Project.notification_settings.label("project_notification_settings"),
+        Project.publish_modes.label("project_publish_modes"),
     )
     .join(CronJob, CronJob.id == _EXECUTIONS.c.job_id)
     .join(Project, Project.id == _EXECUTIONS.c.project_id)
@@ -280,6 +281,7 @@ async def _load(connection: AsyncConnection, ids: Iterable[str]) -> dict[str, Ru
             timeout_seconds=row["job_timeout_seconds"],
             project_name=row["project_name"],
             notification_settings=row["project_notification_settings"],
+            publish_modes=row["project_publish_modes"] or {},
         )
         for row in rows
     }

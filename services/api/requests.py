@@ -375,6 +375,18 @@ InstallationId = Annotated[int, Field(ge=1, le=2**53, strict=True)]
 GitHubToken = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[\x21-\x7e]*$")]
 
 
+PublishMode = Literal["review", "auto"]
+PublishModes = Annotated[
+    dict[PlatformName, PublishMode],
+    Field(
+        description=(
+            "Per platform, `review` (the default: a generated post waits as a draft for your "
+            "approval) or `auto` (published as soon as it is generated)."
+        )
+    ),
+]
+
+
 class CreateProject(Body):
     name: Name
     github_repo_owner: GitHubOwner | None = None
@@ -387,6 +399,7 @@ class CreateProject(Body):
     github_token: GitHubToken | None = None
     platforms: list[PlatformName] = Field(default=["x", "linkedin", "blog"], max_length=7)
     notification_settings: NotificationSettingsBody = NotificationSettingsBody()
+    publish_modes: PublishModes = {}
 
 
 class UpdateProject(Body):
@@ -403,6 +416,8 @@ class UpdateProject(Body):
     github_token: GitHubToken | None = None
     platforms: list[PlatformName] | None = Field(default=None, max_length=7)
     notification_settings: NotificationSettingsBody | None = None
+    # Given whole: the modes of platforms left out go back to review.
+    publish_modes: PublishModes | None = None
 
 
 class PreviewSchedule(ScheduleBody):

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from services.api import statistics
+from services.api.post_review import PostState, initial_state
 from shared.events import (
     ActivityScanned,
     ContentGenerated,
@@ -41,6 +42,8 @@ class Run:
     timeout_seconds: int
     project_name: str
     notification_settings: dict[str, Any]
+    # Per platform, "auto" where the project publishes without review.
+    publish_modes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
             # Nothing to write about, or a job that writes nothing: the scan was the run.
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
     elif isinstance(event, ContentGenerated):
-        posts = _store_content(changes, row, event, now=now)
+        posts = _store_content(changes, run, event, now=now)
         _finish(changes, run, ExecutionStatus.COMPLETED, now=now, posts=posts)
 
 
@@ -216,9 +219,12 @@ def _finish(
 
 
 def _store_content(
-    changes: Changes, row: dict[str, Any], event: ContentGenerated, *, now: datetime
+    changes: Changes, run: Run, event: ContentGenerated, *, now: datetime
 ) -> list[PostExcerpt]:
+    row = run.row
     for result in event.results:
+        generated = result.status == "GENERATED"
+        state = initial_state(result.platform, run.publish_modes) if generated else None
         changes.contents.append(
             {
                 "id": new_id("cnt"),
@@ -234,6 +240,12 @@ def _store_content(
                 "status": result.status,
                 "error": result.error,
                 "created_at": now,
+                "state": state,
+                "user_id": row["user_id"],
+                "project_id": row["project_id"],
+                # An auto-published post falls due at once.
+                "publish_at": now if state == PostState.SCHEDULED else None,
+                "state_changed_at": now,
             }
         )
     succeeded = sum(result.status == "GENERATED" for result in event.results)

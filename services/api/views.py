@@ -19,6 +19,7 @@ from shared.db.schema import (
     Execution,
     ExecutionStep,
     Notification,
+    PostChange,
     Project,
 )
 from shared.db.types import UTCDateTime
@@ -63,6 +64,10 @@ def project_view(project: Project) -> dict[str, Any]:
         "githubRateLimit": project.github_rate_limit,
         "platforms": list(project.platforms or []),
         "notificationSettings": public_settings(project.notification_settings),
+        "publishModes": {
+            platform: (project.publish_modes or {}).get(platform, "review")
+            for platform in project.platforms or []
+        },
         "lastSyncedAt": iso(project.last_synced_at),
         "createdAt": iso(project.created_at),
         "updatedAt": iso(project.updated_at),
@@ -193,6 +198,41 @@ def content_view(content: Content) -> dict[str, Any]:
         "status": content.status,
         "error": content.error,
         "createdAt": iso(content.created_at),
+        # The post's review and publishing state (None: its generation failed).
+        "state": content.state,
+        "publishedUrl": content.published_url,
+    }
+
+
+def post_view(content: Content) -> dict[str, Any]:
+    """A post as the review list shows it."""
+    return {
+        "id": content.id,
+        "executionId": content.execution_id,
+        "projectId": content.project_id,
+        "platform": content.platform,
+        "title": content.title,
+        "body": content.body,
+        "characters": content.characters,
+        "state": content.state,
+        "publishAt": iso(content.publish_at),
+        "publishedAt": iso(content.published_at),
+        "publishedUrl": content.published_url,
+        "publishError": content.publish_error,
+        "editedAt": iso(content.edited_at),
+        "stateChangedAt": iso(content.state_changed_at),
+        "createdAt": iso(content.created_at),
+    }
+
+
+def post_change_view(change: PostChange) -> dict[str, Any]:
+    return {
+        "at": iso(change.at),
+        "actor": change.actor,
+        "action": change.action,
+        "from": change.from_state,
+        "to": change.to_state,
+        "detail": change.detail,
     }
 
 

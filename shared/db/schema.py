@@ -120,6 +120,8 @@ class Project(Base):
     github_rate_limit: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     platforms: Mapped[list[str]] = mapped_column(JSONType, default=list)
     notification_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Per platform, "auto" to publish a generated post without review; absent: review first.
+    publish_modes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_synced_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -364,9 +366,50 @@ class Content(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The post's review and publishing lifecycle (services/api/post_review.py): DRAFT as
+    # generated, or SCHEDULED at once for a platform the project auto-publishes. None for a
+    # post whose generation failed: there is nothing to review. Posts stored before the
+    # lifecycle existed are drafts.
+    state: Mapped[str | None] = mapped_column(String(16))
+    # The owner and project, copied from the execution: the review list spans projects.
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    publish_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    published_url: Mapped[str | None] = mapped_column(String(1000))
+    publish_error: Mapped[str | None] = mapped_column(Text)
+    edited_at: Mapped[datetime | None]
+    state_changed_at: Mapped[datetime | None]
 
-    # One stored post per execution and platform: a redelivered event cannot add a second.
-    __table_args__ = (UniqueConstraint("execution_id", "platform"),)
+    __table_args__ = (
+        # One stored post per execution and platform: a redelivered event cannot add a second.
+        UniqueConstraint("execution_id", "platform"),
+        Index("ix_contents_user_created", "user_id", "created_at", "id"),
+        # What the publisher polls: scheduled posts by when they fall due.
+        Index(
+            "ix_contents_scheduled_due",
+            "publish_at",
+            postgresql_where=text("state = 'SCHEDULED'"),
+            sqlite_where=text("state = 'SCHEDULED'"),
+        ),
+    )
+
+
+class PostChange(Base):
+    """Who moved a post from one state to another, or edited it, and when."""
+
+    __tablename__ = "post_changes"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    content_id: Mapped[str] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A user's id, or "herald" for what the system did (publishing, a network's refusal).
+    actor: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class Notification(Base):

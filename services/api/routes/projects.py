@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,13 @@ from services.api.problems import Problem, invalid
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
 from services.api.records import project_of
-from services.api.requests import CreateProject, NotificationSettingsBody, UpdateProject
+from services.api.requests import (
+    CreateProject,
+    NotificationSettingsBody,
+    PlatformName,
+    PublishMode,
+    UpdateProject,
+)
 from services.api.views import project_view
 from services.api.webhook_signatures import new_webhook_secret
 from shared.db.notify import JOBS_CHANNEL, notify
@@ -120,6 +127,7 @@ async def create_project(
         local_repo_path=body.local_repo_path,
         platforms=list(dict.fromkeys(body.platforms)),
         notification_settings=stored_settings(body.notification_settings, {}, state.settings),
+        publish_modes=stored_modes(body.publish_modes),
         created_at=now,
         updated_at=now,
     )
@@ -181,6 +189,8 @@ async def update_project(
             setattr(project, field, changes[field])
     if body.platforms is not None:
         project.platforms = list(dict.fromkeys(body.platforms))
+    if body.publish_modes is not None:
+        project.publish_modes = stored_modes(body.publish_modes)
     if body.notification_settings is not None:
         project.notification_settings = stored_settings(
             body.notification_settings, project.notification_settings, state.settings
@@ -212,6 +222,11 @@ async def delete_project(
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": {"id": project.id, "deleted": True}}
+
+
+def stored_modes(modes: Mapping[PlatformName, PublishMode]) -> dict[str, str]:
+    """Only the platforms published without review: review is what absence means."""
+    return {platform: mode for platform, mode in sorted(modes.items()) if mode == "auto"}
 
 
 def stored_settings(
