@@ -142,6 +142,11 @@ async def test_an_instance_that_lowered_its_limit_refuses_with_its_own_words(
         await mastodon.publish(post_id=new_id("cnt"), text="x" * 150)
     assert instance.statuses == []
 
+    # The refusal dropped the stale limit: the next attempt reads the instance's again.
+    with pytest.raises(PostTooLongError, match=r"^150 characters, over the 100 of"):
+        await mastodon.publish(post_id=new_id("cnt"), text="x" * 150)
+    assert len(posted(instance)) == 1
+
 
 async def test_an_instance_older_than_4_answers_its_limits_at_v1(
     fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
@@ -238,7 +243,8 @@ async def test_replicas_share_the_accounts_pause_through_redis(
 
 
 async def test_an_instance_url_with_a_path_is_refused(http: httpx.AsyncClient) -> None:
-    with pytest.raises(ForbiddenDestinationError, match="origin, with no path"):
+    refusal = "the Mastodon instance must be an origin, with no path"
+    with pytest.raises(ForbiddenDestinationError, match=refusal):
         MastodonClient(
             http,
             instance_url="https://m.example/api",

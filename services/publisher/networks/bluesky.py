@@ -30,11 +30,11 @@ import httpx
 
 from services.publisher.networks.budget import AccountBudget, bluesky_rate_limit, fingerprint
 from services.publisher.networks.keys import record_key
-from services.publisher.networks.mastodon import instance_origin
 from services.publisher.networks.published import (
     CredentialsRejectedError,
     NetworkRefusedError,
     Published,
+    base_origin,
     excerpt,
     json_body,
     unreachable,
@@ -91,7 +91,7 @@ class BlueskyClient:
         session: Session | None = None,
         on_session: Callable[[Session], Awaitable[None]] | None = None,
     ) -> None:
-        self.service = instance_origin(service_url)
+        self.service = base_origin(service_url, what="the PDS")
         self._http = http
         self._identifier = identifier
         self._password = app_password

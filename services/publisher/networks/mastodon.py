@@ -29,6 +29,7 @@ from services.publisher.networks.published import (
     CredentialsRejectedError,
     NetworkRefusedError,
     Published,
+    base_origin,
     excerpt,
     json_body,
     unreachable,
@@ -36,7 +37,6 @@ from services.publisher.networks.published import (
 from services.publisher.networks.text import PostTooLongError, check_mastodon
 from shared.errors import PermanentError, TransientError
 from shared.metrics import NETWORK_REQUESTS
-from shared.outbound import ForbiddenDestinationError, origin_of
 from shared.retry import wait_from_header
 
 NETWORK = "Mastodon"
@@ -70,14 +70,8 @@ class InstanceLimitsCache:
     def put(self, instance: str, limits: InstanceLimits) -> None:
         self._limits[instance] = (self._clock(), limits)
 
-
-def instance_origin(url: str) -> str:
-    """The instance's origin (`https://mastodon.social`), refusing anything but a plain one."""
-    origin = origin_of(url)
-    parsed = httpx.URL(url)
-    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
-        raise ForbiddenDestinationError("the Mastodon instance must be an origin, with no path")
-    return str(origin)
+    def forget(self, instance: str) -> None:
+        self._limits.pop(instance, None)
 
 
 def _limits_from(body: dict[str, Any]) -> InstanceLimits | None:
@@ -103,7 +97,7 @@ class MastodonClient:
         budget: AccountBudget,
         limits: InstanceLimitsCache | None = None,
     ) -> None:
-        self.instance = instance_origin(instance_url)
+        self.instance = base_origin(instance_url, what="the Mastodon instance")
         self._http = http
         self._token = token
         self._budget = budget
@@ -210,6 +204,8 @@ class MastodonClient:
                 f"{message} (the access token needs the write:statuses scope)"
             )
         if status == 422 and "character limit" in said:
+            # The instance lowered its limit since it was read: read it again next time.
+            self._limits.forget(self.instance)
             return PostTooLongError(f"{message} (the instance {self.instance})")
         if status in (408, 425) or status >= 500:
             return TransientError(message, retry_after=wait_from_header(response.headers))

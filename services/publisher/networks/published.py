@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from shared.errors import PermanentError, TransientError
+from shared.outbound import ForbiddenDestinationError, origin_of
 
 MESSAGE_EXCERPT = 200
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
@@ -59,3 +60,12 @@ def unreachable(network: str, exc: httpx.TimeoutException | httpx.TransportError
     if isinstance(exc, httpx.TimeoutException):
         return TransientError(f"{network} timed out: {exc.__class__.__name__}")
     return TransientError(f"{network} unreachable: {exc.__class__.__name__}")
+
+
+def base_origin(url: str, *, what: str) -> str:
+    """The server's origin (`https://mastodon.social`), refusing anything but a bare one."""
+    origin = origin_of(url)
+    parsed = httpx.URL(url)
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ForbiddenDestinationError(f"{what} must be an origin, with no path")
+    return str(origin)
