@@ -176,6 +176,31 @@ async def test_a_lost_answer_is_resolved_by_reading_the_record(
     assert len(pds.posts(pds.accounts[0].did)) == 1
 
 
+async def test_no_answer_at_all_is_resolved_by_reading_the_record(
+    fake: tuple[FakeBluesky, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    pds, server = fake
+    signed_in = client(http, server)
+    await signed_in.publish(post_id=new_id("cnt"), text="first")
+    # The record is committed, but its answer comes long after the client stopped waiting.
+    pds.delay_next_answer = 4.0
+    post_id = new_id("cnt")
+    impatient = guarded_client(
+        parse_networks(["127.0.0.1/32"]), timeout=httpx.Timeout(10.0, read=1.0)
+    )
+    try:
+        published = await client(impatient, server, session=signed_in.session).publish(
+            post_id=post_id, text="once"
+        )
+    finally:
+        await impatient.aclose()
+
+    assert published.earlier
+    assert published.url.endswith(record_key(post_id))
+    assert pds.count(RECORD) == 2
+    assert len(pds.posts(pds.accounts[0].did)) == 2
+
+
 async def test_an_over_length_post_is_refused_naming_300_graphemes(
     fake: tuple[FakeBluesky, ThreadedServer], http: httpx.AsyncClient
 ) -> None:

@@ -137,21 +137,21 @@ class BlueskyClient:
         except _XrpcError as failed:
             if not _may_exist(failed):
                 raise self._error(failed) from None
-            found = await self._find(rkey, failed)
+            found = await self._find(rkey)
             if found is None:
                 raise self._error(failed) from None
             return found
         except TransientError as exc:
             if exc.retry_after is not None:  # a pause, not an unknown outcome
                 raise
-            found = await self._find(rkey, exc)
+            found = await self._find(rkey)
             if found is None:
                 raise
             return found
         NETWORK_REQUESTS.labels("bluesky", "ok").inc()
-        return self._published(str(body["uri"]), str(body.get("cid") or ""), rkey)
+        return self._published(body, rkey)
 
-    async def _find(self, rkey: str, cause: object) -> Published | None:
+    async def _find(self, rkey: str) -> Published | None:
         """The record an earlier attempt made at `rkey`, or None when there is none."""
         session = await self._session()
         try:
@@ -168,15 +168,18 @@ class BlueskyClient:
                 return None
             raise self._error(failed) from None
         NETWORK_REQUESTS.labels("bluesky", "earlier").inc()
-        return self._published(str(body["uri"]), str(body.get("cid") or ""), rkey, earlier=True)
+        return self._published(body, rkey, earlier=True)
 
-    def _published(self, uri: str, cid: str, rkey: str, *, earlier: bool = False) -> Published:
+    def _published(self, body: dict[str, Any], rkey: str, *, earlier: bool = False) -> Published:
         assert self.session is not None
+        uri = body.get("uri")
+        if not isinstance(uri, str) or not uri.startswith("at://"):
+            raise TransientError("Bluesky answered 200 without the record's at:// URI")
         return Published(
             network="bluesky",
             id=uri,
             url=post_url(self.session.did, rkey),
-            cid=cid or None,
+            cid=str(body.get("cid") or "") or None,
             earlier=earlier,
         )
 

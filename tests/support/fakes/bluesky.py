@@ -14,11 +14,13 @@
   RecordNotFound.
 - Repository writes cost 3 points of `write_points` per hour per DID, reported in
   `RateLimit-Limit/Remaining/Reset/Policy`; past them, 429 RateLimitExceeded.
-- `lose_next_answer` commits the next record and then answers 502, as a proxy that timed out.
+- `lose_next_answer` commits the next record and then answers 502, as a proxy that timed out;
+  `delay_next_answer` commits it and answers only after that many seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -64,6 +66,7 @@ class FakeBluesky:
     records: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     lose_next_answer: bool = False
+    delay_next_answer: float = 0.0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -200,6 +203,9 @@ class FakeBluesky:
         if self.lose_next_answer:
             self.lose_next_answer = False
             return _error(502, "UpstreamFailure", "Upstream Failure")
+        if self.delay_next_answer:
+            delay, self.delay_next_answer = self.delay_next_answer, 0.0
+            await asyncio.sleep(delay)
         answer = {"uri": uri, "cid": cid, "commit": {"cid": _cid({"c": uri}), "rev": rkey}}
         return JSONResponse({**answer, "validationStatus": "valid"}, headers=headers)
 
