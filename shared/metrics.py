@@ -146,3 +146,8 @@ BACKGROUND_LOOP_UP = Gauge(
     "1 while a supervised background loop runs, 0 while it waits to restart after a crash.",
     ["service", "loop"],
 )
+NETWORK_REQUESTS = Counter(
+    "herald_network_requests_total",
+    "Requests to the publishing networks (Mastodon, Bluesky), by network and outcome.",
+    ["network", "outcome"],
+)

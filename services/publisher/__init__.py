@@ -1,0 +1,1 @@
+"""Publishing approved posts to the networks; `networks` holds each network's protocol."""

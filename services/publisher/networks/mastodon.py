@@ -1,0 +1,214 @@
+"""Mastodon: a status through `POST /api/v1/statuses`, once, within the instance's limit.
+
+The instance's limits come from `GET /api/v2/instance` (`configuration.statuses`:
+`max_characters`, `characters_reserved_per_url`), cached per instance for an hour; an instance
+older than 4.0 answers them at `/api/v1/instance`, and one that says nothing keeps Mastodon's
+defaults (500, 23). A status is sent with the account's bearer token (scope `write:statuses`)
+and an `Idempotency-Key` derived from the post's id: Mastodon remembers it for an hour per
+account and answers a repeat with the status the first request made, so a retry after a
+crash publishes once. Refusals map to herald's errors: 401/403 (the token) and 422 (the
+status) are permanent, 429 pauses the account for every replica until its reset, 5xx and
+silence are transient.
+
+The instance URL is the tenant's: requests go through the caller's `shared.outbound`
+guarded client and never follow a redirect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.publisher.networks.budget import AccountBudget, fingerprint, mastodon_rate_limit
+from services.publisher.networks.keys import idempotency_key
+from services.publisher.networks.published import (
+    CredentialsRejectedError,
+    NetworkRefusedError,
+    Published,
+    base_origin,
+    excerpt,
+    json_body,
+    unreachable,
+)
+from services.publisher.networks.text import PostTooLongError, check_mastodon
+from shared.errors import PermanentError, TransientError
+from shared.metrics import NETWORK_REQUESTS
+from shared.retry import wait_from_header
+
+NETWORK = "Mastodon"
+DEFAULT_MAX_CHARACTERS = 500
+DEFAULT_RESERVED_PER_URL = 23
+LIMITS_TTL = 3600.0
+USER_AGENT = "herald-publisher (+https://github.com/herald)"
+VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    max_characters: int
+    characters_reserved_per_url: int
+
+
+class InstanceLimitsCache:
+    """Each instance's limits for an hour, shared by every account on it in this process."""
+
+    def __init__(self, *, ttl: float = LIMITS_TTL, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._clock = clock
+        self._limits: dict[str, tuple[float, InstanceLimits]] = {}
+
+    def get(self, instance: str) -> InstanceLimits | None:
+        entry = self._limits.get(instance)
+        if entry is None or self._clock() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
+
+    def put(self, instance: str, limits: InstanceLimits) -> None:
+        self._limits[instance] = (self._clock(), limits)
+
+    def forget(self, instance: str) -> None:
+        self._limits.pop(instance, None)
+
+
+def _limits_from(body: dict[str, Any]) -> InstanceLimits | None:
+    statuses = (body.get("configuration") or {}).get("statuses")
+    if not isinstance(statuses, dict):
+        return None
+    maximum = statuses.get("max_characters")
+    reserved = statuses.get("characters_reserved_per_url", DEFAULT_RESERVED_PER_URL)
+    if not isinstance(maximum, int) or maximum <= 0 or not isinstance(reserved, int):
+        return None
+    return InstanceLimits(maximum, max(reserved, 0))
+
+
+class MastodonClient:
+    """One account on one instance."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        instance_url: str,
+        token: str,
+        budget: AccountBudget,
+        limits: InstanceLimitsCache | None = None,
+    ) -> None:
+        self.instance = base_origin(instance_url, what="the Mastodon instance")
+        self._http = http
+        self._token = token
+        self._budget = budget
+        self._limits = limits or InstanceLimitsCache()
+        self.budget_key = f"mastodon:{self.instance}:{fingerprint(token)}"
+
+    async def instance_limits(self) -> InstanceLimits:
+        """The instance's status limits: cached, else asked of v2, then v1, else defaults."""
+        known = self._limits.get(self.instance)
+        if known is not None:
+            return known
+        limits: InstanceLimits | None = None
+        for path in ("/api/v2/instance", "/api/v1/instance"):
+            response = await self._send("GET", path, authorized=False)
+            if response.status_code == 404:
+                continue
+            if response.status_code != 200:
+                raise self._error(response)
+            limits = _limits_from(json_body(response))
+            break
+        limits = limits or InstanceLimits(DEFAULT_MAX_CHARACTERS, DEFAULT_RESERVED_PER_URL)
+        self._limits.put(self.instance, limits)
+        return limits
+
+    async def publish(
+        self,
+        *,
+        post_id: str,
+        text: str,
+        language: str | None = None,
+        visibility: str = "public",
+        spoiler_text: str = "",
+    ) -> Published:
+        """Post the status once: a repeat with the same `post_id` answers the first status."""
+        if visibility not in VISIBILITIES:
+            raise PermanentError(f"visibility must be one of {', '.join(sorted(VISIBILITIES))}")
+        limits = await self.instance_limits()
+        check_mastodon(
+            text,
+            spoiler_text=spoiler_text,
+            max_characters=limits.max_characters,
+            reserved_per_url=limits.characters_reserved_per_url,
+            instance=self.instance,
+        )
+        payload: dict[str, Any] = {"status": text, "visibility": visibility}
+        if spoiler_text:
+            payload["spoiler_text"] = spoiler_text
+        if language:
+            payload["language"] = language
+        await self._budget.before_request(self.budget_key, network=NETWORK)
+        response = await self._send(
+            "POST",
+            "/api/v1/statuses",
+            json=payload,
+            headers={"Idempotency-Key": idempotency_key(post_id)},
+        )
+        seen = mastodon_rate_limit(response.headers, now=self._budget.now())
+        await self._budget.observe(self.budget_key, seen)
+        if response.status_code == 429:
+            NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
+            raise await self._budget.limited(
+                self.budget_key, seen, response.headers, network=NETWORK
+            )
+        if response.status_code != 200:
+            NETWORK_REQUESTS.labels("mastodon", "error").inc()
+            raise self._error(response)
+        NETWORK_REQUESTS.labels("mastodon", "ok").inc()
+        status = json_body(response)
+        status_id = str(status.get("id") or "")
+        if not status_id:
+            raise TransientError("Mastodon answered 200 without a status id")
+        url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
+        return Published(network="mastodon", id=status_id, url=str(url))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        authorized: bool = True,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+        if authorized:
+            sent["Authorization"] = f"Bearer {self._token}"
+        try:
+            return await self._http.request(
+                method, f"{self.instance}{path}", json=json, headers=sent
+            )
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            NETWORK_REQUESTS.labels("mastodon", "unreachable").inc()
+            raise unreachable(NETWORK, exc) from exc
+
+    def _error(self, response: httpx.Response) -> Exception:
+        """Mastodon's `{"error": "..."}` as herald's error: permanent or transient."""
+        status = response.status_code
+        said = excerpt(json_body(response).get("error") or response.reason_phrase)
+        message = f"Mastodon {status}: {said}"
+        if status == 401:
+            return CredentialsRejectedError(f"{message} (the access token must be replaced)")
+        if status == 403:
+            return CredentialsRejectedError(
+                f"{message} (the access token needs the write:statuses scope)"
+            )
+        if status == 422 and "character limit" in said:
+            # The instance lowered its limit since it was read: read it again next time.
+            self._limits.forget(self.instance)
+            return PostTooLongError(f"{message} (the instance {self.instance})")
+        if status in (408, 425) or status >= 500:
+            return TransientError(message, retry_after=wait_from_header(response.headers))
+        if 300 <= status < 400:
+            return PermanentError(f"{message}: the instance redirects; herald does not follow")
+        return NetworkRefusedError(message)
