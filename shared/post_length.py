@@ -13,6 +13,7 @@ Networks do not count code points:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -24,13 +25,49 @@ X_URL_WEIGHT = 23
 MASTODON_URL_CHARACTERS = 23
 BLUESKY_MAX_BYTES = 3000
 
-# Loose on purpose: what a reader's client would make a link of, scheme required.
-_URL = regex.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,:;!?)\]]")
-_MENTION = regex.compile(r"(?<![\w@])@(\w+)@[\w.-]+\w")
+# A URL with a scheme, as the networks' link detectors find one: it runs to the next space
+# and gives back what ends a sentence rather than the URL (see `_trim`).
+_URL = re.compile(r"(?<![\w/@.])https?://[^\s<>\"]+", re.IGNORECASE)
+# Mastodon's mention: `@user` or `@user@domain`, not inside a word, a path or an address.
+_MENTION = re.compile(
+    r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_])?)(?:@[\w.-]+\w)?", re.IGNORECASE
+)
+_TRAILING = ".,:;!?'\""
+_CLOSERS = {")": "(", "]": "["}
 _GRAPHEME = regex.compile(r"\X")
 _EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
 # twitter-text v3: the ranges that weigh 1 (scale 100, weight 100); everything else weighs 2.
 _X_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+
+
+@dataclass(frozen=True)
+class Link:
+    """A URL in a post: its place as string indices, and the URL itself."""
+
+    start: int
+    end: int
+    url: str
+
+
+def _trim(url: str) -> str:
+    """Drop what ends a sentence after a URL; keep a closing bracket the URL opened."""
+    while url:
+        last = url[-1]
+        unopened = last in _CLOSERS and url.count(_CLOSERS[last]) < url.count(last)
+        if last not in _TRAILING and not unopened:
+            break
+        url = url[:-1]
+    return url
+
+
+def find_links(text: str) -> list[Link]:
+    """Every http(s) URL in `text`, in order."""
+    links = []
+    for match in _URL.finditer(text):
+        url = _trim(match.group())
+        if "://" in url and len(url.split("://", 1)[1]) > 0:
+            links.append(Link(match.start(), match.start() + len(url), url))
+    return links
 
 
 @dataclass(frozen=True)
@@ -44,6 +81,11 @@ class Length:
         return self.limit is not None and self.count > self.limit
 
 
+def clusters(text: str) -> list[str]:
+    """`text` as Unicode's extended grapheme clusters (UAX #29)."""
+    return list(_GRAPHEME.findall(text))
+
+
 def graphemes(text: str) -> int:
     return len(_GRAPHEME.findall(text))
 
@@ -52,9 +94,9 @@ def x_weight(text: str) -> int:
     text = unicodedata.normalize("NFC", text)
     weight = 0
     last = 0
-    for url in _URL.finditer(text):
-        weight += _x_plain(text[last : url.start()]) + X_URL_WEIGHT
-        last = url.end()
+    for link in find_links(text):
+        weight += _x_plain(text[last : link.start]) + X_URL_WEIGHT
+        last = link.end
     return weight + _x_plain(text[last:])
 
 
@@ -70,10 +112,23 @@ def _x_plain(text: str) -> int:
     return weight
 
 
-def mastodon_characters(text: str, *, per_url: int = MASTODON_URL_CHARACTERS) -> int:
-    countable = _MENTION.sub(lambda mention: "@" + mention.group(1), text)
-    countable = _URL.sub("x" * per_url, countable)
-    return graphemes(countable)
+def mastodon_characters(
+    text: str, *, spoiler_text: str = "", per_url: int = MASTODON_URL_CHARACTERS
+) -> int:
+    """The length Mastodon gives a status (with its content warning): graphemes, each URL as
+    `per_url`, each `@user@domain` as `@user`."""
+    countable = []
+    at = 0
+    for link in find_links(text):
+        countable.append(_local_mentions(text[at : link.start]))
+        countable.append("x" * per_url)
+        at = link.end
+    countable.append(_local_mentions(text[at:]))
+    return graphemes(spoiler_text + "".join(countable))
+
+
+def _local_mentions(text: str) -> str:
+    return _MENTION.sub(lambda match: "@" + match.group(1), text)
 
 
 def length_of(platform: str, text: str, *, limit: int | None = None) -> Length:

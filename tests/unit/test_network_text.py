@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from services.publisher.networks import graphemes
 from services.publisher.networks.budget import bluesky_rate_limit, mastodon_rate_limit
 from services.publisher.networks.keys import TID_PATTERN, encode_tid, idempotency_key, record_key
 from services.publisher.networks.text import (
     PostTooLongError,
     check_bluesky,
     check_mastodon,
-    find_links,
     link_facets,
-    mastodon_length,
 )
 from shared.ids import new_id
+from shared.post_length import clusters, find_links, graphemes, mastodon_characters
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy
 RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"
@@ -23,7 +21,7 @@ SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e00
 
 
 @pytest.mark.parametrize(
-    ("text", "clusters"),
+    ("text", "count"),
     [
         ("", 0),
         ("herald", 6),
@@ -45,28 +43,28 @@ SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e00
         ("\u200d\U0001f308", 2),  # a ZWJ with no pictograph before it joins nothing after
     ],
 )
-def test_grapheme_clusters_follow_uax29(text: str, clusters: int) -> None:
-    assert graphemes.count(text) == clusters
-    assert "".join(graphemes.clusters(text)) == text
+def test_grapheme_clusters_follow_uax29(text: str, count: int) -> None:
+    assert graphemes(text) == count
+    assert "".join(clusters(text)) == text
 
 
 def test_mastodon_counts_every_url_as_the_reserved_length() -> None:
     long_url = "https://example.com/" + "a" * 200
-    assert mastodon_length(f"see {long_url}") == 4 + 23
-    assert mastodon_length("see https://x.io", reserved_per_url=30) == 4 + 30
+    assert mastodon_characters(f"see {long_url}") == 4 + 23
+    assert mastodon_characters("see https://x.io", per_url=30) == 4 + 30
     # A URL without a scheme is text, counted as it is.
-    assert mastodon_length("see example.com/abc") == len("see example.com/abc")
+    assert mastodon_characters("see example.com/abc") == len("see example.com/abc")
 
 
 def test_mastodon_counts_a_remote_mention_as_its_local_part() -> None:
-    assert mastodon_length("hi @ada@mastodon.social") == len("hi @ada")
-    assert mastodon_length("hi @ada") == len("hi @ada")
-    assert mastodon_length("mail ada@example.com") == len("mail ada@example.com")
+    assert mastodon_characters("hi @ada@mastodon.social") == len("hi @ada")
+    assert mastodon_characters("hi @ada") == len("hi @ada")
+    assert mastodon_characters("mail ada@example.com") == len("mail ada@example.com")
 
 
 def test_mastodon_counts_the_content_warning_and_graphemes() -> None:
-    assert mastodon_length(f"{FAMILY} ok", spoiler_text="cw") == 2 + 4
-    assert mastodon_length("日本語 https://例え.jp/パス") == 4 + 23
+    assert mastodon_characters(f"{FAMILY} ok", spoiler_text="cw") == 2 + 4
+    assert mastodon_characters("日本語 https://例え.jp/パス") == 4 + 23
 
 
 def test_a_trailing_full_stop_is_not_part_of_a_link() -> None:

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.publisher.networks import graphemes
+from shared.post_length import graphemes
 
 POST = "app.bsky.feed.post"
 _TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
@@ -251,7 +251,7 @@ def _invalid_post(record: dict[str, Any]) -> str | None:
         return "Record/text must be a string"
     if len(text.encode("utf-8")) > 3000:
         return "Record/text must not be longer than 3000 characters"
-    if graphemes.count(text) > 300:
+    if graphemes(text) > 300:
         return "Record/text must not be longer than 300 graphemes"
     created = record.get("createdAt")
     try:

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.publisher.networks import graphemes
+from shared.post_length import graphemes
 
 IDEMPOTENCY_SECONDS = 3600
 _URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,:;!?'\")\]]", re.IGNORECASE)
@@ -87,7 +87,7 @@ class FakeMastodon:
         """Mastodon's count: URLs as the reserved length, remote mentions as the local part."""
         countable = _URL.sub("x" * self.characters_reserved_per_url, text)
         countable = _MENTION.sub(lambda match: "@" + match.group(1), countable)
-        return graphemes.count(spoiler_text + countable)
+        return graphemes(spoiler_text + countable)
 
     def _configuration(self) -> dict[str, Any]:
         return {

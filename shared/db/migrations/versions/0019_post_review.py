@@ -77,6 +77,7 @@ def upgrade() -> None:
         ),
     )
 
+
 def downgrade() -> None:
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("publish_modes")
