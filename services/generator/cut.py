@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 
+from shared.platforms import Platform
+from shared.post_length import length_refusal
+
 ELLIPSIS = "…"
 # Sentence ends a cut may keep whole; the ideographic ones need no space after them.
 _SENTENCE_ENDS = ".!?"
@@ -87,3 +90,25 @@ def trim(text: str, limit: int | None) -> str:
             if kept:
                 return kept + ELLIPSIS
     return text[: _grapheme_safe(text, limit - 1)] + ELLIPSIS
+
+
+def fits(platform: Platform, text: str) -> bool:
+    """Whether `text` is within the platform's limit as its network measures it."""
+    return length_refusal(platform.name, text) is None
+
+
+def fit(text: str, platform: Platform) -> str:
+    """`text` cut as `trim` cuts it, as long as fits the platform as its network measures it
+    (X weighs CJK twice, links count 23 on X and Mastodon, Bluesky counts graphemes)."""
+    if platform.max_characters is None or fits(platform, text):
+        return text
+    best = trim(text, 1)
+    low, high = 2, len(text) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = trim(text, middle)
+        if fits(platform, candidate):
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best

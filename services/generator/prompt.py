@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from services.generator.cut import trim
+from services.generator.cut import fit
 from shared.errors import PermanentError
 from shared.events import ActivityItem, ActivitySummary
 from shared.platforms import Platform
@@ -109,4 +109,4 @@ def parse_post(text: str, platform: Platform) -> tuple[str | None, str]:
         if heading is None:
             raise InvalidPostError("the model returned a post without the title it needs")
         title = heading.group(1).strip()
-    return (title if platform.has_title else None), trim(body, platform.max_characters)
+    return (title if platform.has_title else None), fit(body, platform)

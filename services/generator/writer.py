@@ -13,7 +13,7 @@ from datetime import datetime
 
 from services.generator import wording
 from services.generator.changes import Activity, Change, read_activity
-from services.generator.cut import trim
+from services.generator.cut import fit, fits, trim
 from services.generator.longform import changelog, long_post
 from shared.events import ActivitySummary, PostResult
 from shared.platforms import PLATFORMS, Platform
@@ -102,9 +102,9 @@ def _short_post(platform: Platform, summary: ActivitySummary, project: str, when
                     link=link,
                     thanks=wording.thanks(activity.people, names=names) if thanks else "",
                 )
-                if len(text) <= limit:
+                if len(text) <= limit and fits(platform, text):
                     return text
-    return trim(opening, limit)
+    return fit(opening, platform)
 
 
 def _compose(

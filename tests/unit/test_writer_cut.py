@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.generator.cut import is_wide, trim
+from services.generator.cut import fit, is_wide, trim
+from shared.platforms import PLATFORMS
+from shared.post_length import length_refusal, x_weight
 
 # Emoji, right-to-left scripts, combining marks and zero-width characters included.
 texts = st.lists(
@@ -82,3 +84,22 @@ def test_trim_never_exceeds_the_limit_nor_cuts_a_word(text: str, limit: int) -> 
         return  # one word longer than the limit: the only cut allowed inside a word
     if kept and rest and kept[-1].isalnum() and rest[0].isalnum():
         assert is_wide(kept[-1]) or is_wide(rest[0]), (kept, rest)
+
+
+def test_a_post_is_cut_to_fit_as_its_network_measures_it() -> None:
+    x, bluesky, mastodon = PLATFORMS["x"], PLATFORMS["bluesky"], PLATFORMS["mastodon"]
+    # 200 CJK characters weigh 400 on X: cut to what weighs 280 at most, not to 280 of them.
+    cjk = "変更を加えました。" * 23
+    cut = fit(cjk, x)
+    assert length_refusal("x", cut) is None
+    assert x_weight(cut) > 200  # as much as fits, not a fraction of it
+    # On Mastodon the same text fits whole.
+    assert fit(cjk, mastodon) == cjk
+    # A link counts 23 on X however long it is: a long URL leaves room for the text.
+    text = "Release notes " + "https://example.com/" + "a" * 300
+    assert fit(text, x) == text
+    # Bluesky counts an emoji sequence once; the cut never splits one.
+    family = "👨\u200d👩\u200d👧 "
+    cut = fit(family * 200, bluesky)
+    assert length_refusal("bluesky", cut) is None
+    assert cut.count("\u200d") % 2 == 0 and not cut.rstrip("…").endswith("\u200d")
