@@ -13,6 +13,7 @@ from services.api.console import (
     alert_pages,
     credentials,
     job_pages,
+    post_pages,
     recipient_pages,
     run_pages,
     signin,
@@ -36,6 +37,7 @@ def mount(app: FastAPI) -> None:
         job_pages.router,
         run_pages.router,
         alert_pages.router,
+        post_pages.router,
         recipient_pages.router,
     ):
         router.include_router(pages)

@@ -39,6 +39,12 @@ templates.env.globals["notices"] = {
     "already-running": "A run of this job is still open; its overlap policy allows one at a time.",
     "read": "Alert marked read.",
     "all-read": "All alerts marked read.",
+    "post-saved": "Post saved.",
+    "post-approve": "Post approved.",
+    "post-scheduled": "Post scheduled.",
+    "post-unschedule": "Post taken off the schedule; it stays approved.",
+    "post-discard": "Post discarded.",
+    "post-restore": "Post restored as a draft.",
 }
 templates.env.globals["platforms"] = PLATFORMS
 templates.env.globals["alert_kinds"] = EVENT_KINDS

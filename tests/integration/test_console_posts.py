@@ -1,0 +1,115 @@
+"""The console's post review: the drafts list, an edit refused beside its field with the
+network's limit named, approval, and a time chosen on the viewer's own clock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.secrets import generate_key
+from shared.settings import Settings
+from tests.support.api import api_client
+from tests.support.posts import generated_posts
+
+PUBLIC = "http://herald.test"
+ORIGIN = {"Origin": PUBLIC}
+
+
+@pytest.fixture
+async def console(
+    database_url: str, fresh_amqp_url: str, tmp_path: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        database_url=database_url,
+        amqp_url=fresh_amqp_url,
+        local_repos_root=str(tmp_path),
+        secret_key=generate_key(),
+    )
+    async for client in api_client(settings, base_url=PUBLIC):
+        yield client
+
+
+async def signed_in(console: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """Sign the console in with the API token of `headers`; return a form token."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    answer = await console.post(
+        "/console/signin", data={"token": token, "next": "/console/posts"}, headers=ORIGIN
+    )
+    assert answer.status_code == 303
+    page = await console.get("/console/posts")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_drafts_are_listed_and_a_post_is_edited_approved_and_scheduled_in_my_zone(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    csrf = await signed_in(console, headers)
+    me = await console.patch("/api/me", json={"timezone": "Europe/Berlin"}, headers=headers)
+    assert me.status_code == 200, me.text
+
+    drafts = await console.get("/console/posts")
+    for post_id in ids.values():
+        assert f'href="/console/posts/{post_id}"' in drafts.text
+    assert "bluesky post for demo" in drafts.text
+
+    post = f"/console/posts/{ids['bluesky']}"
+    page = await console.get(post)
+    assert "herald 2.0 is out, skeet" in page.text
+    assert "24 / 300 graphemes" in page.text
+
+    refused = await console.post(post, data={"csrf": csrf, "body": "a" * 301}, headers=ORIGIN)
+    assert refused.status_code == 422
+    assert 'data-error-for="body">301 graphemes, over Bluesky&#39;s 300' in refused.text
+    assert "a" * 301 in refused.text  # the text comes back as typed, not lost
+
+    saved = await console.post(post, data={"csrf": csrf, "body": "Shorter now"}, headers=ORIGIN)
+    assert saved.status_code == 303
+    approved = await console.post(f"{post}/approve", data={"csrf": csrf}, headers=ORIGIN)
+    assert approved.status_code == 303
+    # 10:00 in Berlin on a summer day is 08:00 UTC.
+    scheduled = await console.post(
+        f"{post}/schedule",
+        data={"csrf": csrf, "when": "at", "publishAt": "2027-07-01T10:00"},
+        headers=ORIGIN,
+    )
+    assert scheduled.status_code == 303, scheduled.text
+    stored = (await console.get(f"/api/posts/{ids['bluesky']}", headers=headers)).json()["data"]
+    assert (stored["state"], stored["body"]) == ("SCHEDULED", "Shorter now")
+    assert stored["publishAt"] == "2027-07-01T08:00:00Z"
+    page = await console.get(post)
+    assert "Thu 2027-07-01 10:00 CEST" in page.text
+    assert [change["action"] for change in stored["history"]] == ["edit", "approve", "schedule"]
+
+
+async def test_a_refused_move_says_what_the_post_is_and_a_form_from_elsewhere_changes_nothing(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    csrf = await signed_in(console, headers)
+    post = f"/console/posts/{ids['x']}"
+
+    forged = await console.post(f"{post}/discard", data={"csrf": "forged"}, headers=ORIGIN)
+    assert forged.status_code == 403
+    assert (
+        await console.post(f"{post}/discard", data={"csrf": csrf}, headers=ORIGIN)
+    ).status_code == 303
+    again = await console.post(f"{post}/discard", data={"csrf": csrf}, headers=ORIGIN)
+    assert again.status_code == 409
+    assert "cannot discard a DISCARDED post" in again.text
+    missing = await console.post(
+        f"/console/posts/{ids['mastodon']}/schedule",
+        data={"csrf": csrf, "when": "at", "publishAt": ""},
+        headers=ORIGIN,
+    )
+    assert missing.status_code == 422
+    assert 'data-error-for="publishAt">choose a date and a time' in missing.text
+    stored = (await console.get(f"/api/posts/{ids['mastodon']}", headers=headers)).json()["data"]
+    assert stored["state"] == "DRAFT"
