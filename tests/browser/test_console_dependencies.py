@@ -1,7 +1,8 @@
 """Job dependencies in a real browser, against all five services as real processes: a job
 made to run after another (with a run condition) in the form, the graph of both on the job
 pages, the run its upstream started skipped with its reason and a link to that upstream,
-and a cycle refused beside the dependency editor."""
+a cycle refused beside the dependency editor, and the upstream disabled said on the
+dependent's page."""
 
 from __future__ import annotations
 
@@ -110,3 +111,12 @@ def test_a_dependency_and_a_condition_made_in_the_form_show_in_the_graph_and_the
     assert console.find("#dependencies").get_attribute("open") is not None
     console.screenshot("cycle-refused")
     assert api.get(f"/api/cron/schedules/{upstream_id}").json()["data"]["dependsOn"] is None
+
+    # Generate disabled: allowed, and Publish's page says what that means for it.
+    console.open(f"/console/jobs/{upstream_id}")
+    console.press("Disable")
+    console.wait_for_text(".notice", "Job disabled.")
+    console.open(f"/console/jobs/{job_id}")
+    assert "the upstream job is disabled" in console.find(".dependency-warning").text
+    assert console.find("#upstreams").text == "Generate when it succeeds Disabled"
+    assert "(Generate is disabled)" in console.find("#graph-summary").text
