@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.lifecycle import apply_event, sweep_timeouts
-from shared.db.schema import Execution, JobStatistics, OutboxMessage
+from shared.db.schema import CronJob, Execution, JobStatistics, OutboxMessage
 from shared.events import ContentGenerated, Event, PostResult, StepFailed, StepStarted
 from tests.support.api import new_job, new_project, problem, signed_in
 from tests.support.lifecycle import PUBLIC, scanned
@@ -401,3 +401,24 @@ async def test_a_jobs_graph_shows_its_upstreams_and_dependents_with_their_state(
     other = await signed_in(sessions)
     response = await api.get(f"/api/cron/schedules/{b}/graph", headers=other)
     problem(response, 404)
+
+
+async def test_a_graph_with_a_cycle_written_around_the_check_still_answers(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The API refuses a cycle, but two saves racing could each pass the check; the graph
+    must still answer (bounded), not walk forever."""
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    a = (await new_job(api, headers, project_id, name="a"))["id"]
+    b = (await new_job(api, headers, project_id, name="b", dependsOn=[{"jobId": a}]))["id"]
+    async with sessions() as session, session.begin():
+        stored = await session.get(CronJob, a)
+        assert stored is not None
+        stored.depends_on = [{"jobId": b, "on": "onSuccess"}]
+
+    graph = (await api.get(f"/api/cron/schedules/{a}/graph", headers=headers)).json()["data"]
+    assert {job["id"] for job in graph["jobs"]} == {a, b}
+    assert sorted((e["upstream"], e["dependent"]) for e in graph["edges"]) == sorted(
+        [(a, b), (b, a)]
+    )
