@@ -283,8 +283,16 @@ def credential_of(project: Project) -> GitHubCredential | None:
     )
 
 
-def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: datetime) -> JobDue:
-    """The `job.due` event that starts an execution's pipeline."""
+def job_due_event(
+    job: ScheduledJob,
+    project: Project,
+    execution: Run,
+    *,
+    now: datetime,
+    upstream_execution_id: str | None = None,
+) -> JobDue:
+    """The `job.due` event that starts an execution's pipeline (a dependency run's names the
+    upstream execution it follows)."""
     return JobDue(
         occurred_at=now,
         execution_id=execution.id,
@@ -304,4 +312,5 @@ def job_due_event(job: ScheduledJob, project: Project, execution: Run, *, now: d
         github_credential=credential_of(project),
         conditions=RunConditions.model_validate(job.conditions) if job.conditions else None,
         job_type=JobType(job.type),
+        upstream_execution_id=upstream_execution_id,
     )

@@ -181,6 +181,9 @@ class JobDue(Event):
     conditions: RunConditions | None = None
     # What the job does after the scan; absent (older schedulers): GENERATE_CONTENT.
     job_type: JobType = JobType.GENERATE_CONTENT
+    # A DEPENDENCY run's upstream execution, whose output (its posts) the run may take;
+    # absent for every other trigger.
+    upstream_execution_id: str | None = None
 
 
 class StepStarted(Event):

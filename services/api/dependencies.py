@@ -219,7 +219,7 @@ async def start_dependents(
         run = await _run(session, end, job, skipped=skipped, now=now)
         due: Event | None = None
         if not skipped:
-            due = job_due_event(job, project, run, now=now)
+            due = job_due_event(job, project, run, now=now, upstream_execution_id=end.execution_id)
             run.deadline = due.deadline
         runs.append((run, due, job, project))
     inserted = await _insert(session, [run for run, _, _, _ in runs])

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.lifecycle import apply_event, sweep_timeouts
-from shared.db.schema import Execution, JobStatistics, OutboxMessage
-from shared.events import Event, StepFailed, StepStarted
+from shared.db.schema import CronJob, Execution, JobStatistics, OutboxMessage
+from shared.events import ContentGenerated, Event, PostResult, StepFailed, StepStarted
 from tests.support.api import new_job, new_project, problem, signed_in
 from tests.support.lifecycle import PUBLIC, scanned
 
@@ -271,3 +271,154 @@ async def test_an_upstream_timed_out_by_the_sweeper_starts_its_failure_dependent
     [run] = await runs_of(sessions, alarm["id"])  # one, however often the sweeper passes
     assert (run.trigger, run.upstream_execution_id) == ("DEPENDENCY", a_run)
     assert await queued(sessions, "job.due", run.id) == 1
+
+
+def generating(run: Execution) -> list[Event]:
+    """A run that scans two commits and writes an x post and a blog post."""
+    envelope = envelope_of(run)
+    posts = [
+        PostResult(platform="x", status="GENERATED", body="shipped", characters=7),
+        PostResult(platform="blog", status="GENERATED", title="Notes", body="long", characters=4),
+    ]
+    return [
+        StepStarted(**envelope, step="scan"),
+        scanned(envelope, commits=2),
+        StepStarted(**envelope, step="generate"),
+        ContentGenerated(**envelope, results=posts),
+    ]
+
+
+async def test_a_dependency_run_names_its_upstream_and_reads_the_upstreams_posts(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The contract a dependent (a publish job) builds on: its `job.due` carries
+    `upstreamExecutionId`, its view says whose run it follows and where that run's posts are,
+    and they are read there."""
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    a, b, _ = await chain(api, headers, project_id)
+    a_run_id = await triggered(api, headers, a)
+    [a_run] = await runs_of(sessions, a)
+    await apply(sessions, generating(a_run))
+    [b_run] = await runs_of(sessions, b)
+
+    async with sessions() as session:
+        [due] = (
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.routing_key == "job.due",
+                    OutboxMessage.payload.contains(b_run.id),
+                )
+            )
+        ).all()
+    payload = json.loads(due.payload)
+    assert (payload["trigger"], payload["upstreamExecutionId"]) == ("DEPENDENCY", a_run_id)
+
+    view = (await api.get(f"/api/cron/executions/{b_run.id}", headers=headers)).json()["data"]
+    upstream = view["upstream"]
+    assert upstream["completedAt"] is not None
+    assert {key: value for key, value in upstream.items() if key != "completedAt"} == {
+        "id": a_run_id,
+        "jobId": a,
+        "jobName": "a",
+        "status": "COMPLETED",
+        "posts": 2,
+        "content": f"/api/cron/executions/{a_run_id}/content",
+    }
+    posts = (await api.get(upstream["content"], headers=headers)).json()
+    assert sorted((post["platform"], post["body"]) for post in posts["data"]) == [
+        ("blog", "long"),
+        ("x", "shipped"),
+    ]
+    # Other triggers follow nothing; a manual run's job.due names no upstream.
+    a_view = (await api.get(f"/api/cron/executions/{a_run_id}", headers=headers)).json()["data"]
+    assert a_view["upstream"] is None
+    async with sessions() as session:
+        dues = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.routing_key == "job.due")
+            )
+        ).all()
+    [a_due] = [
+        payload for row in dues if (payload := json.loads(row.payload))["executionId"] == a_run_id
+    ]
+    assert a_due["upstreamExecutionId"] is None
+
+    # The upstream's job deleted: its run and posts stay readable from the dependent's.
+    assert (await api.delete(f"/api/cron/schedules/{a}", headers=headers)).status_code == 200
+    view = (await api.get(f"/api/cron/executions/{b_run.id}", headers=headers)).json()["data"]
+    assert (view["upstream"]["jobName"], view["upstream"]["posts"]) == ("a", 2)
+
+
+async def test_a_jobs_graph_shows_its_upstreams_and_dependents_with_their_state(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    a, b, c = await chain(api, headers, project_id)
+    # A diamond below B (D after B and C) and a job of no relation.
+    d = (
+        await new_job(
+            api,
+            headers,
+            project_id,
+            name="d",
+            dependsOn=[{"jobId": b}, {"jobId": c, "on": "onFailure"}],
+        )
+    )["id"]
+    await new_job(api, headers, project_id, name="unrelated")
+    await api.patch(f"/api/cron/schedules/{a}", headers=headers, json={"isEnabled": False})
+
+    graph = (await api.get(f"/api/cron/schedules/{b}/graph", headers=headers)).json()["data"]
+    assert graph["jobId"] == b
+    shown = [(job["name"], job["level"], job["isEnabled"], job["deleted"]) for job in graph["jobs"]]
+    assert shown == [
+        ("a", -1, False, False),
+        ("b", 0, True, False),
+        ("c", 1, True, False),
+        ("d", 2, True, False),  # the longest path: B → C → D
+    ]
+    assert sorted((e["upstream"], e["dependent"], e["on"]) for e in graph["edges"]) == sorted(
+        [
+            (a, b, "onSuccess"),
+            (b, c, "onCompletion"),
+            (b, d, "onSuccess"),
+            (c, d, "onFailure"),
+        ]
+    )
+
+    # From the bottom, every job above is an upstream; A deleted ends the line there.
+    assert (await api.delete(f"/api/cron/schedules/{a}", headers=headers)).status_code == 200
+    graph = (await api.get(f"/api/cron/schedules/{d}/graph", headers=headers)).json()["data"]
+    assert [(job["name"], job["level"], job["deleted"]) for job in graph["jobs"]] == [
+        ("a", -3, True),
+        ("b", -2, False),
+        ("c", -1, False),
+        ("d", 0, False),
+    ]
+
+    # Another user's job is not found, nor part of anyone's graph.
+    other = await signed_in(sessions)
+    response = await api.get(f"/api/cron/schedules/{b}/graph", headers=other)
+    problem(response, 404)
+
+
+async def test_a_graph_with_a_cycle_written_around_the_check_still_answers(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The API refuses a cycle, but two saves racing could each pass the check; the graph
+    must still answer (bounded), not walk forever."""
+    headers = await signed_in(sessions)
+    project_id = await new_project(api, headers)
+    a = (await new_job(api, headers, project_id, name="a"))["id"]
+    b = (await new_job(api, headers, project_id, name="b", dependsOn=[{"jobId": a}]))["id"]
+    async with sessions() as session, session.begin():
+        stored = await session.get(CronJob, a)
+        assert stored is not None
+        stored.depends_on = [{"jobId": b, "on": "onSuccess"}]
+
+    graph = (await api.get(f"/api/cron/schedules/{a}/graph", headers=headers)).json()["data"]
+    assert {job["id"] for job in graph["jobs"]} == {a, b}
+    assert sorted((e["upstream"], e["dependent"]) for e in graph["edges"]) == sorted(
+        [(a, b), (b, a)]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.api.console.forms import (
     Form,
+    dependency_errors,
     dst_applies,
     job_body,
     job_values,
@@ -232,3 +233,36 @@ def test_saved_conditions_fill_the_form_again() -> None:
     plain = job_values({"frequency": "DAILY", "conditions": None})
     assert "conditions.on" not in plain
     assert plain["conditions.ignoreAuthors"] == "dependabot[bot], renovate[bot]"
+
+
+def test_dependencies_are_the_jobs_given_a_choice_in_form_order() -> None:
+    form = _form(
+        name="b",
+        frequency="DAILY",
+        dependsOn__cron_a="onSuccess",
+        dependsOn__cron_x="",
+        dependsOn__cron_c="onFailure",
+    )
+    assert job_body(form)["dependsOn"] == [
+        {"jobId": "cron_a", "on": "onSuccess"},
+        {"jobId": "cron_c", "on": "onFailure"},
+    ]
+    # A new job with none chosen sends none; an edit sends the whole list, [] removing them.
+    assert "dependsOn" not in job_body(_form(name="b", dependsOn__cron_a=""))
+    assert job_body(_form(name="b", dependsOn__cron_a=""), job_id="cron_b")["dependsOn"] == []
+
+
+def test_saved_dependencies_fill_the_form_and_refusals_land_on_the_job_they_name() -> None:
+    values = job_values({"name": "b", "dependsOn": [{"jobId": "cron_a", "on": "onCompletion"}]})
+    assert values["dependsOn.cron_a"] == "onCompletion"
+    form = _form(dependsOn__cron_a="onSuccess", dependsOn__cron_gone="onSuccess")
+    errors = {
+        "dependsOn.1.jobId": "no job cron_gone of yours",
+        "dependsOn": "cron_b → cron_a → cron_b would form a cycle",
+        "name": "required",
+    }
+    assert dependency_errors(errors, form) == {
+        "dependsOn.cron_gone": "no job cron_gone of yours",
+        "dependsOn": "cron_b → cron_a → cron_b would form a cycle",
+        "name": "required",
+    }

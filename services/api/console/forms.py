@@ -34,6 +34,14 @@ CONDITIONS_ON = "conditions.on"
 IGNORED_AUTHORS = "conditions.ignoreAuthors"
 DEFAULT_IGNORED = "dependabot[bot], renovate[bot]"
 PREVIEW_COUNT = 8
+# The dependency editor: one choice per other job, named `dependsOn.<job id>`.
+DEPENDS_ON = "dependsOn"
+DEPENDENCY_CHOICES = [
+    ("", "No"),
+    ("onSuccess", "After it succeeds"),
+    ("onFailure", "After it fails"),
+    ("onCompletion", "After it ends, either way"),
+]
 # The daylight-saving choices of a job at a fixed local time, by `timeConfig` key.
 DST_FIELDS = (GAP_FIELD, FOLD_FIELD)
 
@@ -117,7 +125,37 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
     if conditions is not None or job_id is not None:
         # On an edit, unticking removes the conditions.
         body["conditions"] = conditions
+    dependencies = dependencies_body(form)
+    if dependencies or job_id is not None:
+        # On an edit, the list is whole: choosing "No" everywhere removes them.
+        body["dependsOn"] = dependencies
     return body
+
+
+def dependencies_body(form: Form) -> list[dict[str, str]]:
+    """The job's `dependsOn`: each other job given a choice other than "No", in form order."""
+    prefix = DEPENDS_ON + "."
+    return [
+        {"jobId": name.removeprefix(prefix), "on": on}
+        for name, on in form.values().items()
+        if name.startswith(prefix) and on
+    ]
+
+
+def dependency_errors(errors: Mapping[str, str], form: Form) -> dict[str, str]:
+    """Put the API's `dependsOn.<index>.<field>` errors on the choice of the job they name.
+
+    The API numbers the list it was sent; the form names each choice by its job.
+    """
+    sent = dependencies_body(form)
+    placed: dict[str, str] = {}
+    for name, message in errors.items():
+        parts = name.split(".")
+        if parts[0] == DEPENDS_ON and len(parts) > 1 and parts[1].isdigit():
+            index = int(parts[1])
+            name = f"{DEPENDS_ON}.{sent[index]['jobId']}" if index < len(sent) else DEPENDS_ON
+        placed[name] = f"{placed[name]}; {message}" if name in placed else message
+    return placed
 
 
 def split_list(text: str) -> list[str]:
@@ -181,6 +219,8 @@ def job_values(job: Mapping[str, Any]) -> dict[str, str]:
         for name in (*CONDITION_LISTS, "ignoreAuthors"):
             values[f"conditions.{name}"] = ", ".join(conditions.get(name) or [])
         values["conditions.accumulate"] = "on" if conditions.get("accumulate") else ""
+    for dependency in job.get("dependsOn") or ():
+        values[f"{DEPENDS_ON}.{dependency['jobId']}"] = dependency["on"]
     return values
 
 

@@ -87,6 +87,8 @@ async def _job_form(
 ) -> Response:
     preview = await _preview(api, values)
     projects = await _projects(api)
+    upstream_choices = await _upstream_choices(api, job=job, values=values, projects=projects)
+    errors = _named(errors, job=job, choices=upstream_choices)
     return await render(
         request,
         api,
@@ -98,7 +100,64 @@ async def _job_form(
         errors=errors,
         preview=preview,
         dst_applies=forms.dst_applies(values),
+        upstream_choices=upstream_choices,
+        dependency_choices=forms.DEPENDENCY_CHOICES,
     )
+
+
+def _named(
+    errors: dict[str, str], *, job: dict[str, Any] | None, choices: list[dict[str, str]]
+) -> dict[str, str]:
+    """Say a cycle's path with job names where the API said ids."""
+    message = errors.get(forms.DEPENDS_ON)
+    if message is None:
+        return errors
+    names = {choice["id"]: f"“{choice['label']}”" for choice in choices}
+    if job is not None:
+        names[job["id"]] = f"“{job['name']}”"
+    for job_id, name in names.items():
+        message = message.replace(job_id, name)
+    return {**errors, forms.DEPENDS_ON: message}
+
+
+async def _upstream_choices(
+    api: ApiClient,
+    *,
+    job: dict[str, Any] | None,
+    values: dict[str, str],
+    projects: list[dict[str, Any]],
+) -> list[dict[str, str]]:
+    """The jobs this one may run after: the user's others, and any it names that are gone.
+
+    A deleted upstream stays listed while the job names it, so the form shows it (and the
+    API's refusal to keep it lands beside it) rather than dropping it unasked.
+    """
+    project_names = {project["id"]: project["name"] for project in projects}
+    jobs = (await api.get("/api/cron/schedules", limit=LIST_LIMIT))["data"]
+    own = job["id"] if job else None
+    choices = [
+        {
+            "id": other["id"],
+            "label": other["name"],
+            "hint": f"Project {project_names.get(other['projectId'], 'not listed')}"
+            + ("" if other["isEnabled"] else "; disabled: starts this job only when run by hand"),
+        }
+        for other in jobs
+        if other["id"] != own
+    ]
+    listed = {choice["id"] for choice in choices}
+    prefix = forms.DEPENDS_ON + "."
+    for name in values:
+        gone = name.removeprefix(prefix)
+        if name.startswith(prefix) and gone not in listed and gone != own:
+            choices.append(
+                {
+                    "id": gone,
+                    "label": f"Deleted job {gone}",
+                    "hint": "Deleted: this dependency never fires. Choose “No” to remove it.",
+                }
+            )
+    return choices
 
 
 async def _refused_job_form(
@@ -112,8 +171,9 @@ async def _refused_job_form(
     """The job form again, as posted, with the API's message beside each refused field."""
     if refusal.status != 422:
         raise refusal
+    errors = forms.dependency_errors(refusal.field_errors(), form)
     return await _job_form(
-        request, api, job=job, values=form.values(), errors=refusal.field_errors(), status_code=422
+        request, api, job=job, values=form.values(), errors=errors, status_code=422
     )
 
 

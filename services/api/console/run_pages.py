@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.api.console import charts
+from services.api.console import charts, graphs
 from services.api.console.client import ApiError
 from services.api.console.rendering import TERMINAL, api_for, render
 from shared.platforms import PLATFORMS
@@ -36,6 +36,7 @@ async def job_page(request: Request, job_id: str) -> Response:
         upcoming = (await api.get(f"/api/cron/schedules/{job['id']}/preview", count=PREVIEW_COUNT))[
             "data"
         ]
+        graph = (await api.get(f"/api/cron/schedules/{job['id']}/graph"))["data"]
         statistics = history["statistics"]
         bars = charts.duration_bars(statistics["recentExecutions"])
         return await render(
@@ -51,6 +52,9 @@ async def job_page(request: Request, job_id: str) -> Response:
             bars=bars,
             chart_summary=charts.summary(bars),
             chart={"width": charts.WIDTH, "height": charts.HEIGHT},
+            drawing=graphs.draw(graph),
+            neighbours=graphs.neighbours(graph),
+            node={"width": graphs.NODE_WIDTH, "height": graphs.NODE_HEIGHT},
         )
 
 

@@ -356,6 +356,7 @@ async def get_execution(
         "success": True,
         "data": {
             **execution_view(execution),
+            "upstream": await _upstream_of(session, execution),
             "content": [content_view(row) for row in contents],
             "steps": [step_view(row) for row in steps],
             "deliveries": [
@@ -370,6 +371,36 @@ async def get_execution(
                 for row in deliveries
             ],
         },
+    }
+
+
+async def _upstream_of(session: SessionDep, execution: Execution) -> dict[str, Any] | None:
+    """What a DEPENDENCY run follows: the upstream run, its job, and where its posts are.
+
+    None for other triggers. The upstream's job may since have been deleted (its runs stay);
+    its execution is gone only with the user's data, and then only the id is known.
+    """
+    upstream_id = execution.upstream_execution_id
+    if upstream_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(Execution.job_id, Execution.status, Execution.completed_at, CronJob.name)
+            .join(CronJob, CronJob.id == Execution.job_id)
+            .where(Execution.id == upstream_id, Execution.user_id == execution.user_id)
+        )
+    ).first()
+    posts = await session.scalar(
+        select(func.count()).select_from(Content).where(Content.execution_id == upstream_id)
+    )
+    return {
+        "id": upstream_id,
+        "jobId": row.job_id if row else None,
+        "jobName": row.name if row else None,
+        "status": row.status if row else None,
+        "completedAt": iso(row.completed_at) if row and row.completed_at else None,
+        "posts": posts or 0,
+        "content": f"/api/cron/executions/{upstream_id}/content",
     }
 
 

@@ -14,6 +14,7 @@ from services.api import fields, pg_render
 from services.api.auth import UserDep, checks_token_in_query, owned_by, reading_as_caller
 from services.api.dependencies import checked_dependencies, dependency_warnings
 from services.api.deps import SessionDep, StateDep
+from services.api.job_graph import job_graph
 from services.api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -222,6 +223,19 @@ async def get_schedule(job_id: JobId, user: UserDep, session: SessionDep) -> dic
         "success": True,
         "data": await _single_view(session, await job_of(session, user.id, job_id)),
     }
+
+
+@router.get("/schedules/{job_id}/graph", operation_id="getScheduleGraph")
+async def get_schedule_graph(job_id: JobId, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """The jobs this one runs after and the jobs it starts, transitively, with the edges.
+
+    Each job: `id`, `name`, `isEnabled`, `deleted`, `level` (0 this job, below 0 its
+    upstreams, above 0 its dependents; every edge goes from a lower level to a higher one).
+    Each edge: `upstream`, `dependent` and `on` (onSuccess, onFailure, onCompletion). A
+    deleted upstream is shown, and what it ran after is not.
+    """
+    job = await job_of(session, user.id, job_id)
+    return {"success": True, "data": await job_graph(session, job)}
 
 
 @router.delete("/schedules/{job_id}", operation_id="deleteSchedule")
