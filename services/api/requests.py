@@ -294,6 +294,10 @@ class JobPolicies(Body):
     )
 
 
+# Types the contract names that no run can carry out yet.
+UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT, JobType.WEBHOOK})
+
+
 class CreateJob(JobPolicies, ScheduleBody):
     project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     type: JobType = JobType.GENERATE_CONTENT
@@ -308,17 +312,23 @@ class CreateJob(JobPolicies, ScheduleBody):
     @classmethod
     def _available(cls, value: JobType) -> JobType:
         # The contract names these types; they answer 422 until they are built.
-        if value != JobType.GENERATE_CONTENT:
+        if value in UNAVAILABLE_TYPES:
             raise PydanticCustomError(
                 "type_not_available",
-                "{type} is not available yet; use GENERATE_CONTENT",
-                {"type": value.value},
+                "{type} is not available yet; use one of {available}",
+                {
+                    "type": value.value,
+                    "available": ", ".join(t.value for t in JobType if t not in UNAVAILABLE_TYPES),
+                },
             )
         return value
 
 
 class UpdateJob(JobPolicies, ScheduleBody):
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    # Accepted only as the job's own type (a client sending the whole record back); any
+    # other is refused by the route, which knows the stored one.
+    type: JobType | None = None
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     frequency: Frequency | None = None

@@ -17,6 +17,7 @@ from shared.db.schema import (
     Content,
     CronJob,
     Execution,
+    ExecutionActivity,
     ExecutionStep,
     Notification,
     Project,
@@ -193,6 +194,18 @@ def content_view(content: Content) -> dict[str, Any]:
         "status": content.status,
         "error": content.error,
         "createdAt": iso(content.created_at),
+    }
+
+
+def activity_view(item: ExecutionActivity) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "sha": item.sha,
+        "number": item.number,
+        "title": item.title,
+        "author": item.author,
+        "url": item.url,
+        "at": iso(item.at),
     }
 
 
