@@ -68,6 +68,8 @@ async def execution_page(request: Request, execution_id: str) -> Response:
                 raise
             job = None
         posts = [{**post, "limit": _limit(post.get("platform"))} for post in execution["content"]]
+        digest = execution["metadata"].get("digest")
+        rects, digest_summary = charts.digest_rects(digest)
         return await render(
             request,
             api,
@@ -76,6 +78,10 @@ async def execution_page(request: Request, execution_id: str) -> Response:
             job=job,
             posts=posts,
             running=execution["status"] not in TERMINAL,
+            digest=digest,
+            digest_rects=rects,
+            digest_summary=digest_summary,
+            digest_chart={"width": charts.DIGEST_WIDTH, "height": charts.DIGEST_HEIGHT},
         )
 
 
