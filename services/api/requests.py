@@ -300,7 +300,17 @@ UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT, JobType.WEBHOOK})
 
 class CreateJob(JobPolicies, ScheduleBody):
     project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    type: JobType = JobType.GENERATE_CONTENT
+    type: JobType = Field(
+        default=JobType.GENERATE_CONTENT,
+        description=(
+            "What the job's runs do with the window's activity: GENERATE_CONTENT (the "
+            "default) writes a post per platform; SYNC_GITHUB records the window's commits, "
+            "merged pull requests and closed issues, with no post and no AI call; ANALYTICS "
+            "sends the owner a digest of the window's activity and of the project's jobs' "
+            "runs, in-app and by email with a chart. PUBLISH_CONTENT and WEBHOOK are refused "
+            "(422) until available. Fixed once created."
+        ),
+    )
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     frequency: Frequency
