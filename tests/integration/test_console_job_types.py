@@ -175,6 +175,8 @@ async def test_an_analytics_run_shows_its_digest_and_chart(
     assert 'id="digest"' in page
     assert re.search(r'<rect class="bar pulls" x="[\d.]+" y="[\d.]+" width="[\d.]+"', page)
     assert re.search(r'<rect class="bar commits"', page)
+    # A weekly job's first run looks a week back: a bar a day.
+    assert re.search(r"One bar per day, [A-Z][a-z]{2} \d\d to [A-Z][a-z]{2} \d\d \(UTC\)\.", page)
     assert re.search(r"Most active</h3>\s*<p>ada \(1\), zoe \(1\)</p>", page)
     assert "Digest sent: 1 commit, 1 merged pull request, 0 closed issues" in page
     assert 'id="digest-jobs"' in page and "numbers</a>" in page

@@ -110,13 +110,14 @@ def test_the_email_draws_the_chart_with_table_cells_only() -> None:
     assert "Merged pull requests" in html
     assert 'href="https://github.com/octo/app/pull/5"' in html
     assert "75.0%" in html
+    assert "<br>commit</td>" in html and "<br>merged pull request</td>" in html
     assert 'href="https://herald.example/console/executions/exe_1"' in html
 
 
 def test_the_text_email_has_the_chart_in_characters() -> None:
     text = render.render_email(finished(), DIGEST).text
 
-    assert "Window: 2026-11-30 09:00 UTC to 2026-12-07 09:00 UTC" in text
+    assert "\n2026-11-30 09:00 UTC to 2026-12-07 09:00 UTC: 1 commit," in text
     assert "Dec 02  " + "#" * 30 + " 1" in text
     assert "Nov 30  0" in text
     assert f"- pull request #5: {XSS} merge by zoe" in text

@@ -103,3 +103,24 @@ def digest_rects(stored: dict[str, Any] | None) -> tuple[list[DigestRect], str]:
             y += segment.height
     described = "; ".join(column.description for column in columns)
     return rects, f"Activity over the window, oldest first: {described}"
+
+
+SPAN_WORDS = {
+    3_600: "hour",
+    6 * 3_600: "six hours",
+    86_400: "day",
+    7 * 86_400: "week",
+    30 * 86_400: "30 days",
+    365 * 86_400: "year",
+}
+
+
+def digest_axis(stored: dict[str, Any] | None) -> str:
+    """What a bar stands for, and from when to when (UTC): "One bar per day, Nov 30 to Dec 06"."""
+    if not stored or not stored.get("timeline"):
+        return ""
+    digest = Digest.model_validate(stored)
+    first = digest_chart.label(digest.timeline[0], digest.bucket_seconds)
+    last = digest_chart.label(digest.timeline[-1], digest.bucket_seconds)
+    span = SPAN_WORDS.get(digest.bucket_seconds, f"{digest.bucket_seconds} s")
+    return f"One bar per {span}, {first} to {last} (UTC)."

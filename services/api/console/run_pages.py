@@ -81,6 +81,7 @@ async def execution_page(request: Request, execution_id: str) -> Response:
             digest=digest,
             digest_rects=rects,
             digest_summary=digest_summary,
+            digest_axis=charts.digest_axis(digest),
             digest_chart={"width": charts.DIGEST_WIDTH, "height": charts.DIGEST_HEIGHT},
         )
 
