@@ -309,6 +309,70 @@ class NotificationSettings(Wire):
     discord_webhook_url: str | None = None
 
 
+class DigestAuthor(Wire):
+    name: str
+    items: int
+
+
+class DigestBucket(Wire):
+    """One bar of the digest's chart: the window's activity from `start` for one span."""
+
+    start: datetime
+    commits: int = 0
+    pull_requests: int = 0
+    issues: int = 0
+
+
+class DigestJob(Wire):
+    """One job of the project over the window, from its runs and its statistics row."""
+
+    job_id: str
+    name: str
+    type: JobType
+    runs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    missed: int = 0
+    cancelled: int = 0
+    # Of the runs that completed or failed, in percent; None without any.
+    success_rate: float | None = None
+    average_duration: int | None = None
+    # The job's current run of failures (its statistics' streak, not only the window's).
+    consecutive_failures: int = 0
+
+
+class Digest(Wire):
+    """An ANALYTICS run's result: the window's activity and the project's jobs over it."""
+
+    window_start: datetime | None
+    window_end: datetime
+    commits: int = 0
+    pull_requests: int = 0
+    issues: int = 0
+    tags: int = 0
+    contributors: int = 0
+    top_authors: list[DigestAuthor] = []
+    notable: list[ActivityItem] = []
+    releases: list[str] = []
+    # The scan keeps its newest items only: the authors and the chart are of `items_seen`
+    # of the window's `items_total`.
+    items_seen: int = 0
+    items_total: int = 0
+    # The chart's span per bar, in seconds, and its bars, oldest first.
+    bucket_seconds: int = 86_400
+    timeline: list[DigestBucket] = []
+    runs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    missed: int = 0
+    cancelled: int = 0
+    success_rate: float | None = None
+    average_duration: int | None = None
+    jobs: list[DigestJob] = []
+
+
 class ExecutionFinished(Event):
     routing_key: ClassVar[str] = "execution.finished"
     status: ExecutionStatus
@@ -333,6 +397,12 @@ class ExecutionFinished(Event):
     missed_count: int | None = None
     # Why a SKIPPED run was skipped, when its conditions were not met.
     skip_reason: str | None = None
+    # What the job does, and what its run produced in a sentence ("Synced 12 commits, ...");
+    # absent from older producers: a GENERATE_CONTENT run, said by its counts.
+    job_type: JobType = JobType.GENERATE_CONTENT
+    result: str | None = None
+    # An ANALYTICS run's digest: the owner gets it on every channel they use.
+    digest: Digest | None = None
 
 
 class ScheduleMoved(Event):

@@ -8,13 +8,16 @@ from datetime import datetime
 from shared.db.schema import Project
 from shared.dispatch import Run, ScheduledJob
 from shared.events import (
+    Digest,
     ExecutionFinished,
     ExecutionStatus,
+    JobType,
     NotificationSettings,
     PostExcerpt,
     Trigger,
 )
 from shared.ids import derived_event_id
+from shared.job_results import result_sentence
 from shared.notification_settings import public_settings
 
 
@@ -38,6 +41,10 @@ def finished_event(
     settings = NotificationSettings.model_validate(
         public_settings(project.notification_settings, keep_encrypted=True)
     )
+    # A job built in memory without its type (older callers) is a GENERATE_CONTENT one.
+    job_type = JobType(job.type) if job.type else JobType.GENERATE_CONTENT
+    metadata = getattr(execution, "metadata_", None) or {}
+    stored_digest = metadata.get("digest") if job_type == JobType.ANALYTICS else None
     return ExecutionFinished(
         # One id per execution: whoever finishes it, a repeat is dropped by the inbox.
         event_id=derived_event_id(execution.id, "execution.finished"),
@@ -67,4 +74,13 @@ def finished_event(
         link=execution_link(public_url, execution.id),
         missed_count=execution.missed_count,
         skip_reason=execution.skip_reason,
+        job_type=job_type,
+        result=result_sentence(
+            job_type,
+            execution.status,
+            metadata,
+            items_processed=execution.items_processed or 0,
+            items_success=execution.items_success or 0,
+        ),
+        digest=Digest.model_validate(stored_digest) if stored_digest else None,
     )

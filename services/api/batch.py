@@ -28,7 +28,7 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from services.api import inbox, query_count, transitions
+from services.api import analytics, inbox, query_count, transitions
 from services.api.alerts import store_alerts
 from services.api.dependencies import Ended, start_dependents
 from services.api.scan_reports import record_github_use, rename_moved_projects
@@ -39,6 +39,7 @@ from shared.db.schema import (
     Content,
     CronJob,
     Execution,
+    ExecutionActivity,
     ExecutionStep,
     JobStatistics,
     Project,
@@ -66,6 +67,7 @@ EVENTS_PER_BATCH = Histogram(
 _EXECUTIONS = cast(Table, Execution.__table__)
 _STEPS = cast(Table, ExecutionStep.__table__)
 _CONTENTS = cast(Table, Content.__table__)
+_ACTIVITY = cast(Table, ExecutionActivity.__table__)
 _STATISTICS = cast(Table, JobStatistics.__table__)
 _PROJECTS = cast(Table, Project.__table__)
 
@@ -96,6 +98,7 @@ _LOAD = (
         _EXECUTIONS,
         CronJob.name.label("job_name"),
         CronJob.timeout_seconds.label("job_timeout_seconds"),
+        CronJob.type.label("job_type"),
         Project.name.label("project_name"),
         Project.notification_settings.label("project_notification_settings"),
         Project.publish_modes.label("project_publish_modes"),
@@ -219,7 +222,15 @@ async def _apply_pipeline(
     if changes.steps:
         with query_count.on_behalf_of(row["execution_id"] for row in changes.steps):
             await connection.execute(_STEPS.insert(), changes.steps)
+    if changes.activity:
+        with query_count.on_behalf_of(row["execution_id"] for row in changes.activity):
+            # Keyed by (execution, position): a scan applied again records nothing twice.
+            await connection.execute(
+                dialect.insert(_ACTIVITY).on_conflict_do_nothing(), changes.activity
+            )
     await _lock_projects(connection, changes)
+    if changes.digests:
+        await analytics.attach_digests(connection, changes, runs)
     if changes.finishes:
         await _finish(session, connection, changes.finishes, public_url=public_url)
     now = datetime.now(UTC)
@@ -282,6 +293,7 @@ async def _load(connection: AsyncConnection, ids: Iterable[str]) -> dict[str, Ru
             project_name=row["project_name"],
             notification_settings=row["project_notification_settings"],
             publish_modes=row["project_publish_modes"] or {},
+            job_type=row["job_type"],
         )
         for row in rows
     }
@@ -384,7 +396,7 @@ def _finished_event(
     run = finish.run
     return finished_event(
         Execution(**{_ATTRIBUTES[key]: value for key, value in finish.row.items()}),
-        job=CronJob(id=finish.row["job_id"], name=run.job_name),
+        job=CronJob(id=finish.row["job_id"], name=run.job_name, type=run.job_type),
         project=Project(
             id=finish.row["project_id"],
             name=run.project_name,

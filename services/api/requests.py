@@ -294,9 +294,23 @@ class JobPolicies(Body):
     )
 
 
+# Types the contract names that no run can carry out yet.
+UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT, JobType.WEBHOOK})
+
+
 class CreateJob(JobPolicies, ScheduleBody):
     project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    type: JobType = JobType.GENERATE_CONTENT
+    type: JobType = Field(
+        default=JobType.GENERATE_CONTENT,
+        description=(
+            "What the job's runs do with the window's activity: GENERATE_CONTENT (the "
+            "default) writes a post per platform; SYNC_GITHUB records the window's commits, "
+            "merged pull requests and closed issues, with no post and no AI call; ANALYTICS "
+            "sends the owner a digest of the window's activity and of the project's jobs' "
+            "runs, in-app and by email with a chart. PUBLISH_CONTENT and WEBHOOK are refused "
+            "(422) until available. Fixed once created."
+        ),
+    )
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     frequency: Frequency
@@ -308,17 +322,23 @@ class CreateJob(JobPolicies, ScheduleBody):
     @classmethod
     def _available(cls, value: JobType) -> JobType:
         # The contract names these types; they answer 422 until they are built.
-        if value != JobType.GENERATE_CONTENT:
+        if value in UNAVAILABLE_TYPES:
             raise PydanticCustomError(
                 "type_not_available",
-                "{type} is not available yet; use GENERATE_CONTENT",
-                {"type": value.value},
+                "{type} is not available yet; use one of {available}",
+                {
+                    "type": value.value,
+                    "available": ", ".join(t.value for t in JobType if t not in UNAVAILABLE_TYPES),
+                },
             )
         return value
 
 
 class UpdateJob(JobPolicies, ScheduleBody):
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    # Accepted only as the job's own type (a client sending the whole record back); any
+    # other is refused by the route, which knows the stored one.
+    type: JobType | None = None
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     frequency: Frequency | None = None

@@ -21,6 +21,7 @@ from shared.events import (
     ContentGenerated,
     Event,
     ExecutionStatus,
+    JobType,
     PostExcerpt,
     StepFailed,
     StepStarted,
@@ -44,6 +45,7 @@ class Run:
     notification_settings: dict[str, Any]
     # Per platform, "auto" where the project publishes without review.
     publish_modes: dict[str, Any] = field(default_factory=dict)
+    job_type: str = JobType.GENERATE_CONTENT.value
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ class Changes:
     moves: list[Move] = field(default_factory=list)
     # Per project, the latest scan's report of its GitHub credential.
     github_uses: dict[str, GitHubUse] = field(default_factory=dict)
+    # Items a SYNC_GITHUB run's scan found, as `execution_activity` rows.
+    activity: list[dict[str, Any]] = field(default_factory=list)
+    # ANALYTICS runs their scan completed, by execution: the batch builds each one's digest
+    # (it needs the project's job statistics) before their `execution.finished` is written.
+    digests: dict[str, ActivityScanned] = field(default_factory=dict)
 
 
 def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
@@ -102,6 +109,8 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
                 row["duration"] = milliseconds(row["completed_at"] - event.occurred_at)
     if isinstance(event, ActivityScanned):
         _record_activity(changes, row, event, now=now)
+        if event.job_type == JobType.SYNC_GITHUB:
+            _record_items(changes, row, event)
         _record_move(changes, run, event, now=now)
         if event.github_credential is not None:
             limit = event.github_rate_limit
@@ -176,6 +185,8 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
             _finish(changes, run, ExecutionStatus.SKIPPED, now=now)
         elif event.summary.is_empty or not event.job_type.generates:
             # Nothing to write about, or a job that writes nothing: the scan was the run.
+            if event.job_type == JobType.ANALYTICS:
+                changes.digests[row["id"]] = event
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
     elif isinstance(event, ContentGenerated):
         posts = _store_content(changes, run, event, now=now)
@@ -308,6 +319,25 @@ def _record_activity(
             "tags": summary.tags,
         },
     }
+
+
+def _record_items(changes: Changes, row: dict[str, Any], event: ActivityScanned) -> None:
+    """Keep the items a sync's scan found (its newest, as the scan kept them) on the run."""
+    changes.activity.extend(
+        {
+            "execution_id": row["id"],
+            "position": position,
+            "kind": item.kind,
+            "sha": item.sha,
+            "number": item.number,
+            "title": item.title,
+            # A local repository's author is a free-form git name.
+            "author": item.author[:200] if item.author else None,
+            "url": item.url,
+            "at": item.at,
+        }
+        for position, item in enumerate(event.summary.items)
+    )
 
 
 def _record_move(changes: Changes, run: Run, event: ActivityScanned, *, now: datetime) -> None:

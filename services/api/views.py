@@ -17,6 +17,7 @@ from shared.db.schema import (
     Content,
     CronJob,
     Execution,
+    ExecutionActivity,
     ExecutionStep,
     Notification,
     PostChange,
@@ -233,6 +234,18 @@ def post_change_view(change: PostChange) -> dict[str, Any]:
         "from": change.from_state,
         "to": change.to_state,
         "detail": change.detail,
+    }
+
+
+def activity_view(item: ExecutionActivity) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "sha": item.sha,
+        "number": item.number,
+        "title": item.title,
+        "author": item.author,
+        "url": item.url,
+        "at": iso(item.at),
     }
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.events import ExecutionFinished, ExecutionStatus, ScheduleMoved
+from shared.events import Digest, ExecutionFinished, ExecutionStatus, JobType, ScheduleMoved
 
 FAILURE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
 SCHEDULE_MOVED = "schedule_moved"
+# An ANALYTICS run's digest: the run's whole output, delivered whatever the alert list says.
+DIGEST = "analytics_digest"
 
 
 def alert_kind(event: ExecutionFinished) -> str | None:
     """Return the notification event kind (`job_success` ...) or None when none applies."""
     status = event.status
+    if status == ExecutionStatus.COMPLETED and event.digest is not None:
+        return DIGEST
     if status == ExecutionStatus.COMPLETED:
         if event.items_failed > 0:
             return "job_partial"
@@ -32,6 +36,11 @@ def wanted(event: ExecutionFinished, kind: str) -> bool:
     """Whether the project asked for alerts of this kind (recovery also satisfies success)."""
     settings = event.notification_settings
     events = set(settings.notification_events)
+    if kind == DIGEST:
+        # The owner made the job to receive it: the list says which runs' ends to hear of,
+        # not whether to get what a job is for. Its channels (email on or off, Slack,
+        # Discord) still apply.
+        return True
     if kind == "job_failure":
         return kind in events and event.consecutive_failures >= settings.failure_threshold
     if kind == "job_recovered":
@@ -47,13 +56,18 @@ TITLES = {
     "job_skipped": "{job} skipped",
     "job_missed": "{job} missed runs",
     SCHEDULE_MOVED: "{job}: next run moved",
+    DIGEST: "{job}: activity digest",
 }
 
 
 def describe(event: ExecutionFinished, kind: str) -> tuple[str, str]:
     """Return a title and a one-paragraph body for an in-app alert."""
     title = TITLES[kind].format(job=event.job_name)
+    if kind == DIGEST and event.digest is not None:
+        return title, f"Project {event.project_name}, {digest_summary(event.digest)}"
     parts = [f"Project {event.project_name}: status {event.status}."]
+    if event.result and event.job_type == JobType.SYNC_GITHUB:
+        parts.append(f"{event.result}.")
     if event.items_processed:
         parts.append(
             f"{event.items_success} of {event.items_processed} posts generated"
@@ -68,6 +82,58 @@ def describe(event: ExecutionFinished, kind: str) -> tuple[str, str]:
     if event.skip_reason:
         parts.append(f"Its conditions were not met: {event.skip_reason}.")
     return title, " ".join(parts)
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def window_text(digest: Digest) -> str:
+    end = _utc(digest.window_end)
+    return f"{_utc(digest.window_start)} to {end}" if digest.window_start else f"until {end}"
+
+
+def digest_summary(digest: Digest) -> str:
+    """The digest in a paragraph: the in-app alert's body and every channel's lead."""
+    activity = ", ".join(
+        [
+            _plural(digest.commits, "commit", "commits"),
+            _plural(digest.pull_requests, "merged pull request", "merged pull requests"),
+            _plural(digest.issues, "closed issue", "closed issues"),
+        ]
+    )
+    parts = [f"{window_text(digest)}: {activity}"]
+    if digest.contributors:
+        parts[0] += f" by {_plural(digest.contributors, 'author', 'authors')}"
+    parts[0] += "."
+    if digest.top_authors:
+        top = ", ".join(f"{author.name} ({author.items})" for author in digest.top_authors)
+        parts.append(f"Most active: {top}.")
+    if digest.releases:
+        parts.append(f"Released: {', '.join(digest.releases)}.")
+    runs = _plural(digest.runs, "job run", "job runs")
+    if digest.success_rate is not None:
+        runs += f", {digest.success_rate:g}% succeeded"
+    extra = [
+        _plural(count, one, many)
+        for count, one, many in (
+            (digest.failed, "failed", "failed"),
+            (digest.skipped, "skipped", "skipped"),
+            (digest.missed, "missed", "missed"),
+        )
+        if count
+    ]
+    if extra:
+        runs += f" ({', '.join(extra)})"
+    parts.append(f"Jobs: {runs}.")
+    streaks = [job for job in digest.jobs if job.consecutive_failures]
+    if streaks:
+        worst = max(streaks, key=lambda job: job.consecutive_failures)
+        parts.append(
+            f"{worst.name} has failed {_plural(worst.consecutive_failures, 'time', 'times')} "
+            "in a row."
+        )
+    return " ".join(parts)
 
 
 def moved_wanted(event: ScheduleMoved) -> bool:

@@ -16,9 +16,10 @@ from typing import Any
 
 import jinja2
 
-from services.notifier.alerts import describe, describe_move
+from services.notifier.alerts import DIGEST, describe, describe_move, digest_summary, window_text
+from shared import digest_chart
 from shared.errors import PermanentError
-from shared.events import ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
+from shared.events import Digest, ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -29,6 +30,7 @@ HEADLINES = {
     "job_recovered": "Recovered",
     "job_skipped": "Skipped",
     "job_missed": "Missed",
+    DIGEST: "Activity digest",
 }
 COLORS = {
     "job_success": "#1a7f37",
@@ -37,6 +39,7 @@ COLORS = {
     "job_recovered": "#1a7f37",
     "job_skipped": "#6e7781",
     "job_missed": "#8250df",
+    DIGEST: "#0969da",
 }
 SUBJECT_CHARS = 150
 ERROR_CHARS = 2_000
@@ -49,6 +52,9 @@ DISCORD_TITLE_CHARS = 256
 DISCORD_DESCRIPTION_CHARS = 4_096
 DISCORD_FIELD_CHARS = 1_024
 DISCORD_EMBED_CHARS = 6_000
+# The email's chart: the busiest span this many pixels tall, in a 552-pixel-wide column.
+CHART_HEIGHT = 96
+CHART_WIDTH = 552
 
 
 class RenderError(PermanentError):
@@ -141,6 +147,61 @@ def context(event: ExecutionFinished, kind: str) -> dict[str, Any]:
             for post in event.posts
         ],
         "link": event.link,
+        "result": event.result,
+        "digest": digest_values(event.digest) if event.digest is not None else None,
+    }
+
+
+def digest_values(digest: Digest) -> dict[str, Any]:
+    """What the digest email shows: figures, the chart's columns, authors, items, jobs."""
+    columns = digest_chart.columns(digest, CHART_HEIGHT)
+    return {
+        "summary": digest_summary(digest),
+        "window": window_text(digest),
+        "commits": digest.commits,
+        "pull_requests": digest.pull_requests,
+        "issues": digest.issues,
+        "contributors": digest.contributors,
+        "columns": columns,
+        "column_width": max(2, CHART_WIDTH // max(1, len(columns)) - 2),
+        "chart_height": CHART_HEIGHT,
+        "legend": [(words, color) for _, words, color in digest_chart.KINDS],
+        "text_chart": digest_chart.text_bars(digest),
+        "partial": digest.items_seen < digest.items_total,
+        "items_seen": digest.items_seen,
+        "items_total": digest.items_total,
+        "top_authors": [(author.name, author.items) for author in digest.top_authors],
+        "notable": [
+            {
+                "kind": item.kind.replace("_", " "),
+                "number": item.number,
+                "title": one_line(item.title),
+                "url": item.url,
+                "author": item.author,
+            }
+            for item in digest.notable
+        ],
+        "releases": digest.releases,
+        "runs": digest.runs,
+        "success_rate": digest.success_rate,
+        "failed": digest.failed,
+        "skipped": digest.skipped,
+        "missed": digest.missed,
+        "average_duration": human_duration(digest.average_duration),
+        "jobs": [
+            {
+                "name": job.name,
+                "type": job.type,
+                "runs": job.runs,
+                "success_rate": job.success_rate,
+                "failed": job.failed,
+                "skipped": job.skipped,
+                "missed": job.missed,
+                "average_duration": human_duration(job.average_duration),
+                "streak": job.consecutive_failures,
+            }
+            for job in digest.jobs
+        ],
     }
 
 
@@ -148,8 +209,9 @@ def render_email(event: ExecutionFinished, kind: str) -> Email:
     """Render the subject, HTML and plain-text bodies, or raise RenderError."""
     try:
         values = context(event, kind)
-        html = _ENV.get_template("email.html").render(values)
-        text = _ENV.get_template("email.txt").render(values)
+        template = "digest" if kind == DIGEST and values["digest"] else "email"
+        html = _ENV.get_template(f"{template}.html").render(values)
+        text = _ENV.get_template(f"{template}.txt").render(values)
     except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
         raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
     subject = clip(one_line(f"[herald] {values['title']} ({event.project_name})"), SUBJECT_CHARS)
@@ -230,6 +292,10 @@ def slack_message(event: ExecutionFinished, kind: str) -> dict[str, Any]:
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(facts)}},
     ]
+    if values["digest"]:
+        blocks.append(_slack_section(slack_escape(values["digest"]["summary"])))
+    elif values["result"]:
+        blocks.append(_slack_section(slack_escape(values["result"])))
     if values["error_message"]:
         blocks.append(_slack_section("*Error*\n" + slack_escape(values["error_message"])))
     for post in values["posts"]:
@@ -282,6 +348,10 @@ def discord_message(event: ExecutionFinished, kind: str) -> dict[str, Any]:
         fields.append({"name": "Posts", "value": posts, "inline": True})
     if event.missed_count:
         fields.append({"name": "Missed runs", "value": str(event.missed_count), "inline": True})
+    if values["digest"]:
+        fields.append({"name": "Digest", "value": _field(values["digest"]["summary"])})
+    elif values["result"]:
+        fields.append({"name": "Result", "value": _field(values["result"])})
     if values["error_message"]:
         fields.append({"name": "Error", "value": _field(values["error_message"])})
     for post in values["posts"]:

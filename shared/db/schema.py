@@ -351,6 +351,27 @@ class ExecutionStep(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ExecutionActivity(Base):
+    """One item a SYNC_GITHUB run recorded: a commit, merged pull request, closed issue or tag.
+
+    The scan's newest items (the scanner keeps 200), in its order (`position`, newest first);
+    the counts of the whole window are in the execution's `metadata.activity`.
+    """
+
+    __tablename__ = "execution_activity"
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("cron_executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    sha: Mapped[str | None] = mapped_column(String(64))
+    number: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime | None]
+
+
 class Content(Base):
     __tablename__ = "contents"
     id: Mapped[str] = mapped_column(ID, primary_key=True)

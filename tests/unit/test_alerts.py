@@ -7,7 +7,14 @@ from typing import Any, get_args
 import pytest
 
 from services.api.requests import NotificationSettingsBody
-from services.notifier.alerts import SCHEDULE_MOVED, TITLES, alert_kind, describe, wanted
+from services.notifier.alerts import (
+    DIGEST,
+    SCHEDULE_MOVED,
+    TITLES,
+    alert_kind,
+    describe,
+    wanted,
+)
 from shared.events import ExecutionFinished, ExecutionStatus, NotificationSettings, Trigger
 from shared.notification_settings import DEFAULT_EVENTS, EVENT_KINDS
 
@@ -67,8 +74,9 @@ def test_every_alert_kind_has_a_title() -> None:
         for failed in (0, 1)
     }
 
-    # Every kind an execution's end gives, and the one a moved schedule gives.
-    assert (kinds - {None}) | {SCHEDULE_MOVED} == set(TITLES)
+    # Every kind an execution's end gives, the one a moved schedule gives, and an ANALYTICS
+    # run's digest (tests/unit/test_notifier_digest.py).
+    assert (kinds - {None}) | {SCHEDULE_MOVED, DIGEST} == set(TITLES)
 
 
 def test_the_default_settings_want_the_seeds_three_events() -> None:
@@ -76,7 +84,8 @@ def test_the_default_settings_want_the_seeds_three_events() -> None:
 
     assert NotificationSettings().notification_events == DEFAULT_EVENTS
     # A recovery counts as a success, so the defaults also want it.
-    assert [k for k in TITLES if wanted(event, k)] == [
+    # (A digest is always wanted: it is no preference.)
+    assert [k for k in TITLES if k != DIGEST and wanted(event, k)] == [
         "job_success",
         "job_partial",
         "job_failure",
@@ -179,6 +188,7 @@ def test_a_missed_description_counts_the_missed_runs() -> None:
 def test_every_alert_kind_is_explained_titled_and_accepted_by_the_api() -> None:
     listed = NotificationSettingsBody.model_fields["notification_events"].annotation
     (kind,) = get_args(listed)  # list[Literal[...]]
-    assert set(EVENT_KINDS) == set(TITLES) == set(get_args(kind))
+    # A digest is what an ANALYTICS job is for, not an alert a project opts into.
+    assert set(EVENT_KINDS) == set(TITLES) - {DIGEST} == set(get_args(kind))
     assert set(DEFAULT_EVENTS) <= set(EVENT_KINDS)
     assert all(meaning.endswith(".") and len(meaning) < 100 for meaning in EVENT_KINDS.values())

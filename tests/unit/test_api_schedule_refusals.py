@@ -70,14 +70,18 @@ def test_a_valid_schedule_has_no_refusals() -> None:
 def test_a_new_job_is_refused_for_its_other_fields_and_its_schedule_at_once() -> None:
     body = {
         "projectId": "prj_1",
-        "type": "ANALYTICS",
+        "type": "PUBLISH_CONTENT",
         "frequency": "WEEKLY",
         "timeConfig": {"hour": 9, "timezone": "Mars/Base"},
         "maxRetries": 11,
     }
     assert _refusals(CreateJob, body) == [
         ("maxRetries", "Input should be less than or equal to 10"),
-        ("type", "ANALYTICS is not available yet; use GENERATE_CONTENT"),
+        (
+            "type",
+            "PUBLISH_CONTENT is not available yet; "
+            "use one of GENERATE_CONTENT, SYNC_GITHUB, ANALYTICS",
+        ),
         ("name", "Field required"),
         ("timeConfig.minute", "minute required for WEEKLY"),
         ("timeConfig.dayOfWeek", "dayOfWeek required for WEEKLY"),

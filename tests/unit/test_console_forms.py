@@ -40,6 +40,8 @@ def test_a_preset_sends_only_the_time_fields_it_uses() -> None:
     )
     assert job_body(form) == {
         "projectId": "prj_1",
+        # No choice posted: the seed's type.
+        "type": "GENERATE_CONTENT",
         "name": "Digest",
         "frequency": "WEEKLY",
         "timeConfig": {"hour": 9, "minute": 0, "dayOfWeek": 1, "timezone": "Europe/Paris"},
@@ -65,6 +67,8 @@ def test_an_edit_names_the_job_and_can_clear_the_description() -> None:
     assert body["schedule"] == "*/5 * * * *"
     assert body["timeConfig"] == {"timezone": "UTC"}
     assert "projectId" not in body
+    # A job keeps its type: an edit never sends one.
+    assert "type" not in job_body(_form(name="n", type="ANALYTICS"), job_id="cron_1")
 
 
 def test_the_preview_asks_for_the_schedule_being_typed() -> None:
@@ -80,6 +84,7 @@ def test_a_saved_job_fills_the_form_it_would_be_posted_from() -> None:
     job = {
         "name": "Digest",
         "projectId": "prj_1",
+        "type": "SYNC_GITHUB",
         "frequency": "DAILY",
         "timeConfig": {"hour": 9, "minute": 30, "timezone": "UTC"},
         "schedule": "30 9 * * *",
@@ -92,6 +97,7 @@ def test_a_saved_job_fills_the_form_it_would_be_posted_from() -> None:
     resubmitted = job_body(Form({name: [value] for name, value in values.items()}))
     assert resubmitted == {
         "projectId": "prj_1",
+        "type": "SYNC_GITHUB",
         "name": "Digest",
         "frequency": "DAILY",
         "timeConfig": {"hour": 9, "minute": 30, "timezone": "UTC"},

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from services.notifier import render
-from services.notifier.alerts import SCHEDULE_MOVED, TITLES
+from services.notifier.alerts import DIGEST, SCHEDULE_MOVED, TITLES
 from shared.events import ExecutionFinished, ExecutionStatus, PostExcerpt, ScheduleMoved, Trigger
 
 S = ExecutionStatus
-# The alerts an execution's end raises (a moved schedule has its own email: below).
-EXECUTION_KINDS = [kind for kind in TITLES if kind != SCHEDULE_MOVED]
+# The alerts an execution's end raises (a moved schedule has its own email: below; a digest
+# its own, in test_notifier_digest.py).
+EXECUTION_KINDS = [kind for kind in TITLES if kind not in (SCHEDULE_MOVED, DIGEST)]
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 RTL = "\u05e9\u05dc\u05d5\u05dd \u202eevil\u202c مرحبا"
 EMOJI = "🚀🔥 release 👩‍💻"

@@ -114,6 +114,8 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
         body["description"] = description
     else:
         body["projectId"] = form.get("projectId")
+        # A job keeps its type: only a new one says it (the API refuses another on edit).
+        body["type"] = form.get("type") or "GENERATE_CONTENT"
         if description:
             body["description"] = description
     for name in POLICY_FIELDS:
@@ -199,6 +201,7 @@ def job_values(job: Mapping[str, Any]) -> dict[str, str]:
         "name": job.get("name") or "",
         "description": job.get("description") or "",
         "projectId": job.get("projectId") or "",
+        "type": job.get("type") or "GENERATE_CONTENT",
         "frequency": job.get("frequency") or "DAILY",
         "schedule": job.get("schedule") or "",
         "isEnabled": "on" if job.get("isEnabled") else "",
@@ -225,6 +228,7 @@ def job_values(job: Mapping[str, Any]) -> dict[str, str]:
 
 
 NEW_JOB_VALUES = {
+    "type": "GENERATE_CONTENT",
     "frequency": "DAILY",
     "timeConfig.hour": "9",
     "timeConfig.minute": "0",

@@ -72,6 +72,8 @@ async def execution_page(request: Request, execution_id: str) -> Response:
                 raise
             job = None
         posts = [{**post, "limit": _limit(post.get("platform"))} for post in execution["content"]]
+        digest = execution["metadata"].get("digest")
+        rects, digest_summary = charts.digest_rects(digest)
         return await render(
             request,
             api,
@@ -80,6 +82,11 @@ async def execution_page(request: Request, execution_id: str) -> Response:
             job=job,
             posts=posts,
             running=execution["status"] not in TERMINAL,
+            digest=digest,
+            digest_rects=rects,
+            digest_summary=digest_summary,
+            digest_axis=charts.digest_axis(digest),
+            digest_chart={"width": charts.DIGEST_WIDTH, "height": charts.DIGEST_HEIGHT},
         )
 
 

@@ -157,3 +157,27 @@ def duration(millis: int | None) -> str:
         return f"{millis / 1000:.1f} s"
     minutes, seconds = divmod(round(millis / 1000), 60)
     return f"{minutes} min {seconds:02d} s"
+
+
+# What each job type does, as the job form offers it; the types a job may be created with.
+JOB_TYPES = {
+    "GENERATE_CONTENT": (
+        "Write posts",
+        "Scans the window's activity and writes a post for each of the project's platforms.",
+    ),
+    "SYNC_GITHUB": (
+        "Sync activity",
+        "Scans the window and records its commits, merged pull requests and closed issues; "
+        "writes nothing, uses no AI.",
+    ),
+    "ANALYTICS": (
+        "Activity digest",
+        "Sends you a digest of the window's activity and of the project's jobs' runs, "
+        "in-app and by email, with a chart.",
+    ),
+}
+
+
+def job_type_name(job_type: str | None) -> str:
+    """The type's name in the console's words (an unknown one as the API spells it)."""
+    return JOB_TYPES.get(job_type or "GENERATE_CONTENT", (job_type or "", ""))[0]

@@ -35,6 +35,7 @@ from services.api.problems import Problem, not_found
 from services.api.records import execution_of
 from services.api.statistics import TOTALS_FIELDS
 from services.api.views import (
+    activity_view,
     content_view,
     execution_row_view,
     execution_view,
@@ -47,10 +48,12 @@ from shared.db.schema import (
     CronJob,
     Delivery,
     Execution,
+    ExecutionActivity,
     ExecutionStep,
     JobStatistics,
 )
 from shared.events import ExecutionStatus
+from shared.job_results import result_sentence
 from shared.run_log import log_runs
 
 log = structlog.get_logger(__name__)
@@ -352,10 +355,23 @@ async def get_execution(
             .order_by(Delivery.created_at)
         )
     ).all()
+    # The job's type is fixed at creation, so the job's says what this run did.
+    job_type = await session.scalar(select(CronJob.type).where(CronJob.id == execution.job_id))
+    items = await _activity(session, execution.id)
+    view = execution_view(execution)
     return {
         "success": True,
         "data": {
-            **execution_view(execution),
+            **view,
+            "jobType": job_type,
+            "result": result_sentence(
+                job_type or "",
+                execution.status,
+                view["metadata"],
+                items_processed=execution.items_processed,
+                items_success=execution.items_success,
+            ),
+            "activity": [activity_view(row) for row in items],
             "upstream": await _upstream_of(session, execution),
             "content": [content_view(row) for row in contents],
             "steps": [step_view(row) for row in steps],
@@ -415,6 +431,40 @@ async def get_execution_content(
         )
     ).all()
     return {"success": True, "data": [content_view(row) for row in rows], "count": len(rows)}
+
+
+async def _activity(session: SessionDep, execution_id: str) -> list[ExecutionActivity]:
+    return list(
+        (
+            await session.scalars(
+                select(ExecutionActivity)
+                .where(ExecutionActivity.execution_id == execution_id)
+                .order_by(ExecutionActivity.position)
+            )
+        ).all()
+    )
+
+
+@router.get("/executions/{execution_id}/activity", operation_id="getExecutionActivity")
+async def get_execution_activity(
+    execution_id: Annotated[str, Path(max_length=40)], user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    """The items a SYNC_GITHUB run recorded, newest first (empty for other job types).
+
+    The scan keeps the window's newest 200 items; `total` counts the whole window (the run's
+    `metadata.activity`), so `truncated` says when the list is not all of it.
+    """
+    execution = await execution_of(session, user.id, execution_id)
+    items = await _activity(session, execution.id)
+    activity = (execution.metadata_ or {}).get("activity") or {}
+    total = sum(int(activity.get(key, 0)) for key in ("commits", "pullRequests", "issues", "tags"))
+    return {
+        "success": True,
+        "data": [activity_view(row) for row in items],
+        "count": len(items),
+        "total": total,
+        "truncated": total > len(items),
+    }
 
 
 @router.post("/executions/{execution_id}/cancel", operation_id="cancelExecution")

@@ -111,6 +111,15 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     if not body.job_id:
         raise invalid("jobId", "required")
     job = await job_of(session, user.id, body.job_id, for_update=True)
+    if body.type is not None and body.type != job.type:
+        # A job's history is of one kind of result (posts, synced activity, digests) and
+        # its statistics, windows and dependents were built on it; a job that did another
+        # thing would mix them, so another type is another job.
+        raise invalid(
+            "type",
+            f"a job's type cannot change (this job is {job.type}); "
+            f"create a new job of type {body.type}",
+        )
     changes = body.model_dump(exclude_unset=True)
     now = datetime.now(UTC)
     for field in ("name", "description", *POLICY_FIELDS):
