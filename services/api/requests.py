@@ -27,6 +27,9 @@ from shared.events import DEFAULT_IGNORED_AUTHORS, JobType
 from shared.github_names import name_refusal, owner_refusal
 from shared.platforms import PLATFORMS
 
+# The job types a job may be created with; the others the contract names answer 422.
+AVAILABLE_TYPES = (JobType.GENERATE_CONTENT, JobType.WEBHOOK)
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -294,6 +297,18 @@ class JobPolicies(Body):
     )
 
 
+# Write-only: stored encrypted, never returned (the view shows `webhookHost`).
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
+WEBHOOK_URL_DESCRIPTION = (
+    "A WEBHOOK job's receiver: each run POSTs its activity and posts there as JSON, signed "
+    "(`X-Herald-Signature-256: sha256=<hex HMAC-SHA256 of the body>` with the job's secret, "
+    "shown once when the job is made or its secret renewed). Required for WEBHOOK, refused "
+    "(422) for other types. https only unless the server allows http; an address that is "
+    "loopback, link-local or private is refused unless the server allows its network. "
+    "Write-only: stored encrypted, never returned."
+)
+
+
 class CreateJob(JobPolicies, ScheduleBody):
     project_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     type: JobType = JobType.GENERATE_CONTENT
@@ -303,16 +318,17 @@ class CreateJob(JobPolicies, ScheduleBody):
     time_config: TimeConfig = TimeConfig()
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool = True
+    webhook_url: WebhookUrl | None = Field(default=None, description=WEBHOOK_URL_DESCRIPTION)
 
     @field_validator("type")
     @classmethod
     def _available(cls, value: JobType) -> JobType:
         # The contract names these types; they answer 422 until they are built.
-        if value != JobType.GENERATE_CONTENT:
+        if value not in AVAILABLE_TYPES:
             raise PydanticCustomError(
                 "type_not_available",
-                "{type} is not available yet; use GENERATE_CONTENT",
-                {"type": value.value},
+                "{type} is not available yet; use one of {available}",
+                {"type": value.value, "available": ", ".join(AVAILABLE_TYPES)},
             )
         return value
 
@@ -325,6 +341,8 @@ class UpdateJob(JobPolicies, ScheduleBody):
     time_config: TimeConfig | None = None
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool | None = None
+    # Given: the new receiver of a WEBHOOK job (its secret stays); refused for other types.
+    webhook_url: WebhookUrl | None = Field(default=None, description=WEBHOOK_URL_DESCRIPTION)
 
     @classmethod
     def schedule_in(cls, data: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any], Any] | None:
