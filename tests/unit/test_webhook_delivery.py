@@ -3,8 +3,8 @@ how the generator retries only the delivery (its posts kept) or records its end.
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -32,6 +32,7 @@ from shared.events import (
     StepStarted,
     WebhookTarget,
 )
+from shared.outbound import IPAddress, guarded_client
 from shared.secrets import encrypt, generate_key
 from shared.settings import Settings
 from shared.signatures import signature_matches
@@ -190,9 +191,6 @@ def test_the_host_shown_leaves_out_path_and_query() -> None:
     assert webhook_host("http://127.0.0.1:9000/x") == "127.0.0.1:9000"
 
 
-Answers = Callable[[httpx.Request], httpx.Response]
-
-
 class Receiver:
     """A scripted receiver behind httpx's mock transport: nothing leaves the process."""
 
@@ -319,3 +317,20 @@ async def test_a_generate_content_job_delivers_nothing() -> None:
     assert receiver.requests == []
     [done] = bus.of(ContentGenerated)
     assert isinstance(done, ContentGenerated) and done.delivery is None
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_when_connecting() -> None:
+    # The name passes the stored-URL check (names are judged when connecting); the guarded
+    # client refuses the address it resolves to before any connection is made.
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("10.0.0.5")]
+
+    client = guarded_client((), timeout=httpx.Timeout(5), resolver=resolve)
+    async with client:
+        deliverer = Deliverer(client, settings())
+        answer, host = await deliverer.deliver(
+            webhook_run(), POSTS, delivery_id=delivery_id_of("exe_1")
+        )
+    assert host == "hooks.example.com"
+    assert (answer.delivered, answer.retriable, answer.status_code) == (False, False, None)
+    assert "resolves to a private address" in (answer.error or "")
