@@ -62,6 +62,12 @@ POLICY_FIELDS = (
 async def create_schedule(
     body: CreateJob, user: UserDep, session: SessionDep, state: StateDep
 ) -> dict[str, Any]:
+    """Create a job on one of your projects.
+
+    A WEBHOOK job (`type: WEBHOOK`, with `webhookUrl`) is answered with `webhookSecret`, the
+    secret its deliveries are signed with: in this answer only, herald keeps it encrypted and
+    never shows it again (renew it with `POST /api/cron/schedules/{jobId}/webhook-secret`).
+    """
     project = await project_of(session, user.id, body.project_id)
     await ensure_room(
         session,
