@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 from shared.secrets import generate_key
-from tests.e2e.test_lifecycle_faults import republish
 from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.receiver import WebhookReceiver
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
+from tests.support.redelivery import republish
 from tests.support.runs import create_project, finished
 from tests.support.sql import query
 
