@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import select, update
 
 from services.installations_cli import installations_app
+from services.jobs_cli import jobs_app
 from services.projects_cli import projects_app
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
@@ -35,6 +36,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 app.add_typer(installations_app, name="installations")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(schedule_app, name="schedule")
 
 

@@ -22,6 +22,7 @@ from shared.events import (
     RetryPolicy,
     RunConditions,
     Trigger,
+    WebhookTarget,
 )
 from shared.scheduling import (
     FOLD_FIELD,
@@ -64,6 +65,10 @@ class ScheduledJob(Protocol):
     def conditions(self) -> dict[str, Any] | None: ...
     @property
     def type(self) -> str: ...
+    @property
+    def webhook_url_encrypted(self) -> str | None: ...
+    @property
+    def webhook_secret_encrypted(self) -> str | None: ...
 
 
 class Run(Protocol):
@@ -283,6 +288,20 @@ def credential_of(project: Project) -> GitHubCredential | None:
     )
 
 
+def webhook_of(job: ScheduledJob, project: Project) -> WebhookTarget | None:
+    """A WEBHOOK job's destination for `job.due`: URL and secret stay encrypted."""
+    if job.type != JobType.WEBHOOK:
+        return None
+    if not (job.webhook_url_encrypted and job.webhook_secret_encrypted):
+        return None
+    return WebhookTarget(
+        url=job.webhook_url_encrypted,
+        secret=job.webhook_secret_encrypted,
+        job_name=job.name,
+        project_name=project.name,
+    )
+
+
 def job_due_event(
     job: ScheduledJob,
     project: Project,
@@ -313,4 +332,5 @@ def job_due_event(
         conditions=RunConditions.model_validate(job.conditions) if job.conditions else None,
         job_type=JobType(job.type),
         upstream_execution_id=upstream_execution_id,
+        webhook=webhook_of(job, project),
     )

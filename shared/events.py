@@ -67,6 +67,8 @@ class JobType(StrEnum):
 class Step(StrEnum):
     SCAN = "scan"
     GENERATE = "generate"
+    # A WEBHOOK job's POST of its run to the owner's URL, after the posts are written.
+    DELIVER = "deliver"
 
 
 def _now() -> datetime:
@@ -116,6 +118,19 @@ class GitHubCredential(Wire):
 
     installation_id: int | None = Field(default=None, ge=1)
     token: str | None = None
+
+
+class WebhookTarget(Wire):
+    """Where a WEBHOOK job delivers its run, as stored: never in clear on the wire.
+
+    `url` and `secret` are encrypted with HERALD_SECRET_KEY (the URL may embed a token of
+    its own); the generator decrypts them to send. The names label the delivered document.
+    """
+
+    url: str
+    secret: str
+    job_name: str = ""
+    project_name: str = ""
 
 
 class RateLimitSeen(Wire):
@@ -184,6 +199,8 @@ class JobDue(Event):
     # A DEPENDENCY run's upstream execution, whose output (its posts) the run may take;
     # absent for every other trigger.
     upstream_execution_id: str | None = None
+    # A WEBHOOK job's destination and signing secret, both encrypted; absent for other types.
+    webhook: WebhookTarget | None = None
 
 
 class StepStarted(Event):
@@ -272,6 +289,11 @@ class ActivityScanned(Event):
     skip_reason: str | None = None
     # Carried over from `job.due`: the generator writes posts only for job types that do.
     job_type: JobType = JobType.GENERATE_CONTENT
+    # Carried over from `job.due` for a WEBHOOK job: where the generator delivers the run.
+    webhook: WebhookTarget | None = None
+    # Delivery attempts earlier generate attempts made: a retried event carries them with
+    # `summary.postsDone`, so a delivery retry writes no post again and counts on.
+    delivery_attempts: int = Field(default=0, ge=0)
 
 
 class PostResult(Wire):
@@ -287,10 +309,25 @@ class PostResult(Wire):
     error: str | None = None
 
 
+class DeliveryResult(Wire):
+    """How a WEBHOOK job's delivery ended: what the receiver answered, never the full URL."""
+
+    delivery_id: str
+    outcome: Literal["DELIVERED", "FAILED"]
+    # The destination's host (and port when not the scheme's): the URL may embed a secret.
+    host: str
+    attempts: int = Field(ge=0)
+    # The receiver's HTTP status of the last attempt; None when no answer came.
+    status_code: int | None = None
+    error: str | None = None
+
+
 class ContentGenerated(Event):
     routing_key: ClassVar[str] = "content.generated"
     results: list[PostResult]
     generation_ms: int = 0
+    # A WEBHOOK job's delivery of the run; absent for other types (and from older generators).
+    delivery: DeliveryResult | None = None
 
 
 class PostExcerpt(Wire):

@@ -43,6 +43,15 @@ NOTIFICATION_ATTEMPT_SECONDS = Histogram(
     "Time of one delivery attempt to a notification channel.",
     ["channel"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "herald_webhook_deliveries_total",
+    "WEBHOOK jobs' delivery attempts, by outcome (delivered, retried, failed: refused by the "
+    "receiver, its retries spent, or a destination herald does not connect to).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "herald_webhook_delivery_seconds", "Time of one WEBHOOK delivery attempt, to its answer."
+)
 SCHEDULER_FIRES = Counter(
     "herald_scheduler_fires_total",
     "Scheduled slots handled by the scheduler, by outcome "

@@ -83,6 +83,8 @@ JOB = RecordFields(
         Field("conditions", Shown.OBJECT),
         Field("webhook_triggers", Shown.OBJECT),
         Field("depends_on", Shown.OBJECT),
+        # Where a WEBHOOK job delivers (host, and port when not the usual): its URL is secret.
+        Field("webhook_host"),
         Field("next_run_at", _I),
         Field("last_run_at", _I),
         Field("disabled_reason"),

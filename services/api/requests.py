@@ -295,7 +295,17 @@ class JobPolicies(Body):
 
 
 # Types the contract names that no run can carry out yet.
-UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT, JobType.WEBHOOK})
+UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT})
+# Write-only: stored encrypted, never returned (the view shows `webhookHost`).
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
+WEBHOOK_URL_DESCRIPTION = (
+    "A WEBHOOK job's receiver: each run POSTs its activity and posts there as JSON, signed "
+    "(`X-Herald-Signature-256: sha256=<hex HMAC-SHA256 of the body>` with the job's secret, "
+    "shown once when the job is made or its secret renewed). Required for WEBHOOK, refused "
+    "(422) for other types. https only unless the server allows http; an address that is "
+    "loopback, link-local or private is refused unless the server allows its network. "
+    "Write-only: stored encrypted, never returned."
+)
 
 
 class CreateJob(JobPolicies, ScheduleBody):
@@ -317,6 +327,7 @@ class CreateJob(JobPolicies, ScheduleBody):
     time_config: TimeConfig = TimeConfig()
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool = True
+    webhook_url: WebhookUrl | None = Field(default=None, description=WEBHOOK_URL_DESCRIPTION)
 
     @field_validator("type")
     @classmethod
@@ -345,6 +356,8 @@ class UpdateJob(JobPolicies, ScheduleBody):
     time_config: TimeConfig | None = None
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool | None = None
+    # Given: the new receiver of a WEBHOOK job (its secret stays); refused for other types.
+    webhook_url: WebhookUrl | None = Field(default=None, description=WEBHOOK_URL_DESCRIPTION)
 
     @classmethod
     def schedule_in(cls, data: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any], Any] | None:

@@ -19,6 +19,7 @@ from services.api.post_review import PostState, initial_state
 from shared.events import (
     ActivityScanned,
     ContentGenerated,
+    DeliveryResult,
     Event,
     ExecutionStatus,
     JobType,
@@ -190,6 +191,13 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
             _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
     elif isinstance(event, ContentGenerated):
         posts = _store_content(changes, run, event, now=now)
+        delivery = event.delivery
+        if delivery is not None:
+            _record_delivery(changes, row, delivery, attempt=event.attempt, now=now)
+            if delivery.outcome == "FAILED":
+                error = f"webhook delivery to {delivery.host} failed: {delivery.error}"
+                _finish(changes, run, ExecutionStatus.FAILED, now=now, error=error, posts=posts)
+                return
         _finish(changes, run, ExecutionStatus.COMPLETED, now=now, posts=posts)
 
 
@@ -291,6 +299,39 @@ def _store_content(
         for result in event.results
         if result.status == "GENERATED"
     ]
+
+
+def _record_delivery(
+    changes: Changes,
+    row: dict[str, Any],
+    delivery: DeliveryResult,
+    *,
+    attempt: int,
+    now: datetime,
+) -> None:
+    """A WEBHOOK job's delivery: on the timeline, and as `metadata.delivery` in the view."""
+    answered = (
+        f"answered {delivery.status_code}"
+        if delivery.status_code is not None
+        else "no answer from the receiver"
+    )
+    tries = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
+    detail = f"{delivery.host} {answered} after {tries}; delivery {delivery.delivery_id}"
+    if delivery.error is not None:
+        detail = f"{detail}: {delivery.error}"
+    _step(
+        changes,
+        row,
+        step="deliver",
+        kind="completed" if delivery.outcome == "DELIVERED" else "failed",
+        attempt=attempt,
+        detail=detail,
+        now=now,
+    )
+    row["metadata"] = {
+        **row["metadata"],
+        "delivery": delivery.model_dump(mode="json", by_alias=True),
+    }
 
 
 def _record_activity(

@@ -6,6 +6,12 @@ through the delay ladder whose `summary.postsDone` carries the posts already fin
 publishes a non-final `step.failed`. `content.generated` goes out once, with every platform's
 result, when nothing is pending any more or the retries are exhausted (then the pending
 platforms count as failed). When no platform produced a post the step fails instead.
+
+A WEBHOOK job then delivers the run (`services.generator.delivery`): one attempt per pass.
+A network error, a 5xx or a 429 sends the event round the ladder the same way, its posts
+all finished on `summary.postsDone`, so the retry writes nothing again and only delivers
+(its timeline step is `deliver`). `content.generated` carries the delivery's outcome; the
+api ends the run FAILED when it failed for good.
 """
 
 from __future__ import annotations
@@ -15,15 +21,26 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from services.generator.budget import ModelBudget
+from services.generator.delivery import Answer, Deliverer, delivery_id_of
 from services.generator.generate import Outcome, generate_posts
 from services.generator.providers import Provider
 from shared import topology
 from shared.bus import Bus, Handler
 from shared.cancellation import CancelledSet
 from shared.errors import ConfigurationError, PermanentError, TransientError
-from shared.events import ActivityScanned, ContentGenerated, Event, PostResult, Step, StepFailed
+from shared.events import (
+    ActivityScanned,
+    ContentGenerated,
+    DeliveryResult,
+    Event,
+    JobType,
+    PostResult,
+    Step,
+    StepFailed,
+    StepStarted,
+)
 from shared.ids import derived_event_id
-from shared.metrics import POSTS_GENERATED
+from shared.metrics import POSTS_GENERATED, WEBHOOK_DELIVERIES
 from shared.platforms import PLATFORMS
 from shared.retry import compute_backoff
 from shared.steps import run_step, wait_reporter
@@ -39,6 +56,7 @@ def make_handler(
     call_retries: int = 2,
     max_wait: float = 10.0,
     budget: ModelBudget | None = None,
+    deliverer: Deliverer | None = None,
 ) -> Handler:
     async def on_activity_scanned(event: Event) -> None:
         assert isinstance(event, ActivityScanned)
@@ -65,12 +83,19 @@ def make_handler(
             if outcome.pending and event.attempt <= event.retry_policy.max_retries:
                 await _retry_pending(bus, event, done, outcome)
                 return None
-            return content_generated(event, done, outcome)
+            posts = final_posts(event, done, outcome)
+            delivery = None
+            if event.job_type is JobType.WEBHOOK:
+                delivery = await _deliver(bus, event, posts, deliverer)
+                if delivery is None:
+                    return None  # a retry of the delivery alone is on its way
+            return content_generated(event, posts, delivery)
 
         await run_step(
             bus,
             event,
-            step=Step.GENERATE,
+            # A pass that only delivers again (its posts all written) is the deliver step.
+            step=Step.DELIVER if event.delivery_attempts else Step.GENERATE,
             queue=topology.GENERATOR_QUEUE,
             cancelled=cancelled,
             work=work,
@@ -79,9 +104,9 @@ def make_handler(
     return on_activity_scanned
 
 
-def content_generated(
+def final_posts(
     event: ActivityScanned, done: list[PostResult], outcome: Outcome
-) -> ContentGenerated:
+) -> list[PostResult]:
     """Every platform's result, pending ones failed; or raise when no post came out at all."""
     results = {post.platform: post for post in done}
     for name, exc in outcome.pending.items():
@@ -89,19 +114,80 @@ def content_generated(
             platform=name, status="FAILED", error=f"retries exhausted: {exc.message}"
         )
     ordered = [results[name] for name in dict.fromkeys(event.platforms) if name in results]
-    for post in ordered:
-        label = post.platform if post.platform in PLATFORMS else "unknown"
-        POSTS_GENERATED.labels(label, post.status).inc()
     if not any(post.status == "GENERATED" for post in ordered):
         errors = "; ".join(f"{post.platform}: {post.error}" for post in ordered)
         message = f"no post generated: {errors}"
         # Pending platforms were retriable: the step's own retries are spent by now.
         raise TransientError(message) if outcome.pending else PermanentError(message)
+    return ordered
+
+
+def content_generated(
+    event: ActivityScanned, posts: list[PostResult], delivery: DeliveryResult | None = None
+) -> ContentGenerated:
+    """The step's one result: every platform's post, and a WEBHOOK job's delivery."""
+    for post in posts:
+        label = post.platform if post.platform in PLATFORMS else "unknown"
+        POSTS_GENERATED.labels(label, post.status).inc()
     return ContentGenerated(
         event_id=derived_event_id(event.event_id, "content.generated"),
         **event.envelope(),
-        results=ordered,
-        generation_ms=sum(post.generation_ms for post in ordered),
+        results=posts,
+        generation_ms=sum(post.generation_ms for post in posts),
+        delivery=delivery,
+    )
+
+
+async def _deliver(
+    bus: Bus, event: ActivityScanned, posts: list[PostResult], deliverer: Deliverer | None
+) -> DeliveryResult | None:
+    """One delivery attempt: its result, or None when a retry was sent round the ladder."""
+    delivery_id = delivery_id_of(event.execution_id)
+    attempts = event.delivery_attempts + 1
+    if event.delivery_attempts == 0:
+        await bus.publish(
+            StepStarted(
+                event_id=derived_event_id(event.event_id, f"{Step.DELIVER}.started"),
+                **event.envelope(),
+                step=Step.DELIVER,
+            )
+        )
+    if deliverer is None:
+        answer, host = Answer(False, False, error="this generator cannot deliver webhooks"), ""
+    else:
+        answer, host = await deliverer.deliver(event, posts, delivery_id=delivery_id)
+    if answer.delivered:
+        WEBHOOK_DELIVERIES.labels("delivered").inc()
+        return DeliveryResult(
+            delivery_id=delivery_id,
+            outcome="DELIVERED",
+            host=host,
+            attempts=attempts,
+            status_code=answer.status_code,
+        )
+    if answer.retriable and event.attempt <= event.retry_policy.max_retries:
+        WEBHOOK_DELIVERIES.labels("retried").inc()
+        await _send_round(
+            bus,
+            event,
+            step=Step.DELIVER,
+            error=f"delivery to {host}, attempt {attempts}: {answer.error}",
+            retry_after=answer.retry_after,
+            update={
+                "summary": event.summary.model_copy(update={"posts_done": posts}),
+                "delivery_attempts": attempts,
+            },
+        )
+        return None
+    WEBHOOK_DELIVERIES.labels("failed").inc()
+    spent = " (retries exhausted)" if answer.retriable else ""
+    return DeliveryResult(
+        delivery_id=delivery_id,
+        outcome="FAILED",
+        host=host,
+        attempts=attempts,
+        status_code=answer.status_code,
+        error=f"{answer.error}{spent}",
     )
 
 
@@ -110,23 +196,41 @@ async def _retry_pending(
 ) -> None:
     """Send the event round the delay ladder with the finished posts, like run_step's retry."""
     waits = [exc.retry_after for exc in outcome.pending.values() if exc.retry_after is not None]
-    delay = compute_backoff(
-        event.attempt,
-        base=event.retry_policy.retry_delay,
+    error = "; ".join(f"{name}: {exc.message}" for name, exc in outcome.pending.items())
+    log.warning("platforms pending a retry", platforms=sorted(outcome.pending), error=error)
+    await _send_round(
+        bus,
+        event,
+        step=Step.GENERATE,
+        error=f"{len(outcome.pending)} platform(s) pending a retry: {error}",
         retry_after=max(waits) if waits else None,
+        update={"summary": event.summary.model_copy(update={"posts_done": done})},
+    )
+
+
+async def _send_round(
+    bus: Bus,
+    event: ActivityScanned,
+    *,
+    step: Step,
+    error: str,
+    retry_after: float | None,
+    update: dict[str, object],
+) -> None:
+    """A non-final `step.failed`, and the event's next attempt through the delay ladder."""
+    delay = compute_backoff(
+        event.attempt, base=event.retry_policy.retry_delay, retry_after=retry_after
     )
     now = datetime.now(UTC)
     not_before = now + timedelta(seconds=delay)
-    error = "; ".join(f"{name}: {exc.message}" for name, exc in outcome.pending.items())
-    log.warning("platforms pending a retry", platforms=sorted(outcome.pending), error=error)
     await bus.publish(
         StepFailed(
-            event_id=derived_event_id(event.event_id, f"{Step.GENERATE}.failed"),
+            event_id=derived_event_id(event.event_id, f"{step}.failed"),
             **event.envelope(),
-            step=Step.GENERATE,
+            step=step,
             retriable=True,
             final=False,
-            error=f"{len(outcome.pending)} platform(s) pending a retry: {error}",
+            error=error,
             next_attempt_at=not_before,
         )
     )
@@ -136,7 +240,7 @@ async def _retry_pending(
             "attempt": event.attempt + 1,
             "occurred_at": now,
             "deadline": not_before + timedelta(seconds=event.timeout_seconds),
-            "summary": event.summary.model_copy(update={"posts_done": done}),
+            **update,
         }
     )
     await bus.publish_delayed(retry, topology.GENERATOR_QUEUE, not_before)

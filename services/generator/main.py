@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import httpx
 import structlog
 
 from services.generator.budget import ModelBudget
+from services.generator.delivery import Deliverer
 from services.generator.handlers import make_handler
 from services.generator.providers import Provider, make_provider
 from shared import topology
 from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
+from shared.destinations import allowed_networks
 from shared.errors import ConfigurationError
 from shared.events import Step
+from shared.outbound import guarded_client
 from shared.platforms import PLATFORMS
 from shared.settings import Settings
 from shared.steps import poison_reporter
@@ -58,6 +62,13 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         tokens_per_minute=settings.ai_tokens_per_minute or None,
         budgets="shared (Redis)" if budgets.shared else "this process",
     )
+    # WEBHOOK jobs' receivers are the tenants' to name: the guarded client checks every
+    # address it connects to and follows no redirect.
+    webhooks = guarded_client(
+        allowed_networks(settings),
+        timeout=httpx.Timeout(settings.webhook_timeout),
+        limits=httpx.Limits(max_connections=settings.worker_concurrency),
+    )
     await bus.consume(
         topology.GENERATOR_QUEUE,
         make_handler(
@@ -67,12 +78,14 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
             call_retries=settings.ai_call_retries,
             max_wait=settings.ai_retry_max_wait,
             budget=budget,
+            deliverer=Deliverer(webhooks, settings),
         ),
         on_poison=poison_reporter(bus, Step.GENERATE),
     )
 
     async def close() -> None:
         await http.close()
+        await webhooks.aclose()
         await budgets.close()
 
     return close

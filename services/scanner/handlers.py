@@ -67,6 +67,7 @@ def make_handler(
                 timeout_seconds=event.timeout_seconds,
                 skip_reason=result.skip_reason,
                 job_type=event.job_type,
+                webhook=event.webhook,
             )
 
         await run_step(

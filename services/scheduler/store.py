@@ -63,6 +63,9 @@ class ClaimedJob:
     next_run_at: datetime | None
     last_run_at: datetime | None
     buffered_execution_id: str | None
+    # A WEBHOOK job's destination, encrypted as stored: carried on `job.due` as it is.
+    webhook_url_encrypted: str | None = None
+    webhook_secret_encrypted: str | None = None
     disabled: bool = dataclasses.field(default=False, init=False)
     claimed: tuple[datetime | None, datetime | None, str | None] = dataclasses.field(init=False)
 

@@ -174,6 +174,12 @@ class CronJob(Base):
     webhook_triggers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     # The jobs this one runs after (`[{jobId, on}]`, same user, no cycles); None: none.
     depends_on: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    # A WEBHOOK job's destination and the secret its deliveries are signed with, both
+    # encrypted with HERALD_SECRET_KEY (the URL may embed a token); write-only in the API.
+    # The host alone is kept in clear, to show where the job delivers.
+    webhook_url_encrypted: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    webhook_host: Mapped[str | None] = mapped_column(String(300))
     # Scheduler-owned (BUFFER_ONE): the execution waiting for the running one to finish.
     buffered_execution_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.api.webhook_signatures import signature_of
 from shared.secrets import generate_key
+from shared.signatures import signature_of
 from tests.support import processes
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub, commit

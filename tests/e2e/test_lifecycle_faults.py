@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
@@ -25,6 +24,7 @@ from tests.support.fakes.github import FakeGitHub, commit, pull
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
 from tests.support.polling import poll
+from tests.support.redelivery import republish
 from tests.support.sql import query
 
 pytestmark = pytest.mark.e2e
@@ -235,24 +235,6 @@ def test_a_notifier_killed_while_sending_email_sends_it_once(
     assert consumed_ok(herald["notifier"], "herald.notifier") == 1
     keys = {request["headers"].get("idempotency-key") for request in resend.requests}
     assert len(resend.requests) >= 2 and len(keys) == 1 and None not in keys, resend.requests
-
-
-async def republish(amqp_url: str, rows: list[Any]) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("herald", ensure=True)
-        for event_id, payload in rows:
-            message = aio_pika.Message(
-                payload.encode() if isinstance(payload, str) else bytes(payload),
-                message_id=event_id,
-                type="job.due",
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
-            await exchange.publish(message, routing_key="job.due")
-    finally:
-        await connection.close()
 
 
 def table_counts(database_url: str) -> tuple[int, ...]:

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.lifecycle import finish
-from services.api.webhook_signatures import signature_of
 from shared.db.schema import Execution, GitHubDelivery, OutboxMessage, Project
 from shared.events import ExecutionStatus, JobDue
+from shared.signatures import signature_of
 from tests.support.api import new_job, new_project, problem, signed_in
 
 RELEASE = {

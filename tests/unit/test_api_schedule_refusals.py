@@ -80,7 +80,7 @@ def test_a_new_job_is_refused_for_its_other_fields_and_its_schedule_at_once() ->
         (
             "type",
             "PUBLISH_CONTENT is not available yet; "
-            "use one of GENERATE_CONTENT, SYNC_GITHUB, ANALYTICS",
+            "use one of GENERATE_CONTENT, SYNC_GITHUB, ANALYTICS, WEBHOOK",
         ),
         ("name", "Field required"),
         ("timeConfig.minute", "minute required for WEEKLY"),

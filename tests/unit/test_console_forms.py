@@ -272,3 +272,15 @@ def test_saved_dependencies_fill_the_form_and_refusals_land_on_the_job_they_name
         "dependsOn": "cron_b → cron_a → cron_b would form a cycle",
         "name": "required",
     }
+
+
+def test_a_webhook_job_sends_its_url_and_an_edit_left_empty_keeps_the_stored_one() -> None:
+    made = job_body(_form(name="n", type="WEBHOOK", webhookUrl="https://hooks.example.com/x"))
+    assert (made["type"], made["webhookUrl"]) == ("WEBHOOK", "https://hooks.example.com/x")
+    # Empty on create: sent, so the API names the field it requires.
+    assert job_body(_form(name="n", type="WEBHOOK"))["webhookUrl"] == ""
+    assert "webhookUrl" not in job_body(_form(name="n", type="GENERATE_CONTENT"))
+    assert "webhookUrl" not in job_body(_form(name="n", webhookUrl=""), job_id="cron_1")
+    edited = job_body(_form(name="n", webhookUrl="https://other.example.com/y"), job_id="cron_1")
+    assert edited["webhookUrl"] == "https://other.example.com/y"
+    assert "type" not in edited

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api.webhook_signatures import new_webhook_secret, signature_matches, signature_of
+from shared.signatures import new_webhook_secret, signature_matches, signature_of
 
 SECRET = "It's a Secret to Everybody"
 BODY = b"Hello, World!"

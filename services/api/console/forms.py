@@ -109,15 +109,24 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": form.get("name"), **_schedule_fields(form)}
     body["isEnabled"] = form.get("isEnabled") == "on"
     description = form.get("description")
+    webhook_url = form.get("webhookUrl")
     if job_id is not None:
         body["jobId"] = job_id
         body["description"] = description
+        # Write-only: left empty, the stored receiver stays.
+        if webhook_url:
+            body["webhookUrl"] = webhook_url
     else:
         body["projectId"] = form.get("projectId")
         # A job keeps its type: only a new one says it (the API refuses another on edit).
         body["type"] = form.get("type") or "GENERATE_CONTENT"
         if description:
             body["description"] = description
+        if job_type := form.get("type"):
+            body["type"] = job_type
+        if job_type == "WEBHOOK":
+            # Sent even empty, so the API names the field it requires.
+            body["webhookUrl"] = webhook_url
     for name in POLICY_FIELDS:
         if text := form.get(name):
             body[name] = _number(text)

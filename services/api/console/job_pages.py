@@ -171,10 +171,10 @@ async def _refused_job_form(
     """The job form again, as posted, with the API's message beside each refused field."""
     if refusal.status != 422:
         raise refusal
+    # The webhook URL is write-only (it may embed a token): it is not written back.
+    values = {name: value for name, value in form.values().items() if name != "webhookUrl"}
     errors = forms.dependency_errors(refusal.field_errors(), form)
-    return await _job_form(
-        request, api, job=job, values=form.values(), errors=errors, status_code=422
-    )
+    return await _job_form(request, api, job=job, values=values, errors=errors, status_code=422)
 
 
 async def _preview(api: ApiClient, values: dict[str, str]) -> dict[str, Any]:
@@ -206,7 +206,31 @@ async def create_job(request: Request) -> Response:
             created = await api.post("/api/cron/schedule", forms.job_body(form))
         except ApiError as exc:
             return await _refused_job_form(request, api, job=None, form=form, refusal=exc)
-        return see_other(f"/console/jobs/{created['data']['id']}", notice="job-created")
+        job = created["data"]
+        if "webhookSecret" in job:
+            # Shown on this page only, never in a URL: herald cannot show it again.
+            return await render(
+                request, api, "webhook_secret.html", job=job, secret=job["webhookSecret"], made=True
+            )
+        return see_other(f"/console/jobs/{job['id']}", notice="job-created")
+
+
+@router.post("/jobs/{job_id}/webhook-secret")
+async def renew_webhook_secret(request: Request, job_id: str) -> Response:
+    form = await posted_form(request)
+    if form is None:
+        return refused_form(request)
+    async with api_for(request) as api:
+        job = (await api.get(f"/api/cron/schedules/{job_id}"))["data"]
+        renewed = await api.post(f"/api/cron/schedules/{job_id}/webhook-secret", {})
+        return await render(
+            request,
+            api,
+            "webhook_secret.html",
+            job=job,
+            secret=renewed["data"]["secret"],
+            made=False,
+        )
 
 
 @router.get("/jobs/{job_id}/edit")

@@ -41,6 +41,7 @@ from services.api.views import (
     job_row_view,
     job_view,
 )
+from services.api.webhook_jobs import new_secret, receiver_columns
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics
 from shared.ids import new_id
@@ -62,6 +63,12 @@ POLICY_FIELDS = (
 async def create_schedule(
     body: CreateJob, user: UserDep, session: SessionDep, state: StateDep
 ) -> dict[str, Any]:
+    """Create a job on one of your projects.
+
+    A WEBHOOK job (`type: WEBHOOK`, with `webhookUrl`) is answered with `webhookSecret`, the
+    secret its deliveries are signed with: in this answer only, herald keeps it encrypted and
+    never shows it again (renew it with `POST /api/cron/schedules/{jobId}/webhook-secret`).
+    """
     project = await project_of(session, user.id, body.project_id)
     await ensure_room(
         session,
@@ -75,6 +82,10 @@ async def create_schedule(
     schedule, next_run = resolve_schedule(
         frequency=body.frequency, time_config=time_config, schedule=body.schedule, now=now
     )
+    receiver = receiver_columns(body.webhook_url, body.type, state.settings)
+    secret = None
+    if receiver:
+        secret, receiver["webhook_secret_encrypted"] = new_secret(state.settings)
     job_id = new_id("cron")
     depends_on = await checked_dependencies(
         session, job_id=job_id, user_id=user.id, dependencies=body.depends_on
@@ -96,6 +107,7 @@ async def create_schedule(
         next_run_at=next_run if body.is_enabled else None,
         created_at=now,
         updated_at=now,
+        **receiver,
         **{field: value for field in POLICY_FIELDS if (value := getattr(body, field)) is not None},
     )
     session.add(job)
@@ -103,11 +115,17 @@ async def create_schedule(
     session.add(JobStatistics.empty(job.id, job.user_id))
     await notify(session, JOBS_CHANNEL)
     await session.commit()
-    return {"success": True, "data": await _single_view(session, job)}
+    view = await _single_view(session, job)
+    if secret is not None:
+        # In this answer only: herald keeps it encrypted and never shows it again.
+        view["webhookSecret"] = secret
+    return {"success": True, "data": view}
 
 
 @router.patch("/schedule", operation_id="updateSchedule")
-async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -> dict[str, Any]:
+async def update_schedule(
+    body: UpdateJob, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
     if not body.job_id:
         raise invalid("jobId", "required")
     job = await job_of(session, user.id, body.job_id, for_update=True)
@@ -122,6 +140,10 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
         )
     changes = body.model_dump(exclude_unset=True)
     now = datetime.now(UTC)
+    if "webhook_url" in changes:
+        # A new receiver keeps the job's secret: renewing it is its own request.
+        for column, value in receiver_columns(body.webhook_url, job.type, state.settings).items():
+            setattr(job, column, value)
     for field in ("name", "description", *POLICY_FIELDS):
         if field in changes and changes[field] is not None:
             setattr(job, field, changes[field])
@@ -154,6 +176,37 @@ async def update_schedule(body: UpdateJob, user: UserDep, session: SessionDep) -
     await notify(session, JOBS_CHANNEL)
     await session.commit()
     return {"success": True, "data": await _single_view(session, job)}
+
+
+@router.post(
+    "/schedules/{job_id}/webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="renewScheduleWebhookSecret",
+)
+async def renew_webhook_secret(
+    job_id: JobId, user: UserDep, session: SessionDep, state: StateDep
+) -> dict[str, Any]:
+    """Make a WEBHOOK job a new signing secret, replacing the one before it.
+
+    The secret is in this answer only: herald keeps it encrypted and never shows it again.
+    Deliveries from now on are signed with it (`X-Herald-Signature-256`); a run already
+    delivering may still sign with the old one. 409 for a job of another type.
+    """
+    job = await job_of(session, user.id, job_id, for_update=True)
+    if job.type != "WEBHOOK":
+        raise Problem(409, f"job {job.id} is a {job.type} job: only a WEBHOOK job signs deliveries")
+    secret, job.webhook_secret_encrypted = new_secret(state.settings)
+    job.updated_at = datetime.now(UTC)
+    await session.commit()
+    return {
+        "success": True,
+        "data": {
+            "jobId": job.id,
+            "secret": secret,
+            "signatureHeader": "X-Herald-Signature-256",
+            "deliveryHeader": "X-Herald-Delivery",
+        },
+    }
 
 
 async def _single_view(session: SessionDep, job: CronJob) -> dict[str, Any]:

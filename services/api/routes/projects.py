@@ -29,7 +29,6 @@ from services.api.requests import (
     UpdateProject,
 )
 from services.api.views import project_view
-from services.api.webhook_signatures import new_webhook_secret
 from shared.db.notify import JOBS_CHANNEL, notify
 from shared.db.schema import CronJob, JobStatistics, Project
 from shared.destinations import github_origins, webhook_refusal
@@ -38,6 +37,7 @@ from shared.notification_settings import public_settings
 from shared.outbound import ForbiddenDestinationError
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
+from shared.signatures import new_webhook_secret
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.deps import SessionDep, StateDep
 from services.api.problems import Problem, invalid
 from services.api.triggers import log_fired, open_execution_of, trigger_by_webhook
-from services.api.webhook_signatures import signature_matches
 from services.api.webhook_triggers import event_start, fires
 from shared.db.schema import CronJob, GitHubDelivery, Project
 from shared.db.upsert import insert_ignore
 from shared.secrets import SecretKeyError, decrypt
+from shared.signatures import signature_matches
 
 log = structlog.get_logger(__name__)
 

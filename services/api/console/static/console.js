@@ -12,6 +12,12 @@ function showFieldsFor(form) {
   for (const field of form.querySelectorAll("[data-frequencies]")) {
     field.hidden = !field.dataset.frequencies.split(" ").includes(frequency);
   }
+  // A job's type is chosen only when it is created; an edit shows the fields of its own.
+  const type = form.elements["type"];
+  if (!type) return;
+  for (const field of form.querySelectorAll("[data-types]")) {
+    field.hidden = !field.dataset.types.split(" ").includes(type.value);
+  }
 }
 
 // The daylight-saving choices apply only to a job at a fixed local time: the preview the

@@ -1,4 +1,8 @@
-"""GitHub's webhook signature (`X-Hub-Signature-256`) and the secrets it is made with."""
+"""HMAC-SHA256 webhook signatures (GitHub's `X-Hub-Signature-256` scheme) and their secrets.
+
+The api checks GitHub's deliveries with them; the generator signs a WEBHOOK job's deliveries
+the same way (`X-Herald-Signature-256`), so a receiver can reuse code written for GitHub's.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ PREFIX = "sha256="
 
 
 def new_webhook_secret() -> str:
-    """A fresh secret for a project's GitHub webhook: 256 random bits, URL-safe text."""
+    """A fresh signing secret (a project's GitHub webhook, a WEBHOOK job): 256 random bits."""
     return secrets.token_urlsafe(32)
 
 
 def signature_of(secret: str, body: bytes) -> str:
-    """The `X-Hub-Signature-256` value GitHub sends with `body` signed by `secret`."""
+    """`sha256=` and the hex HMAC-SHA256 of the raw `body` with `secret`, as GitHub sends it."""
     return PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 

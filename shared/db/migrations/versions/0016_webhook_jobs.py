@@ -1,0 +1,31 @@
+"""a WEBHOOK job keeps its destination and signing secret, encrypted, and the destination's host
+
+Revision ID: 0016
+Revises: 0015
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+# 0015 is written concurrently elsewhere: whichever lands second points its down_revision at
+# the other, so the chain stays linear.
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("cron_jobs") as batch:
+        batch.add_column(sa.Column("webhook_url_encrypted", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("webhook_secret_encrypted", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("webhook_host", sa.String(length=300), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("cron_jobs") as batch:
+        batch.drop_column("webhook_host")
+        batch.drop_column("webhook_secret_encrypted")
+        batch.drop_column("webhook_url_encrypted")

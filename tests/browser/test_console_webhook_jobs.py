@@ -1,0 +1,63 @@
+"""A WEBHOOK job made in a real browser, against the five services as real processes: the
+URL field shown for that type only, a private address refused beside it, the signing secret
+shown once on a page of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.browser.console import Console
+from tests.support.factories import token_on
+from tests.support.processes import Service
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_webhook_job_is_made_in_the_form_and_its_secret_shown_once(
+    stack: dict[str, Service],
+    fresh_database_url: str,
+    open_console: Callable[..., Console],
+    request: pytest.FixtureRequest,
+) -> None:
+    token = asyncio.run(token_on(fresh_database_url))
+    base = stack["api"].url
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    request.addfinalizer(api.close)
+    project = api.post(
+        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    )
+    assert project.status_code == 201, project.text
+    console = open_console(base)
+    console.sign_in(token)
+    console.open(f"/console/jobs/new?projectId={project.json()['data']['id']}")
+
+    # The URL is asked for only when the job delivers somewhere.
+    url_field = console.find('[data-types="WEBHOOK"]')
+    assert not url_field.is_displayed()
+    console.choose("type", "WEBHOOK")
+    console.wait(lambda _: url_field.is_displayed())
+
+    console.fill("name", "Hooked")
+    console.fill("webhookUrl", "https://192.168.7.7/in/browser0T0K3N")
+    console.press("Create job")
+    assert "a private address" in console.error_for("webhookUrl")
+    assert console.field("webhookUrl").get_attribute("value") == ""
+    assert "browser0T0K3N" not in console.find("main").text
+    console.screenshot("webhook-refused")
+
+    console.fill("webhookUrl", "https://hooks.example.com/in/browser0T0K3N")
+    console.press("Create job")
+    console.wait_for_text("h1", "Job created")
+    secret = console.find("#secret-value").text
+    assert len(secret) >= 40
+    console.screenshot("webhook-secret")
+    [job] = api.get("/api/cron/schedules").json()["data"]
+    assert job["type"] == "WEBHOOK" and job["webhookHost"] == "hooks.example.com"
+
+    console.open(f"/console/jobs/{job['id']}")
+    assert "hooks.example.com" in console.find("#webhook-host").text
+    assert secret not in console.find("main").text
