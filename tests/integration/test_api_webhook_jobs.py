@@ -107,13 +107,13 @@ async def test_a_webhook_url_is_refused_at_save_naming_the_field_and_rule(
         assert kept.all() == []
 
 
-async def test_the_other_job_types_stay_refused(
+async def test_a_type_not_built_stays_refused(
     hooked: tuple[httpx.AsyncClient, Settings], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     api, _ = hooked
     headers = await signed_in(sessions)
     project_id = await new_project(api, headers)
-    for kind in ("PUBLISH_CONTENT", "SYNC_GITHUB", "ANALYTICS"):
+    for kind in ("PUBLISH_CONTENT",):
         body = {
             "projectId": project_id,
             "name": "other",
