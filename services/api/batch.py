@@ -84,6 +84,8 @@ _CHANGEABLE = (
     "skip_reason",
     "metadata",
     "deadline",
+    "window_start",
+    "window_end",
 )
 _ATTRIBUTES = {
     column.key: attribute.key

@@ -12,15 +12,31 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.lifecycle import finish
+from services.api.lifecycle import apply_event, finish
 from services.api.webhook_signatures import signature_of
 from shared.db.schema import Execution, GitHubDelivery, OutboxMessage, Project
-from shared.events import ExecutionStatus, JobDue
+from shared.events import (
+    ActivityItem,
+    ActivityScanned,
+    ActivitySummary,
+    ExecutionStatus,
+    GitHubRelease,
+    JobDue,
+    Repository,
+)
 from tests.support.api import new_job, new_project, problem, signed_in
 
 RELEASE = {
     "action": "published",
-    "release": {"tag_name": "v1.2.0", "prerelease": False, "draft": False},
+    "release": {
+        "tag_name": "v1.2.0",
+        "name": "Twelve",
+        "body": "Faster sync.\n" + "x" * 5000,
+        "html_url": "https://github.com/octo/hello/releases/tag/v1.2.0",
+        "published_at": "2026-03-02T12:00:00Z",
+        "prerelease": False,
+        "draft": False,
+    },
     "repository": {"full_name": "octo/hello", "default_branch": "main"},
 }
 PUSH = {
@@ -159,14 +175,26 @@ async def test_a_signed_release_runs_the_job_once_per_delivery(
     [run] = await runs_of(sessions, job["id"])
     assert answer["executions"] == [{"jobId": job["id"], "executionId": run.id}]
     assert (run.trigger, run.status) == ("WEBHOOK", "PENDING")
-    assert run.metadata_ == {"githubDelivery": delivery, "githubEvent": "release"}
+    assert run.metadata_ == {
+        "githubDelivery": delivery,
+        "githubEvent": "release",
+        "githubRelease": "v1.2.0",
+    }
     async with sessions() as session:
         payloads = await session.scalars(
             select(OutboxMessage.payload).where(OutboxMessage.routing_key == "job.due")
         )
         due = [JobDue.model_validate_json(text) for text in payloads]
     # The database is shared with other tests' runs: this run's events only.
-    assert [event.trigger for event in due if event.execution_id == run.id] == ["WEBHOOK"]
+    [sent] = [event for event in due if event.execution_id == run.id]
+    assert sent.trigger == "WEBHOOK"
+    # The release goes to the scanner, which finds the one before it.
+    assert sent.github_release is not None
+    assert (sent.github_release.tag, sent.github_release.name) == ("v1.2.0", "Twelve")
+    assert sent.github_release.published_at == datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert sent.github_release.body is not None
+    assert sent.github_release.body.startswith("Faster sync.")
+    assert len(sent.github_release.body) == 4000
 
     # Shown in the job's history like any run.
     history = await api.get(
@@ -364,3 +392,48 @@ async def test_github_sized_payloads_pass_and_larger_ones_are_refused(
     )
     problem(refused, 413)
     assert await deliveries(sessions, project_id) == 1
+
+
+async def test_a_release_run_takes_the_window_its_scan_covered(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(api, headers, project_id, webhookTriggers=[{"event": "release"}])
+    answer = await deliver(api, project_id, secret, "release", RELEASE)
+    [fired] = answer.json()["data"]["executions"]
+    [run] = await runs_of(sessions, job["id"])
+    assert run.window_end > datetime(2026, 3, 2, 12, tzinfo=UTC)  # the delivery's arrival
+
+    previous = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    published = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    release = GitHubRelease(
+        tag="v1.2.0", published_at=published, previous_tag="v1.1.0", previous_published_at=previous
+    )
+    envelope = {"execution_id": run.id, "job_id": job["id"], "project_id": project_id}
+    await apply_event(
+        sessions,
+        ActivityScanned(
+            **envelope,
+            summary=ActivitySummary(
+                commits=1,
+                items=[ActivityItem(kind="commit", title="feat: sync", sha="c" * 40)],
+                releases=["v1.2.0"],
+                release=release,
+            ),
+            platforms=["x"],
+            repository=Repository(owner="octo", name="hello"),
+            window_start=previous,
+            window_end=published,
+            deadline=datetime.now(UTC) + timedelta(minutes=15),
+        ),
+        public_url="http://herald.test",
+    )
+    shown = await api.get(f"/api/cron/executions/{fired['executionId']}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    data = shown.json()["data"]
+    assert (data["windowStart"], data["windowEnd"]) == (
+        "2026-02-01T09:00:00Z",
+        "2026-03-02T12:00:00Z",
+    )
+    assert data["metadata"]["githubPreviousRelease"] == "v1.1.0"

@@ -20,7 +20,7 @@ from services.api.deps import SessionDep, StateDep
 from services.api.problems import Problem, invalid
 from services.api.triggers import log_fired, open_execution_of, trigger_by_webhook
 from services.api.webhook_signatures import signature_matches
-from services.api.webhook_triggers import event_start, fires
+from services.api.webhook_triggers import event_release, event_start, fires
 from shared.db.schema import CronJob, GitHubDelivery, Project
 from shared.db.upsert import insert_ignore
 from shared.secrets import SecretKeyError, decrypt
@@ -98,6 +98,7 @@ async def receive_github(
             event=event,
             event_start=event_start(event, payload),
             now=now,
+            release=event_release(event, payload),
         )
         fired.append((execution, job))
     try:
