@@ -116,6 +116,9 @@ class GitHubCredential(Wire):
 
     installation_id: int | None = Field(default=None, ge=1)
     token: str | None = None
+    # What GitHub's `installation` events last said of that installation: absent while it
+    # reads; the scanner fails a run on a suspended or removed one without asking GitHub.
+    installation_status: Literal["suspended", "removed"] | None = None
 
 
 class RateLimitSeen(Wire):

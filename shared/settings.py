@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # With both set, a project on that GitHub may name an installation granted to its owner.
     github_app_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9.]*$")
     github_app_private_key: SecretStr = SecretStr("")
+    # The secret GitHub signs the App's own webhook deliveries with (`installation` events,
+    # sent to `/api/webhooks/github` without a project); unset, the api refuses them.
+    github_app_webhook_secret: SecretStr = SecretStr("")
     # Where tenants' alert webhooks may point (origins; the path is checked per service).
     slack_webhook_origins: StringList = ["https://hooks.slack.com"]
     discord_webhook_origins: StringList = ["https://discord.com", "https://discordapp.com"]

@@ -13,7 +13,14 @@ import httpx
 from services.scanner import conditions as run_conditions
 from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
-from services.scanner.credentials import Credential, GitHubApp, Kind, token_credential
+from services.scanner.credentials import (
+    Credential,
+    GitHubApp,
+    Kind,
+    gone_error,
+    suspended_error,
+    token_credential,
+)
 from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
 from shared.compare import compare_url
@@ -143,6 +150,10 @@ class GitHubAccess:
                     f"the project names GitHub App installation {installation_id}, but "
                     f"herald's GitHub App reads only {self.api_url}, not {base}"
                 )
+            if given is not None and given.installation_status == "suspended":
+                raise suspended_error(installation_id, "GitHub said so in an installation event")
+            if given is not None and given.installation_status == "removed":
+                raise gone_error(installation_id, "was removed from its account, GitHub said")
             if self.app is None:
                 raise ConfigurationError(
                     f"the project names GitHub App installation {installation_id}, but this "

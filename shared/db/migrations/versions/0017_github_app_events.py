@@ -1,0 +1,57 @@
+"""GitHub App installation events, and what each webhook delivery came to
+
+Revision ID: 0017
+Revises: 0014
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db.types import UTCDateTime
+
+revision = "0017"
+# 0015 and 0016 are written concurrently elsewhere: whichever lands later points its
+# down_revision at the one before it, so the chain stays linear.
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(sa.Column("github_installation_status", sa.String(16), nullable=True))
+    op.create_table(
+        "github_installations",
+        sa.Column("installation_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("account_login", sa.String(length=255), nullable=True),
+        sa.Column("account_type", sa.String(length=32), nullable=True),
+        sa.Column("repository_selection", sa.String(length=16), nullable=True),
+        sa.Column("repositories", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True),
+        sa.Column("suspended_at", UTCDateTime(), nullable=True),
+        sa.Column("removed_at", UTCDateTime(), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("installation_id", name="pk_github_installations"),
+    )
+    op.create_table(
+        "github_app_deliveries",
+        sa.Column("delivery_id", sa.String(length=64), nullable=False),
+        sa.Column("event", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=True),
+        sa.Column("installation_id", sa.BigInteger(), nullable=True),
+        sa.Column("received_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("delivery_id", name="pk_github_app_deliveries"),
+    )
+    op.create_index(
+        "ix_github_app_deliveries_received_at", "github_app_deliveries", ["received_at"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_github_app_deliveries_received_at", table_name="github_app_deliveries")
+    op.drop_table("github_app_deliveries")
+    op.drop_table("github_installations")
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("github_installation_status")
