@@ -538,6 +538,20 @@ class GitHubDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str | None] = mapped_column(String(64))
+    # started (it ran jobs), ignored (no job ran: `reason` says why), refused (signed, but
+    # not a delivery herald could read: `reason`); None for deliveries from before 0017.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # [{jobId, executionId}] started, and [{jobId, openExecutionId}] skipped by overlap.
+    executions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Copies GitHub sent again with this id (a redelivery by hand): answered, never run.
+    redeliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_redelivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_github_deliveries_project_received", "project_id", "received_at", "delivery_id"),
+    )
 
 
 class ProcessedEvent(Base):

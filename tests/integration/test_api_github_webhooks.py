@@ -437,3 +437,94 @@ async def test_a_release_run_takes_the_window_its_scan_covered(
         "2026-03-02T12:00:00Z",
     )
     assert data["metadata"]["githubPreviousRelease"] == "v1.1.0"
+
+
+async def test_recent_deliveries_say_what_each_came_to(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(
+        api, headers, project_id, webhookTriggers=[{"event": "release"}], overlapPolicy="SKIP"
+    )
+    started = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=started)
+    # The run is still open: a second release skips the job (SKIP), and says so.
+    skipped = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=skipped)
+    unmatched = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "push", PUSH, delivery=unmatched)
+    not_json = str(uuid.uuid4())
+    body = b"payload=%7B%7D"  # a hook left on application/x-www-form-urlencoded
+    refused = await api.post(
+        "/api/webhooks/github",
+        params={"project": project_id},
+        content=body,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": not_json,
+            "X-Hub-Signature-256": signature_of(secret, body),
+        },
+    )
+    assert refused.status_code == 422
+    # GitHub redelivers the first by hand: counted on it, nothing run.
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=started)
+    # An unsigned delivery is never recorded.
+    await deliver(api, project_id, secret, "push", PUSH, signature="sha256=" + "0" * 64)
+
+    listed = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=headers)
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()["data"]
+    assert [row["deliveryId"] for row in rows] == [not_json, unmatched, skipped, started]
+    by_id = {row["deliveryId"]: row for row in rows}
+    [run] = await runs_of(sessions, job["id"])
+    first = by_id[started]
+    assert (first["event"], first["action"], first["outcome"]) == (
+        "release",
+        "published",
+        "started",
+    )
+    assert first["executions"] == [{"jobId": job["id"], "executionId": run.id}]
+    assert first["redeliveries"] == 1 and first["lastRedeliveredAt"] is not None
+    second = by_id[skipped]
+    assert second["outcome"] == "ignored"
+    assert second["skipped"] == [{"jobId": job["id"], "openExecutionId": run.id}]
+    assert "had a run open" in second["reason"]
+    assert by_id[unmatched]["outcome"] == "ignored"
+    assert by_id[unmatched]["action"] is None
+    assert (
+        "no enabled job has a webhook trigger this push delivery matches"
+        in (by_id[unmatched]["reason"])
+    )
+    assert by_id[not_json]["outcome"] == "refused"
+    assert "not JSON" in by_id[not_json]["reason"]
+
+    # Paged like every list: newest first, a cursor to the next page.
+    page_one = (
+        await api.get(
+            f"/api/projects/{project_id}/github-deliveries",
+            params={"limit": 3},
+            headers=headers,
+        )
+    ).json()
+    assert page_one["count"] == 3 and page_one["nextCursor"]
+    page_two = (
+        await api.get(
+            f"/api/projects/{project_id}/github-deliveries",
+            params={"limit": 3, "cursor": page_one["nextCursor"]},
+            headers=headers,
+        )
+    ).json()
+    assert [row["deliveryId"] for row in page_two["data"]] == [started]
+    assert page_two["nextCursor"] is None
+    forged = await api.get(
+        f"/api/projects/{project_id}/github-deliveries",
+        params={"cursor": "bm90IGEgY3Vyc29y"},
+        headers=headers,
+    )
+    problem(forged, 422, "cursor")
+
+    # Another account sees no such project.
+    stranger = await signed_in(sessions)
+    hidden = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=stranger)
+    assert hidden.status_code == 404

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,15 +83,28 @@ async def receive_github(
     if event == "ping":
         return {"success": True, "data": {"event": "ping"}}
     event, delivery_id = _headed(event, delivery_id)
-    payload = _parsed(body)
-    answer = {"event": event, "delivery": delivery_id, "duplicate": False}
     now = datetime.now(UTC)
+    key = {"project_id": project_id, "delivery_id": delivery_id, "event": event, "received_at": now}
+    try:
+        payload = _parsed(body)
+    except Problem as refused:
+        # Signed by the project, so worth a line in its deliveries: why nothing ran.
+        if await insert_ignore(
+            session,
+            GitHubDelivery.__table__,  # type: ignore[arg-type]
+            {**key, "outcome": "refused", "reason": refused.detail},
+        ):
+            await session.commit()
+        raise
+    action = payload.get("action")
+    answer = {"event": event, "delivery": delivery_id, "duplicate": False}
     recorded = await insert_ignore(
         session,
         GitHubDelivery.__table__,  # type: ignore[arg-type]
-        {"project_id": project_id, "delivery_id": delivery_id, "event": event, "received_at": now},
+        {**key, "action": action[:64] if isinstance(action, str) else None},
     )
     if not recorded:
+        await _count_redelivery(session, project_id, delivery_id, now)
         return {"success": True, "data": {**answer, "duplicate": True, "executions": []}}
     project = await session.get_one(Project, project_id)
     fired, skipped = [], []
@@ -112,6 +125,16 @@ async def receive_github(
             release=event_release(event, payload),
         )
         fired.append((execution, job))
+    started = [{"jobId": job.id, "executionId": execution.id} for execution, job in fired]
+    await session.execute(
+        update(GitHubDelivery)
+        .where(GitHubDelivery.project_id == project_id, GitHubDelivery.delivery_id == delivery_id)
+        .values(
+            outcome="started" if fired else "ignored",
+            reason=None if fired else _why_nothing_ran(event, action, skipped),
+            executions={"started": started, "skipped": skipped},
+        )
+    )
     try:
         await session.commit()
     except IntegrityError:
@@ -120,8 +143,29 @@ async def receive_github(
         return {"success": True, "data": {**answer, "duplicate": True, "executions": []}}
     for execution, job in fired:
         log_fired(execution, job)
-    executions = [{"jobId": job.id, "executionId": execution.id} for execution, job in fired]
-    return {"success": True, "data": {**answer, "executions": executions, "skipped": skipped}}
+    return {"success": True, "data": {**answer, "executions": started, "skipped": skipped}}
+
+
+def _why_nothing_ran(event: str, action: Any, skipped: list[dict[str, str]]) -> str:
+    if skipped:
+        return (
+            f"{len(skipped)} job(s) it triggers had a run open and do not overlap "
+            "(overlap policy SKIP or BUFFER_ONE)"
+        )
+    what = f"{event} {action}" if isinstance(action, str) else event
+    return f"no enabled job has a webhook trigger this {what} delivery matches"
+
+
+async def _count_redelivery(
+    session: AsyncSession, project_id: str, delivery_id: str, now: datetime
+) -> None:
+    """GitHub sent a delivery again (by hand, or twice at once): counted, never run."""
+    await session.execute(
+        update(GitHubDelivery)
+        .where(GitHubDelivery.project_id == project_id, GitHubDelivery.delivery_id == delivery_id)
+        .values(redeliveries=GitHubDelivery.redeliveries + 1, last_redelivered_at=now)
+    )
+    await session.commit()
 
 
 def _headed(event: str | None, delivery_id: str | None) -> tuple[str, str]:

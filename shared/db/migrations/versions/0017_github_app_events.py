@@ -1,5 +1,8 @@
 """GitHub App installation events, and what each webhook delivery came to
 
+`github_deliveries` gains what a delivery came to (started, ignored, refused), the runs it
+started and how often GitHub sent it again; rows from before have no outcome.
+
 Revision ID: 0017
 Revises: 0014
 """
@@ -47,9 +50,36 @@ def upgrade() -> None:
     op.create_index(
         "ix_github_app_deliveries_received_at", "github_app_deliveries", ["received_at"]
     )
+    with op.batch_alter_table("github_deliveries") as batch:
+        batch.add_column(sa.Column("action", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("outcome", sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column("reason", sa.Text(), nullable=True))
+        batch.add_column(
+            sa.Column("executions", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True)
+        )
+        batch.add_column(
+            sa.Column("redeliveries", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch.add_column(sa.Column("last_redelivered_at", UTCDateTime(), nullable=True))
+    op.create_index(
+        "ix_github_deliveries_project_received",
+        "github_deliveries",
+        ["project_id", "received_at", "delivery_id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_github_deliveries_project_received", table_name="github_deliveries")
+    with op.batch_alter_table("github_deliveries") as batch:
+        for column in (
+            "last_redelivered_at",
+            "redeliveries",
+            "executions",
+            "reason",
+            "outcome",
+            "action",
+        ):
+            batch.drop_column(column)
     op.drop_index("ix_github_app_deliveries_received_at", table_name="github_app_deliveries")
     op.drop_table("github_app_deliveries")
     op.drop_table("github_installations")
