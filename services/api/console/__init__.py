@@ -13,6 +13,7 @@ from services.api.console import (
     alert_pages,
     credentials,
     job_pages,
+    project_pages,
     recipient_pages,
     run_pages,
     signin,
@@ -33,7 +34,9 @@ def mount(app: FastAPI) -> None:
 
     for pages in (
         signin.router,
+        # After job_pages: its /projects/new is not a project's id.
         job_pages.router,
+        project_pages.router,
         run_pages.router,
         alert_pages.router,
         recipient_pages.router,
