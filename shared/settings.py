@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # The secret GitHub signs the App's own webhook deliveries with (`installation` events,
     # sent to `/api/webhooks/github` without a project); unset, the api refuses them.
     github_app_webhook_secret: SecretStr = SecretStr("")
+    # How long a GitHub webhook delivery's id (and its line in the project's deliveries) is
+    # kept: past GitHub's redelivery window (3 days; 7 on Enterprise Server), so a redelivery
+    # still runs nothing.
+    github_delivery_retention_days: int = Field(default=30, ge=7, le=3650)
     # Where tenants' alert webhooks may point (origins; the path is checked per service).
     slack_webhook_origins: StringList = ["https://hooks.slack.com"]
     discord_webhook_origins: StringList = ["https://discord.com", "https://discordapp.com"]
