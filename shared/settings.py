@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     max_projects_per_user: int = Field(default=100, ge=0)
     max_jobs_per_user: int = Field(default=500, ge=0)
     manual_triggers_per_minute: int = Field(default=10, ge=0)
+    # Runs GitHub's webhook deliveries may start per project per minute (0: no limit); a
+    # budget of its own, not the manual one.
+    webhook_runs_per_minute: int = Field(default=30, ge=0)
     auth_failures_per_minute: int = Field(default=20, ge=0)
     # Addresses a user may have waiting to confirm alert emails at once (each is mailed once).
     max_pending_recipients_per_user: int = Field(default=20, ge=0)

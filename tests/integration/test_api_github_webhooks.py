@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,8 @@ from shared.events import (
     JobDue,
     Repository,
 )
-from tests.support.api import new_job, new_project, problem, signed_in
+from shared.settings import Settings
+from tests.support.api import api_client, new_job, new_project, problem, signed_in
 
 RELEASE = {
     "action": "published",
@@ -528,3 +530,40 @@ async def test_recent_deliveries_say_what_each_came_to(
     stranger = await signed_in(sessions)
     hidden = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=stranger)
     assert hidden.status_code == 404
+
+
+async def test_deliveries_start_at_most_the_projects_webhook_budget_a_minute(
+    api_settings: Callable[..., Settings], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async for api in api_client(
+        api_settings(webhook_runs_per_minute=2, manual_triggers_per_minute=1)
+    ):
+        headers = await signed_in(sessions)
+        project_id, secret = await hooked_project(api, headers)
+        jobs = [
+            await new_job(
+                api, headers, project_id, name=f"on push {n}", webhookTriggers=[{"event": "push"}]
+            )
+            for n in range(3)
+        ]
+
+        first = (await deliver(api, project_id, secret, "push", PUSH)).json()["data"]
+        # Three jobs, a budget of two: the third is skipped, saying why.
+        assert len(first["executions"]) == 2
+        [spent] = first["skipped"]
+        assert "HERALD_WEBHOOK_RUNS_PER_MINUTE" in spent["budget"]
+        second = (await deliver(api, project_id, secret, "push", PUSH)).json()["data"]
+        assert second["executions"] == [] and len(second["skipped"]) == 3
+        listed = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=headers)
+        latest = listed.json()["data"][0]
+        assert latest["outcome"] == "ignored"
+        assert "HERALD_WEBHOOK_RUNS_PER_MINUTE" in latest["reason"]
+
+        # The owner's own budget is apart: a run by hand still starts.
+        manual = await api.post("/api/cron/trigger", headers=headers, json={"jobId": jobs[2]["id"]})
+        assert manual.status_code == 202, manual.text
+        # Another project's deliveries have a budget of their own.
+        other_id, other_secret = await hooked_project(api, headers)
+        await new_job(api, headers, other_id, webhookTriggers=[{"event": "push"}])
+        other = (await deliver(api, other_id, other_secret, "push", PUSH)).json()["data"]
+        assert len(other["executions"]) == 1

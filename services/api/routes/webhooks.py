@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.app_events import apply_app_event, ignored_because, installation_of
 from services.api.deps import SessionDep, StateDep
 from services.api.problems import Problem, invalid
+from services.api.quotas import webhook_budget_spent, webhook_room
 from services.api.triggers import log_fired, open_execution_of, trigger_by_webhook
 from services.api.webhook_signatures import signature_matches
 from services.api.webhook_triggers import event_release, event_start, fires
@@ -64,7 +65,8 @@ async def receive_github(
     401 unless `X-Hub-Signature-256` signs the raw body with the project's webhook secret
     (then nothing is recorded); `ping` answers 200 and records nothing; a delivery id seen
     before answers 200 and runs nothing (`duplicate`). A job whose policy is not ALLOW and
-    that has an open execution is skipped, not queued.
+    that has an open execution is skipped, not queued; so is a job past the project's
+    HERALD_WEBHOOK_RUNS_PER_MINUTE (`skipped[].budget`).
 
     Without `project`, the delivery is the App's own (`installation`,
     `installation_repositories`), signed with `HERALD_GITHUB_APP_WEBHOOK_SECRET`.
@@ -106,7 +108,13 @@ async def receive_github(
     if not recorded:
         await _count_redelivery(session, project_id, delivery_id, now)
         return {"success": True, "data": {**answer, "duplicate": True, "executions": []}}
-    project = await session.get_one(Project, project_id)
+    # The project's row first, then its jobs' (`_triggered_jobs`): the budget below is
+    # counted under it; a manual trigger locks a job alone, so the order cannot deadlock.
+    project = (
+        await session.scalars(select(Project).where(Project.id == project_id).with_for_update())
+    ).one()
+    per_minute = state.settings.webhook_runs_per_minute
+    room = await webhook_room(session, project_id=project_id, per_minute=per_minute, now=now)
     fired, skipped = [], []
     for job in await _triggered_jobs(session, project_id, event, payload):
         if job.overlap_policy != "ALLOW":
@@ -114,6 +122,11 @@ async def receive_github(
             if running is not None:
                 skipped.append({"jobId": job.id, "openExecutionId": running})
                 continue
+        if room is not None:
+            if room <= 0:
+                skipped.append({"jobId": job.id, "budget": webhook_budget_spent(per_minute)})
+                continue
+            room -= 1
         execution = await trigger_by_webhook(
             session,
             job=job,
@@ -147,6 +160,9 @@ async def receive_github(
 
 
 def _why_nothing_ran(event: str, action: Any, skipped: list[dict[str, str]]) -> str:
+    spent = [entry["budget"] for entry in skipped if "budget" in entry]
+    if spent:
+        return f"{len(skipped)} job(s) it triggers did not run: {spent[0]}"
     if skipped:
         return (
             f"{len(skipped)} job(s) it triggers had a run open and do not overlap "
