@@ -107,7 +107,7 @@ async def test_the_project_page_sets_the_credential_and_makes_the_webhook_secret
     assert page.status_code == 200, page.text
     assert "the server&#39;s token" in page.text
     url = f"{PUBLIC}/api/webhooks/github?project={project_id}"
-    assert f'<code id="webhook-url">{url}</code>' in page.text
+    assert f'<code class="long" id="webhook-url">{url}</code>' in page.text
     assert "No secret yet" in page.text and "None received yet." in page.text
     csrf = csrf_of(page.text)
 
@@ -166,7 +166,7 @@ async def test_the_project_page_sets_the_credential_and_makes_the_webhook_secret
     )
     assert secret_page.status_code == 200, secret_page.text
     assert secret_page.headers["cache-control"] == "no-store"
-    match = re.search(r'<code id="webhook-secret">([^<]+)</code>', secret_page.text)
+    match = re.search(r'<code class="long" id="webhook-secret">([^<]+)</code>', secret_page.text)
     assert match is not None
     secret = match.group(1)
     again = await console.get(f"/console/projects/{project_id}")
@@ -218,5 +218,5 @@ async def test_a_job_with_github_triggers_shows_where_github_delivers(
 
     assert page.status_code == 200, page.text
     url = f"{PUBLIC}/api/webhooks/github?project={project_id}"
-    assert f'<code id="webhook-url">{url}</code>' in page.text
+    assert f'<code class="long" id="webhook-url">{url}</code>' in page.text
     assert "No secret yet:" in page.text
