@@ -1,4 +1,5 @@
-"""`herald installations`: grant users herald's GitHub App installations, revoke, list.
+"""`herald installations`: grant users herald's GitHub App installations, revoke, list, show
+what GitHub's App events said of one.
 
 A project reads through an installation only if its owner holds a grant of it: nothing else
 ties an installation on GitHub to an account on herald. Like `herald tokens`, it works on
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import installation_grants
 from services.cli_database import in_session
-from shared.db.schema import User
+from shared.db.schema import GitHubInstallation, User
 
 installations_app = typer.Typer(
     help="Grant users herald's GitHub App installations: who may read through which.",
@@ -120,6 +121,41 @@ def list_grants(
     for found in in_session(read):
         granted_at = found.granted_at.isoformat(timespec="seconds")
         typer.echo(f"{found.installation_id}\t{found.email}\t{granted_at}\t{found.granted_by}")
+
+
+@installations_app.command("show")
+def show_installation(installation: Installation) -> None:
+    """What GitHub's App events said of an installation (account, status, the repositories it
+    may read), and who holds a grant of it."""
+
+    async def read(
+        session: AsyncSession,
+    ) -> tuple[GitHubInstallation | None, list[installation_grants.Grant]]:
+        row = await session.get(GitHubInstallation, installation)
+        return row, await installation_grants.grants(session, installation_id=installation)
+
+    row, grants = in_session(read)
+    if row is None:
+        typer.echo(
+            f"installation {installation}: no App event received for it (set the App's webhook "
+            "to /api/webhooks/github with HERALD_GITHUB_APP_WEBHOOK_SECRET)"
+        )
+    else:
+        status = "removed" if row.removed_at else "suspended" if row.suspended_at else "active"
+        account = f"{row.account_login or '-'} ({row.account_type or '-'})"
+        if row.repository_selection == "selected":
+            repositories = ", ".join(row.repositories or []) or "none selected"
+        else:
+            repositories = "all of the account's" if row.repository_selection else "-"
+        for label, value in (
+            ("installation", str(row.installation_id)),
+            ("account", account),
+            ("status", status),
+            ("repositories", repositories),
+            ("updated", row.updated_at.isoformat(timespec="seconds")),
+        ):
+            typer.echo(f"{label:<13}{value}")
+    typer.echo(f"{'granted to':<13}{', '.join(grant.email for grant in grants) or '-'}")
 
 
 async def _user_id(session: AsyncSession, email: str) -> str | None:

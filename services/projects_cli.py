@@ -1,4 +1,5 @@
-"""`herald projects`: list and show projects, connect one to the GitHub credential it reads with.
+"""`herald projects`: list and show projects, connect one to the GitHub credential it reads with,
+see the GitHub webhook deliveries it received.
 
 Like `herald tokens`, it works on DATABASE_URL directly (PostgreSQL, or the standalone
 mode's SQLite file). A credential goes through the API's own rules: `UpdateProject` validates
@@ -18,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
+from services.api.deliveries import recent_deliveries
+from services.api.pagination import MAX_LIMIT
 from services.api.requests import UpdateProject
 from services.api.views import credential_in_use, project_view
 from services.cli_database import in_session
@@ -120,7 +123,7 @@ def show_project(
         ("owner", owner),
         ("repository", repository_of(project)),
         ("credential", credential_in_use(project) or "-"),
-        ("installation", str(project.github_installation_id or "-")),
+        ("installation", _installation_of(project)),
         ("token", "set" if project.github_token_encrypted else "not set"),
         ("budget", budget_of(limit) + (f" until {limit['resetAt']}" if limit else "")),
     ):
@@ -201,6 +204,50 @@ def connect_project(
     if project is None:
         _no_project(project_id)
     typer.echo(f"{project.id}: credential {_described(project)}")
+
+
+@projects_app.command("deliveries")
+def project_deliveries(
+    project_id: Annotated[
+        str, typer.Argument(metavar="PROJECT_ID", help="The project's id (prj_...).")
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="How many, newest first.")
+    ] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print them as the API shows them.")
+    ] = False,
+) -> None:
+    """The project's recent GitHub webhook deliveries and what each came to, newest first:
+    received, delivery id, event and action, outcome (the runs it started, or why none)."""
+
+    async def read(session: AsyncSession) -> list[dict[str, Any]] | None:
+        if await _live_project(session, project_id) is None:
+            return None
+        rows, _ = await recent_deliveries(session, project_id, limit=limit, cursor=None)
+        return rows
+
+    rows = in_session(read)
+    if rows is None:
+        _no_project(project_id)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        event = f"{row['event']}/{row['action']}" if row["action"] else row["event"]
+        if row["outcome"] == "started":
+            came_to = "started " + ", ".join(run["executionId"] for run in row["executions"])
+        else:
+            came_to = f"{row['outcome']}" + (f": {row['reason']}" if row["reason"] else "")
+        again = f"\t(sent again {row['redeliveries']}x)" if row["redeliveries"] else ""
+        typer.echo(f"{row['receivedAt']}\t{row['deliveryId']}\t{event}\t{came_to}{again}")
+
+
+def _installation_of(project: Project) -> str:
+    if project.github_installation_id is None:
+        return "-"
+    status = project.github_installation_status
+    return f"{project.github_installation_id}" + (f" ({status})" if status else "")
 
 
 def _read_token() -> str:

@@ -282,9 +282,15 @@ def credential_of(project: Project) -> GitHubCredential | None:
     """The project's own GitHub credential for `job.due`: the token stays encrypted."""
     if project.github_installation_id is None and not project.github_token_encrypted:
         return None
+    status = project.github_installation_status
     return GitHubCredential(
         installation_id=project.github_installation_id,
         token=project.github_token_encrypted or None,
+        installation_status=(
+            status
+            if project.github_installation_id is not None and status in ("suspended", "removed")
+            else None
+        ),
     )
 
 

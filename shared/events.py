@@ -118,6 +118,9 @@ class GitHubCredential(Wire):
 
     installation_id: int | None = Field(default=None, ge=1)
     token: str | None = None
+    # What GitHub's `installation` events last said of that installation: absent while it
+    # reads; the scanner fails a run on a suspended or removed one without asking GitHub.
+    installation_status: Literal["suspended", "removed"] | None = None
 
 
 class WebhookTarget(Wire):
@@ -139,6 +142,25 @@ class RateLimitSeen(Wire):
     limit: int
     remaining: int
     reset_at: datetime
+
+
+class GitHubRelease(Wire):
+    """A published GitHub release a webhook run announces, as its delivery named it.
+
+    The api copies it from the signed `release` payload onto `job.due`; the scanner finds
+    the release before it (`previous_tag`, `previous_published_at`) and carries it on in
+    the summary, so the post is about this release.
+    """
+
+    tag: str = Field(max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    # The release notes, cut to what a prompt can carry.
+    body: str | None = Field(default=None, max_length=4000)
+    url: str | None = Field(default=None, max_length=2000)
+    published_at: datetime | None = None
+    prerelease: bool = False
+    previous_tag: str | None = Field(default=None, max_length=255)
+    previous_published_at: datetime | None = None
 
 
 class RetryPolicy(Wire):
@@ -201,6 +223,9 @@ class JobDue(Event):
     upstream_execution_id: str | None = None
     # A WEBHOOK job's destination and signing secret, both encrypted; absent for other types.
     webhook: WebhookTarget | None = None
+    # A run a `release` delivery triggered: the release. The scanner then covers the commits
+    # since the previous published release, not the window above.
+    github_release: GitHubRelease | None = None
 
 
 class StepStarted(Event):
@@ -254,6 +279,8 @@ class ActivitySummary(Wire):
     # The page comparing the window's first and last commits (or the one commit's page), when
     # the repository has pages: optional, so older producers and consumers still agree.
     compare_url: str | None = None
+    # The release the run announces (a `release` delivery's), with the one before it.
+    release: GitHubRelease | None = None
     # Posts an earlier generate attempt already finished: a retried `activity.scanned`
     # carries them, so the retry reruns only the platforms still pending.
     posts_done: list[PostResult] = []

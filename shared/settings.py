@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     # With both set, a project on that GitHub may name an installation granted to its owner.
     github_app_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9.]*$")
     github_app_private_key: SecretStr = SecretStr("")
+    # The secret GitHub signs the App's own webhook deliveries with (`installation` events,
+    # sent to `/api/webhooks/github` without a project); unset, the api refuses them.
+    github_app_webhook_secret: SecretStr = SecretStr("")
+    # How long a GitHub webhook delivery's id (and its line in the project's deliveries) is
+    # kept: past GitHub's redelivery window (3 days; 7 on Enterprise Server), so a redelivery
+    # still runs nothing.
+    github_delivery_retention_days: int = Field(default=30, ge=7, le=3650)
     # Where tenants' alert webhooks may point (origins; the path is checked per service).
     slack_webhook_origins: StringList = ["https://hooks.slack.com"]
     discord_webhook_origins: StringList = ["https://discord.com", "https://discordapp.com"]
@@ -189,6 +196,9 @@ class Settings(BaseSettings):
     max_projects_per_user: int = Field(default=100, ge=0)
     max_jobs_per_user: int = Field(default=500, ge=0)
     manual_triggers_per_minute: int = Field(default=10, ge=0)
+    # Runs GitHub's webhook deliveries may start per project per minute (0: no limit); a
+    # budget of its own, not the manual one.
+    webhook_runs_per_minute: int = Field(default=30, ge=0)
     auth_failures_per_minute: int = Field(default=20, ge=0)
     # Addresses a user may have waiting to confirm alert emails at once (each is mailed once).
     max_pending_recipients_per_user: int = Field(default=20, ge=0)

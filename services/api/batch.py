@@ -86,6 +86,8 @@ _CHANGEABLE = (
     "skip_reason",
     "metadata",
     "deadline",
+    "window_start",
+    "window_end",
 )
 _ATTRIBUTES = {
     column.key: attribute.key

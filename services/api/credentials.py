@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.app_events import installation_status
 from services.api.installation_grants import holds_grant
 from shared.errors import HeraldError
 from shared.outbound import origin_of, same_origin
@@ -55,6 +56,8 @@ def credential_columns(
                     "a project on another GitHub server gives a githubToken instead",
                 )
         columns["github_installation_id"] = installation_id
+        # What GitHub said of the installation is read with its grant (`ensure_granted`).
+        columns["github_installation_status"] = None
     if "github_token" in changes:
         token = changes["github_token"]
         columns["github_token_encrypted"] = (
@@ -80,3 +83,4 @@ async def ensure_granted(session: AsyncSession, columns: dict[str, Any], *, user
             f"installation {installation_id} is not granted to this account; an operator "
             "grants it with `herald installations grant`",
         )
+    columns["github_installation_status"] = await installation_status(session, installation_id)

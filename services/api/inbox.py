@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from services.api.delivery_pruning import prune_deliveries
 from shared import metrics
 from shared.db.schema import ProcessedEvent
 from shared.events import Event
@@ -103,13 +104,24 @@ async def run_pruning(
     *,
     clock: Callable[[], datetime],
     interval: float = PRUNE_INTERVAL,
+    delivery_retention: timedelta | None = None,
 ) -> None:
-    """Prune the inbox every `interval` seconds until `stop` is set."""
+    """Prune the inbox every `interval` seconds until `stop` is set, and GitHub's webhook
+    deliveries past `delivery_retention` (`services.api.delivery_pruning`) when given."""
     while not stop.is_set():
         try:
-            deleted = await prune(sessions, now=clock())
+            now = clock()
+            deleted = await prune(sessions, now=now)
             if deleted:
                 log.info("inbox pruned", deleted=deleted, retention_days=RETENTION.days)
+            if delivery_retention is not None:
+                gone = await prune_deliveries(sessions, now=now, retention=delivery_retention)
+                if gone:
+                    log.info(
+                        "github deliveries pruned",
+                        deleted=gone,
+                        retention_days=delivery_retention.days,
+                    )
         except Exception as exc:
             log_failed_pass(log, "inbox pruning failed; will retry", exc)
         await pause(interval, stop)

@@ -118,7 +118,12 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
         )
         loops.start(
             "inbox pruning",
-            lambda: inbox.run_pruning(state.sessions, stop, clock=lambda: datetime.now(UTC)),
+            lambda: inbox.run_pruning(
+                state.sessions,
+                stop,
+                clock=lambda: datetime.now(UTC),
+                delivery_retention=timedelta(days=settings.github_delivery_retention_days),
+            ),
             essential=False,
         )
         try:

@@ -33,7 +33,7 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 _ROW_ID = re.compile(r"[a-z]{1,12}_[0-9a-z]{1,40}")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, id_pattern: re.Pattern[str] = _ROW_ID) -> tuple[datetime, str]:
     """The (instant, id) a cursor names; 422 naming `cursor` for anything this API never issued.
 
     A forged cursor must not reach the database: a naive or out-of-range instant, or an id
@@ -43,16 +43,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
         created, separator, row_id = text.partition("|")
         at = datetime.fromisoformat(created)
-        if not separator or at.tzinfo is None or not _ROW_ID.fullmatch(row_id):
+        if not separator or at.tzinfo is None or not id_pattern.fullmatch(row_id):
             raise ValueError(text)
         return at.astimezone(UTC), row_id
     except (ValueError, OverflowError, binascii.Error):
         raise invalid("cursor", "not a cursor this API issued") from None
 
 
-def cursor_position(cursor: str | None) -> tuple[datetime, str] | None:
+def cursor_position(
+    cursor: str | None, id_pattern: re.Pattern[str] = _ROW_ID
+) -> tuple[datetime, str] | None:
     """Where a page starts: after the row a cursor names, or at the top (none, or empty)."""
-    return decode_cursor(cursor) if cursor else None
+    return decode_cursor(cursor, id_pattern) if cursor else None
 
 
 def page(
@@ -62,9 +64,13 @@ def page(
     row_id: InstrumentedAttribute[str],
     limit: int,
     cursor: str | None,
+    id_pattern: re.Pattern[str] = _ROW_ID,
 ) -> Select[Any]:
-    """Order newest first and start after the cursor; fetch one extra row to see if more."""
-    position = cursor_position(cursor)
+    """Order newest first and start after the cursor; fetch one extra row to see if more.
+
+    `id_pattern`: what a row id of this list looks like, for rows not keyed by `new_id`.
+    """
+    position = cursor_position(cursor, id_pattern)
     if position is not None:
         statement = statement.where(_before(created, row_id, *position))
     return statement.order_by(created.desc(), row_id.desc()).limit(limit + 1)

@@ -1,4 +1,5 @@
-"""What one user may create and run: records per user, manual runs per job per minute.
+"""What one user may create and run: records per user, manual runs per job per minute, runs
+GitHub's deliveries start per project per minute.
 
 Both are counted in the database of record, in the transaction that would add one more, under
 a row lock (the user's, the job's), so replicas and concurrent requests cannot overshoot.
@@ -75,4 +76,37 @@ async def ensure_trigger_budget(
         f"this job was run by hand {count} times in the last minute, the most this server "
         f"allows (HERALD_MANUAL_TRIGGERS_PER_MINUTE); try again in {wait} s",
         headers={"Retry-After": str(wait)},
+    )
+
+
+async def webhook_room(
+    session: AsyncSession, *, project_id: str, per_minute: int, now: datetime
+) -> int | None:
+    """How many more runs GitHub's deliveries may start for the project this minute (None:
+    no limit).
+
+    Apart from the manual budget: a burst of deliveries (a busy repository, a script
+    redelivering) must not lock the owner out of running a job by hand, nor the owner's
+    clicks make GitHub's deliveries start nothing. Call it with the project's row locked,
+    so two deliveries at once cannot both take the last place.
+    """
+    if per_minute == 0:
+        return None
+    jobs = select(CronJob.id).where(CronJob.project_id == project_id).scalar_subquery()
+    started = await session.scalar(
+        select(func.count()).where(
+            Execution.job_id.in_(jobs),
+            Execution.trigger == Trigger.WEBHOOK,
+            Execution.created_at > now - WINDOW,
+        )
+    )
+    return max(0, per_minute - int(started or 0))
+
+
+def webhook_budget_spent(per_minute: int) -> str:
+    """Why a job a delivery triggers did not run: the project's webhook budget is spent."""
+    API_REFUSALS.labels(limit="webhook_runs", outcome="refused").inc()
+    return (
+        f"the project's deliveries started {per_minute} runs in the last minute, the most "
+        "this server allows (HERALD_WEBHOOK_RUNS_PER_MINUTE)"
     )

@@ -338,6 +338,10 @@ def _record_activity(
     changes: Changes, row: dict[str, Any], event: ActivityScanned, *, now: datetime
 ) -> None:
     summary = event.summary
+    if summary.release is not None:
+        # A release run covers the span since the previous release, which only the scanner
+        # could find: that is the run's window from now on.
+        row["window_start"], row["window_end"] = event.window_start, event.window_end
     _step(
         changes,
         row,
@@ -360,6 +364,8 @@ def _record_activity(
             "tags": summary.tags,
         },
     }
+    if summary.release is not None and summary.release.previous_tag is not None:
+        row["metadata"]["githubPreviousRelease"] = summary.release.previous_tag
 
 
 def _record_items(changes: Changes, row: dict[str, Any], event: ActivityScanned) -> None:

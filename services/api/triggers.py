@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import outbox
 from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, window_start_for
-from shared.events import ExecutionStatus, Trigger
+from shared.events import ExecutionStatus, GitHubRelease, Trigger
 from shared.ids import new_id
 from shared.run_log import fired_run, log_runs
 
@@ -82,13 +82,18 @@ async def trigger_by_webhook(
     event: str,
     event_start: datetime | None,
     now: datetime,
+    release: GitHubRelease | None = None,
 ) -> Execution:
     """Create a WEBHOOK execution whose window ends now, and queue its `job.due`.
 
     The window opens where the event's own activity began (`event_start`) when the payload
-    says, else where a manual run's would.
+    says, else where a manual run's would. A release run carries the release: the scanner
+    replaces that window with the span since the previous release.
     """
     opens = event_start if event_start is not None and event_start < now else None
+    metadata: dict[str, Any] = {"githubDelivery": delivery_id, "githubEvent": event}
+    if release is not None:
+        metadata["githubRelease"] = release.tag
     return await _fire(
         session,
         job=job,
@@ -97,7 +102,8 @@ async def trigger_by_webhook(
         trigger=Trigger.WEBHOOK,
         window_start=opens or await window_start_for(session, job, now),
         triggered_by=f"github:{event}",
-        metadata={"githubDelivery": delivery_id, "githubEvent": event},
+        metadata=metadata,
+        release=release,
     )
 
 
@@ -113,6 +119,7 @@ async def _fire(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    release: GitHubRelease | None = None,
 ) -> Execution:
     execution = Execution(
         id=new_id("exec"),
@@ -136,6 +143,8 @@ async def _fire(
         updated_at=now,
     )
     event = job_due_event(job, project, execution, now=now)
+    if release is not None:
+        event = event.model_copy(update={"github_release": release})
     execution.deadline = event.deadline
     session.add(execution)
     await outbox.enqueue(session, event)

@@ -57,6 +57,12 @@ def project_view(project: Project) -> dict[str, Any]:
         "githubBaseUrl": project.github_base_url,
         "localRepoPath": project.local_repo_path,
         "githubInstallationId": project.github_installation_id,
+        # What GitHub's App events last said of it: active, suspended or removed.
+        "githubInstallationStatus": (
+            (project.github_installation_status or "active")
+            if project.github_installation_id is not None
+            else None
+        ),
         # Write-only: whether a token is stored, never the token.
         "githubTokenSet": bool(project.github_token_encrypted),
         # Shown once when made (POST .../github-webhook-secret), then only as set or not.

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StringConstraints, ValidationInfo, field_validator
 
 from services.api.bodies import Body
+from shared.events import GitHubRelease
 
 #: The GitHub events a job can be triggered by (X-GitHub-Event).
 Event = Literal["release", "push", "pull_request"]
@@ -143,8 +144,8 @@ def event_start(event: str, payload: Mapping[str, Any]) -> datetime | None:
     """Where the activity the event brings begins, when its payload says (else None).
 
     push: its earliest commit; a merged pull request: its opening. A release's activity
-    began at the previous release, which the payload does not name: None, so the job's
-    usual window rule applies.
+    began at the previous release, which the payload does not name: None here, and the
+    scanner finds it (`event_release`).
     """
     if event == "push":
         commits = payload.get("commits")
@@ -158,6 +159,33 @@ def event_start(event: str, payload: Mapping[str, Any]) -> datetime | None:
     if event == "pull_request":
         return _instant(_object(payload, "pull_request").get("created_at"))
     return None
+
+
+def event_release(event: str, payload: Mapping[str, Any]) -> GitHubRelease | None:
+    """The release a `release` delivery publishes, as `job.due` carries it (else None).
+
+    Its notes are cut to what the event carries: they are context for the post, and GitHub
+    allows notes far longer than a prompt should hold.
+    """
+    if event != "release":
+        return None
+    release = _object(payload, "release")
+    tag = release.get("tag_name")
+    if not isinstance(tag, str) or not tag:
+        return None
+    return GitHubRelease(
+        tag=tag[:255],
+        name=_text(release.get("name"), 255),
+        body=_text(release.get("body"), 4000),
+        url=_text(release.get("html_url"), 2000),
+        published_at=_instant(release.get("published_at")),
+        prerelease=release.get("prerelease") is True,
+    )
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A non-empty string cut to `limit` characters, else None (GitHub sends "" or null)."""
+    return value[:limit] if isinstance(value, str) and value.strip() else None
 
 
 def _instant(value: Any) -> datetime | None:

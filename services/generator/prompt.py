@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.generator.cut import fit
 from shared.errors import PermanentError
-from shared.events import ActivityItem, ActivitySummary
+from shared.events import ActivityItem, ActivitySummary, GitHubRelease
 from shared.platforms import Platform
 
 MAX_PROMPT_ITEMS = 40
@@ -58,6 +58,8 @@ def build_prompt(
         f"Commits: {summary.commits}, merged pull requests: {summary.pull_requests}, "
         f"closed issues: {summary.issues}, tags: {summary.tags}",
     ]
+    if summary.release is not None:
+        lines += _announced(summary.release)
     if summary.contributors:
         lines.append("Contributors: " + ", ".join(summary.contributors[:30]))
     if summary.releases:
@@ -73,6 +75,19 @@ def build_prompt(
     if platform.max_characters is not None:
         lines.append(f"The body must not exceed {platform.max_characters} characters.")
     return Prompt(system=system, user="\n".join(lines))
+
+
+def _announced(release: GitHubRelease) -> list[str]:
+    """The release the post announces: the activity below is what it brings."""
+    named = f"{release.name} ({release.tag})" if release.name else release.tag
+    since = f", the changes since {release.previous_tag}" if release.previous_tag else ""
+    lines = [f"Announce release: {named}{since}"]
+    if release.url:
+        lines.append(f"Release page: {release.url}")
+    if release.body:
+        lines.append("Release notes:")
+        lines += [f"  {line}" for line in release.body.splitlines() if line.strip()]
+    return lines
 
 
 def _describe(item: ActivityItem) -> str:

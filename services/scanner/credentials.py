@@ -81,6 +81,26 @@ class InstallationGoneError(PermanentError):
     """The GitHub App installation was removed (or never existed)."""
 
 
+def suspended_error(installation_id: int, message: str) -> PermanentError:
+    """A suspended installation: nothing to retry until its owner unsuspends it."""
+    return PermanentError(
+        f"GitHub App installation {installation_id} is suspended ({message}): the "
+        "account's owner can unsuspend it in GitHub (Settings, GitHub Apps, "
+        "Configure), or the project can drop githubInstallationId and read with a "
+        "token of its own"
+    )
+
+
+def gone_error(installation_id: int, what: str) -> InstallationGoneError:
+    """A removed installation: it never comes back (a new one has a new id)."""
+    return InstallationGoneError(
+        f"GitHub App installation {installation_id} {what}. Install herald's GitHub App on "
+        "the repository again and set the project's githubInstallationId to the new "
+        "installation (granted to its owner with `herald installations grant`), or "
+        "clear it to read with a token"
+    )
+
+
 class GitHubApp:
     """herald's GitHub App on the server's GitHub: JWTs, installations, their tokens."""
 
@@ -138,20 +158,11 @@ class GitHubApp:
             return token, expires_at.timestamp()
         message = github_message(response)
         if response.status_code == 403 and "suspended" in message.lower():
-            raise PermanentError(
-                f"GitHub App installation {installation_id} is suspended ({message}): the "
-                "account's owner can unsuspend it in GitHub (Settings, GitHub Apps, "
-                "Configure), or the project can drop githubInstallationId and read with a "
-                "token of its own"
-            )
+            raise suspended_error(installation_id, message)
         if response.status_code == 404:
             self._tokens.pop(installation_id, None)
-            raise InstallationGoneError(
-                f"GitHub App installation {installation_id} was not found: it was removed from "
-                "the account, or never existed. Install herald's GitHub App on the repository "
-                "again and set the project's githubInstallationId to the new installation "
-                "(granted to its owner with `herald installations grant`), or "
-                "clear it to read with a token"
+            raise gone_error(
+                installation_id, "was not found: it was removed from the account, or never existed"
             )
         _raise_for_app(response, message)
         raise PermanentError(f"GitHub {response.status_code} minting a token: {message}")

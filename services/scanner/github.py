@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -28,7 +29,7 @@ from services.scanner.budget import GitHubBudget, Report, credential_key
 from services.scanner.window import in_window
 from shared.budgets import Budgets
 from shared.errors import BudgetExhaustedError, PermanentError, TransientError
-from shared.events import ActivityItem, RateLimitSeen
+from shared.events import ActivityItem, GitHubRelease, RateLimitSeen
 from shared.metrics import GITHUB_RATE_LIMIT_REMAINING, GITHUB_REQUESTS
 from shared.outbound import origin_of, same_origin
 from shared.retry import wait_from_header
@@ -43,6 +44,8 @@ MESSAGE_EXCERPT = 200
 # at most this many per scan (newest first), a few at a time.
 MAX_PATH_LOOKUPS = 100
 PATH_LOOKUPS_AT_ONCE = 8
+# Pages of releases read looking for the one before a release (newest first, 100 a page).
+MAX_RELEASE_PAGES = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Where GitHub sends a renamed or transferred repository: its id, which never changes.
 _BY_ID = re.compile(r"^/repositories/(\d+)(?:/|$)")
@@ -307,35 +310,84 @@ class GitHubClient:
             yield body
 
     async def commits(
-        self, owner: str, name: str, start: datetime | None, end: datetime
+        self,
+        owner: str,
+        name: str,
+        start: datetime | None,
+        end: datetime,
+        *,
+        sha: str | None = None,
     ) -> list[ActivityItem]:
-        """Commits on the default branch committed in (start, end]."""
+        """Commits committed in (start, end]: on the default branch, or reachable from `sha`."""
         params: dict[str, Any] = {"until": _iso(end)}
         if start is not None:
             params["since"] = _iso(start)
+        if sha is not None:
+            params["sha"] = sha
         items = []
         async for page in self._pages(f"{self.repo_path(owner, name)}/commits", params):
             for commit in page:
-                detail = commit.get("commit") or {}
-                author = (commit.get("author") or {}).get("login") or (
-                    detail.get("author") or {}
-                ).get("name")
-                at = _parse((detail.get("committer") or detail.get("author") or {}).get("date"))
-                if at is not None and not in_window(at, start, end):
+                item = _commit_item(commit)
+                if item.at is not None and not in_window(item.at, start, end):
                     continue
-                message = detail.get("message") or ""
-                items.append(
-                    ActivityItem(
-                        kind="commit",
-                        title=message.splitlines()[0] if message else commit.get("sha", ""),
-                        url=commit.get("html_url"),
-                        author=author,
-                        sha=commit.get("sha"),
-                        at=at,
-                        change_type=change_type(message, []),
-                    )
-                )
+                items.append(item)
         return items
+
+    async def previous_release(
+        self, owner: str, name: str, release: GitHubRelease
+    ) -> tuple[str, datetime] | None:
+        """The tag and publication of the published release before `release`, or None.
+
+        Drafts were never published and are skipped; so are pre-releases when `release` is
+        a full one (the last full release is what it follows, as GitHub's generated notes
+        say), while a pre-release follows whichever release came last. GitHub lists newest
+        first, so the first page holding a candidate ends the search, at most
+        `MAX_RELEASE_PAGES` pages.
+        """
+        found: tuple[datetime, dict[str, Any]] | None = None
+        pages = 0
+        async for page in self._pages(f"{self.repo_path(owner, name)}/releases", {}):
+            pages += 1
+            for listed in page:
+                if not (isinstance(listed, dict) and _precedes(listed, release)):
+                    continue
+                published = _published(listed)
+                if published is not None and (found is None or published > found[0]):
+                    found = (published, listed)
+            if found is not None or pages >= MAX_RELEASE_PAGES:
+                break
+        if found is None:
+            return None
+        return str(found[1]["tag_name"]), found[0]
+
+    async def compared(
+        self, owner: str, name: str, base: str, head: str
+    ) -> tuple[list[ActivityItem], str | None]:
+        """The commits reachable from `head` and not from `base`, and GitHub's page of them.
+
+        `GET /compare/{base}...{head}` lists them oldest first; its pages (`per_page`,
+        `Link: rel="next"`) go past the 250 an unpaged answer stops at.
+        """
+        basehead = f"{quote(base, safe='/')}...{quote(head, safe='/')}"
+        url: httpx.URL | None = httpx.URL(
+            f"{self.base_url}{self.repo_path(owner, name)}/compare/{basehead}",
+            params={"per_page": PER_PAGE},
+        )
+        items: list[ActivityItem] = []
+        page_url: str | None = None
+        while url is not None:
+            page = await self._get(url)
+            if page is None:
+                break
+            body, next_url = page
+            url = httpx.URL(next_url) if next_url is not None else None
+            commits = body.get("commits") if isinstance(body, dict) else None
+            if not isinstance(commits, list):
+                raise TransientError(f"GitHub returned an unexpected comparison of {basehead}")
+            if page_url is None and isinstance(body.get("html_url"), str):
+                page_url = body["html_url"]
+            items += [_commit_item(commit) for commit in commits if isinstance(commit, dict)]
+        return items, page_url
 
     async def changed_paths(self, owner: str, name: str, shas: list[str]) -> dict[str, list[str]]:
         """Per commit, the paths it changed (`GET /commits/{sha}`, its first page of `files`).
@@ -420,6 +472,40 @@ class GitHubClient:
                 if closed is not None and in_window(closed, start, end):
                     issues.append(_issue_item("issue", issue, closed))
         return issues, pulls
+
+
+def _commit_item(commit: dict[str, Any]) -> ActivityItem:
+    """A commit as the listing and the comparison both show it."""
+    detail = commit.get("commit") or {}
+    author = (commit.get("author") or {}).get("login") or (detail.get("author") or {}).get("name")
+    at = _parse((detail.get("committer") or detail.get("author") or {}).get("date"))
+    message = detail.get("message") or ""
+    return ActivityItem(
+        kind="commit",
+        title=message.splitlines()[0] if message else commit.get("sha", ""),
+        url=commit.get("html_url"),
+        author=author,
+        sha=commit.get("sha"),
+        at=at,
+        change_type=change_type(message, []),
+    )
+
+
+def _published(listed: dict[str, Any]) -> datetime | None:
+    return _parse(listed.get("published_at"))
+
+
+def _precedes(listed: dict[str, Any], release: GitHubRelease) -> bool:
+    """Whether a listed release is a published one `release` may follow."""
+    published = _published(listed)
+    tag = listed.get("tag_name")
+    if listed.get("draft") is True or published is None or not isinstance(tag, str) or not tag:
+        return False
+    if tag == release.tag:
+        return False
+    if listed.get("prerelease") is True and not release.prerelease:
+        return False
+    return release.published_at is None or published < release.published_at
 
 
 def _issue_item(

@@ -50,6 +50,7 @@ def make_handler(
                 budget=budget,
                 report=wait_reporter(bus, event, Step.SCAN),
             )
+            window = result.window or (event.window_start, event.window_end)
             return ActivityScanned(
                 event_id=derived_event_id(event.event_id, "activity.scanned"),
                 **event.envelope(),
@@ -60,8 +61,8 @@ def make_handler(
                 repository_moved_to=result.moved_to,
                 github_credential=result.credential,
                 github_rate_limit=result.rate_limit,
-                window_start=event.window_start,
-                window_end=event.window_end,
+                window_start=window[0],
+                window_end=window[1],
                 retry_policy=event.retry_policy,
                 deadline=event.deadline,
                 timeout_seconds=event.timeout_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -13,7 +13,14 @@ import httpx
 from services.scanner import conditions as run_conditions
 from services.scanner import localgit
 from services.scanner.budget import GitHubBudget, Report
-from services.scanner.credentials import Credential, GitHubApp, Kind, token_credential
+from services.scanner.credentials import (
+    Credential,
+    GitHubApp,
+    Kind,
+    gone_error,
+    suspended_error,
+    token_credential,
+)
 from services.scanner.github import ETagCache, GitHubClient
 from shared.budgets import Budgets
 from shared.compare import compare_url
@@ -23,6 +30,7 @@ from shared.events import (
     ActivityItem,
     ActivitySummary,
     GitHubCredential,
+    GitHubRelease,
     JobDue,
     RateLimitSeen,
     Repository,
@@ -52,6 +60,21 @@ class ScanResult:
     rate_limit: RateLimitSeen | None = None
     # Why the job's conditions were not met by the activity; None: the run goes on.
     skip_reason: str | None = None
+    # The window the scan covered when it is not the event's: a release run's, from the
+    # previous release to this one.
+    window: tuple[datetime | None, datetime] | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseSpan:
+    """What a release run covers: the release (with the one before it) and its commits."""
+
+    release: GitHubRelease
+    start: datetime | None
+    end: datetime
+    commits: list[ActivityItem]
+    # GitHub's page comparing the previous release with this one.
+    compare_page: str | None
 
 
 def validate_repository(owner: str, name: str) -> None:
@@ -127,6 +150,10 @@ class GitHubAccess:
                     f"the project names GitHub App installation {installation_id}, but "
                     f"herald's GitHub App reads only {self.api_url}, not {base}"
                 )
+            if given is not None and given.installation_status == "suspended":
+                raise suspended_error(installation_id, "GitHub said so in an installation event")
+            if given is not None and given.installation_status == "removed":
+                raise gone_error(installation_id, "was removed from its account, GitHub said")
             if self.app is None:
                 raise ConfigurationError(
                     f"the project names GitHub App installation {installation_id}, but this "
@@ -194,7 +221,14 @@ async def scan(
     seconds = max(0.1, min(scan_seconds, remaining))
     try:
         async with asyncio.timeout(seconds):
-            items = await client.commits(repo.owner, repo.name, start, end)
+            span = None
+            if event.github_release is None:
+                items = await client.commits(repo.owner, repo.name, start, end)
+            else:
+                span = await release_span(
+                    client, repo.owner, repo.name, event.github_release, start, end
+                )
+                start, end, items = span.start, span.end, list(span.commits)
             issues, pulls = await client.closed_issues_and_merged_pulls(
                 repo.owner, repo.name, start, end
             )
@@ -214,7 +248,7 @@ async def scan(
     moved_to = None
     if moved is not None and moved != (repo.owner, repo.name):
         moved_to = repo.model_copy(update={"owner": moved[0], "name": moved[1]})
-    return judged(
+    result = judged(
         items,
         event.conditions,
         github_api_calls=client.calls,
@@ -222,6 +256,51 @@ async def scan(
         credential=credential.kind,
         rate_limit=client.rate_limit,
     )
+    return result if span is None else announcing(result, span)
+
+
+async def release_span(
+    client: GitHubClient,
+    owner: str,
+    name: str,
+    release: GitHubRelease,
+    start: datetime | None,
+    end: datetime,
+) -> ReleaseSpan:
+    """The commits a release brings: those between the previous published release's tag
+    and its own (GitHub's comparison), and the time between their publications.
+
+    A first release has no comparison: the commits reachable from its tag in the run's own
+    window, which then ends at the release's publication.
+    """
+    published = release.published_at
+    previous = await client.previous_release(owner, name, release)
+    if previous is None:
+        if published is not None and published <= end and (start is None or start < published):
+            end = published
+        commits = await client.commits(owner, name, start, end, sha=release.tag)
+        return ReleaseSpan(release, start, end, commits, None)
+    previous_tag, previous_at = previous
+    commits, page = await client.compared(owner, name, previous_tag, release.tag)
+    told = release.model_copy(
+        update={"previous_tag": previous_tag, "previous_published_at": previous_at}
+    )
+    # A publication GitHub stamped after the delivery arrived (clocks apart) ends at it.
+    ends = min(published, end) if published is not None else end
+    return ReleaseSpan(told, previous_at, ends, commits, page)
+
+
+def announcing(result: ScanResult, span: ReleaseSpan) -> ScanResult:
+    """A release run's result: the summary names that release alone, and its window is the
+    span since the previous release."""
+    summary = result.summary.model_copy(
+        update={
+            "release": span.release,
+            "releases": [span.release.tag],
+            "compare_url": span.compare_page or result.summary.compare_url,
+        }
+    )
+    return replace(result, summary=summary, window=(span.start, span.end))
 
 
 def judged(

@@ -160,4 +160,9 @@ async def _keep_granted_installation(
         project_id=record.get("id"),
         installation_id=installation_id,
     )
-    record.update(github_installation_id=None, github_credential=None, github_rate_limit=None)
+    record.update(
+        github_installation_id=None,
+        github_installation_status=None,
+        github_credential=None,
+        github_rate_limit=None,
+    )

@@ -111,6 +111,9 @@ class Project(Base):
     # text, as installation-style tokens run to ~520 characters), the server's token.
     github_installation_id: Mapped[int | None] = mapped_column(BigInteger)
     github_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # What GitHub last said of that installation (`installation` events): None while it
+    # reads, "suspended" or "removed"; carried on `job.due` so a run fails at once, saying so.
+    github_installation_status: Mapped[str | None] = mapped_column(String(16))
     # The secret GitHub signs this project's webhook deliveries with (X-Hub-Signature-256),
     # encrypted with HERALD_SECRET_KEY: herald generates it and shows it once.
     github_webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
@@ -145,6 +148,36 @@ class GitHubInstallationGrant(Base):
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Who granted it, as the operator's command line knew them (a login name); for the record.
     granted_by: Mapped[str] = mapped_column(Text)
+
+
+class GitHubInstallation(Base):
+    """An installation of herald's GitHub App as its `installation` events describe it.
+
+    Kept for the operator (who granted what, where it reads) and for the projects naming
+    it; a grant, not this row, is what lets a user's project read through it.
+    """
+
+    __tablename__ = "github_installations"
+    installation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_login: Mapped[str | None] = mapped_column(String(255))
+    account_type: Mapped[str | None] = mapped_column(String(32))
+    # "all" or "selected"; with "selected", the repositories' full names it may read.
+    repository_selection: Mapped[str | None] = mapped_column(String(16))
+    repositories: Mapped[list[str] | None] = mapped_column(JSONType)
+    suspended_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GitHubAppDelivery(Base):
+    """A delivery to the App's webhook, kept so a redelivery changes nothing twice."""
+
+    __tablename__ = "github_app_deliveries"
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(64))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class CronJob(Base):
@@ -575,6 +608,20 @@ class GitHubDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str | None] = mapped_column(String(64))
+    # started (it ran jobs), ignored (no job ran: `reason` says why), refused (signed, but
+    # not a delivery herald could read: `reason`); None for deliveries from before 0017.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # [{jobId, executionId}] started, and [{jobId, openExecutionId}] skipped by overlap.
+    executions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Copies GitHub sent again with this id (a redelivery by hand): answered, never run.
+    redeliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_redelivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_github_deliveries_project_received", "project_id", "received_at", "delivery_id"),
+    )
 
 
 class ProcessedEvent(Base):

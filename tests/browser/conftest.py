@@ -13,6 +13,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from shared.secrets import generate_key
 from tests.browser.console import DESKTOP, Console
 from tests.browser.seed import Tenant, tenant
 from tests.support import processes
@@ -92,6 +93,8 @@ def api_process(fresh_database_url: str, fresh_amqp_url: str, tmp_path: Path) ->
         "DATABASE_URL": fresh_database_url,
         "AMQP_URL": fresh_amqp_url,
         "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
+        # As a deployment sets it: project secrets (tokens, webhook secrets) are encrypted.
+        "HERALD_SECRET_KEY": generate_key(),
     }
     service = processes.start("api", env, logs)
     try:

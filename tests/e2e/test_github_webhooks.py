@@ -2,7 +2,8 @@
 RabbitMQ and PostgreSQL, a local GitHub server and a local OpenAI-compatible one.
 
 A signed push delivery runs the job that waits for it, over the pushed commits, to the end;
-the same delivery again runs nothing.
+the same delivery again runs nothing. A signed release delivery runs it over the commits since
+the previous published release, and its posts name that release.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shared.secrets import generate_key
 from shared.signatures import signature_of
 from tests.support import processes
 from tests.support.fakes import openai
-from tests.support.fakes.github import FakeGitHub, commit
+from tests.support.fakes.github import FakeGitHub, commit, release
 from tests.support.fakes.server import ThreadedServer
 from tests.support.runs import create_project, finished
 
@@ -144,3 +145,93 @@ def test_a_signed_push_runs_its_job_over_the_pushed_commits(
         }
     listed = api.get("/api/cron/executions", params={"jobId": job.json()["data"]["id"]})
     assert [item["trigger"] for item in listed.json()["data"]] == ["WEBHOOK"]
+
+
+def test_a_signed_release_runs_its_job_over_the_commits_since_the_previous_release(
+    pipeline: dict[str, processes.Service],
+    github: tuple[FakeGitHub, ThreadedServer],
+    model: tuple[openai.FakeOpenAI, ThreadedServer],
+    fresh_database_url: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    hours = [now - timedelta(hours=n) for n in (10, 8, 6, 4, 2)]
+    shas = [f"{n}" * 40 for n in range(1, 6)]
+    previous, published = hours[1] + timedelta(minutes=5), hours[3] + timedelta(minutes=5)
+    github[0].add_repo(
+        "octo",
+        "shipping",
+        commits=[
+            commit(shas[0], "feat: first steps", hours[0]),
+            commit(shas[1], "fix: v1 polish", hours[1]),
+            commit(shas[2], "feat: faster sync", hours[2]),
+            commit(shas[3], "fix: release notes", hours[3]),
+            commit(shas[4], "feat: after the release", hours[4]),
+        ],
+        tags={"v1.0.0": shas[1], "v1.1.0-rc1": shas[2], "v1.1.0": shas[3]},
+        releases=[
+            release("v1.0.0", previous, name="One"),
+            release("v1.1.0-rc1", hours[2] + timedelta(minutes=5), prerelease=True),
+            release("v1.1.0", published, name="Sync"),
+        ],
+    )
+    api = processes.signed_in_client(pipeline["api"], fresh_database_url)
+    request.addfinalizer(api.close)
+    project_id = create_project(api, "octo", "shipping", ["x"])
+    made = api.post(f"/api/projects/{project_id}/github-webhook-secret")
+    assert made.status_code == 201, made.text
+    secret, url = made.json()["data"]["secret"], made.json()["data"]["payloadUrl"]
+    job = api.post(
+        "/api/cron/schedule",
+        json={
+            "projectId": project_id,
+            "name": "on release",
+            "frequency": "DAILY",
+            "timeConfig": {"hour": (now.hour + 12) % 24, "minute": 0},
+            "webhookTriggers": [{"event": "release", "tags": ["v*"]}],
+        },
+    )
+    assert job.status_code == 201, job.text
+
+    body = json.dumps(
+        {
+            "action": "published",
+            "release": {
+                "tag_name": "v1.1.0",
+                "name": "Sync",
+                "body": "Sync is twice as fast.",
+                "html_url": "https://github.com/octo/shipping/releases/tag/v1.1.0",
+                "published_at": published.isoformat().replace("+00:00", "Z"),
+                "draft": False,
+                "prerelease": False,
+            },
+            "repository": {"full_name": "octo/shipping", "default_branch": "main"},
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "release",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature_of(secret, body),
+    }
+    target = httpx.URL(url).copy_with(host="127.0.0.1", port=pipeline["api"].port)
+    with httpx.Client(timeout=10) as hook:
+        delivered = hook.post(target, content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+    [fired] = delivered.json()["data"]["executions"]
+    run = finished(api, fired["executionId"])
+    assert (run["trigger"], run["status"]) == ("WEBHOOK", "COMPLETED"), run
+    # From the previous full release (not the pre-release) to this one.
+    assert run["windowStart"] == previous.isoformat().replace("+00:00", "Z")
+    assert run["windowEnd"] == published.isoformat().replace("+00:00", "Z")
+    assert run["metadata"]["githubRelease"] == "v1.1.0"
+    assert run["metadata"]["githubPreviousRelease"] == "v1.0.0"
+    # The two commits after v1.0.0 up to v1.1.0: not the one before, nor the one after.
+    assert run["metadata"]["activity"]["commits"] == 2
+    [call] = model[0].calls
+    prompt = next(m["content"] for m in call.body["messages"] if m["role"] == "user")
+    assert "Announce release: Sync (v1.1.0), the changes since v1.0.0" in prompt
+    assert "feat: faster sync" in prompt and "fix: release notes" in prompt
+    assert "v1 polish" not in prompt and "after the release" not in prompt
+    [post] = api.get(f"/api/cron/executions/{fired['executionId']}/content").json()["data"]
+    assert "v1.1.0" in post["body"], post

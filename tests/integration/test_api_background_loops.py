@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
 from services.api import inbox, main, overdue
+from services.api.delivery_pruning import prune_deliveries
 from services.api.main import create_app
-from shared.db.schema import ProcessedEvent
+from shared.db.schema import GitHubAppDelivery, GitHubDelivery, ProcessedEvent
 from shared.settings import Settings
+from tests.support import factories
 from tests.support.api import api_client
 from tests.support.polling import poll_async
 
@@ -188,3 +190,55 @@ async def test_the_pruning_loop_prunes_on_its_clock_until_stopped(
     await asyncio.wait_for(loop, timeout=5)
     async with own_sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
+
+
+async def stored_deliveries(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
+    async with sessions() as session:
+        project = set(await session.scalars(select(GitHubDelivery.delivery_id)))
+        app = set(await session.scalars(select(GitHubAppDelivery.delivery_id)))
+    return project | {f"app:{delivery}" for delivery in app}
+
+
+async def test_github_deliveries_are_pruned_past_their_retention_by_the_same_loop(
+    own_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    user_id, _ = await factories.user_with_token(own_sessions)
+    project = await factories.project(own_sessions, user_id)
+    ages = {"d-old-1": 31, "d-old-2": 40, "d-young": 29}
+    async with own_sessions() as session, session.begin():
+        for delivery, days in ages.items():
+            received = now - timedelta(days=days)
+            session.add(
+                GitHubDelivery(
+                    project_id=project.id, delivery_id=delivery, event="push", received_at=received
+                )
+            )
+            session.add(
+                GitHubAppDelivery(delivery_id=delivery, event="installation", received_at=received)
+            )
+
+    # In chunks of one: each old row its own statement, none of the young ones touched.
+    assert await prune_deliveries(own_sessions, now=now, retention=timedelta(days=30), chunk=1) == 4
+    assert await stored_deliveries(own_sessions) == {"d-young", "app:d-young"}
+
+    # The inbox's loop runs the pass on its own clock: 2 days on, d-young is past 30 days too.
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        inbox.run_pruning(
+            own_sessions,
+            stop,
+            clock=lambda: now + timedelta(days=2),
+            interval=0.05,
+            delivery_retention=timedelta(days=30),
+        )
+    )
+    await poll_async(lambda: stored_deliveries(own_sessions), lambda ids: not ids, timeout=10)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+
+
+def test_the_delivery_retention_keeps_at_least_githubs_redelivery_window() -> None:
+    assert Settings().github_delivery_retention_days == 30
+    with pytest.raises(ValueError, match="greater than or equal to 7"):
+        Settings(github_delivery_retention_days=3)

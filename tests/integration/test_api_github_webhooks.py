@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,15 +13,32 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.lifecycle import finish
+from services.api.lifecycle import apply_event, finish
 from shared.db.schema import Execution, GitHubDelivery, OutboxMessage, Project
-from shared.events import ExecutionStatus, JobDue
+from shared.events import (
+    ActivityItem,
+    ActivityScanned,
+    ActivitySummary,
+    ExecutionStatus,
+    GitHubRelease,
+    JobDue,
+    Repository,
+)
+from shared.settings import Settings
 from shared.signatures import signature_of
-from tests.support.api import new_job, new_project, problem, signed_in
+from tests.support.api import api_client, new_job, new_project, problem, signed_in
 
 RELEASE = {
     "action": "published",
-    "release": {"tag_name": "v1.2.0", "prerelease": False, "draft": False},
+    "release": {
+        "tag_name": "v1.2.0",
+        "name": "Twelve",
+        "body": "Faster sync.\n" + "x" * 5000,
+        "html_url": "https://github.com/octo/hello/releases/tag/v1.2.0",
+        "published_at": "2026-03-02T12:00:00Z",
+        "prerelease": False,
+        "draft": False,
+    },
     "repository": {"full_name": "octo/hello", "default_branch": "main"},
 }
 PUSH = {
@@ -159,14 +177,26 @@ async def test_a_signed_release_runs_the_job_once_per_delivery(
     [run] = await runs_of(sessions, job["id"])
     assert answer["executions"] == [{"jobId": job["id"], "executionId": run.id}]
     assert (run.trigger, run.status) == ("WEBHOOK", "PENDING")
-    assert run.metadata_ == {"githubDelivery": delivery, "githubEvent": "release"}
+    assert run.metadata_ == {
+        "githubDelivery": delivery,
+        "githubEvent": "release",
+        "githubRelease": "v1.2.0",
+    }
     async with sessions() as session:
         payloads = await session.scalars(
             select(OutboxMessage.payload).where(OutboxMessage.routing_key == "job.due")
         )
         due = [JobDue.model_validate_json(text) for text in payloads]
     # The database is shared with other tests' runs: this run's events only.
-    assert [event.trigger for event in due if event.execution_id == run.id] == ["WEBHOOK"]
+    [sent] = [event for event in due if event.execution_id == run.id]
+    assert sent.trigger == "WEBHOOK"
+    # The release goes to the scanner, which finds the one before it.
+    assert sent.github_release is not None
+    assert (sent.github_release.tag, sent.github_release.name) == ("v1.2.0", "Twelve")
+    assert sent.github_release.published_at == datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert sent.github_release.body is not None
+    assert sent.github_release.body.startswith("Faster sync.")
+    assert len(sent.github_release.body) == 4000
 
     # Shown in the job's history like any run.
     history = await api.get(
@@ -364,3 +394,176 @@ async def test_github_sized_payloads_pass_and_larger_ones_are_refused(
     )
     problem(refused, 413)
     assert await deliveries(sessions, project_id) == 1
+
+
+async def test_a_release_run_takes_the_window_its_scan_covered(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(api, headers, project_id, webhookTriggers=[{"event": "release"}])
+    answer = await deliver(api, project_id, secret, "release", RELEASE)
+    [fired] = answer.json()["data"]["executions"]
+    [run] = await runs_of(sessions, job["id"])
+    assert run.window_end > datetime(2026, 3, 2, 12, tzinfo=UTC)  # the delivery's arrival
+
+    previous = datetime(2026, 2, 1, 9, tzinfo=UTC)
+    published = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    release = GitHubRelease(
+        tag="v1.2.0", published_at=published, previous_tag="v1.1.0", previous_published_at=previous
+    )
+    envelope = {"execution_id": run.id, "job_id": job["id"], "project_id": project_id}
+    await apply_event(
+        sessions,
+        ActivityScanned(
+            **envelope,
+            summary=ActivitySummary(
+                commits=1,
+                items=[ActivityItem(kind="commit", title="feat: sync", sha="c" * 40)],
+                releases=["v1.2.0"],
+                release=release,
+            ),
+            platforms=["x"],
+            repository=Repository(owner="octo", name="hello"),
+            window_start=previous,
+            window_end=published,
+            deadline=datetime.now(UTC) + timedelta(minutes=15),
+        ),
+        public_url="http://herald.test",
+    )
+    shown = await api.get(f"/api/cron/executions/{fired['executionId']}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    data = shown.json()["data"]
+    assert (data["windowStart"], data["windowEnd"]) == (
+        "2026-02-01T09:00:00Z",
+        "2026-03-02T12:00:00Z",
+    )
+    assert data["metadata"]["githubPreviousRelease"] == "v1.1.0"
+
+
+async def test_recent_deliveries_say_what_each_came_to(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await signed_in(sessions)
+    project_id, secret = await hooked_project(api, headers)
+    job = await new_job(
+        api, headers, project_id, webhookTriggers=[{"event": "release"}], overlapPolicy="SKIP"
+    )
+    started = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=started)
+    # The run is still open: a second release skips the job (SKIP), and says so.
+    skipped = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=skipped)
+    unmatched = str(uuid.uuid4())
+    await deliver(api, project_id, secret, "push", PUSH, delivery=unmatched)
+    not_json = str(uuid.uuid4())
+    body = b"payload=%7B%7D"  # a hook left on application/x-www-form-urlencoded
+    refused = await api.post(
+        "/api/webhooks/github",
+        params={"project": project_id},
+        content=body,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": not_json,
+            "X-Hub-Signature-256": signature_of(secret, body),
+        },
+    )
+    assert refused.status_code == 422
+    # GitHub redelivers the first by hand: counted on it, nothing run.
+    await deliver(api, project_id, secret, "release", RELEASE, delivery=started)
+    # An unsigned delivery is never recorded.
+    await deliver(api, project_id, secret, "push", PUSH, signature="sha256=" + "0" * 64)
+
+    listed = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=headers)
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()["data"]
+    assert [row["deliveryId"] for row in rows] == [not_json, unmatched, skipped, started]
+    by_id = {row["deliveryId"]: row for row in rows}
+    [run] = await runs_of(sessions, job["id"])
+    first = by_id[started]
+    assert (first["event"], first["action"], first["outcome"]) == (
+        "release",
+        "published",
+        "started",
+    )
+    assert first["executions"] == [{"jobId": job["id"], "executionId": run.id}]
+    assert first["redeliveries"] == 1 and first["lastRedeliveredAt"] is not None
+    second = by_id[skipped]
+    assert second["outcome"] == "ignored"
+    assert second["skipped"] == [{"jobId": job["id"], "openExecutionId": run.id}]
+    assert "had a run open" in second["reason"]
+    assert by_id[unmatched]["outcome"] == "ignored"
+    assert by_id[unmatched]["action"] is None
+    assert (
+        "no enabled job has a webhook trigger this push delivery matches"
+        in (by_id[unmatched]["reason"])
+    )
+    assert by_id[not_json]["outcome"] == "refused"
+    assert "not JSON" in by_id[not_json]["reason"]
+
+    # Paged like every list: newest first, a cursor to the next page.
+    page_one = (
+        await api.get(
+            f"/api/projects/{project_id}/github-deliveries",
+            params={"limit": 3},
+            headers=headers,
+        )
+    ).json()
+    assert page_one["count"] == 3 and page_one["nextCursor"]
+    page_two = (
+        await api.get(
+            f"/api/projects/{project_id}/github-deliveries",
+            params={"limit": 3, "cursor": page_one["nextCursor"]},
+            headers=headers,
+        )
+    ).json()
+    assert [row["deliveryId"] for row in page_two["data"]] == [started]
+    assert page_two["nextCursor"] is None
+    forged = await api.get(
+        f"/api/projects/{project_id}/github-deliveries",
+        params={"cursor": "bm90IGEgY3Vyc29y"},
+        headers=headers,
+    )
+    problem(forged, 422, "cursor")
+
+    # Another account sees no such project.
+    stranger = await signed_in(sessions)
+    hidden = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=stranger)
+    assert hidden.status_code == 404
+
+
+async def test_deliveries_start_at_most_the_projects_webhook_budget_a_minute(
+    api_settings: Callable[..., Settings], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async for api in api_client(
+        api_settings(webhook_runs_per_minute=2, manual_triggers_per_minute=1)
+    ):
+        headers = await signed_in(sessions)
+        project_id, secret = await hooked_project(api, headers)
+        jobs = [
+            await new_job(
+                api, headers, project_id, name=f"on push {n}", webhookTriggers=[{"event": "push"}]
+            )
+            for n in range(3)
+        ]
+
+        first = (await deliver(api, project_id, secret, "push", PUSH)).json()["data"]
+        # Three jobs, a budget of two: the third is skipped, saying why.
+        assert len(first["executions"]) == 2
+        [spent] = first["skipped"]
+        assert "HERALD_WEBHOOK_RUNS_PER_MINUTE" in spent["budget"]
+        second = (await deliver(api, project_id, secret, "push", PUSH)).json()["data"]
+        assert second["executions"] == [] and len(second["skipped"]) == 3
+        listed = await api.get(f"/api/projects/{project_id}/github-deliveries", headers=headers)
+        latest = listed.json()["data"][0]
+        assert latest["outcome"] == "ignored"
+        assert "HERALD_WEBHOOK_RUNS_PER_MINUTE" in latest["reason"]
+
+        # The owner's own budget is apart: a run by hand still starts.
+        manual = await api.post("/api/cron/trigger", headers=headers, json={"jobId": jobs[2]["id"]})
+        assert manual.status_code == 202, manual.text
+        # Another project's deliveries have a budget of their own.
+        other_id, other_secret = await hooked_project(api, headers)
+        await new_job(api, headers, other_id, webhookTriggers=[{"event": "push"}])
+        other = (await deliver(api, other_id, other_secret, "push", PUSH)).json()["data"]
+        assert len(other["executions"]) == 1

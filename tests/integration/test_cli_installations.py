@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
@@ -15,7 +16,7 @@ from services.cli import app
 from services.standalone.transfer import import_records
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
-from shared.db.schema import GitHubInstallationGrant, Project, User
+from shared.db.schema import GitHubInstallation, GitHubInstallationGrant, Project, User
 from shared.settings import get_settings
 from tests.support import factories
 
@@ -236,3 +237,40 @@ def test_an_imported_project_keeps_its_installation_only_where_granted(cli: CliR
     run(work)
     assert installation_of("proj_granted") == 41_004
     assert installation_of("proj_stray") is None
+
+
+def test_show_says_what_githubs_app_events_said_and_who_holds_a_grant(cli: CliRunner) -> None:
+    user(ALICE)
+    unknown = cli.invoke(app, ["installations", "show", "--installation", "41009"])
+    assert unknown.exit_code == 0, unknown.output
+    assert "no App event received for it" in unknown.output
+    assert "granted to   -" in unknown.output
+
+    async def seed(sessions: Sessions) -> None:
+        async with sessions() as session, session.begin():
+            session.add(
+                GitHubInstallation(
+                    installation_id=41_009,
+                    account_login="acme",
+                    account_type="Organization",
+                    repository_selection="selected",
+                    repositories=["acme/site", "acme/docs"],
+                    suspended_at=datetime(2026, 3, 2, tzinfo=UTC),
+                    updated_at=datetime(2026, 3, 2, tzinfo=UTC),
+                )
+            )
+
+    run(seed)
+    cli.invoke(app, ["installations", "grant", "--installation", "41009", "--email", ALICE])
+
+    shown = cli.invoke(app, ["installations", "show", "--installation", "41009"])
+
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == [
+        "installation 41009",
+        "account      acme (Organization)",
+        "status       suspended",
+        "repositories acme/site, acme/docs",
+        "updated      2026-03-02T00:00:00+00:00",
+        f"granted to   {ALICE}",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from shared.db.engine import create_engine, session_factory
-from shared.db.schema import Project
+from shared.db.schema import GitHubDelivery, Project
 from shared.secrets import decrypt, generate_key
 from shared.settings import get_settings
 from tests.support import factories
@@ -177,7 +178,11 @@ def test_list_shows_where_each_project_reads_and_filters_by_owner(cli: CliRunner
 
 
 def test_an_unknown_project_is_named(cli: CliRunner) -> None:
-    for args in (["show", "prj_nope"], ["connect", "prj_nope", "--global"]):
+    for args in (
+        ["show", "prj_nope"],
+        ["connect", "prj_nope", "--global"],
+        ["deliveries", "prj_nope"],
+    ):
         refused = cli.invoke(app, ["projects", *args])
 
         assert refused.exit_code == 1
@@ -292,3 +297,53 @@ def test_exactly_one_credential_is_given(cli: CliRunner, options: list[str]) -> 
 
     assert refused.exit_code == 2
     assert "exactly one of --installation, --token-stdin, --global" in refused.output
+
+
+def test_deliveries_lists_what_each_delivery_came_to_newest_first(cli: CliRunner) -> None:
+    project_id = seeded()
+    at = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+    async def work(sessions: Sessions) -> None:
+        async with sessions() as session, session.begin():
+            session.add_all(
+                [
+                    GitHubDelivery(
+                        project_id=project_id,
+                        delivery_id="aaaa-1",
+                        event="release",
+                        action="published",
+                        received_at=at,
+                        outcome="started",
+                        executions={
+                            "started": [{"jobId": "cron_1", "executionId": "exec_1"}],
+                            "skipped": [],
+                        },
+                        redeliveries=2,
+                        last_redelivered_at=at + timedelta(hours=1),
+                    ),
+                    GitHubDelivery(
+                        project_id=project_id,
+                        delivery_id="bbbb-2",
+                        event="push",
+                        received_at=at + timedelta(minutes=5),
+                        outcome="ignored",
+                        reason="no enabled job has a webhook trigger this push delivery matches",
+                    ),
+                ]
+            )
+
+    run(work)
+
+    listed = cli.invoke(app, ["projects", "deliveries", project_id])
+
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines == [
+        "2026-03-02T10:05:00Z\tbbbb-2\tpush\tignored: no enabled job has a webhook trigger "
+        "this push delivery matches",
+        "2026-03-02T10:00:00Z\taaaa-1\trelease/published\tstarted exec_1\t(sent again 2x)",
+    ]
+    one = cli.invoke(app, ["projects", "deliveries", project_id, "--limit", "1", "--json"])
+    assert one.exit_code == 0, one.output
+    [shown] = json.loads(one.output)
+    assert (shown["deliveryId"], shown["outcome"]) == ("bbbb-2", "ignored")

@@ -314,6 +314,28 @@ async def test_a_removed_installation_fails_saying_so_and_what_to_do(
 
 
 @pytest.mark.parametrize(
+    ("status", "said"),
+    [("suspended", "is suspended"), ("removed", "was removed from its account")],
+)
+async def test_an_installation_github_said_is_suspended_or_removed_fails_before_asking(
+    github: tuple[FakeGitHub, str], http: httpx.AsyncClient, status: str, said: str
+) -> None:
+    fake, url = github
+    assert fake.app is not None
+    installation = fake.app.install("octo", {1000})  # still answers: the event is what counts
+    event = due(installation_id=installation.id)
+    assert event.github_credential is not None
+    told = event.github_credential.model_copy(update={"installation_status": status})
+
+    with pytest.raises(PermanentError) as caught:
+        await run(access(url, http), http, event.model_copy(update={"github_credential": told}))
+
+    assert f"installation {installation.id} {said}" in caught.value.message
+    assert "githubInstallationId" in caught.value.message
+    assert fake.app.minted == [] and fake.requests == []
+
+
+@pytest.mark.parametrize(
     ("skew", "message"),
     [
         (120.0, github_app.IAT_FUTURE),  # this server's clock runs ahead: `iat` in the future

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from services.generator.prompt import InvalidPostError, build_prompt, parse_post
-from shared.events import ActivityItem, ActivitySummary
+from shared.events import ActivityItem, ActivitySummary, GitHubRelease
 from shared.platforms import PLATFORMS
 
 SUMMARY = ActivitySummary(
@@ -87,3 +87,21 @@ def test_an_unusable_answer_is_a_clear_error(answer: str, message: str) -> None:
 def test_a_titled_platform_without_any_title_is_an_error() -> None:
     with pytest.raises(InvalidPostError, match="without the title"):
         parse_post('{"body": "no heading"}', PLATFORMS["blog"])
+
+
+def test_a_release_run_s_prompt_announces_that_release_with_its_notes() -> None:
+    release = GitHubRelease(
+        tag="v2.0.0",
+        name="Two",
+        body="Faster.\n\nSmaller.",
+        url="https://github.com/octo/repo/releases/tag/v2.0.0",
+        previous_tag="v1.9.0",
+    )
+    summary = SUMMARY.model_copy(update={"release": release})
+    prompt = build_prompt(PLATFORMS["x"], summary, project="octo/repo", period="P")
+
+    assert "Announce release: Two (v2.0.0), the changes since v1.9.0" in prompt.user
+    assert "Release page: https://github.com/octo/repo/releases/tag/v2.0.0" in prompt.user
+    assert "Release notes:\n  Faster.\n  Smaller." in prompt.user
+    plain = build_prompt(PLATFORMS["x"], SUMMARY, project="octo/repo", period="P")
+    assert "Announce release" not in plain.user

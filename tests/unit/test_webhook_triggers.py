@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from services.api.webhook_triggers import WebhookTriggerBody, event_start, fires
+from services.api.webhook_triggers import (
+    WebhookTriggerBody,
+    event_release,
+    event_start,
+    fires,
+)
 
 
 def trigger(**fields: Any) -> dict[str, Any]:
@@ -90,3 +95,28 @@ def test_the_activity_begins_where_the_event_says() -> None:
     assert event_start("pull_request", opened) == datetime(2026, 3, 1, 8, tzinfo=UTC)
     # A release's activity starts at the previous release, which its payload does not name.
     assert event_start("release", release("v1")) is None
+
+
+def test_a_release_delivery_names_its_release_for_the_scanner() -> None:
+    payload = {
+        "action": "published",
+        "release": {
+            "tag_name": "v1.0",
+            "name": "",
+            "body": None,
+            "html_url": "https://github.com/o/r/releases/tag/v1.0",
+            "published_at": "2026-03-02T12:00:00Z",
+            "prerelease": True,
+        },
+    }
+    release = event_release("release", payload)
+    assert release is not None
+    assert (release.tag, release.name, release.body, release.prerelease) == (
+        "v1.0",
+        None,
+        None,
+        True,
+    )
+    assert release.published_at == datetime(2026, 3, 2, 12, tzinfo=UTC)
+    assert event_release("push", payload) is None
+    assert event_release("release", {"release": {"tag_name": ""}}) is None

@@ -14,6 +14,7 @@ from services.api.console import (
     credentials,
     job_pages,
     post_pages,
+    project_pages,
     recipient_pages,
     run_pages,
     signin,
@@ -34,7 +35,9 @@ def mount(app: FastAPI) -> None:
 
     for pages in (
         signin.router,
+        # After job_pages: its /projects/new is not a project's id.
         job_pages.router,
+        project_pages.router,
         run_pages.router,
         alert_pages.router,
         post_pages.router,

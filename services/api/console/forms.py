@@ -69,7 +69,7 @@ class Form:
         return {name: self.get(name) for name in self._fields}
 
 
-def _number(text: str) -> int | str:
+def number(text: str) -> int | str:
     """Read an int; keep other text as typed, so the API names the rule it breaks."""
     try:
         return int(text)
@@ -83,7 +83,7 @@ def _schedule_fields(form: Form) -> dict[str, Any]:
     for key in PRESET_TIME_FIELDS.get(frequency, ("hour", "minute")):
         text = form.get(f"timeConfig.{key}")
         if text:
-            time_config[key] = _number(text)
+            time_config[key] = number(text)
     # A disabled choice (the schedule has no fixed local time) is not posted: left out.
     for key in DST_FIELDS:
         if text := form.get(f"timeConfig.{key}"):
@@ -129,7 +129,7 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
             body["webhookUrl"] = webhook_url
     for name in POLICY_FIELDS:
         if text := form.get(name):
-            body[name] = _number(text)
+            body[name] = number(text)
     if policy := form.get("overlapPolicy"):
         body["overlapPolicy"] = policy
     conditions = conditions_body(form)
@@ -181,7 +181,7 @@ def conditions_body(form: Form) -> dict[str, Any] | None:
     body: dict[str, Any] = {}
     for name in CONDITION_MINIMUMS:
         if text := form.get(f"conditions.{name}"):
-            body[name] = _number(text)
+            body[name] = number(text)
     for name in CONDITION_LISTS:
         if items := split_list(form.get(f"conditions.{name}")):
             body[name] = items
@@ -262,5 +262,5 @@ def project_body(form: Form) -> dict[str, Any]:
         if text := form.get(name):
             body[name] = text
     if text := form.get("githubInstallationId").strip():
-        body["githubInstallationId"] = _number(text)
+        body["githubInstallationId"] = number(text)
     return body

@@ -32,6 +32,7 @@ templates.env.globals["weekday_options"] = [(str(n), day) for n, day in enumerat
 templates.env.globals["zones"] = sorted(available_timezones())
 templates.env.globals["notices"] = {
     "project-created": "Project created.",
+    "credential-saved": "GitHub credential saved.",
     "job-created": "Job created.",
     "job-saved": "Job saved.",
     "job-enabled": "Job enabled.",

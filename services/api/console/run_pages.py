@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.api.console import charts, graphs
 from services.api.console.client import ApiError
+from services.api.console.project_pages import webhook_url
 from services.api.console.rendering import TERMINAL, api_for, render
 from shared.platforms import PLATFORMS
 
@@ -45,6 +46,7 @@ async def job_page(request: Request, job_id: str) -> Response:
             "job.html",
             job=job,
             project=project,
+            webhook_url=webhook_url(request, project["id"]),
             executions=history["data"],
             next_cursor=history.get("nextCursor"),
             statistics=statistics,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import UserDep
 from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
+from services.api.deliveries import recent_deliveries
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import Problem, invalid
@@ -313,6 +314,26 @@ async def create_github_webhook_secret(
             "events": ["release", "push", "pull_request"],
         },
     }
+
+
+@router.get("/{project_id}/github-deliveries", operation_id="listGitHubDeliveries")
+async def list_github_deliveries(
+    project_id: ProjectId,
+    user: UserDep,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    """The project's GitHub webhook deliveries, newest first, with what each came to.
+
+    `outcome`: started (`executions` it started), ignored (`reason`: no trigger matched, or
+    the jobs had a run open and do not overlap, `skipped`), refused (signed, but not a
+    delivery herald reads: `reason`). A copy GitHub sent again is counted in
+    `redeliveries`; an unsigned delivery is never recorded.
+    """
+    project = await project_of(session, user.id, project_id)
+    rows, next_cursor = await recent_deliveries(session, project.id, limit=limit, cursor=cursor)
+    return {"success": True, "data": rows, "count": len(rows), "nextCursor": next_cursor}
 
 
 @router.delete("/{project_id}/github-webhook-secret", operation_id="deleteGitHubWebhookSecret")

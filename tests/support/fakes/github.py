@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -147,6 +147,35 @@ def issue(
     }
 
 
+def release(
+    tag: str,
+    published: datetime | None,
+    *,
+    name: str = "",
+    body: str = "",
+    draft: bool = False,
+    prerelease: bool = False,
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """A release as `GET /releases` lists it (a draft was never published: no `published_at`)."""
+    made = created or published or datetime.now(UTC)
+    return {
+        "id": abs(hash(tag)) % 10**8,
+        "node_id": f"RE_{tag}",
+        "tag_name": tag,
+        "target_commitish": "main",
+        "name": name,
+        "body": body,
+        "draft": draft,
+        "prerelease": prerelease,
+        "created_at": iso(made),
+        "published_at": None if draft or published is None else iso(published),
+        "html_url": f"https://github.com/octo/repo/releases/tag/{tag}",
+        "author": {"login": "ada", "id": 1},
+        "assets": [],
+    }
+
+
 @dataclass
 class Repo:
     id: int
@@ -156,6 +185,10 @@ class Repo:
     pulls: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, Any]] = field(default_factory=list)
     empty: bool = False
+    # Releases as `release()` builds them, and tags: name -> commit sha. History is linear:
+    # `commits` in commit order, so a comparison is the commits after its base up to its head.
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
     # A private repository answers 404 to every credential but an installation holding it
     # and the tokens named here, as GitHub hides what a credential may not see.
     private: bool = False
@@ -339,6 +372,12 @@ class FakeGitHub:
             return self._repository(self._readable(self._named(parts[1], parts[2])))
         if len(parts) == 2 and parts[0] == "repositories" and parts[1].isdigit():
             return self._repository(self._readable(self.repos.get(int(parts[1]))))
+        if len(parts) >= 5 and parts[0] == "repos" and parts[3] == "compare":
+            found = self._readable(self._named(parts[1], parts[2]))
+            return self._compare(request, found, "/".join(parts[4:]))
+        if len(parts) >= 4 and parts[0] == "repositories" and parts[2] == "compare":
+            found = self.repos.get(int(parts[1])) if parts[1].isdigit() else None
+            return self._compare(request, self._readable(found), "/".join(parts[3:]))
         if len(parts) == 5 and parts[0] == "repos" and parts[3] == "commits":
             return self._commit(self._readable(self._named(parts[1], parts[2])), parts[4])
         if len(parts) == 4 and parts[0] == "repositories" and parts[2] == "commits":
@@ -353,7 +392,7 @@ class FakeGitHub:
         else:
             return self._error(404, "Not Found")
         repo = self._readable(repo)
-        if repo is None or resource not in ("commits", "pulls", "issues"):
+        if repo is None or resource not in ("commits", "pulls", "issues", "releases"):
             return self._error(404, "Not Found")
         if repo.empty and resource == "commits":
             self._budget.remaining -= 1
@@ -458,12 +497,62 @@ class FakeGitHub:
         self._budget.remaining = 0
         return self._error(limited.status, PRIMARY_MESSAGE, headers)
 
+    def _compare(self, request: Request, repo: Repo | None, basehead: str) -> Response:
+        """`GET /compare/{base}...{head}`: the commits after `base` up to `head`, oldest first,
+        paged like a list (`per_page`, `page`, `Link`) inside the comparison object."""
+        base, _, head = unquote(basehead).partition("...")
+        if repo is None or not head:
+            return self._error(404, "Not Found")
+        order = [c["sha"] for c in repo.commits]
+        shas = [repo.tags.get(ref, ref) for ref in (base, head)]
+        if any(sha not in order for sha in shas):
+            return self._error(404, "Not Found")
+        first, last = order.index(shas[0]), order.index(shas[1])
+        chosen = [{k: v for k, v in c.items() if k != "files"} for c in repo.commits]
+        chosen = chosen[first + 1 : last + 1]
+        query = dict(request.query_params)
+        per_page = max(1, min(100, int(query.get("per_page", 250))))
+        page = max(1, int(query.get("page", 1)))
+        pages = max(1, -(-len(chosen) // per_page))
+        base_url = f"{request.url.scheme}://{request.url.netloc}"
+        prefix = "/api/v3" if request.url.path.startswith("/api/v3") else ""
+        headers = {}
+        if page < pages:
+            params = urlencode({**query, "page": page + 1})
+            headers["link"] = (
+                f"<{base_url}{prefix}/repositories/{repo.id}/compare/{basehead}?{params}>; "
+                'rel="next"'
+            )
+        self._budget.remaining -= 1
+        body = {
+            "url": f"https://api.github.com/repos/{repo.owner}/{repo.name}/compare/{basehead}",
+            "html_url": f"https://github.com/{repo.owner}/{repo.name}/compare/{basehead}",
+            "status": "ahead" if last > first else ("identical" if last == first else "behind"),
+            "ahead_by": len(chosen),
+            "behind_by": 0,
+            "total_commits": len(chosen),
+            "base_commit": repo.commits[first],
+            "merge_base_commit": repo.commits[first],
+            "commits": chosen[(page - 1) * per_page : page * per_page],
+            "files": [],
+        }
+        return self._json(200, body, headers)
+
     def _select(self, repo: Repo, resource: str, query: Any) -> list[dict[str, Any]]:
+        if resource == "releases":
+            # Newest first, drafts included (the token may push to the repository).
+            return sorted(repo.releases, key=lambda r: r["created_at"], reverse=True)
         if resource == "commits":
             since, until = query.get("since"), query.get("until")
+            reachable = repo.commits
+            sha = query.get("sha")
+            if sha is not None:
+                order = [c["sha"] for c in repo.commits]
+                tip = repo.tags.get(sha, sha)
+                reachable = repo.commits[: order.index(tip) + 1] if tip in order else []
             chosen = [
                 c
-                for c in repo.commits
+                for c in reachable
                 if (since is None or _parse(c["commit"]["committer"]["date"]) >= _parse(since))
                 and (until is None or _parse(c["commit"]["committer"]["date"]) <= _parse(until))
             ]

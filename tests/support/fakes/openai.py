@@ -61,6 +61,10 @@ def default_reply(system: str, user: str) -> str:
     counts = re.search(r"^Commits: .+$", user, re.M)
     name = project.group(1) if project else "the project"
     body = f"What happened in {name}: {counts.group(0) if counts else 'activity'}."
+    # Told to announce a release, it names it first, as a model does.
+    release = re.search(r"^Announce release: (.+)$", user, re.M)
+    if release:
+        body = f"Out now: {release.group(1)}. {body}"
     if '"title"' in system:
         return json.dumps({"title": f"{name} update", "body": f"# {name} update\n\n{body}\n"})
     return json.dumps({"body": body})

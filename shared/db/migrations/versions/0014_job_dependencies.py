@@ -11,8 +11,6 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0014"
-# 0013 is written concurrently elsewhere: whichever lands second points its down_revision at
-# the other, so the chain stays linear.
 down_revision = "0013"
 branch_labels = None
 depends_on = None

@@ -10,8 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-# 0015 is written concurrently elsewhere: whichever lands second points its down_revision at
-# the other, so the chain stays linear.
 down_revision = "0015"
 branch_labels = None
 depends_on = None

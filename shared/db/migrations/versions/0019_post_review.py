@@ -1,7 +1,7 @@
 """posts have a review and publishing lifecycle, with its history; projects may auto-publish
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from shared.db.types import UTCDateTime
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
