@@ -15,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import UserDep
 from services.api.credentials import CredentialRefusedError, credential_columns, ensure_granted
-from services.api.deliveries import recent_deliveries
+from services.api.deliveries import DELIVERY_ID, recent_deliveries
 from services.api.deps import SessionDep, StateDep
-from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
+from services.api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    cursor_position,
+    listed,
+)
 from services.api.problems import Problem, invalid
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
@@ -331,6 +337,8 @@ async def list_github_deliveries(
     delivery herald reads: `reason`). A copy GitHub sent again is counted in
     `redeliveries`; an unsigned delivery is never recorded.
     """
+    # A forged cursor is refused as on every list, before anything is read.
+    cursor_position(cursor, DELIVERY_ID)
     project = await project_of(session, user.id, project_id)
     rows, next_cursor = await recent_deliveries(session, project.id, limit=limit, cursor=cursor)
     return {"success": True, "data": rows, "count": len(rows), "nextCursor": next_cursor}
