@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import outbox
+from shared import outbox, tracing
 from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, window_start_for
 from shared.events import ExecutionStatus, Trigger
@@ -132,6 +132,8 @@ async def _fire(
         metadata_=metadata or {},
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        # The request's trace: the run's path through every service continues it.
+        trace_id=tracing.sampled_trace_id(),
         created_at=now,
         updated_at=now,
     )
