@@ -93,6 +93,10 @@ def configure(service: str, *, environ: Mapping[str, str] | None = None) -> bool
     if not wanted(env):
         return False
     check_protocol(env)
+    # The instrumentations speak the stable HTTP conventions (`http.request.method`,
+    # `http.response.status_code`, `url.*`) only when asked; an operator's choice stands.
+    if environ is None:
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider

@@ -177,6 +177,7 @@ def _ended(finish: Finish) -> RunLine:
         items_success=row["items_success"],
         items_failed=row["items_failed"],
         reason=row["error_message"],
+        trace_id=row.get("trace_id"),
     )
 
 
