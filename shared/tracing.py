@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -86,7 +86,6 @@ def configure(service: str, *, environ: Mapping[str, str] | None = None) -> bool
     `service.name` in `OTEL_RESOURCE_ATTRIBUTES` does. Raises `TracingConfigError` for a
     configuration that cannot work.
     """
-    global _enabled, _provider, _messaging_system
     if _enabled:
         return True
     env = os.environ if environ is None else environ
@@ -108,22 +107,32 @@ def configure(service: str, *, environ: Mapping[str, str] | None = None) -> bool
         resource = resource.merge(Resource({SERVICE_NAME: f"herald-{service}"}))
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    _provider = provider
-    _messaging_system = "herald" if service == "standalone" else "rabbitmq"
-    _enabled = True
+    trace.set_tracer_provider(provider)  # the instrumentations' spans go there too
+    install(provider, service)
     return True
 
 
+def install(provider: Any, service: str) -> None:
+    """Make herald's spans with `provider` (the process's, or a test's in-memory one)."""
+    global _enabled, _provider, _messaging_system
+    _provider = provider
+    # The standalone mode's bus is no broker: its spans do not claim to be RabbitMQ's.
+    _messaging_system = "herald" if service == "standalone" else "rabbitmq"
+    _enabled = True
+
+
 def shutdown() -> None:
-    """Export what is still buffered; called when a process stops."""
-    global _enabled
+    """Export what is still buffered and stop making spans."""
+    global _enabled, _provider
     if _provider is not None:
         _provider.shutdown()
+    _provider = None
     _enabled = False
 
 
 def tracer() -> trace.Tracer:
+    if _provider is not None:
+        return cast(trace.Tracer, _provider.get_tracer(SCOPE))
     return trace.get_tracer(SCOPE)
 
 
