@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from shared import metrics
 
@@ -57,8 +58,11 @@ def add_probe_routes(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus_metrics(request: Request) -> Response:
+        # OpenMetrics when the scraper asks for it (Prometheus does with exemplar storage
+        # on): only that format carries exemplars, the traces behind latency buckets.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), media_type=content_type)
 
 
 def probe_app(

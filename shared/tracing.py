@@ -348,6 +348,20 @@ def _context_of(traceparent: str) -> trace.SpanContext:
     return trace.get_current_span(_W3C.extract({TRACEPARENT: traceparent})).get_span_context()
 
 
+def exemplar() -> dict[str, str] | None:
+    """The current sampled span, as a latency observation's exemplar (OpenMetrics): a
+    dashboard goes from a slow bucket to a trace that landed in it."""
+    if not _enabled:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+
+
 def add_log_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
     """structlog processor: `trace_id` and `span_id` on every line written inside a span."""
     context = trace.get_current_span().get_span_context()

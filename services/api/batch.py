@@ -158,7 +158,11 @@ async def apply_events(
         await store_alerts(connection, dialect, fresh)
     for finish in finished:
         metrics.execution_finished(
-            finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
+            finish.status,
+            finish.row["trigger"],
+            finish.row["started_at"],
+            finish.at,
+            trace_id=finish.row.get("trace_id"),
         )
     log_runs(log, "runs ended", [_ended(finish) for finish in finished])
 

@@ -53,7 +53,9 @@ async def finish(
     """
     execution.status = status
     execution.completed_at = now
-    metrics.execution_finished(status, execution.trigger, execution.started_at, now)
+    metrics.execution_finished(
+        status, execution.trigger, execution.started_at, now, trace_id=execution.trace_id
+    )
     if execution.started_at is not None:
         execution.duration = _milliseconds(now - execution.started_at)
     if error is not None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.secrets import generate_key
@@ -32,6 +33,7 @@ from tests.support.runs import finished, seed
 pytestmark = pytest.mark.e2e
 
 TOKEN = "ghp_e2e_token"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 TRACE_URL = "http://127.0.0.1:3000/explore?traceId={trace_id}&orgId=1"
 
 
@@ -296,3 +298,21 @@ def test_a_manual_run_is_one_trace_across_the_five_services(
         assert all("trace_id" in line for line in lines), (name, lines)
     in_spans = [line for lines in written.values() for line in lines if "span_id" in line]
     assert in_spans and all(line["span_id"] in ids for line in in_spans)
+
+    # Latency buckets name the trace behind them (OpenMetrics exemplars), when asked for
+    # OpenMetrics; the plain text format stays as it was.
+    def exemplars(service: processes.Service, metric: str) -> set[str]:
+        text = httpx.get(f"{service.url}/metrics", headers={"Accept": OPENMETRICS}).text
+        return {
+            match
+            for line in text.splitlines()
+            if line.startswith(f"{metric}_bucket")
+            for match in re.findall(r'# \{.*trace_id="([0-9a-f]{32})"', line)
+        }
+
+    assert exemplars(traced["api"], "herald_execution_duration_seconds") == {trace_id}
+    assert exemplars(traced["generator"], "herald_ai_request_seconds") == {trace_id}
+    assert exemplars(traced["notifier"], "herald_notification_attempt_seconds") == {trace_id}
+    plain = httpx.get(f"{traced['api'].url}/metrics")
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert "trace_id" not in plain.text
