@@ -70,7 +70,14 @@ def probe_app(
     checks: Mapping[str, ReadinessCheck],
     advisory: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=f"herald {service} probes", docs_url=None, redoc_url=None)
+    # Probes and scrapes are not requests anyone follows: FastAPI's own telemetry, which
+    # turns itself on once tracing is, makes no spans of them.
+    app = FastAPI(
+        title=f"herald {service} probes",
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     add_probe_routes(app, service=service, checks=checks, advisory=advisory)
     return app
 
