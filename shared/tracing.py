@@ -130,6 +130,11 @@ def shutdown() -> None:
     _enabled = False
 
 
+def provider() -> Any:
+    """The tracer provider herald's spans go to (None while tracing is off)."""
+    return _provider
+
+
 def tracer() -> trace.Tracer:
     if _provider is not None:
         return cast(trace.Tracer, _provider.get_tracer(SCOPE))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -32,15 +33,56 @@ def instrument_fastapi(app: FastAPI) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls=EXCLUDED_URLS,
+        server_request_hook=_redact_query,
+        tracer_provider=tracing.provider(),
+    )
 
 
-def instrument_httpx(client: httpx.AsyncClient) -> None:
+def instrument_httpx(client: httpx.AsyncClient, *, secret_urls: bool = False) -> None:
+    """Spans for a client's requests; `secret_urls`: its URLs are secrets (tenants' webhook
+    URLs), so a span names only the origin."""
     if not tracing.enabled():
         return
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    HTTPXClientInstrumentor.instrument_client(client)
+    HTTPXClientInstrumentor.instrument_client(
+        client,
+        tracer_provider=tracing.provider(),
+        request_hook=_origin_only if secret_urls else None,
+    )
+
+
+def _redact_query(span: Any, scope: dict[str, Any]) -> None:
+    """Keep a query's names, not its values: a recipient's confirmation link carries its
+    token there, and a trace backend is not where secrets go. Whichever of the HTTP
+    conventions' attributes the instrumentation wrote (stable, older, or both) is rewritten."""
+    query = scope.get("query_string") or b""
+    if span is None or not span.is_recording() or not query:
+        return
+    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+    redacted = "&".join(f"{name}=REDACTED" for name in names)
+    written = getattr(span, "attributes", None) or {}
+    for key in ("url.query",):
+        if key in written:
+            span.set_attribute(key, redacted)
+    for key in ("http.url", "http.target"):
+        value = written.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, value.split("?", 1)[0] + "?" + redacted)
+
+
+async def _origin_only(span: Any, request: Any) -> None:
+    if span is None or not span.is_recording():
+        return
+    url = request.url
+    origin_only = f"{url.scheme}://{url.netloc.decode('ascii')}/REDACTED"
+    written = getattr(span, "attributes", None) or {}
+    for key in ("url.full", "http.url"):
+        if key in written:
+            span.set_attribute(key, origin_only)
 
 
 def aiohttp_trace_configs() -> list[aiohttp.TraceConfig]:

@@ -26,7 +26,7 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
     webhooks = guarded_client(allowed_networks(settings), timeout=timeout)
     tracing_http.instrument_httpx(http)
-    tracing_http.instrument_httpx(webhooks)
+    tracing_http.instrument_httpx(webhooks, secret_urls=True)
     channels = Channels(settings, http, webhooks=webhooks)
     log.info("notifier channels", email=channels.email_transport or "off")
     await bus.consume(topology.NOTIFIER_QUEUE, make_handler(bus, channels))

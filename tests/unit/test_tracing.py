@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from services.api.routes.executions import trace_url
 from services.standalone.membus import MemoryBroker
 from services.standalone.queuestore import QueueStore
-from shared import topology, tracing
+from shared import topology, tracing, tracing_http
 from shared.events import Event
 from tests.support.polling import poll_async
 from tests.unit.test_membus import job_due
@@ -223,3 +225,39 @@ def test_a_run_started_by_another_begins_its_own_trace_linked_to_it(
     assert [link.context.trace_id for link in started.links] == [
         upstream.get_span_context().trace_id
     ]
+
+
+async def test_a_webhook_url_never_reaches_a_span(spans: InMemorySpanExporter) -> None:
+    secret = "http://127.0.0.1:9/services/T000/B000/very-secret-token"
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200)))
+    tracing_http.instrument_httpx(client, secret_urls=True)
+    async with client:
+        assert (await client.post(secret, json={})).status_code == 200
+    [span] = spans.get_finished_spans()
+    assert span.kind == SpanKind.CLIENT
+    assert span.attributes is not None
+    # The stable conventions' attribute or the older one, as the process opted in.
+    url = span.attributes.get("url.full", span.attributes.get("http.url"))
+    assert url == "http://127.0.0.1:9/REDACTED"
+    assert not any("very-secret" in str(value) for value in span.attributes.values())
+    assert "very-secret" not in span.name
+
+
+async def test_a_request_s_query_values_never_reach_a_span(spans: InMemorySpanExporter) -> None:
+    app = FastAPI()
+
+    @app.get("/console/recipients/confirm")
+    async def confirm() -> dict[str, str]:
+        return {}
+
+    tracing_http.instrument_fastapi(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://herald.test") as client:
+        answer = await client.get("/console/recipients/confirm?token=sealed-secret&x=1")
+    assert answer.status_code == 200
+    [server] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert server.attributes is not None
+    query = server.attributes.get("url.query") or str(server.attributes["http.url"]).split("?")[1]
+    assert query == "token=REDACTED&x=REDACTED"
+    for span in spans.get_finished_spans():
+        assert not any("sealed-secret" in str(v) for v in (span.attributes or {}).values())
