@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import random
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, cast
 
@@ -460,3 +461,32 @@ def begin_run(
     trace_id, parent = sampled_trace_id(span), traceparent(span)
     span.end()
     return trace_id, parent
+
+
+def resume_run(execution_id: str, trace_id: str | None) -> str | None:
+    """The traceparent for a message sent for a run written earlier (a buffered run released
+    when its job's previous run ends): a `release run` span in the trace the run recorded,
+    so what follows stays in it. Only the trace id was kept, not the span that began it: the
+    span's parent is named by the trace id alone (a backend shows it under the trace, its
+    parent not found)."""
+    if not _enabled or not trace_id:
+        return None
+    try:
+        parent = trace.SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=random.getrandbits(64) or 1,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        )
+    except ValueError:
+        return None
+    if not parent.is_valid:
+        return None
+    span = tracer().start_span(
+        "release run",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
+        attributes={"herald.execution.id": execution_id},
+    )
+    parent_of_message = traceparent(span)
+    span.end()
+    return parent_of_message

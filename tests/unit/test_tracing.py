@@ -261,3 +261,18 @@ async def test_a_request_s_query_values_never_reach_a_span(spans: InMemorySpanEx
     assert query == "token=REDACTED&x=REDACTED"
     for span in spans.get_finished_spans():
         assert not any("sealed-secret" in str(v) for v in (span.attributes or {}).values())
+
+
+def test_a_buffered_run_released_later_stays_in_its_recorded_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    trace_id, _ = tracing.begin_run("exec_3", "cron_3", "SCHEDULE")
+    assert trace_id is not None
+
+    parent = tracing.resume_run("exec_3", trace_id)
+
+    assert parent is not None and parent.split("-")[1] == trace_id
+    [released] = [s for s in spans.get_finished_spans() if s.name == "release run"]
+    assert format(released.context.trace_id, "032x") == trace_id
+    assert tracing.resume_run("exec_3", None) is None
+    assert tracing.resume_run("exec_3", "not hex") is None
