@@ -3,16 +3,22 @@ the console's run page shows both (and neither for a run without a trace)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.lifecycle import cancel
 from services.api.triggers import trigger_manually
-from shared.db.schema import CronJob, Execution, Project
+from shared import tracing
+from shared.db.schema import CronJob, Execution, OutboxMessage, Project
 from shared.settings import Settings
 from tests.support import factories
 from tests.support.api import api_client
@@ -129,3 +135,50 @@ async def test_without_a_template_the_id_is_shown_unlinked(
         assert (data["traceId"], data["traceUrl"]) == (TRACE, None)
         page = await console_page(api, token, execution_id)
         assert f'<dd id="trace"><code>{TRACE}</code></dd>' in page
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, "api")
+    yield exporter
+    tracing.shutdown()
+
+
+async def test_a_run_records_its_request_s_trace_and_a_cancel_ends_it_there(
+    sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
+) -> None:
+    user_id, _ = await factories.user_with_token(sessions)
+    project = await factories.project(sessions, user_id, local_repo_path="/srv/repo")
+    job = await factories.job(sessions, project, next_run_at=None)
+    with tracing.internal("POST /api/cron/trigger") as request:
+        assert request is not None
+        async with sessions() as session, session.begin():
+            job_row = await session.get(CronJob, job.id)
+            project_row = await session.get(Project, project.id)
+            assert job_row is not None and project_row is not None
+            execution = await trigger_manually(
+                session, job=job_row, project=project_row, user_id=user_id
+            )
+    trace_id = format(request.get_span_context().trace_id, "032x")
+    assert execution.trace_id == trace_id
+
+    with tracing.internal("POST /api/cron/executions/{id}/cancel") as cancelling:
+        assert cancelling is not None
+        async with sessions() as session, session.begin():
+            stored = await session.get(Execution, execution.id)
+            assert stored is not None
+            await cancel(session, stored, now=datetime.now(UTC), public_url=PUBLIC, by=user_id)
+
+    async with sessions() as session:
+        rows = {
+            row.routing_key: row.traceparent
+            for row in (await session.scalars(select(OutboxMessage))).all()
+        }
+    traces = {key: (value or "").split("-")[1] for key, value in rows.items()}
+    # The run's job.due and its end are in its trace; the cancellation's fan-out is the
+    # cancel request's.
+    assert traces["job.due"] == traces["execution.finished"] == trace_id
+    assert traces["execution.cancelled"] == format(cancelling.get_span_context().trace_id, "032x")
