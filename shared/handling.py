@@ -127,6 +127,19 @@ async def handle(
     With tracing on, all of it runs in the message's consumer span (`trace_headers` name the
     span that sent it): the handler's requests, messages and log lines join its trace.
     """
+    if not tracing.enabled():  # off, not even a context manager per message
+        return await _handle(
+            queue,
+            routing_key,
+            body,
+            message_id,
+            delivery=delivery,
+            delivery_limit=delivery_limit,
+            handler=handler,
+            on_poison=on_poison,
+            closing=closing,
+            settlement=settlement,
+        )
     with tracing.consuming(
         queue.name,
         routing_key,
