@@ -132,15 +132,21 @@ async def _fire(
         metadata_=metadata or {},
         idempotency_key=idempotency_key,
         request_hash=request_hash,
-        # The request's trace: the run's path through every service continues it.
-        trace_id=tracing.sampled_trace_id(),
         created_at=now,
         updated_at=now,
     )
+    traceparents = None
+    if tracing.current_ids() is not None:
+        # The request's trace: the run's path through every service continues it.
+        execution.trace_id = tracing.sampled_trace_id()
+    elif tracing.enabled():
+        # Fired with no request around it (the standalone mode's demo run): a trace of its own.
+        execution.trace_id, parent = tracing.begin_run(execution.id, job.id, trigger)
+        traceparents = {execution.id: parent}
     event = job_due_event(job, project, execution, now=now)
     execution.deadline = event.deadline
     session.add(execution)
-    await outbox.enqueue(session, event)
+    await outbox.enqueue(session, event, traceparents=traceparents)
     return execution
 
 
