@@ -5,7 +5,14 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.schedule", "bench.scheduler", "bench.api", "bench.pipeline", "bench.latency")
+BENCHMARKS = (
+    "bench.schedule",
+    "bench.scheduler",
+    "bench.api",
+    "bench.pipeline",
+    "bench.latency",
+    "bench.tracing",
+)
 
 for module in BENCHMARKS:
     print(f"== {module}", flush=True)

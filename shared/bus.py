@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ from aio_pika.abc import (
 )
 from aio_pika.connection import make_url
 
-from shared import handling, metrics, topology
+from shared import handling, metrics, topology, tracing
 from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
 
@@ -171,13 +171,31 @@ class AmqpBus:
         self, routing_key: str, body: bytes, *, message_id: str | None = None
     ) -> None:
         assert self._exchange is not None, "bus not started"
-        await self._exchange.publish(_message(routing_key, body, message_id), routing_key)
+        if not tracing.enabled():  # off, the message is built as before tracing existed
+            await self._exchange.publish(_message(routing_key, body, message_id), routing_key)
+            metrics.MESSAGES_PUBLISHED.labels(routing_key=routing_key).inc()
+            return
+        with tracing.producing(
+            topology.EXCHANGE, routing_key, message_id=message_id, size=len(body)
+        ) as trace_headers:
+            await self._exchange.publish(
+                _message(routing_key, body, message_id, trace_headers), routing_key
+            )
         metrics.MESSAGES_PUBLISHED.labels(routing_key=routing_key).inc()
 
     async def publish_delayed(
         self, event: Event, queue: topology.WorkQueue, not_before: datetime
     ) -> None:
-        await self._delay(event.routing_key, event.to_json(), event.event_id, queue, not_before)
+        body = event.to_json()
+        wait = (not_before - datetime.now(UTC)).total_seconds()
+        step = topology.delay_step_for(wait) or topology.DELAY_LADDER[0]
+        # The retry's trace goes on from the step that asked for it, however long it waits.
+        with tracing.producing(
+            "", step.name, message_id=event.event_id, size=len(body)
+        ) as trace_headers:
+            await self._delay(
+                event.routing_key, body, event.event_id, queue, not_before, trace_headers
+            )
 
     async def _delay(
         self,
@@ -186,6 +204,7 @@ class AmqpBus:
         message_id: str | None,
         queue: topology.WorkQueue,
         not_before: datetime,
+        trace_headers: dict[str, str],
     ) -> None:
         assert self._publish_channel is not None, "bus not started"
         wait = (not_before - datetime.now(UTC)).total_seconds()
@@ -197,6 +216,7 @@ class AmqpBus:
             headers={
                 topology.TARGET_QUEUE_HEADER: queue.name,
                 topology.NOT_BEFORE_HEADER: not_before.isoformat(),
+                **trace_headers,
             },
         )
         await self._publish_channel.default_exchange.publish(message, step.name)
@@ -239,8 +259,16 @@ class AmqpBus:
         if not_before is not None:
             wait = (not_before - datetime.now(UTC)).total_seconds()
             if wait >= 1:
-                # Back from the ladder too early: take the largest step that still fits.
-                await self._delay(routing_key, message.body, message.message_id, queue, not_before)
+                # Back from the ladder too early: take the largest step that still fits, its
+                # trace context carried along as it came.
+                await self._delay(
+                    routing_key,
+                    message.body,
+                    message.message_id,
+                    queue,
+                    not_before,
+                    tracing.trace_headers(message.headers),
+                )
                 await message.ack()
                 return
             if wait > 0:
@@ -256,6 +284,7 @@ class AmqpBus:
             on_poison=on_poison,
             closing=self._closing,
             settlement=_AmqpSettlement(message),
+            trace_headers=message.headers,
         )
 
     async def on_cancelled(self, callback: CancelHandler) -> None:
@@ -315,7 +344,7 @@ def _message(
     routing_key: str,
     body: bytes,
     message_id: str | None,
-    headers: dict[str, Any] | None = None,
+    headers: Mapping[str, Any] | None = None,
 ) -> aio_pika.Message:
     return aio_pika.Message(
         body,
@@ -323,7 +352,7 @@ def _message(
         type=routing_key,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers=headers or {},
+        headers=dict(headers) if headers else {},
     )
 
 

@@ -12,12 +12,13 @@ bus's `Settlement`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import structlog
 
-from shared import metrics, topology
+from shared import metrics, topology, tracing
 from shared.errors import DependencyUnavailableError, InvalidEventError
 from shared.events import Event, decode_event
 from shared.retry import compute_backoff
@@ -119,8 +120,66 @@ async def handle(
     on_poison: PoisonHandler | None,
     closing: asyncio.Event,
     settlement: Settlement,
+    trace_headers: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Decode, handle and settle delivery number `delivery` of a message; return its fate."""
+    """Decode, handle and settle delivery number `delivery` of a message; return its fate.
+
+    With tracing on, all of it runs in the message's consumer span (`trace_headers` name the
+    span that sent it): the handler's requests, messages and log lines join its trace.
+    """
+    if not tracing.enabled():  # off, not even a context manager per message
+        return await _handle(
+            queue,
+            routing_key,
+            body,
+            message_id,
+            delivery=delivery,
+            delivery_limit=delivery_limit,
+            handler=handler,
+            on_poison=on_poison,
+            closing=closing,
+            settlement=settlement,
+        )
+    with tracing.consuming(
+        queue.name,
+        routing_key,
+        trace_headers,
+        message_id=message_id,
+        size=len(body),
+        delivery=delivery,
+    ) as span:
+        outcome = await _handle(
+            queue,
+            routing_key,
+            body,
+            message_id,
+            delivery=delivery,
+            delivery_limit=delivery_limit,
+            handler=handler,
+            on_poison=on_poison,
+            closing=closing,
+            settlement=settlement,
+        )
+        if outcome.action != "ack":
+            tracing.failed(
+                span, outcome.reason or "handler failed; requeued", outcome.kind or "requeued"
+            )
+        return outcome
+
+
+async def _handle(
+    queue: topology.WorkQueue,
+    routing_key: str,
+    body: bytes,
+    message_id: str | None,
+    *,
+    delivery: int,
+    delivery_limit: int,
+    handler: Handler,
+    on_poison: PoisonHandler | None,
+    closing: asyncio.Event,
+    settlement: Settlement,
+) -> Outcome:
     bound = log.bind(queue=queue.name, routing_key=routing_key, message_id=message_id)
     event: Event | None = None
     failure: Exception | None = None

@@ -8,12 +8,21 @@ from typing import Any
 
 import structlog
 
+from shared import tracing
+
 
 def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto") -> None:
-    """Configure structlog and the standard library for one process."""
+    """Configure structlog and the standard library for one process, and its tracing when
+    the OTEL_* variables ask for it (a configuration that cannot work stops the process)."""
+    try:
+        traced = tracing.configure(service)
+    except tracing.TracingConfigError as exc:
+        raise SystemExit(f"herald {service}: {exc}") from exc
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        # Only with tracing on: off, a line costs what it did before.
+        *([tracing.add_log_ids] if traced else []),
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),

@@ -119,13 +119,19 @@ EXECUTION_DURATION = Histogram(
 
 
 def execution_finished(
-    status: str, trigger: str, started_at: datetime | None = None, ended_at: datetime | None = None
+    status: str,
+    trigger: str,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    trace_id: str | None = None,
 ) -> None:
-    """Count an execution that reached a terminal status, and time it when it had started."""
+    """Count an execution that reached a terminal status, and time it when it had started
+    (with the run's trace as the observation's exemplar, when it recorded one)."""
     EXECUTIONS_FINISHED.labels(status=str(status), trigger=str(trigger)).inc()
     if started_at is not None and ended_at is not None:
         EXECUTION_DURATION.labels(status=str(status)).observe(
-            max(0.0, (ended_at - started_at).total_seconds())
+            max(0.0, (ended_at - started_at).total_seconds()),
+            exemplar={"trace_id": trace_id} if trace_id else None,
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, cast, runtime_checkable
 
@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.bus import Bus
 from shared.db.notify import OUTBOX_CHANNEL, notify
 from shared.db.schema import OutboxMessage
@@ -31,16 +31,24 @@ log = structlog.get_logger(__name__)
 KEEP_PUBLISHED = timedelta(hours=1)
 
 
-async def enqueue(session: AsyncSession, *events: Event) -> None:
+async def enqueue(
+    session: AsyncSession, *events: Event, traceparents: Mapping[str, str | None] | None = None
+) -> None:
     """Add events to the outbox in the caller's transaction: one Core multi-row INSERT.
 
     Core, not ORM objects: a scheduler batch writes hundreds of rows, and a unit-of-work
     flush of that many instances costs more than the INSERT itself. The same statement runs
     on PostgreSQL and SQLite.
+
+    Each row keeps the trace context it was written in (the current span's, or the one
+    `traceparents` gives its execution id), so its publish, later and maybe by another process,
+    continues that trace. With tracing off the column stays empty.
     """
     if not events:
         return
     created_at = datetime.now(UTC)
+    current = tracing.traceparent()
+    chosen = traceparents or tracing.execution_parents()
     await session.execute(
         insert(_OUTBOX),
         [
@@ -49,6 +57,7 @@ async def enqueue(session: AsyncSession, *events: Event) -> None:
                 "routing_key": event.routing_key,
                 "payload": event.to_json().decode(),
                 "created_at": created_at,
+                "traceparent": chosen.get(event.execution_id, current),
             }
             for event in events
         ],
@@ -106,6 +115,7 @@ class OutboxRelay:
                         OutboxMessage.routing_key,
                         OutboxMessage.payload,
                         OutboxMessage.event_id,
+                        OutboxMessage.traceparent,
                     )
                     .where(OutboxMessage.published_at.is_(None))
                     .order_by(OutboxMessage.id)
@@ -186,6 +196,8 @@ class Outgoing(NamedTuple):
     routing_key: str
     body: bytes
     message_id: str | None
+    #: The trace context the message was written in (an outbox row's), its publish's parent.
+    traceparent: str | None = None
 
 
 def _retriable(failure: BaseException) -> BaseException:
@@ -203,6 +215,25 @@ def _retriable(failure: BaseException) -> BaseException:
     return failure
 
 
+class RawPublisher(Protocol):
+    async def publish_raw(
+        self, routing_key: str, body: bytes, *, message_id: str | None = None
+    ) -> None: ...
+
+
+async def publish_in_context(
+    bus: RawPublisher,
+    routing_key: str,
+    body: bytes,
+    message_id: str | None,
+    traceparent: str | None,
+) -> None:
+    """Publish a message in the trace it was written in (run as a task of its own: the
+    context attached here is that task's alone)."""
+    with tracing.attached(traceparent):
+        await bus.publish_raw(routing_key, body, message_id=message_id)
+
+
 async def _publish(bus: Bus, rows: Sequence[Any], within: float) -> datetime:
     """Publish claimed rows with confirms (as one batch when the bus can, else concurrently);
     return when the last confirm came, or fail with TimeoutError after `within` seconds."""
@@ -210,13 +241,22 @@ async def _publish(bus: Bus, rows: Sequence[Any], within: float) -> datetime:
         async with asyncio.timeout(within):
             if isinstance(bus, BatchPublisher):
                 await bus.publish_many(
-                    [Outgoing(row.routing_key, row.payload.encode(), row.event_id) for row in rows]
+                    [
+                        Outgoing(
+                            row.routing_key, row.payload.encode(), row.event_id, row.traceparent
+                        )
+                        for row in rows
+                    ]
                 )
             else:
                 await asyncio.gather(
                     *(
-                        bus.publish_raw(
-                            row.routing_key, row.payload.encode(), message_id=row.event_id
+                        publish_in_context(
+                            bus,
+                            row.routing_key,
+                            row.payload.encode(),
+                            row.event_id,
+                            row.traceparent,
                         )
                         for row in rows
                     )

@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from shared import metrics
 
@@ -57,8 +58,11 @@ def add_probe_routes(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus_metrics(request: Request) -> Response:
+        # OpenMetrics when the scraper asks for it (Prometheus does with exemplar storage
+        # on): only that format carries exemplars, the traces behind latency buckets.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(REGISTRY), media_type=content_type)
 
 
 def probe_app(
@@ -66,7 +70,14 @@ def probe_app(
     checks: Mapping[str, ReadinessCheck],
     advisory: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title=f"herald {service} probes", docs_url=None, redoc_url=None)
+    # Probes and scrapes are not requests anyone follows: FastAPI's own telemetry, which
+    # turns itself on once tracing is, makes no spans of them.
+    app = FastAPI(
+        title=f"herald {service} probes",
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     add_probe_routes(app, service=service, checks=checks, advisory=advisory)
     return app
 

@@ -93,6 +93,7 @@ def ended_line(
     items_failed: int,
     reason: str | None = None,
     missed_count: int | None = None,
+    trace_id: str | None = None,
 ) -> RunLine:
     """Describe a run that reached a terminal status: how long, how many posts, and why not."""
     fields: dict[str, Any] = {
@@ -111,4 +112,8 @@ def ended_line(
         fields["reason"] = reason[:REASON_CHARS]
     if missed_count:
         fields["missed_count"] = missed_count
+    if trace_id:
+        # The line is written after the batch, outside any one run's span: the run's own
+        # trace is named so the line still leads to it.
+        fields["trace_id"] = trace_id
     return _ENDED.get(ExecutionStatus(status), "run ended"), fields

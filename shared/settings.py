@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = "auto"  # console on a terminal, else JSON
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
+    # Where an execution's trace is read, `{trace_id}` standing for its id (a Grafana Explore
+    # or Jaeger URL); empty: the api and the console show the id without a link.
+    trace_url_template: str = ""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     probe_host: str = "127.0.0.1"

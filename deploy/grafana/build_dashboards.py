@@ -27,6 +27,9 @@ class Panel:
     description: str = ""
     width: int = 12
     extra: dict[str, Any] = field(default_factory=dict)
+    # Latency from a histogram whose observations carry their trace (OpenMetrics exemplars):
+    # the panel shows them, and a click on one opens its trace (the Tempo data source).
+    exemplars: bool = False
 
 
 def quantiles(metric: str, by: str = "", unit_note: str = "") -> list[tuple[str, str]]:
@@ -47,7 +50,25 @@ def rate(metric: str, by: str, selector: str = "") -> list[tuple[str, str]]:
     return [(f"sum by ({by}) (rate({metric}{matcher}{RATE}))", legend)]
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> dict[str, Any]:
+# The traces of executions, in Grafana's Explore on the Tempo data source.
+TRACES_LINK = {
+    "title": "Execution traces (Tempo)",
+    "type": "link",
+    "icon": "external link",
+    "tooltip": "Search the executions' traces; an exemplar on a latency panel opens its own",
+    "url": '/explore?orgId=1&left={"datasource":"herald-tempo","queries":'
+    '[{"refId":"A","queryType":"traceqlSearch","filters":[]}]}',
+    "targetBlank": True,
+}
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Panel],
+    links: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     built: list[dict[str, Any]] = []
     x = y = 0
     for number, panel in enumerate(panels, start=1):
@@ -72,6 +93,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> di
                         "datasource": DATASOURCE,
                         "expr": expr,
                         "legendFormat": legend,
+                        **({"exemplar": True} if panel.exemplars else {}),
                     }
                     for index, (expr, legend) in enumerate(panel.exprs)
                 ],
@@ -90,7 +112,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> di
         "editable": False,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "links": [],
+        "links": links or [],
         "annotations": {"list": []},
         "templating": {
             "list": [
@@ -186,6 +208,7 @@ def pipeline() -> dict[str, Any]:
                 "Execution duration by status",
                 quantiles("herald_execution_duration_seconds", by="status"),
                 "s",
+                exemplars=True,
             ),
             Panel(
                 "Retries (messages sent down the delay ladder)",
@@ -255,6 +278,7 @@ def pipeline() -> dict[str, Any]:
                 "ops",
             ),
         ],
+        links=[TRACES_LINK],
     )
 
 
@@ -290,7 +314,12 @@ def dependencies() -> dict[str, Any]:
                 rate("herald_ai_tokens_total", "provider, kind"),
                 "short",
             ),
-            Panel("AI request time", quantiles("herald_ai_request_seconds", by="provider"), "s"),
+            Panel(
+                "AI request time",
+                quantiles("herald_ai_request_seconds", by="provider"),
+                "s",
+                exemplars=True,
+            ),
             Panel(
                 "Budget waits (calls waiting for a fleet budget or a provider's pause)",
                 rate("herald_budget_wait_seconds_count", "budget"),
@@ -320,8 +349,10 @@ def dependencies() -> dict[str, Any]:
                 "Notification attempt time",
                 quantiles("herald_notification_attempt_seconds", by="channel"),
                 "s",
+                exemplars=True,
             ),
         ],
+        links=[TRACES_LINK],
     )
 
 
@@ -353,7 +384,9 @@ def api() -> dict[str, Any]:
                 ],
                 "percentunit",
             ),
-            Panel("Latency", quantiles("herald_http_request_duration_seconds"), "s"),
+            Panel(
+                "Latency", quantiles("herald_http_request_duration_seconds"), "s", exemplars=True
+            ),
             Panel(
                 "p95 latency by route",
                 [
@@ -390,6 +423,7 @@ def api() -> dict[str, Any]:
                 kind="stat",
             ),
         ],
+        links=[TRACES_LINK],
     )
 
 

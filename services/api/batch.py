@@ -33,7 +33,7 @@ from services.api.alerts import store_alerts
 from services.api.dependencies import Ended, start_dependents
 from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
-from shared import metrics, outbox
+from shared import metrics, outbox, tracing
 from shared.db.engine import is_disconnect
 from shared.db.schema import (
     Content,
@@ -163,7 +163,11 @@ async def apply_events(
         await store_alerts(connection, dialect, fresh)
     for finish in finished:
         metrics.execution_finished(
-            finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
+            finish.status,
+            finish.row["trigger"],
+            finish.row["started_at"],
+            finish.at,
+            trace_id=finish.row.get("trace_id"),
         )
     log_runs(log, "runs ended", [_ended(finish) for finish in finished])
 
@@ -182,6 +186,7 @@ def _ended(finish: Finish) -> RunLine:
         items_success=row["items_success"],
         items_failed=row["items_failed"],
         reason=row["error_message"],
+        trace_id=row.get("trace_id"),
     )
 
 
@@ -427,16 +432,29 @@ class EventBatcher:
         self._max_batch = max_batch
         self._waiting: list[tuple[Event, asyncio.Future[None]]] = []
         self._draining: asyncio.Task[None] | None = None
+        # The trace context each waiting event was handed in with (tracing on), by event id.
+        self._handed_in: dict[str, str | None] = {}
 
     async def apply(self, event: Event) -> None:
         """Apply an event; return once the transaction that applied it committed."""
         settled = asyncio.get_running_loop().create_future()
+        if tracing.enabled():
+            self._handed_in[event.event_id] = tracing.traceparent()
         self._waiting.append((event, settled))
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain())
-        await settled
+        try:
+            await settled
+        finally:
+            self._handed_in.pop(event.event_id, None)  # a handler cancelled while waiting
 
     async def _drain(self) -> None:
+        # The task inherits the context of the handler that started it: a batch belongs to
+        # no one event's trace (each gets its own span in `_apply`).
+        with tracing.attached(None):
+            await self._drain_batches()
+
+    async def _drain_batches(self) -> None:
         try:
             # Events handed in while a batch is applied make up the next one.
             while self._waiting:
@@ -450,6 +468,17 @@ class EventBatcher:
             self._draining = None
 
     async def _apply(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
+        if not tracing.enabled():
+            await self._apply_batch(batch)
+            return
+        handed_in = [
+            (event.routing_key, event.execution_id, self._handed_in.pop(event.event_id, None))
+            for event, _ in batch
+        ]
+        with tracing.applying(handed_in):
+            await self._apply_batch(batch)
+
+    async def _apply_batch(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
         EVENTS_PER_BATCH.observe(len(batch))
         try:
             await apply_events(

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.problems import invalid_fields
 from services.api.requests import Dependency, DependencyOn
 from services.api.transitions import Finish
-from shared import metrics, outbox
+from shared import metrics, outbox, tracing
 from shared.db.schema import CronJob, Execution, JobStatistics, Project
 from shared.dispatch import job_due_event, window_start_for
 from shared.events import Event, ExecutionStatus, Trigger
@@ -213,10 +213,15 @@ async def start_dependents(
     )
     now = datetime.now(UTC)
     runs: list[tuple[Execution, Event | None, CronJob, Project]] = []
+    traceparents: dict[str, str | None] = {}
+    upstream = tracing.execution_parents()
     for end, job, project in pairs:
         skipped = job.overlap_policy != "ALLOW" and job.id in busy
         busy.add(job.id)
         run = await _run(session, end, job, skipped=skipped, now=now)
+        run.trace_id, traceparents[run.id] = tracing.begin_run(
+            run.id, job.id, Trigger.DEPENDENCY, link=upstream.get(end.execution_id)
+        )
         due: Event | None = None
         if not skipped:
             due = job_due_event(job, project, run, now=now, upstream_execution_id=end.execution_id)
@@ -229,7 +234,7 @@ async def start_dependents(
             events.append(
                 due or await _skipped_event(session, run, job, project, public_url=public_url)
             )
-    await outbox.enqueue(session, *events)
+    await outbox.enqueue(session, *events, traceparents=traceparents)
 
 
 async def _run(

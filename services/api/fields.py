@@ -116,6 +116,7 @@ EXECUTION = RecordFields(
         Field("error_message"),
         Field("error_stack"),
         Field("skip_reason"),
+        Field("trace_id"),
         Field("metadata_", Shown.METADATA),
         Field("created_at", _I),
         Field("missed_count", _N, when=_MISSED),

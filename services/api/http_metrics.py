@@ -12,6 +12,8 @@ from prometheus_client import Counter, Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import tracing
+
 REQUESTS = Counter(
     "herald_http_requests_total", "HTTP requests handled.", ["method", "route", "status_class"]
 )
@@ -82,5 +84,7 @@ class RequestContext:
         finally:
             route = _route_template(scope)
             method = scope["method"]
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            LATENCY.labels(method, route).observe(
+                time.perf_counter() - started, exemplar=tracing.exemplar()
+            )
             REQUESTS.labels(method, route, f"{status // 100}xx").inc()

@@ -20,7 +20,7 @@ from services.api import statistics
 from services.api.batch import apply_events
 from services.api.dependencies import Ended, start_dependents
 from services.api.transitions import EXCERPT_CHARS
-from shared import metrics, outbox
+from shared import metrics, outbox, tracing
 from shared.db.schema import Content, CronJob, Execution, ExecutionStep, Project
 from shared.events import Event, ExecutionCancelled, ExecutionStatus, PostExcerpt
 from shared.finished import finished_event
@@ -53,7 +53,9 @@ async def finish(
     """
     execution.status = status
     execution.completed_at = now
-    metrics.execution_finished(status, execution.trigger, execution.started_at, now)
+    metrics.execution_finished(
+        status, execution.trigger, execution.started_at, now, trace_id=execution.trace_id
+    )
     if execution.started_at is not None:
         execution.duration = _milliseconds(now - execution.started_at)
     if error is not None:
@@ -74,6 +76,9 @@ async def finish(
             )
         )
     ).all()
+    # A run ended by a cancel request or the timeout sweeper ends in its own trace, not the
+    # request's (nor in none).
+    resumed = tracing.resume_run(execution.id, execution.trace_id)
     await outbox.enqueue(
         session,
         finished_event(
@@ -93,6 +98,7 @@ async def finish(
                 for post in posts
             ],
         ),
+        traceparents={execution.id: resumed} if resumed else None,
     )
     _record_step(
         session,
@@ -114,6 +120,7 @@ async def finish(
         items_success=execution.items_success,
         items_failed=execution.items_failed,
         reason=error,
+        trace_id=execution.trace_id,
     )
 
 

@@ -36,7 +36,7 @@ from services.api.routes import (
     webhooks,
 )
 from services.api.state import AppState, open_database
-from shared import topology
+from shared import topology, tracing_http
 from shared.budgets import Budgets
 from shared.bus import AmqpBus, Bus
 from shared.db.engine import is_disconnect, is_sqlite
@@ -215,6 +215,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     )
     _declare_security(app)
     access.install(app)
+    tracing_http.instrument_fastapi(app)
     return app
 
 

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import outbox
+from shared import outbox, tracing
 from shared.db.schema import CronJob, Execution, Project
 from shared.dispatch import job_due_event, window_start_for
 from shared.events import ExecutionStatus, GitHubRelease, Trigger
@@ -142,12 +142,20 @@ async def _fire(
         created_at=now,
         updated_at=now,
     )
+    traceparents = None
+    if tracing.current_ids() is not None:
+        # The request's trace: the run's path through every service continues it.
+        execution.trace_id = tracing.sampled_trace_id()
+    elif tracing.enabled():
+        # Fired with no request around it (the standalone mode's demo run): a trace of its own.
+        execution.trace_id, parent = tracing.begin_run(execution.id, job.id, trigger)
+        traceparents = {execution.id: parent}
     event = job_due_event(job, project, execution, now=now)
     if release is not None:
         event = event.model_copy(update={"github_release": release})
     execution.deadline = event.deadline
     session.add(execution)
-    await outbox.enqueue(session, event)
+    await outbox.enqueue(session, event, traceparents=traceparents)
     return execution
 
 

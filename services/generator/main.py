@@ -12,7 +12,7 @@ from services.generator.budget import ModelBudget
 from services.generator.delivery import Deliverer
 from services.generator.handlers import make_handler
 from services.generator.providers import Provider, make_provider
-from shared import topology
+from shared import topology, tracing_http
 from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
@@ -36,6 +36,7 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=settings.worker_concurrency * len(PLATFORMS)),
         timeout=aiohttp.ClientTimeout(total=settings.ai_timeout, connect=10.0),
+        trace_configs=tracing_http.aiohttp_trace_configs(),
     )
     provider: Provider | ConfigurationError | None
     try:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from services.generator.budget import ModelBudget, Report
+from shared import tracing
 from shared.errors import ConfigurationError, PermanentError, TransientError
 from shared.metrics import AI_REQUEST_SECONDS, AI_TOKENS
 from shared.retry import compute_backoff, wait_from_header
@@ -273,16 +274,20 @@ async def _post(
     *,
     provider: str,
 ) -> Answer:
+    started = time.perf_counter()
     try:
-        with AI_REQUEST_SECONDS.labels(provider.lower()).time():
-            async with http.post(url, headers=headers, json=body, allow_redirects=False) as r:
-                raw = await r.read()
-                received = {name.lower(): value for name, value in r.headers.items()}
-                return Answer(r.status, received, raw)
+        async with http.post(url, headers=headers, json=body, allow_redirects=False) as r:
+            raw = await r.read()
+            received = {name.lower(): value for name, value in r.headers.items()}
+            return Answer(r.status, received, raw)
     except TimeoutError as exc:
         raise TransientError(f"{provider} timed out: {exc.__class__.__name__}") from exc
     except aiohttp.ClientError as exc:
         raise TransientError(f"{provider} unreachable: {exc!r}") from exc
+    finally:
+        AI_REQUEST_SECONDS.labels(provider.lower()).observe(
+            time.perf_counter() - started, exemplar=tracing.exemplar()
+        )
 
 
 def _json(response: Answer, provider: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import structlog
 
 from services.notifier import render
 from services.notifier.transports import discord, resend, slack, smtp
-from shared import metrics, secrets
+from shared import metrics, secrets, tracing
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
 from shared.events import ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
@@ -118,7 +118,7 @@ async def attempt(
             return Result(delivery.channel, delivery.recipient, "SENT", n)
         finally:
             metrics.NOTIFICATION_ATTEMPT_SECONDS.labels(channel=delivery.channel).observe(
-                time.perf_counter() - started
+                time.perf_counter() - started, exemplar=tracing.exemplar()
             )
     return Result(delivery.channel, delivery.recipient, "FAILED", attempts, error)
 

@@ -9,7 +9,7 @@ import structlog
 
 from services.notifier.channels import Channels
 from services.notifier.handlers import make_handler
-from shared import topology
+from shared import topology, tracing_http
 from shared.bus import Bus
 from shared.destinations import allowed_networks
 from shared.outbound import guarded_client
@@ -25,6 +25,8 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     # guard. Both: no redirects (they would move a secret URL), no proxies from the env.
     http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
     webhooks = guarded_client(allowed_networks(settings), timeout=timeout)
+    tracing_http.instrument_httpx(http)
+    tracing_http.instrument_httpx(webhooks, secret_urls=True)
     channels = Channels(settings, http, webhooks=webhooks)
     log.info("notifier channels", email=channels.email_transport or "off")
     await bus.consume(topology.NOTIFIER_QUEUE, make_handler(bus, channels))

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from services.scanner.handlers import make_handler
-from shared import topology
+from shared import topology, tracing_http
 from shared.budgets import Budgets
 from shared.bus import Bus
 from shared.cancellation import CancelledSet
@@ -36,6 +36,7 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
         timeout=timeout,
         limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
     )
+    tracing_http.instrument_httpx(http)
     budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
     await bus.consume(
         topology.SCANNER_QUEUE,

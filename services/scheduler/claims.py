@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scheduler import records, store
 from services.scheduler.planning import Batch, inserted_run, plan_job
-from shared import metrics, outbox
+from shared import metrics, outbox, tracing
 from shared.dispatch import accumulates, job_due_event
 from shared.events import Event, ExecutionStatus
 from shared.run_log import RunLine, ended_line, fired_line, log_runs
@@ -154,6 +154,7 @@ async def _fire(
             job.disabled = True
             disabled.append({"b_id": job.id, "b_reason": f"invalid schedule: {exc.message}"})
             work.outcomes["disabled"] += 1
+    traceparents = _trace_runs(work.rows) if tracing.enabled() else None
     inserted = await store.insert_executions(session, work.rows)
     names = {job.id: job.name for job in claimed}
     events: list[Event] = []
@@ -175,13 +176,25 @@ async def _fire(
                 )
             )
     await store.advance(session, claimed, disabled)
-    await outbox.enqueue(session, *events)
+    await outbox.enqueue(session, *events, traceparents=traceparents)
     return BatchResult(
         claimed=len(claimed),
         fired=len(work.dispatch),
         outcomes=dict(work.outcomes),
         runs=tuple(runs),
     )
+
+
+def _trace_runs(rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Begin a trace for each run about to be written (one trace per execution, not one per
+    claim of hundreds): its id is recorded on the execution, its context kept with the
+    run's outbox row, so the publish and everything after continue it."""
+    traceparents: dict[str, str | None] = {}
+    for values in rows:
+        values["trace_id"], traceparents[values["id"]] = tracing.begin_run(
+            values["id"], values["job_id"], values["trigger"]
+        )
+    return traceparents
 
 
 def _run_line(work: Batch, values: dict[str, Any], job_name: str) -> RunLine:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from aiormq import Channel
@@ -78,8 +78,9 @@ class FrameEncoder:
             self._by_key[routing_key] = encoded
         return encoded
 
-    def encode(self, message: Outgoing) -> list[bytes]:
-        """The frames of one message, as parts to be joined."""
+    def encode(self, message: Outgoing, headers: Mapping[str, str] | None = None) -> list[bytes]:
+        """The frames of one message, as parts to be joined; `headers` (string values: the
+        trace context) go in its headers table, which is otherwise empty."""
         method, type_flag, message_type = self._for_key(message.routing_key)
         body = message.body
         flags = _CONTENT_TYPE | _HEADERS | _DELIVERY_MODE | _PRIORITY | type_flag
@@ -87,11 +88,9 @@ class FrameEncoder:
         if message.message_id:
             flags |= _MESSAGE_ID
             message_id = _shortstr(message.message_id)
+        leading = self._leading if not headers else self._with_headers(headers)
         header = (
-            struct.pack(">HHQH", _BASIC, 0, len(body), flags)
-            + self._leading
-            + message_id
-            + message_type
+            struct.pack(">HHQH", _BASIC, 0, len(body), flags) + leading + message_id + message_type
         )
         parts = [method, _frame(_FRAME_HEADER, self._channel, header)]
         # A body is sent in frames of at most the negotiated size; an empty one in none.
@@ -105,6 +104,19 @@ class FrameEncoder:
                 for start in range(0, len(body), step)
             )
         return parts
+
+    @staticmethod
+    def _with_headers(headers: Mapping[str, str]) -> bytes:
+        """Content type, the headers table (long strings, type `S`, as pamqp writes a `str`),
+        delivery mode and priority."""
+        table = b"".join(
+            _shortstr(key) + b"S" + struct.pack(">I", len(encoded)) + encoded
+            for key, value in headers.items()
+            for encoded in (value.encode(),)
+        )
+        return (
+            _shortstr(CONTENT_TYPE) + struct.pack(">I", len(table)) + table + bytes((PERSISTENT, 0))
+        )
 
 
 class _BatchConfirmation:
@@ -134,8 +146,15 @@ class _BatchConfirmation:
             self.future.set_exception(exc)
 
 
-async def publish_confirmed(channel: Channel, exchange: str, messages: Sequence[Outgoing]) -> None:
+async def publish_confirmed(
+    channel: Channel,
+    exchange: str,
+    messages: Sequence[Outgoing],
+    headers: Sequence[Mapping[str, str]] | None = None,
+) -> None:
     """Publish `messages` to `exchange` in one write; return once the broker confirmed all.
+
+    `headers`, when given, holds each message's headers table (its trace context).
 
     Raises if the broker refuses any of them or the channel closes first (nothing is then
     known to be published: the caller publishes the batch again, and consumers drop what
@@ -145,8 +164,12 @@ async def publish_confirmed(channel: Channel, exchange: str, messages: Sequence[
         return
     encoder = FrameEncoder(channel.number, exchange, channel.max_content_size)
     parts: list[bytes] = []
-    for message in messages:
-        parts.extend(encoder.encode(message))
+    if headers is None:
+        for message in messages:
+            parts.extend(encoder.encode(message))
+    else:
+        for message, table in zip(messages, headers, strict=True):
+            parts.extend(encoder.encode(message, table))
     payload = b"".join(parts)
     confirmations = cast(dict[int, Any], channel.confirmations)
     async with channel.lock:

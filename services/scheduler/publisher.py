@@ -23,10 +23,10 @@ import structlog
 
 from services.scheduler.frames import publish_confirmed
 from services.scheduler.lateness import observe_batch_lateness, observe_lateness
-from shared import metrics
+from shared import metrics, topology, tracing
 from shared.bus import AmqpBus
 from shared.events import JobDue
-from shared.outbox import Outgoing
+from shared.outbox import Outgoing, publish_in_context
 
 log = structlog.get_logger(__name__)
 
@@ -60,14 +60,16 @@ class BatchPublishingBus(AmqpBus):
         try:
             async with asyncio.timeout(self._confirm_timeout):
                 if self._frames:
-                    channel = await self.publishing_channel()
-                    assert isinstance(channel, aiormq.Channel)
-                    await publish_confirmed(channel, self.exchange_name, messages)
+                    await self._publish_frames(messages)
                 else:
                     await asyncio.gather(
                         *(
-                            AmqpBus.publish_raw(
-                                self, m.routing_key, m.body, message_id=m.message_id
+                            publish_in_context(
+                                _PlainPublisher(self),
+                                m.routing_key,
+                                m.body,
+                                m.message_id,
+                                m.traceparent,
                             )
                             for m in messages
                         )
@@ -88,3 +90,48 @@ class BatchPublishingBus(AmqpBus):
             )
         except Exception as exc:  # the batch is published: a metric must not make it fail
             log.warning("fire lateness not recorded", error=str(exc))
+
+    async def _publish_frames(self, messages: Sequence[Outgoing]) -> None:
+        channel = await self.publishing_channel()
+        assert isinstance(channel, aiormq.Channel)
+        if not tracing.enabled():
+            await publish_confirmed(channel, self.exchange_name, messages)
+            return
+        # One producer span per message, each a child of the context its outbox row was
+        # written in, ended when the batch's confirms came back (or failed).
+        spans = [
+            tracing.start_producer(
+                topology.EXCHANGE,
+                m.routing_key,
+                message_id=m.message_id,
+                size=len(m.body),
+                parent=m.traceparent,
+            )
+            for m in messages
+        ]
+        headers: list[dict[str, str]] = []
+        for span in spans:
+            carrier: dict[str, str] = {}
+            tracing.inject(carrier, span)
+            headers.append(carrier)
+        try:
+            await publish_confirmed(channel, self.exchange_name, messages, headers)
+        except BaseException as exc:
+            for span in spans:
+                tracing.end(span, exc)
+            raise
+        for span in spans:
+            tracing.end(span)
+
+
+class _PlainPublisher:
+    """The batch's messages one by one through aio-pika (HERALD_SCHEDULER_FRAMES=false),
+    without this bus's per-message timeout and lateness (the batch has its own)."""
+
+    def __init__(self, bus: AmqpBus) -> None:
+        self._bus = bus
+
+    async def publish_raw(
+        self, routing_key: str, body: bytes, *, message_id: str | None = None
+    ) -> None:
+        await AmqpBus.publish_raw(self._bus, routing_key, body, message_id=message_id)

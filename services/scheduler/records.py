@@ -8,7 +8,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import metrics, outbox
+from shared import metrics, outbox, tracing
 from shared.db.schema import CronJob, Execution, JobStatistics, Project
 from shared.dispatch import Run, ScheduledJob, job_due_event
 from shared.events import Event, ExecutionFinished, ExecutionStatus
@@ -62,6 +62,7 @@ async def release_buffered(
     released = 0
     events: list[Event] = []
     runs: list[RunLine] = []
+    traceparents: dict[str, str | None] = {}
     async with sessions() as session, session.begin():
         waiting = (
             await session.execute(
@@ -93,11 +94,13 @@ async def release_buffered(
                 update={"event_id": derived_event_id(execution.id, "job.due")}
             )
             execution.deadline = event.deadline
+            if tracing.enabled():
+                traceparents[execution.id] = tracing.resume_run(execution.id, execution.trace_id)
             events.append(event)
             job.buffered_execution_id = None
             released += 1
             runs.append(fired_run("buffered run fired", job, execution))
-        await outbox.enqueue(session, *events)
+        await outbox.enqueue(session, *events, traceparents=traceparents)
     log_runs(log, "buffered runs fired", runs)
     if released:
         metrics.SCHEDULER_FIRES.labels(outcome="released").inc(released)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import structlog
 
 from services.standalone.queuestore import QueueStore, StoredMessage
-from shared import handling, metrics, topology
+from shared import handling, metrics, topology, tracing
 from shared.bus import CancelHandler, Handler, PoisonHandler
 from shared.errors import InvalidEventError
 from shared.events import Event, decode_event
@@ -70,14 +70,24 @@ class MemoryBroker:
     def client(self) -> MemoryBus:
         return MemoryBus(self)
 
-    async def publish(self, routing_key: str, body: bytes, message_id: str | None) -> None:
+    async def publish(
+        self,
+        routing_key: str,
+        body: bytes,
+        message_id: str | None,
+        traceparent: str | None = None,
+    ) -> None:
         """Route a message by its key; stored before this returns."""
         self.ensure_open()
         if routing_key == topology.CANCELLED_KEY:
             self._fan_out_cancelled(body)
         messages = [
             StoredMessage(
-                queue=queue.name, routing_key=routing_key, body=body, message_id=message_id
+                queue=queue.name,
+                routing_key=routing_key,
+                body=body,
+                message_id=message_id,
+                traceparent=traceparent,
             )
             for queue in topology.WORK_QUEUES
             if routing_key in queue.routing_keys
@@ -94,6 +104,7 @@ class MemoryBroker:
         message_id: str | None,
         queue: topology.WorkQueue,
         not_before: datetime,
+        traceparent: str | None = None,
     ) -> None:
         """Deliver a message to `queue` alone, not before `not_before`."""
         self.ensure_open()
@@ -103,6 +114,7 @@ class MemoryBroker:
             body=body,
             message_id=message_id,
             not_before=not_before,
+            traceparent=traceparent,
         )
         await self.store.add([message])
         self._enqueue(message)
@@ -198,14 +210,29 @@ class MemoryBus:
     async def publish_raw(
         self, routing_key: str, body: bytes, *, message_id: str | None = None
     ) -> None:
-        await self._broker.publish(routing_key, body, message_id)
+        with tracing.producing(
+            topology.EXCHANGE, routing_key, message_id=message_id, size=len(body)
+        ) as headers:
+            await self._broker.publish(
+                routing_key, body, message_id, headers.get(tracing.TRACEPARENT)
+            )
 
     async def publish_delayed(
         self, event: Event, queue: topology.WorkQueue, not_before: datetime
     ) -> None:
-        await self._broker.publish_delayed(
-            event.routing_key, event.to_json(), event.event_id, queue, not_before
-        )
+        body = event.to_json()
+        # A timer stands for the ladder here; the destination is still the queue that asked.
+        with tracing.producing(
+            "", queue.name, message_id=event.event_id, size=len(body)
+        ) as headers:
+            await self._broker.publish_delayed(
+                event.routing_key,
+                body,
+                event.event_id,
+                queue,
+                not_before,
+                headers.get(tracing.TRACEPARENT),
+            )
 
     async def consume(
         self,
@@ -257,6 +284,9 @@ class MemoryBus:
                 on_poison=on_poison,
                 closing=self._closing,
                 settlement=_StoredSettlement(self._broker, queue, message),
+                trace_headers=(
+                    {tracing.TRACEPARENT: message.traceparent} if message.traceparent else None
+                ),
             )
         except asyncio.CancelledError:
             self._broker.requeue(message)

@@ -24,10 +24,16 @@ CREATE TABLE IF NOT EXISTS bus_messages (
     message_id TEXT,
     not_before TEXT,
     deliveries INTEGER NOT NULL DEFAULT 0,
-    dead_reason TEXT
+    dead_reason TEXT,
+    traceparent TEXT
 )
 """
-_COLUMNS = "id, queue, routing_key, body, message_id, not_before, deliveries, dead_reason"
+# A file written before messages kept their trace context gets the column (SQLite adds a
+# nullable column in place).
+_ADD_TRACEPARENT = "ALTER TABLE bus_messages ADD COLUMN traceparent TEXT"
+_COLUMNS = (
+    "id, queue, routing_key, body, message_id, not_before, deliveries, dead_reason, traceparent"
+)
 
 
 @dataclass
@@ -40,6 +46,8 @@ class StoredMessage:
     deliveries: int = 0
     dead_reason: str | None = None
     id: int = 0
+    #: The W3C trace context of the span that sent it (tracing on), continued by its handler.
+    traceparent: str | None = None
 
 
 class QueueStore:
@@ -61,6 +69,10 @@ class QueueStore:
         # cut may lose the latest ones, as with RabbitMQ's default fsync batching.
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute(_SCHEMA)
+        async with self._db.execute("PRAGMA table_info(bus_messages)") as cursor:
+            columns = {row[1] for row in await cursor.fetchall()}
+        if "traceparent" not in columns:
+            await self._db.execute(_ADD_TRACEPARENT)
         await self._db.commit()
         return await self.pending()
 
@@ -80,7 +92,7 @@ class QueueStore:
             for message in messages:
                 cursor = await db.execute(
                     "INSERT INTO bus_messages (queue, routing_key, body, message_id, not_before,"
-                    " deliveries) VALUES (?, ?, ?, ?, ?, ?)",
+                    " deliveries, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         message.queue,
                         message.routing_key,
@@ -88,6 +100,7 @@ class QueueStore:
                         message.message_id,
                         message.not_before.isoformat() if message.not_before else None,
                         message.deliveries,
+                        message.traceparent,
                     ),
                 )
                 message.id = cursor.lastrowid or 0
@@ -141,6 +154,7 @@ class QueueStore:
                 not_before=datetime.fromisoformat(row[5]) if row[5] else None,
                 deliveries=row[6],
                 dead_reason=row[7],
+                traceparent=row[8],
             )
             for row in rows
         ]

@@ -293,6 +293,8 @@ class Execution(Base):
     # The run whose end started this one (trigger DEPENDENCY): its posts are its output.
     upstream_execution_id: Mapped[str | None] = mapped_column(String(40))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The trace the run was started in (32 hex digits), when tracing is on and it was sampled.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -583,6 +585,8 @@ class OutboxMessage(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # W3C traceparent of the span that wrote the row: its publish, later, continues that trace.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     __table_args__ = (
         Index(

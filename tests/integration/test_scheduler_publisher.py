@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from yarl import URL
 
 from services.scheduler.publisher import BatchPublishingBus
-from shared import topology
+from shared import topology, tracing
 from shared.outbox import Outgoing
 from tests.support import processes
 from tests.support.proxy import TcpProxy
@@ -104,3 +107,55 @@ async def test_a_broker_that_goes_silent_fails_the_batch_in_bounded_time(
         await bus.close(grace=0)
     ids = {message.message_id for message in await drained(fresh_amqp_url)}
     assert {f"evt_{n}" for n in range(100, 120)} <= ids
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, "scheduler")
+    yield exporter
+    tracing.shutdown()
+
+
+@pytest.mark.parametrize("frames", [True, False], ids=["frames", "aio-pika"])
+async def test_each_message_carries_a_send_span_in_its_row_s_trace(
+    fresh_amqp_url: str, frames: bool, spans: InMemorySpanExporter
+) -> None:
+    # Three rows written in three traces (three runs), published as one batch.
+    parents = []
+    for n in range(3):
+        _, parent = tracing.begin_run(f"exec_{n}", f"cron_{n}", "SCHEDULE")
+        assert parent is not None
+        parents.append(parent)
+    messages = [
+        Outgoing("job.due", f'{{"n": {n}}}'.encode(), f"evt_{n}", parent)
+        for n, parent in enumerate(parents)
+    ]
+    bus = BatchPublishingBus(
+        fresh_amqp_url, service="scheduler-test", clock=clock, frames=frames, confirm_timeout=10
+    )
+    await bus.start()
+    try:
+        await bus.publish_many(messages)
+    finally:
+        await bus.close(grace=0)
+
+    received = {message.message_id: message for message in await drained(fresh_amqp_url)}
+    sent = {
+        span.attributes["messaging.message.id"]: span
+        for span in spans.get_finished_spans()
+        if span.name == "send herald" and span.attributes is not None
+    }
+    assert set(sent) == set(received) == {f"evt_{n}" for n in range(3)}
+    for n, parent in enumerate(parents):
+        span = sent[f"evt_{n}"]
+        _, trace_id, parent_span, _ = parent.split("-")
+        assert format(span.context.trace_id, "032x") == trace_id
+        assert span.parent is not None and format(span.parent.span_id, "016x") == parent_span
+        header = received[f"evt_{n}"].headers["traceparent"]
+        assert isinstance(header, str)
+        assert header.split("-")[1:3] == [trace_id, format(span.context.span_id, "016x")]
+        assert span.attributes is not None
+        assert span.attributes["messaging.rabbitmq.destination.routing_key"] == "job.due"

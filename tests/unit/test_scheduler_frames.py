@@ -16,11 +16,17 @@ from shared.outbox import Outgoing
 FRAME_MAX = 131_072 - 8
 
 
-def pamqp_frames(channel: int, exchange: str, message: Outgoing, body_max: int) -> bytes:
+def pamqp_frames(
+    channel: int,
+    exchange: str,
+    message: Outgoing,
+    body_max: int,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """The frames of one publish as aio-pika, through aiormq and pamqp, writes them."""
     properties = commands.Basic.Properties(
         content_type=CONTENT_TYPE,
-        headers={},
+        headers=headers or {},
         delivery_mode=PERSISTENT,
         priority=0,
         message_id=message.message_id,
@@ -53,6 +59,20 @@ def test_a_message_without_an_id_leaves_the_property_out() -> None:
     assert encoded(FrameEncoder(3, "herald", FRAME_MAX), message) == pamqp_frames(
         3, "herald", message, FRAME_MAX
     )
+
+
+def test_trace_headers_are_encoded_as_pamqp_encodes_a_headers_table() -> None:
+    message = Outgoing("job.due", b'{"executionId":"exe_1"}', "evt_1")
+    headers = {
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "tracestate": "vendor=é",
+    }
+    encoder = FrameEncoder(1, "herald", FRAME_MAX)
+    assert b"".join(encoder.encode(message, headers)) == pamqp_frames(
+        1, "herald", message, FRAME_MAX, headers
+    )
+    # And the next message without headers gets the empty table again.
+    assert encoded(encoder, message) == pamqp_frames(1, "herald", message, FRAME_MAX)
 
 
 def test_a_body_longer_than_a_frame_is_split_as_pamqp_splits_it() -> None:

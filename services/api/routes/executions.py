@@ -327,13 +327,25 @@ async def _all_jobs(
     return totals, next_run, holder
 
 
+def trace_url(template: str, trace_id: str | None) -> str | None:
+    """Where the run's trace is read (HERALD_TRACE_URL_TEMPLATE with `{trace_id}` filled in),
+    or None without a template or a recorded trace. A plain replace, not `str.format`: a
+    Grafana Explore URL is full of braces of its own."""
+    if not template or not trace_id:
+        return None
+    return template.replace("{trace_id}", trace_id)
+
+
 def _iso_if_datetime(value: Any) -> Any:
     return iso(value) if isinstance(value, datetime) else value
 
 
 @router.get("/executions/{execution_id}", operation_id="getExecution")
 async def get_execution(
-    execution_id: Annotated[str, Path(max_length=40)], user: UserDep, session: SessionDep
+    execution_id: Annotated[str, Path(max_length=40)],
+    user: UserDep,
+    session: SessionDep,
+    state: StateDep,
 ) -> dict[str, Any]:
     execution = await execution_of(session, user.id, execution_id)
     contents = (
@@ -373,6 +385,7 @@ async def get_execution(
             ),
             "activity": [activity_view(row) for row in items],
             "upstream": await _upstream_of(session, execution),
+            "traceUrl": trace_url(state.settings.trace_url_template, execution.trace_id),
             "content": [content_view(row) for row in contents],
             "steps": [step_view(row) for row in steps],
             "deliveries": [
