@@ -31,10 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from services.api import inbox, query_count, transitions
 from services.api.alerts import store_alerts
 from services.api.dependencies import Ended, start_dependents
+from services.api.post_outcomes import apply_post_outcomes, is_post_outcome
 from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
 from shared.db.engine import is_disconnect
+from shared.db.notify import POSTS_CHANNEL, notify
 from shared.db.schema import (
     Content,
     CronJob,
@@ -143,6 +145,7 @@ async def apply_events(
             event
             for event in events
             if not isinstance(event, NotificationCreated | NotificationDelivery)
+            and not is_post_outcome(event)
         ]
         with query_count.tallying() as tally:
             with query_count.on_behalf_of(event.execution_id for event in pipeline):
@@ -155,7 +158,9 @@ async def apply_events(
                 finished = await _apply_pipeline(
                     session, connection, dialect, pipeline, tally, public_url=public_url
                 )
-        await store_alerts(connection, dialect, fresh)
+        outcomes = [event for event in fresh if is_post_outcome(event)]
+        alerts = await apply_post_outcomes(connection, outcomes, public_url=public_url)
+        await store_alerts(connection, dialect, [*fresh, *alerts])
     for finish in finished:
         metrics.execution_finished(
             finish.status, finish.row["trigger"], finish.row["started_at"], finish.at
@@ -216,6 +221,8 @@ async def _apply_pipeline(
             await connection.execute(
                 dialect.insert(_CONTENTS).on_conflict_do_nothing(), changes.contents
             )
+        if any(row.get("state") == "SCHEDULED" for row in changes.contents):
+            await notify(session, POSTS_CHANNEL)  # auto-published: the scheduler looks now
     if changes.steps:
         with query_count.on_behalf_of(row["execution_id"] for row in changes.steps):
             await connection.execute(_STEPS.insert(), changes.steps)

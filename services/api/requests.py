@@ -357,6 +357,7 @@ class NotificationSettingsBody(Body):
             "job_missed",
             "job_recovered",
             "schedule_moved",
+            "post_failed",
         ]
     ] = ["job_success", "job_failure", "job_partial"]
     recipients: list[EmailStr] = Field(default=[], max_length=50)

@@ -47,6 +47,8 @@ TITLES = {
     "job_skipped": "{job} skipped",
     "job_missed": "{job} missed runs",
     SCHEDULE_MOVED: "{job}: next run moved",
+    # Raised by the api itself when the publisher reports a final failure.
+    "post_failed": "{job}: a post could not be published",
 }
 
 

@@ -67,8 +67,9 @@ def test_every_alert_kind_has_a_title() -> None:
         for failed in (0, 1)
     }
 
-    # Every kind an execution's end gives, and the one a moved schedule gives.
-    assert (kinds - {None}) | {SCHEDULE_MOVED} == set(TITLES)
+    # Every kind an execution's end gives, the one a moved schedule gives, and the one the
+    # api raises for a post that could not be published.
+    assert (kinds - {None}) | {SCHEDULE_MOVED, "post_failed"} == set(TITLES)
 
 
 def test_the_default_settings_want_the_seeds_three_events() -> None:

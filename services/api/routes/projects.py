@@ -18,6 +18,13 @@ from services.api.credentials import CredentialRefusedError, credential_columns,
 from services.api.deps import SessionDep, StateDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.problems import Problem, invalid
+from services.api.publishing import (
+    NetworkName,
+    PublishingBody,
+    checked_settings,
+    credentials_of,
+    publishing_view,
+)
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
 from services.api.records import project_of
@@ -31,11 +38,12 @@ from services.api.requests import (
 from services.api.views import project_view
 from services.api.webhook_signatures import new_webhook_secret
 from shared.db.notify import JOBS_CHANNEL, notify
-from shared.db.schema import CronJob, JobStatistics, Project
+from shared.db.schema import CronJob, JobStatistics, Project, PublishingCredential
 from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
 from shared.outbound import ForbiddenDestinationError
+from shared.publishing import new_signing_secret
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
@@ -152,7 +160,58 @@ async def list_projects(
 
 @router.get("/{project_id}", operation_id="getProject")
 async def get_project(project_id: ProjectId, user: UserDep, session: SessionDep) -> dict[str, Any]:
-    return {"success": True, "data": project_view(await project_of(session, user.id, project_id))}
+    project = await project_of(session, user.id, project_id)
+    publishing = publishing_view(await credentials_of(session, project.id))
+    return {"success": True, "data": {**project_view(project), "publishing": publishing}}
+
+
+@router.put("/{project_id}/publishing/{network}", operation_id="putPublishingCredential")
+async def put_publishing_credential(
+    project_id: ProjectId,
+    network: NetworkName,
+    body: PublishingBody,
+    user: UserDep,
+    session: SessionDep,
+    state: StateDep,
+) -> dict[str, Any]:
+    """Save how the project publishes to a network, replacing what was there (write-only).
+
+    The generic webhook's signing secret is made by herald and shown in this answer only.
+    """
+    project = await project_of(session, user.id, project_id)
+    stored, secret = checked_settings(network, body, state.settings)
+    made = secret is None
+    secret = secret or new_signing_secret()
+    try:
+        encrypted = encrypt(secret, state.settings.secret_key.get_secret_value())
+    except SecretKeyError as exc:
+        raise Problem(503, exc.message) from None
+    now = datetime.now(UTC)
+    credential = await session.get(PublishingCredential, (project.id, network))
+    if credential is None:
+        credential = PublishingCredential(project_id=project.id, network=network, created_at=now)
+        session.add(credential)
+    credential.settings = stored
+    credential.secret_encrypted = encrypted
+    credential.updated_at = now
+    await session.commit()
+    data: dict[str, Any] = {"network": network, **publishing_view([credential])[network]}
+    if made:
+        data["signingSecret"] = secret  # shown once: herald keeps it encrypted only
+    return {"success": True, "data": data}
+
+
+@router.delete("/{project_id}/publishing/{network}", operation_id="deletePublishingCredential")
+async def delete_publishing_credential(
+    project_id: ProjectId, network: NetworkName, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    """Forget how the project publishes to a network; posts for it can no longer be scheduled."""
+    project = await project_of(session, user.id, project_id)
+    credential = await session.get(PublishingCredential, (project.id, network))
+    if credential is not None:
+        await session.delete(credential)
+        await session.commit()
+    return {"success": True, "data": publishing_view(await credentials_of(session, project.id))}
 
 
 @router.patch("/{project_id}", operation_id="updateProject")

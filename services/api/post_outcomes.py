@@ -1,0 +1,153 @@
+"""What the publisher says became of a post: PUBLISHED with its address, or FAILED.
+
+Applied in the transaction that claims the events in the inbox, so each is applied once;
+and each write is a compare-and-set on SCHEDULED, so a `post.published` arriving again
+under another id (a post claimed again after its lease) changes nothing either. A failure
+that is not final only notes the reason (the publisher tries again); a final one moves the
+post to FAILED with the network's reason, releases the claim, and raises an alert for the
+post's owner. Each move is in the post's history, by "herald".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import Table, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.api.post_review import PostState
+from shared.db.schema import Content, PostChange
+from shared.events import Event, NotificationCreated, PostFailed, PostPublished
+from shared.ids import derived_event_id, new_id
+from shared.publishing import NETWORK_NAMES
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "herald"
+POST_FAILED = "post_failed"
+
+_CONTENTS = cast(Table, Content.__table__)
+_CHANGES = cast(Table, PostChange.__table__)
+
+
+def is_post_outcome(event: Event) -> bool:
+    return isinstance(event, PostPublished | PostFailed)
+
+
+async def apply_post_outcomes(
+    connection: AsyncConnection, events: list[Event], *, public_url: str
+) -> list[NotificationCreated]:
+    """Apply the batch's post outcomes; return the alerts they raise (stored by the caller)."""
+    alerts: list[NotificationCreated] = []
+    for event in events:
+        if isinstance(event, PostPublished):
+            await _published(connection, event)
+        elif isinstance(event, PostFailed):
+            alert = await _failed(connection, event, public_url=public_url)
+            if alert is not None:
+                alerts.append(alert)
+    return alerts
+
+
+async def _published(connection: AsyncConnection, event: PostPublished) -> None:
+    moved = await connection.execute(
+        update(_CONTENTS)
+        .where(_CONTENTS.c.id == event.post_id, _CONTENTS.c.state == PostState.SCHEDULED)
+        .values(
+            state=PostState.PUBLISHED.value,
+            state_changed_at=event.published_at,
+            published_at=event.published_at,
+            published_url=event.url,
+            network_post_id=event.network_post_id,
+            publish_error=None,
+            publish_claimed_at=None,
+        )
+    )
+    if not moved.rowcount:
+        log.info("post already moved; published event ignored", post_id=event.post_id)
+        return
+    network = NETWORK_NAMES.get(event.network, event.network)
+    await _record(
+        connection,
+        event.post_id,
+        at=event.published_at,
+        action="publish",
+        from_state=PostState.SCHEDULED,
+        to_state=PostState.PUBLISHED,
+        detail=f"published on {network}" + (f": {event.url}" if event.url else ""),
+    )
+
+
+async def _failed(
+    connection: AsyncConnection, event: PostFailed, *, public_url: str
+) -> NotificationCreated | None:
+    if not event.final:
+        # Tried again later: the post stays SCHEDULED and claimed; the reason is shown.
+        await connection.execute(
+            update(_CONTENTS)
+            .where(_CONTENTS.c.id == event.post_id, _CONTENTS.c.state == PostState.SCHEDULED)
+            .values(publish_error=event.reason)
+        )
+        return None
+    now = datetime.now(UTC)
+    moved = await connection.execute(
+        update(_CONTENTS)
+        .where(_CONTENTS.c.id == event.post_id, _CONTENTS.c.state == PostState.SCHEDULED)
+        .values(
+            state=PostState.FAILED.value,
+            state_changed_at=now,
+            publish_error=event.reason,
+            publish_claimed_at=None,
+        )
+        .returning(_CONTENTS.c.user_id)
+    )
+    owner = moved.scalar_one_or_none()
+    if owner is None:
+        log.info("post already moved; failure ignored", post_id=event.post_id)
+        return None
+    await _record(
+        connection,
+        event.post_id,
+        at=now,
+        action="fail",
+        from_state=PostState.SCHEDULED,
+        to_state=PostState.FAILED,
+        detail=event.reason,
+    )
+    return NotificationCreated(
+        event_id=derived_event_id(event.event_id, "alert"),
+        occurred_at=now,
+        execution_id=event.execution_id,
+        job_id=event.job_id,
+        project_id=event.project_id,
+        user_id=owner,
+        kind=POST_FAILED,
+        title=f"A {event.platform} post could not be published",
+        body=event.reason,
+        link=f"{public_url.rstrip('/')}/console/posts/{event.post_id}",
+    )
+
+
+async def _record(
+    connection: AsyncConnection,
+    post_id: str,
+    *,
+    at: datetime,
+    action: str,
+    from_state: PostState,
+    to_state: PostState,
+    detail: str,
+) -> None:
+    values: dict[str, Any] = {
+        "id": new_id("pch"),
+        "content_id": post_id,
+        "at": at,
+        "actor": ACTOR,
+        "action": action,
+        "from_state": from_state.value,
+        "to_state": to_state.value,
+        "detail": detail,
+    }
+    await connection.execute(_CHANGES.insert(), [values])
