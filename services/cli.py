@@ -73,6 +73,12 @@ def notifier() -> None:
 
 
 @app.command()
+def publisher() -> None:
+    """Run the publisher service."""
+    _service("publisher")
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations (run before starting services)."""
     upgrade(get_settings().database_url)

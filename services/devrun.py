@@ -25,7 +25,7 @@ from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.migrate import upgrade
 from shared.settings import Settings
 
-SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
+SERVICES = ("api", "scheduler", "scanner", "generator", "notifier", "publisher")
 START_HINTS = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "RabbitMQ": "rabbitmq-server -detached",
