@@ -32,6 +32,7 @@ from services.api import inbox, query_count, transitions
 from services.api.alerts import store_alerts
 from services.api.dependencies import Ended, start_dependents
 from services.api.post_outcomes import apply_post_outcomes, is_post_outcome
+from services.api.publish_runs import publish_scans, schedule_approved
 from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox
@@ -201,6 +202,17 @@ async def _apply_pipeline(
     """
     with query_count.on_behalf_of({event.execution_id for event in events}):
         runs = await _load(connection, {event.execution_id for event in events})
+    publishing = publish_scans(events, runs)
+    if publishing:
+        now = datetime.now(UTC)
+        for scan in publishing:
+            publish_run = runs[scan.execution_id]
+            with query_count.on_behalf_of([scan.execution_id]):
+                publish_run.posts_scheduled = await schedule_approved(
+                    connection, publish_run, now=now
+                )
+        if any(runs[scan.execution_id].posts_scheduled for scan in publishing):
+            await notify(session, POSTS_CHANNEL)
     changes = Changes()
     applied: set[str] = set()
     for event in events:

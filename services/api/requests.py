@@ -308,10 +308,10 @@ class CreateJob(JobPolicies, ScheduleBody):
     @classmethod
     def _available(cls, value: JobType) -> JobType:
         # The contract names these types; they answer 422 until they are built.
-        if value != JobType.GENERATE_CONTENT:
+        if value not in (JobType.GENERATE_CONTENT, JobType.PUBLISH_CONTENT):
             raise PydanticCustomError(
                 "type_not_available",
-                "{type} is not available yet; use GENERATE_CONTENT",
+                "{type} is not available yet; use GENERATE_CONTENT or PUBLISH_CONTENT",
                 {"type": value.value},
             )
         return value

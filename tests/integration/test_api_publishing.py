@@ -5,7 +5,7 @@ publisher's outcomes applied once."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,10 +13,29 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.batch import apply_events
-from shared.db.schema import Content, Notification, PostChange, PublishingCredential
-from shared.events import PostFailed, PostPublished
+from services.api.triggers import trigger_manually
+from shared.db.schema import (
+    Content,
+    CronJob,
+    Execution,
+    Notification,
+    PostChange,
+    Project,
+    PublishingCredential,
+)
+from shared.events import (
+    ActivityScanned,
+    ActivitySummary,
+    ContentGenerated,
+    JobType,
+    PostFailed,
+    PostPublished,
+    PostResult,
+    StepStarted,
+)
 from shared.secrets import decrypt, generate_key
 from shared.settings import Settings
+from tests.support import factories
 from tests.support.api import api_client, problem
 from tests.support.posts import generated_posts
 
@@ -225,3 +244,101 @@ async def test_the_publishers_outcomes_are_applied_once(
         ("post_failed", "Bluesky 400 InvalidRequest: bad record")
     ]
     assert alerts[0].link == f"{PUBLIC}/console/posts/{ids['bluesky']}"
+
+
+async def test_a_publish_run_schedules_its_upstream_runs_approved_posts_only(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user_id, headers, first = await generated_posts(sessions)
+    async with sessions() as session:
+        upstream = await session.get(Content, first["mastodon"])
+        assert upstream is not None
+        project = await session.get(Project, upstream.project_id)
+        assert project is not None
+    for post in (first["mastodon"], first["bluesky"]):
+        assert (await api.post(f"/api/posts/{post}/approve", headers=headers)).status_code == 200
+    # An approved post of another run of the project: not the upstream's, left as it is.
+    other_job = await factories.job(sessions, project, next_run_at=None, name="other")
+    other = await generated_run(sessions, project, other_job, user_id)
+    assert (await api.post(f"/api/posts/{other}/approve", headers=headers)).status_code == 200
+
+    publisher = await factories.job(
+        sessions, project, next_run_at=None, name="publish", type="PUBLISH_CONTENT"
+    )
+    publish_run = await generated_run(
+        sessions, project, publisher, user_id, upstream=upstream.execution_id, generate=False
+    )
+    envelope = {"execution_id": publish_run, "job_id": publisher.id, "project_id": project.id}
+    window = datetime.now(UTC)
+    scanned = ActivityScanned(
+        **envelope,
+        summary=ActivitySummary(),
+        platforms=["mastodon"],
+        repository={"localPath": "repo"},
+        window_start=None,
+        window_end=window,
+        deadline=window + timedelta(minutes=15),
+        job_type=JobType.PUBLISH_CONTENT,
+    )
+    await apply_events(sessions, [StepStarted(**envelope, step="scan")], public_url=PUBLIC)
+    await apply_events(sessions, [scanned, scanned], public_url=PUBLIC)
+
+    async with sessions() as session:
+        run = await session.get(Execution, publish_run)
+        states = {
+            row.id: row.state
+            for row in await session.scalars(
+                select(Content).where(Content.id.in_([*first.values(), other]))
+            )
+        }
+        detail = await session.scalar(
+            select(PostChange.detail)
+            .where(PostChange.content_id == first["mastodon"])
+            .where(PostChange.actor == "herald")
+        )
+    assert run is not None
+    assert (run.status, run.items_processed, run.items_success) == ("COMPLETED", 2, 2)
+    assert states[first["mastodon"]] == states[first["bluesky"]] == "SCHEDULED"
+    assert states[first["x"]] == "DRAFT"
+    assert states[other] == "APPROVED"
+    assert detail is not None and publish_run in detail
+
+
+async def generated_run(
+    sessions: async_sessionmaker[AsyncSession],
+    project: Project,
+    job: CronJob,
+    user_id: str,
+    *,
+    upstream: str | None = None,
+    generate: bool = True,
+) -> str:
+    """A manual run of `job`; with `generate`, its one mastodon post's id, else the run's."""
+    async with sessions() as session, session.begin():
+        job_row = await session.get(CronJob, job.id)
+        project_row = await session.get(Project, project.id)
+        assert job_row is not None and project_row is not None
+        execution = await trigger_manually(
+            session, job=job_row, project=project_row, user_id=user_id
+        )
+        if upstream is not None:
+            await session.execute(
+                update(Execution)
+                .where(Execution.id == execution.id)
+                .values(upstream_execution_id=upstream)
+            )
+    if not generate:
+        return execution.id
+    envelope = {"execution_id": execution.id, "job_id": job.id, "project_id": project.id}
+    result = PostResult(platform="mastodon", status="GENERATED", body="another run's toot")
+    await apply_events(
+        sessions,
+        [StepStarted(**envelope, step="generate"), ContentGenerated(**envelope, results=[result])],
+        public_url=PUBLIC,
+    )
+    async with sessions() as session:
+        post_id = await session.scalar(
+            select(Content.id).where(Content.execution_id == execution.id)
+        )
+    assert post_id is not None
+    return post_id

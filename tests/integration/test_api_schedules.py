@@ -187,7 +187,7 @@ async def test_update_toggle_delete_follow_the_seed(
             {
                 "frequency": "DAILY",
                 "timeConfig": {"hour": 1, "minute": 0},
-                "type": "PUBLISH_CONTENT",
+                "type": "SYNC_GITHUB",
             },
             "type",
             "not available yet",

@@ -77,7 +77,7 @@ def test_a_new_job_is_refused_for_its_other_fields_and_its_schedule_at_once() ->
     }
     assert _refusals(CreateJob, body) == [
         ("maxRetries", "Input should be less than or equal to 10"),
-        ("type", "ANALYTICS is not available yet; use GENERATE_CONTENT"),
+        ("type", "ANALYTICS is not available yet; use GENERATE_CONTENT or PUBLISH_CONTENT"),
         ("name", "Field required"),
         ("timeConfig.minute", "minute required for WEEKLY"),
         ("timeConfig.dayOfWeek", "dayOfWeek required for WEEKLY"),
