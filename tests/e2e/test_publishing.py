@@ -8,6 +8,7 @@ schedulers claiming the same due posts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Content, OutboxMessage, PostChange
+from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from shared.secrets import generate_key
 from tests.support import processes
 from tests.support.fakes.bluesky import FakeBluesky
@@ -154,6 +160,89 @@ async def test_an_approved_post_scheduled_goes_out_once_with_its_link_recorded(
     view = (await api.get(f"/api/posts/{ids['mastodon']}")).json()["data"]
     assert (view["state"], view["publishedUrl"]) == ("PUBLISHED", status["url"])
     await api.aclose()
+
+
+class Receiver:
+    """A generic webhook receiver: keeps each delivery, checks its signature, answers a URL."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.deliveries: list[dict[str, Any]] = []
+        self.asgi = Starlette(routes=[Route("/herald", self._receive, methods=["POST"])])
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        raw = await request.body()
+        signed = verify(self.secret, raw, request.headers.get(SIGNATURE_HEADER, ""))
+        if not signed:
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        body = json.loads(raw)
+        self.deliveries.append({**body, "delivery": request.headers.get(DELIVERY_HEADER)})
+        return JSONResponse({"url": f"https://blog.example/posts/{body['postId']}"})
+
+
+async def test_a_publish_job_publishes_the_projects_approved_posts_once(
+    env: dict[str, str],
+    tmp_path: Path,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    instance, server = mastodon
+    receiver = Receiver()
+    hooks = ThreadedServer(receiver.asgi).start()
+    # The run that wrote the posts ends before a scanner is there to take its job.due.
+    _, headers, ids = await generated_posts(sessions, publishing=False)
+    names = ("api", "scheduler", "scanner", "publisher")
+    with processes.running(names, env, tmp_path) as services:
+        api = httpx.AsyncClient(base_url=services["api"].url, headers=headers, timeout=10)
+        project_id = (await api.get(f"/api/posts/{ids['x']}")).json()["data"]["projectId"]
+        saved = await api.put(
+            f"/api/projects/{project_id}/publishing/mastodon",
+            json={"instanceUrl": server.url, "accessToken": MASTODON_TOKEN},
+        )
+        assert saved.status_code == 200, saved.text
+        webhook = await api.put(
+            f"/api/projects/{project_id}/publishing/webhook", json={"url": f"{hooks.url}/herald"}
+        )
+        receiver.secret = webhook.json()["data"]["signingSecret"]
+        for platform in ("mastodon", "x"):
+            approved = await api.post(f"/api/posts/{ids[platform]}/approve")
+            assert approved.status_code == 200, approved.text
+        job = await api.post(
+            "/api/cron/schedule",
+            json={
+                "projectId": project_id,
+                "name": "publish on Tuesdays",
+                "type": "PUBLISH_CONTENT",
+                "frequency": "WEEKLY",
+                "timeConfig": {"hour": 10, "minute": 0, "dayOfWeek": 2, "timezone": "Europe/Paris"},
+            },
+        )
+        assert job.status_code == 201, job.text
+        run = await api.post("/api/cron/trigger", json={"jobId": job.json()["data"]["id"]})
+        assert run.status_code == 202, run.text
+        execution_id = run.json()["data"]["id"]
+
+        async def execution() -> dict[str, Any]:
+            answer = await api.get(f"/api/cron/executions/{execution_id}")
+            return dict(answer.json()["data"])
+
+        ended = await poll_async(
+            execution, lambda e: e["status"] != "PENDING" and e["status"] != "RUNNING", timeout=60
+        )
+        assert (ended["status"], ended["itemsProcessed"]) == ("COMPLETED", 2)
+        for platform in ("mastodon", "x"):
+            row = await published(sessions, ids[platform])
+            assert row.state == "PUBLISHED", row.publish_error
+        assert len(instance.statuses) == 1
+        (delivery,) = receiver.deliveries
+        assert (delivery["postId"], delivery["platform"]) == (ids["x"], "x")
+        assert delivery["delivery"] == f"herald-post-{ids['x']}"
+        assert (await post_row(sessions, ids["x"])).published_url == (
+            f"https://blog.example/posts/{ids['x']}"
+        )
+        assert (await post_row(sessions, ids["bluesky"])).state == "DRAFT"
+        await api.aclose()
+    hooks.close()
 
 
 async def test_an_answer_lost_after_the_instance_committed_publishes_nothing_twice(
