@@ -14,6 +14,7 @@ from services.api.console import (
     credentials,
     job_pages,
     post_pages,
+    publishing_pages,
     recipient_pages,
     run_pages,
     signin,
@@ -38,6 +39,7 @@ def mount(app: FastAPI) -> None:
         run_pages.router,
         alert_pages.router,
         post_pages.router,
+        publishing_pages.router,
         recipient_pages.router,
     ):
         router.include_router(pages)
