@@ -1,4 +1,4 @@
-"""`make run`: migrate, seed a demo, and run the five services as separate processes.
+"""`make run`: migrate, seed a demo, and run the six services as separate processes.
 
 Where the servers do not answer, `make run` runs the standalone mode instead (one process,
 SQLite, an in-process bus): the same demo, nothing to install.

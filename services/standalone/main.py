@@ -189,7 +189,7 @@ def _print_banner(settings: Settings, start: Start) -> None:
     token = start.demo.token
     lines = [
         "",
-        "herald is running in standalone mode: all five services in this process, "
+        "herald is running in standalone mode: all six services in this process, "
         "SQLite and an in-process bus.",
         f"  Why:        {start.reason}",
         f"  Console:    {base}/console (sign in with the demo token)",
