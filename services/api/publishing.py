@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
@@ -24,11 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.bodies import Body
-from services.api.problems import invalid
+from services.api.problems import Problem, invalid
 from services.publisher.networks.published import base_origin
 from shared.db.schema import PublishingCredential
 from shared.outbound import ForbiddenDestinationError, parse_networks, parse_url, refusal
-from shared.publishing import NETWORK_NAMES, Network, network_for
+from shared.publishing import NETWORK_NAMES, Network, network_for, new_signing_secret
+from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
 DEFAULT_PDS = "https://bsky.social"
@@ -107,6 +109,36 @@ def _address_allowed(field: str, host: str, allowed: Any) -> None:
     reason = refusal(address, allowed)
     if reason is not None:
         raise invalid(field, f"must not point to {reason} (HERALD_OUTBOUND_ALLOW_NETWORKS)")
+
+
+async def save_credential(
+    session: AsyncSession,
+    project_id: str,
+    network: Network,
+    body: PublishingBody,
+    settings: Settings,
+) -> tuple[PublishingCredential, str | None]:
+    """Check and store a project's credential for `network`, replacing what was there (the
+    caller commits); return it and the webhook's signing secret when herald made one.
+
+    The API and `herald projects publishing set` both save through here, so their rules
+    cannot differ. Raises `Problem` (422 naming the field, or 503 without a secret key).
+    """
+    stored, secret = checked_settings(network, body, settings)
+    made = None if secret is not None else new_signing_secret()
+    try:
+        encrypted = encrypt(secret or made or "", settings.secret_key.get_secret_value())
+    except SecretKeyError as exc:
+        raise Problem(503, exc.message) from None
+    now = datetime.now(UTC)
+    credential = await session.get(PublishingCredential, (project_id, network))
+    if credential is None:
+        credential = PublishingCredential(project_id=project_id, network=network, created_at=now)
+        session.add(credential)
+    credential.settings = stored
+    credential.secret_encrypted = encrypted
+    credential.updated_at = now
+    return credential, made
 
 
 async def credentials_of(session: AsyncSession, project_id: str) -> list[PublishingCredential]:

@@ -21,9 +21,9 @@ from services.api.problems import Problem, invalid
 from services.api.publishing import (
     NetworkName,
     PublishingBody,
-    checked_settings,
     credentials_of,
     publishing_view,
+    save_credential,
 )
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
@@ -43,7 +43,6 @@ from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
 from shared.outbound import ForbiddenDestinationError
-from shared.publishing import new_signing_secret
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
 
@@ -179,25 +178,11 @@ async def put_publishing_credential(
     The generic webhook's signing secret is made by herald and shown in this answer only.
     """
     project = await project_of(session, user.id, project_id)
-    stored, secret = checked_settings(network, body, state.settings)
-    made = secret is None
-    secret = secret or new_signing_secret()
-    try:
-        encrypted = encrypt(secret, state.settings.secret_key.get_secret_value())
-    except SecretKeyError as exc:
-        raise Problem(503, exc.message) from None
-    now = datetime.now(UTC)
-    credential = await session.get(PublishingCredential, (project.id, network))
-    if credential is None:
-        credential = PublishingCredential(project_id=project.id, network=network, created_at=now)
-        session.add(credential)
-    credential.settings = stored
-    credential.secret_encrypted = encrypted
-    credential.updated_at = now
+    credential, made = await save_credential(session, project.id, network, body, state.settings)
     await session.commit()
     data: dict[str, Any] = {"network": network, **publishing_view([credential])[network]}
-    if made:
-        data["signingSecret"] = secret  # shown once: herald keeps it encrypted only
+    if made is not None:
+        data["signingSecret"] = made  # shown once: herald keeps it encrypted only
     return {"success": True, "data": data}
 
 
