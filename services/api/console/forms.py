@@ -106,6 +106,8 @@ def job_body(form: Form, *, job_id: str | None = None) -> dict[str, Any]:
         body["description"] = description
     else:
         body["projectId"] = form.get("projectId")
+        if kind := form.get("type"):
+            body["type"] = kind
         if description:
             body["description"] = description
     for name in POLICY_FIELDS:
