@@ -32,6 +32,7 @@ PRODUCERS = {
     "post.due": "scheduler (a scheduled post's time came)",
     "post.published": "publisher",
     "post.failed": "publisher",
+    "post.unpublished": "api (a post's publishing failed for good)",
 }
 
 

@@ -455,6 +455,26 @@ class PostFailed(Event):
     next_attempt_at: datetime | None = None
 
 
+class PostUnpublished(Event):
+    """A post could not be published: the owner's email alert, if the project wants it.
+
+    The api raises the in-app alert itself when it records the failure; this event carries
+    what the notifier needs to mail it (`post_failed` in the project's notificationEvents).
+    """
+
+    routing_key: ClassVar[str] = "post.unpublished"
+    user_id: str
+    post_id: str
+    platform: str
+    reason: str
+    job_name: str
+    project_name: str
+    notification_settings: NotificationSettings = NotificationSettings()
+    recipients: list[str] = []
+    # The post's console page.
+    link: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.routing_key: cls
     for cls in (
@@ -473,6 +493,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PostDue,
         PostPublished,
         PostFailed,
+        PostUnpublished,
     )
 }
 

@@ -50,7 +50,12 @@ API_QUEUE = WorkQueue(
 )
 NOTIFIER_QUEUE = WorkQueue(
     "herald.notifier",
-    ("execution.finished", "schedule.moved", "recipient.confirmation_requested"),
+    (
+        "execution.finished",
+        "schedule.moved",
+        "recipient.confirmation_requested",
+        "post.unpublished",
+    ),
 )
 PUBLISHER_QUEUE = WorkQueue("herald.publisher", ("post.due",))
 WORK_QUEUES = (SCANNER_QUEUE, GENERATOR_QUEUE, API_QUEUE, NOTIFIER_QUEUE, PUBLISHER_QUEUE)

@@ -159,9 +159,10 @@ async def apply_events(
                 finished = await _apply_pipeline(
                     session, connection, dialect, pipeline, tally, public_url=public_url
                 )
-        outcomes = [event for event in fresh if is_post_outcome(event)]
-        alerts = await apply_post_outcomes(connection, outcomes, public_url=public_url)
-        await store_alerts(connection, dialect, [*fresh, *alerts])
+        posts = [event for event in fresh if is_post_outcome(event)]
+        outcomes = await apply_post_outcomes(connection, posts, public_url=public_url)
+        await store_alerts(connection, dialect, [*fresh, *outcomes.alerts])
+        await outbox.enqueue(session, *outcomes.events)
     for finish in finished:
         metrics.execution_finished(
             finish.status, finish.row["trigger"], finish.row["started_at"], finish.at

@@ -4,23 +4,33 @@ Applied in the transaction that claims the events in the inbox, so each is appli
 and each write is a compare-and-set on SCHEDULED, so a `post.published` arriving again
 under another id (a post claimed again after its lease) changes nothing either. A failure
 that is not final only notes the reason (the publisher tries again); a final one moves the
-post to FAILED with the network's reason, releases the claim, and raises an alert for the
-post's owner. Each move is in the post's history, by "herald".
+post to FAILED with the network's reason, releases the claim, raises an in-app alert for
+the post's owner, and writes `post.unpublished` for the notifier, which mails it when the
+project asks for `post_failed`. Each move is in the post's history, by "herald".
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.post_review import PostState
-from shared.db.schema import Content, PostChange
-from shared.events import Event, NotificationCreated, PostFailed, PostPublished
+from shared.db.schema import Content, CronJob, Execution, PostChange, Project
+from shared.events import (
+    Event,
+    NotificationCreated,
+    NotificationSettings,
+    PostFailed,
+    PostPublished,
+    PostUnpublished,
+)
 from shared.ids import derived_event_id, new_id
+from shared.notification_settings import public_settings
 from shared.publishing import NETWORK_NAMES
 
 log = structlog.get_logger(__name__)
@@ -36,19 +46,28 @@ def is_post_outcome(event: Event) -> bool:
     return isinstance(event, PostPublished | PostFailed)
 
 
+@dataclass
+class Outcomes:
+    # In-app alerts, stored by the caller with the batch's others.
+    alerts: list[NotificationCreated] = field(default_factory=list)
+    # Events for the outbox, written by the caller in the same transaction.
+    events: list[PostUnpublished] = field(default_factory=list)
+
+
 async def apply_post_outcomes(
     connection: AsyncConnection, events: list[Event], *, public_url: str
-) -> list[NotificationCreated]:
-    """Apply the batch's post outcomes; return the alerts they raise (stored by the caller)."""
-    alerts: list[NotificationCreated] = []
+) -> Outcomes:
+    """Apply the batch's post outcomes; return the alerts and events they raise."""
+    outcomes = Outcomes()
     for event in events:
         if isinstance(event, PostPublished):
             await _published(connection, event)
         elif isinstance(event, PostFailed):
-            alert = await _failed(connection, event, public_url=public_url)
-            if alert is not None:
-                alerts.append(alert)
-    return alerts
+            raised = await _failed(connection, event, public_url=public_url)
+            if raised is not None:
+                outcomes.alerts.append(raised[0])
+                outcomes.events.append(raised[1])
+    return outcomes
 
 
 async def _published(connection: AsyncConnection, event: PostPublished) -> None:
@@ -82,7 +101,7 @@ async def _published(connection: AsyncConnection, event: PostPublished) -> None:
 
 async def _failed(
     connection: AsyncConnection, event: PostFailed, *, public_url: str
-) -> NotificationCreated | None:
+) -> tuple[NotificationCreated, PostUnpublished] | None:
     if not event.final:
         # Tried again later: the post stays SCHEDULED and claimed; the reason is shown.
         await connection.execute(
@@ -116,7 +135,21 @@ async def _failed(
         to_state=PostState.FAILED,
         detail=event.reason,
     )
-    return NotificationCreated(
+    link = f"{public_url.rstrip('/')}/console/posts/{event.post_id}"
+    names = (
+        await connection.execute(
+            select(CronJob.name, Project.name, Project.notification_settings)
+            .select_from(_CONTENTS)
+            .join(Execution, Execution.id == _CONTENTS.c.execution_id)
+            .join(CronJob, CronJob.id == Execution.job_id)
+            .join(Project, Project.id == _CONTENTS.c.project_id)
+            .where(_CONTENTS.c.id == event.post_id)
+        )
+    ).one()
+    job_name, project_name, stored = names
+    settings = NotificationSettings.model_validate(public_settings(stored, keep_encrypted=True))
+    title = f"{job_name}: a {event.platform} post could not be published"
+    alert = NotificationCreated(
         event_id=derived_event_id(event.event_id, "alert"),
         occurred_at=now,
         execution_id=event.execution_id,
@@ -124,10 +157,27 @@ async def _failed(
         project_id=event.project_id,
         user_id=owner,
         kind=POST_FAILED,
-        title=f"A {event.platform} post could not be published",
-        body=event.reason,
-        link=f"{public_url.rstrip('/')}/console/posts/{event.post_id}",
+        title=title,
+        body=f"Project {project_name}: {event.reason}",
+        link=link,
     )
+    mail = PostUnpublished(
+        event_id=derived_event_id(event.event_id, "post.unpublished"),
+        occurred_at=now,
+        execution_id=event.execution_id,
+        job_id=event.job_id,
+        project_id=event.project_id,
+        user_id=owner,
+        post_id=event.post_id,
+        platform=event.platform,
+        reason=event.reason,
+        job_name=job_name,
+        project_name=project_name,
+        notification_settings=settings,
+        recipients=settings.recipients,
+        link=link,
+    )
+    return alert, mail
 
 
 async def _record(

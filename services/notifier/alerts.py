@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.events import ExecutionFinished, ExecutionStatus, ScheduleMoved
+from shared.events import ExecutionFinished, ExecutionStatus, PostUnpublished, ScheduleMoved
 
 FAILURE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
 SCHEDULE_MOVED = "schedule_moved"
+POST_FAILED = "post_failed"
 
 
 def alert_kind(event: ExecutionFinished) -> str | None:
@@ -47,8 +48,8 @@ TITLES = {
     "job_skipped": "{job} skipped",
     "job_missed": "{job} missed runs",
     SCHEDULE_MOVED: "{job}: next run moved",
-    # Raised by the api itself when the publisher reports a final failure.
-    "post_failed": "{job}: a post could not be published",
+    # In-app, raised by the api when the publisher reports a final failure; mailed here.
+    POST_FAILED: "{job}: a post could not be published",
 }
 
 
@@ -70,6 +71,11 @@ def describe(event: ExecutionFinished, kind: str) -> tuple[str, str]:
     if event.skip_reason:
         parts.append(f"Its conditions were not met: {event.skip_reason}.")
     return title, " ".join(parts)
+
+
+def unpublished_wanted(event: PostUnpublished) -> bool:
+    """Whether the project asked for email of posts that could not be published."""
+    return POST_FAILED in event.notification_settings.notification_events
 
 
 def moved_wanted(event: ScheduleMoved) -> bool:

@@ -19,6 +19,7 @@ from shared.db.schema import (
     CronJob,
     Execution,
     Notification,
+    OutboxMessage,
     PostChange,
     Project,
     PublishingCredential,
@@ -240,10 +241,25 @@ async def test_the_publishers_outcomes_are_applied_once(
     assert sorted(changes) == sorted(
         [(ids["mastodon"], "herald", "PUBLISHED"), (ids["bluesky"], "herald", "FAILED")]
     )
-    assert [(alert.kind, alert.body) for alert in alerts] == [
-        ("post_failed", "Bluesky 400 InvalidRequest: bad record")
+    assert [(alert.kind, alert.title, alert.body) for alert in alerts] == [
+        (
+            "post_failed",
+            "daily: a bluesky post could not be published",
+            "Project demo: Bluesky 400 InvalidRequest: bad record",
+        )
     ]
     assert alerts[0].link == f"{PUBLIC}/console/posts/{ids['bluesky']}"
+    async with sessions() as session:
+        mails = (
+            await session.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.routing_key == "post.unpublished",
+                    OutboxMessage.payload.contains(ids["bluesky"]),
+                )
+            )
+        ).all()
+    (mail,) = mails  # once, though the failure was delivered twice
+    assert '"reason":"Bluesky 400 InvalidRequest: bad record"' in mail
 
 
 async def test_a_publish_run_schedules_its_upstream_runs_approved_posts_only(

@@ -27,6 +27,7 @@ from shared.events import (
     PostFailed,
     PostPublished,
     PostResult,
+    PostUnpublished,
     PublishingTarget,
     RecipientConfirmationRequested,
     Repository,
@@ -183,6 +184,16 @@ def sample_events() -> list[Event]:
             network="bluesky",
             reason="Bluesky 400 InvalidRequest: bad record",
             final=True,
+        ),
+        PostUnpublished(
+            **ENVELOPE,
+            user_id="usr_1",
+            post_id="cnt_1",
+            platform="bluesky",
+            reason="Bluesky 400 InvalidRequest: bad record",
+            job_name="weekly digest",
+            project_name="herald",
+            link="https://herald.example/console/posts/cnt_1",
         ),
     ]
 
