@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shared.db.engine import create_engine, session_factory
-from shared.db.schema import Content, OutboxMessage, PostChange
+from shared.db.schema import Content, Notification, OutboxMessage, PostChange
 from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from shared.secrets import generate_key
 from tests.support import processes
@@ -403,3 +403,22 @@ async def schedule_now(sessions: Sessions, post_ids: list[str]) -> None:
     values: dict[str, Any] = {"state": "SCHEDULED", "publish_at": now, "state_changed_at": now}
     async with sessions() as session, session.begin():
         await session.execute(update(Content).where(Content.id.in_(post_ids)).values(**values))
+
+
+async def test_an_auto_published_post_without_a_credential_fails_saying_so_with_an_alert(
+    stack: dict[str, processes.Service], sessions: Sessions
+) -> None:
+    user_id, _, ids = await generated_posts(
+        sessions, publishing=False, publish_modes={"mastodon": "auto"}
+    )
+    row = await published(sessions, ids["mastodon"])
+    assert row.state == "FAILED"
+    assert row.publish_error == (
+        "the project has no Mastodon credential to publish with: add one on the project's page"
+    )
+    assert (await history(sessions, ids["mastodon"]))[-1] == ("herald", "fail", "FAILED")
+    async with sessions() as session:
+        kinds = list(
+            await session.scalars(select(Notification.kind).where(Notification.user_id == user_id))
+        )
+    assert kinds == ["post_failed"]
