@@ -52,12 +52,23 @@ class PublishingBody(Body):
 
 
 NetworkName = Literal["mastodon", "bluesky", "webhook"]
+FIELDS: dict[str, tuple[str, ...]] = {
+    "mastodon": ("instanceUrl", "accessToken"),
+    "bluesky": ("serviceUrl", "identifier", "appPassword"),
+    "webhook": ("url",),
+}
 
 
 def checked_settings(
     network: Network, body: PublishingBody, settings: Settings
 ) -> tuple[dict[str, str], str | None]:
     """The non-secret settings to store, and the secret given (None: herald makes one)."""
+    given = body.model_dump(by_alias=True, exclude_none=True)
+    for name in given:
+        if name not in FIELDS[network]:
+            raise invalid(
+                name, f"is not a {network} setting (it takes {', '.join(FIELDS[network])})"
+            )
     allowed = parse_networks(settings.outbound_allow_networks)
     if network == "mastodon":
         instance = _origin("instanceUrl", _required("instanceUrl", body.instance_url), allowed)

@@ -130,6 +130,12 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
             "loopback",
         ),
         ("webhook", {"url": "ftp://hooks.example/x"}, "url", "http"),
+        (
+            "webhook",
+            {"url": "https://hooks.example/x", "accessToken": "t"},
+            "accessToken",
+            "not a webhook setting",
+        ),
     ],
 )
 async def test_a_credential_herald_must_not_use_is_refused_naming_the_field(

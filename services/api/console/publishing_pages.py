@@ -20,14 +20,10 @@ from services.api.console.rendering import (
     render,
     see_other,
 )
+from services.api.publishing import FIELDS
 
 router = APIRouter()
 
-FIELDS = {
-    "mastodon": ("instanceUrl", "accessToken"),
-    "bluesky": ("serviceUrl", "identifier", "appPassword"),
-    "webhook": ("url",),
-}
 SECRETS = frozenset({"accessToken", "appPassword"})
 
 
