@@ -45,7 +45,7 @@ DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 SERVICEMONITOR_SCHEMA = ROOT / "deploy" / "k8s" / "schemas" / "servicemonitor.json"
 CRD_CHECK = ROOT / "deploy" / "k8s" / "crd-check"
-SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
+SERVICES = ("api", "scheduler", "scanner", "generator", "notifier", "publisher")
 # Grafana's built-in variables, replaced by what a query would get.
 VARIABLES = {
     "$__rate_interval": "1m",

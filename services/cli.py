@@ -75,6 +75,12 @@ def notifier() -> None:
 
 
 @app.command()
+def publisher() -> None:
+    """Run the publisher service."""
+    _service("publisher")
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations (run before starting services)."""
     upgrade(get_settings().database_url)
@@ -83,7 +89,7 @@ def migrate() -> None:
 
 @app.command()
 def run() -> None:
-    """Migrate, seed a demo and run all five services (what `make run` does).
+    """Migrate, seed a demo and run all six services (what `make run` does).
 
     Where PostgreSQL or RabbitMQ does not answer, runs the standalone mode instead.
     """
@@ -94,7 +100,7 @@ def run() -> None:
 
 @app.command()
 def standalone() -> None:
-    """Run all five services in this process on SQLite and an in-process bus (no servers)."""
+    """Run all six services in this process on SQLite and an in-process bus (no servers)."""
     from services.standalone.main import run_standalone
 
     raise typer.Exit(run_standalone(get_settings(), reason="asked for with `herald standalone`"))

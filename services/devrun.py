@@ -1,4 +1,4 @@
-"""`make run`: migrate, seed a demo, and run the five services as separate processes.
+"""`make run`: migrate, seed a demo, and run the six services as separate processes.
 
 Where the servers do not answer, `make run` runs the standalone mode instead (one process,
 SQLite, an in-process bus): the same demo, nothing to install.
@@ -25,7 +25,7 @@ from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.migrate import upgrade
 from shared.settings import Settings
 
-SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
+SERVICES = ("api", "scheduler", "scanner", "generator", "notifier", "publisher")
 START_HINTS = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "RabbitMQ": "rabbitmq-server -detached",

@@ -24,6 +24,7 @@ from services.api.pagination import MAX_LIMIT
 from services.api.requests import UpdateProject
 from services.api.views import credential_in_use, project_view
 from services.cli_database import in_session
+from services.publishing_cli import publishing_app
 from shared.db.schema import Project, User
 from shared.secrets import SecretKeyError
 from shared.settings import get_settings
@@ -31,6 +32,7 @@ from shared.settings import get_settings
 projects_app = typer.Typer(
     help="List projects and connect them to GitHub.", no_args_is_help=True, add_completion=False
 )
+projects_app.add_typer(publishing_app, name="publishing")
 
 # The option of `connect` that sets each API field, to name it in a refusal.
 _OPTIONS = {"githubInstallationId": "--installation", "githubToken": "--token-stdin"}

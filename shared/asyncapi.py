@@ -29,6 +29,10 @@ PRODUCERS = {
     "notification.created": "notifier",
     "notification.delivery": "notifier",
     "recipient.confirmation_requested": "api (an alert address named by a user)",
+    "post.due": "scheduler (a scheduled post's time came)",
+    "post.published": "publisher",
+    "post.failed": "publisher",
+    "post.unpublished": "api (a post's publishing failed for good)",
 }
 
 

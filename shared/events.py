@@ -534,6 +534,84 @@ class RecipientConfirmationRequested(Event):
     link: str
 
 
+class PublishingTarget(Wire):
+    """Where and as whom a post is published: a project's credential for one network.
+
+    `network` is mastodon, bluesky or webhook; `settings` its non-secret part (instanceUrl;
+    serviceUrl and identifier; url); `secret` exactly as stored, encrypted with
+    HERALD_SECRET_KEY: never in clear on the wire, the publisher decrypts it.
+    """
+
+    network: Literal["mastodon", "bluesky", "webhook"]
+    settings: dict[str, str] = {}
+    secret: str
+
+
+class PostDue(Event):
+    """A scheduled post whose time came, claimed by one scheduler: publish it once.
+
+    `executionId` and `jobId` are the run that generated it. `claim` counts the scheduler's
+    claims of the post (a lost `post.due` is claimed again after the lease); `target` is
+    absent when the project has no way to publish the platform, which fails the post.
+    """
+
+    routing_key: ClassVar[str] = "post.due"
+    post_id: str
+    platform: str
+    title: str | None = None
+    body: str
+    claim: int = Field(default=1, ge=1)
+    claimed_at: datetime
+    target: PublishingTarget | None = None
+    retry_policy: RetryPolicy = RetryPolicy()
+
+
+class PostPublished(Event):
+    """The network has the post: where a reader opens it, its id there, and since when."""
+
+    routing_key: ClassVar[str] = "post.published"
+    post_id: str
+    network: str
+    # None when a generic webhook published it and named no address.
+    url: str | None = None
+    network_post_id: str
+    published_at: datetime
+    # True when an earlier attempt had published it and this one found it (a redelivery).
+    earlier: bool = False
+
+
+class PostFailed(Event):
+    """Publishing a post failed: the network's reason; `final` when no retry follows."""
+
+    routing_key: ClassVar[str] = "post.failed"
+    post_id: str
+    platform: str
+    network: str | None = None
+    reason: str
+    final: bool
+    next_attempt_at: datetime | None = None
+
+
+class PostUnpublished(Event):
+    """A post could not be published: the owner's email alert, if the project wants it.
+
+    The api raises the in-app alert itself when it records the failure; this event carries
+    what the notifier needs to mail it (`post_failed` in the project's notificationEvents).
+    """
+
+    routing_key: ClassVar[str] = "post.unpublished"
+    user_id: str
+    post_id: str
+    platform: str
+    reason: str
+    job_name: str
+    project_name: str
+    notification_settings: NotificationSettings = NotificationSettings()
+    recipients: list[str] = []
+    # The post's console page.
+    link: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.routing_key: cls
     for cls in (
@@ -549,6 +627,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NotificationCreated,
         NotificationDelivery,
         RecipientConfirmationRequested,
+        PostDue,
+        PostPublished,
+        PostFailed,
+        PostUnpublished,
     )
 }
 

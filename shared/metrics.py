@@ -166,3 +166,19 @@ NETWORK_REQUESTS = Counter(
     "Requests to the publishing networks (Mastodon, Bluesky), by network and outcome.",
     ["network", "outcome"],
 )
+SCHEDULER_POSTS_CLAIMED = Counter(
+    "herald_scheduler_posts_claimed_total",
+    "Scheduled posts a scheduler claimed as due and handed to the publisher.",
+)
+POSTS_PUBLISHED = Counter(
+    "herald_posts_published_total",
+    "Publications by network and outcome (published, earlier: found published by an "
+    "earlier attempt, retry, failed).",
+    ["network", "outcome"],
+)
+PUBLISH_SECONDS = Histogram(
+    "herald_publish_seconds",
+    "Seconds one publication took, network calls included.",
+    ["network"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

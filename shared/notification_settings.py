@@ -15,6 +15,7 @@ EVENT_KINDS = {
     "job_skipped": "A run was skipped: the previous one was still open, or too little activity.",
     "job_missed": "Scheduled runs passed while the scheduler was away, too long ago to catch up.",
     "schedule_moved": "New time-zone rules moved a job's next run (in-app alerts always).",
+    "post_failed": "A post could not be published: the network's reason (in-app alerts always).",
 }
 DEFAULT_EVENTS = ["job_success", "job_failure", "job_partial"]
 WEBHOOK_FIELDS = ("slackWebhookUrl", "discordWebhookUrl")

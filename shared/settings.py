@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # Where zones come from (shared/scheduling/zonedata.py): empty, the pinned tzdata package
     # alone; else absolute directories of TZif files (os.pathsep-separated), searched first.
     tzpath: str = ""
+    # Publishing: a scheduler's claim of a due post is taken again past this many seconds
+    # (its `post.due` was lost); the publisher's tries of one claim and the first wait.
+    publish_claim_lease: float = Field(default=3600.0, ge=10)
+    publish_max_retries: int = Field(default=5, ge=0, le=10)
+    publish_retry_delay: int = Field(default=60, ge=1, le=86_400)
+    publish_timeout: float = Field(default=30.0, gt=0)
     # Tests and benchmarks only: shift the scheduler's clock by this many seconds.
     scheduler_clock_offset: float = 0.0
     local_repos_root: str = "/srv/herald/repos"

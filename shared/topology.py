@@ -44,13 +44,21 @@ API_QUEUE = WorkQueue(
         "content.generated",
         "notification.created",
         "notification.delivery",
+        "post.published",
+        "post.failed",
     ),
 )
 NOTIFIER_QUEUE = WorkQueue(
     "herald.notifier",
-    ("execution.finished", "schedule.moved", "recipient.confirmation_requested"),
+    (
+        "execution.finished",
+        "schedule.moved",
+        "recipient.confirmation_requested",
+        "post.unpublished",
+    ),
 )
-WORK_QUEUES = (SCANNER_QUEUE, GENERATOR_QUEUE, API_QUEUE, NOTIFIER_QUEUE)
+PUBLISHER_QUEUE = WorkQueue("herald.publisher", ("post.due",))
+WORK_QUEUES = (SCANNER_QUEUE, GENERATOR_QUEUE, API_QUEUE, NOTIFIER_QUEUE, PUBLISHER_QUEUE)
 
 
 @dataclass(frozen=True)

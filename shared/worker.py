@@ -1,4 +1,5 @@
-"""The life of a worker process (scanner, generator, notifier): no database, only the bus."""
+"""The life of a worker process (scanner, generator, notifier, publisher): no database, only
+the bus."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from shared.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PROBE_PORTS = {"scheduler": 9101, "scanner": 9102, "generator": 9103, "notifier": 9104}
+DEFAULT_PROBE_PORTS = {
+    "scheduler": 9101,
+    "scanner": 9102,
+    "generator": 9103,
+    "notifier": 9104,
+    "publisher": 9105,
+}
 
 Setup = Callable[[Bus, Settings], Awaitable[Callable[[], Awaitable[None]] | None]]
 

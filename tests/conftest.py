@@ -1,5 +1,5 @@
 """Fixtures shared by every test tier: isolated databases and vhosts on real servers, and
-the five services as real processes on them (`stack`, for the e2e and browser tiers)."""
+the six services as real processes on them (`stack`, for the e2e and browser tiers)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import Any
 OUT = Path(__file__).parent / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "[$__rate_interval]"
-WORK_QUEUES = 'queue=~"herald\\\\.(scanner|generator|api|notifier)"'
+WORK_QUEUES = 'queue=~"herald\\\\.(scanner|generator|api|notifier|publisher)"'
 
 
 @dataclass
@@ -276,6 +276,18 @@ def pipeline() -> dict[str, Any]:
                 "Posts by platform and status",
                 rate("herald_posts_total", "platform, status"),
                 "ops",
+            ),
+            Panel(
+                "Publications by network and outcome",
+                rate("herald_posts_published_total", "network, outcome"),
+                "ops",
+                description="published; earlier: a repeat found the first post; retry; "
+                "failed: final, with the network's reason on the post.",
+            ),
+            Panel(
+                "Publishing time by network",
+                quantiles("herald_publish_seconds", "network"),
+                "s",
             ),
         ],
         links=[TRACES_LINK],

@@ -31,10 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from services.api import analytics, inbox, query_count, transitions
 from services.api.alerts import store_alerts
 from services.api.dependencies import Ended, start_dependents
+from services.api.post_outcomes import apply_post_outcomes, is_post_outcome
+from services.api.publish_runs import publish_scans, schedule_approved
 from services.api.scan_reports import record_github_use, rename_moved_projects
 from services.api.transitions import Changes, Finish, Run
 from shared import metrics, outbox, tracing
 from shared.db.engine import is_disconnect
+from shared.db.notify import POSTS_CHANNEL, notify
 from shared.db.schema import (
     Content,
     CronJob,
@@ -148,6 +151,7 @@ async def apply_events(
             event
             for event in events
             if not isinstance(event, NotificationCreated | NotificationDelivery)
+            and not is_post_outcome(event)
         ]
         with query_count.tallying() as tally:
             with query_count.on_behalf_of(event.execution_id for event in pipeline):
@@ -160,7 +164,10 @@ async def apply_events(
                 finished = await _apply_pipeline(
                     session, connection, dialect, pipeline, tally, public_url=public_url
                 )
-        await store_alerts(connection, dialect, fresh)
+        posts = [event for event in fresh if is_post_outcome(event)]
+        outcomes = await apply_post_outcomes(connection, posts, public_url=public_url)
+        await store_alerts(connection, dialect, [*fresh, *outcomes.alerts])
+        await outbox.enqueue(session, *outcomes.events)
     for finish in finished:
         metrics.execution_finished(
             finish.status,
@@ -206,6 +213,17 @@ async def _apply_pipeline(
     """
     with query_count.on_behalf_of({event.execution_id for event in events}):
         runs = await _load(connection, {event.execution_id for event in events})
+    publishing = publish_scans(events, runs)
+    if publishing:
+        now = datetime.now(UTC)
+        for scan in publishing:
+            publish_run = runs[scan.execution_id]
+            with query_count.on_behalf_of([scan.execution_id]):
+                publish_run.posts_scheduled = await schedule_approved(
+                    connection, publish_run, now=now
+                )
+        if any(runs[scan.execution_id].posts_scheduled for scan in publishing):
+            await notify(session, POSTS_CHANNEL)
     changes = Changes()
     applied: set[str] = set()
     for event in events:
@@ -226,6 +244,8 @@ async def _apply_pipeline(
             await connection.execute(
                 dialect.insert(_CONTENTS).on_conflict_do_nothing(), changes.contents
             )
+        if any(row.get("state") == "SCHEDULED" for row in changes.contents):
+            await notify(session, POSTS_CHANNEL)  # auto-published: the scheduler looks now
     if changes.steps:
         with query_count.on_behalf_of(row["execution_id"] for row in changes.steps):
             await connection.execute(_STEPS.insert(), changes.steps)

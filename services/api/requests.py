@@ -14,7 +14,6 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -295,7 +294,6 @@ class JobPolicies(Body):
 
 
 # Types the contract names that no run can carry out yet.
-UNAVAILABLE_TYPES = frozenset({JobType.PUBLISH_CONTENT})
 # Write-only: stored encrypted, never returned (the view shows `webhookHost`).
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000)]
 WEBHOOK_URL_DESCRIPTION = (
@@ -317,8 +315,10 @@ class CreateJob(JobPolicies, ScheduleBody):
             "default) writes a post per platform; SYNC_GITHUB records the window's commits, "
             "merged pull requests and closed issues, with no post and no AI call; ANALYTICS "
             "sends the owner a digest of the window's activity and of the project's jobs' "
-            "runs, in-app and by email with a chart. PUBLISH_CONTENT and WEBHOOK are refused "
-            "(422) until available. Fixed once created."
+            "runs, in-app and by email with a chart; WEBHOOK writes the posts and POSTs them "
+            "with the activity, signed, to `webhookUrl`; PUBLISH_CONTENT schedules the "
+            "project's approved posts for publishing now (a dependent one: its upstream run's). "
+            "Fixed once created."
         ),
     )
     name: Name
@@ -328,21 +328,6 @@ class CreateJob(JobPolicies, ScheduleBody):
     schedule: Annotated[str, StringConstraints(max_length=200)] | None = None
     is_enabled: StrictBool = True
     webhook_url: WebhookUrl | None = Field(default=None, description=WEBHOOK_URL_DESCRIPTION)
-
-    @field_validator("type")
-    @classmethod
-    def _available(cls, value: JobType) -> JobType:
-        # The contract names these types; they answer 422 until they are built.
-        if value in UNAVAILABLE_TYPES:
-            raise PydanticCustomError(
-                "type_not_available",
-                "{type} is not available yet; use one of {available}",
-                {
-                    "type": value.value,
-                    "available": ", ".join(t.value for t in JobType if t not in UNAVAILABLE_TYPES),
-                },
-            )
-        return value
 
 
 class UpdateJob(JobPolicies, ScheduleBody):
@@ -390,6 +375,7 @@ class NotificationSettingsBody(Body):
             "job_missed",
             "job_recovered",
             "schedule_moved",
+            "post_failed",
         ]
     ] = ["job_success", "job_failure", "job_partial"]
     recipients: list[EmailStr] = Field(default=[], max_length=50)

@@ -47,6 +47,9 @@ class Run:
     # Per platform, "auto" where the project publishes without review.
     publish_modes: dict[str, Any] = field(default_factory=dict)
     job_type: str = JobType.GENERATE_CONTENT.value
+    # A PUBLISH_CONTENT run: the posts its scan scheduled (services/api/publish_runs.py),
+    # set by the batch before the state machine runs.
+    posts_scheduled: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,20 @@ def apply(run: Run, event: Event, changes: Changes, *, now: datetime) -> None:
                 now=now,
             )
             _finish(changes, run, ExecutionStatus.SKIPPED, now=now)
+        elif event.job_type == JobType.PUBLISH_CONTENT:
+            # Its posts were scheduled in this transaction: they are the run's items.
+            scheduled = run.posts_scheduled or 0
+            row["items_processed"] = row["items_success"] = scheduled
+            _step(
+                changes,
+                row,
+                step="publish",
+                kind="scheduled",
+                attempt=event.attempt,
+                detail=f"{scheduled} approved post{'' if scheduled == 1 else 's'} to publish now",
+                now=now,
+            )
+            _finish(changes, run, ExecutionStatus.COMPLETED, now=now)
         elif event.summary.is_empty or not event.job_type.generates:
             # Nothing to write about, or a job that writes nothing: the scan was the run.
             if event.job_type == JobType.ANALYTICS:

@@ -207,7 +207,10 @@ def content_view(content: Content) -> dict[str, Any]:
         "createdAt": iso(content.created_at),
         # The post's review and publishing state (None: its generation failed).
         "state": content.state,
+        "publishAt": iso(content.publish_at),
+        "publishedAt": iso(content.published_at),
         "publishedUrl": content.published_url,
+        "publishError": content.publish_error,
     }
 
 

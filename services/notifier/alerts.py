@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.events import Digest, ExecutionFinished, ExecutionStatus, JobType, ScheduleMoved
+from shared.events import (
+    Digest,
+    ExecutionFinished,
+    ExecutionStatus,
+    JobType,
+    PostUnpublished,
+    ScheduleMoved,
+)
 
 FAILURE_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
 SCHEDULE_MOVED = "schedule_moved"
 # An ANALYTICS run's digest: the run's whole output, delivered whatever the alert list says.
 DIGEST = "analytics_digest"
+POST_FAILED = "post_failed"
 
 
 def alert_kind(event: ExecutionFinished) -> str | None:
@@ -57,6 +65,8 @@ TITLES = {
     "job_missed": "{job} missed runs",
     SCHEDULE_MOVED: "{job}: next run moved",
     DIGEST: "{job}: activity digest",
+    # In-app, raised by the api when the publisher reports a final failure; mailed here.
+    POST_FAILED: "{job}: a post could not be published",
 }
 
 
@@ -134,6 +144,11 @@ def digest_summary(digest: Digest) -> str:
             "in a row."
         )
     return " ".join(parts)
+
+
+def unpublished_wanted(event: PostUnpublished) -> bool:
+    """Whether the project asked for email of posts that could not be published."""
+    return POST_FAILED in event.notification_settings.notification_events
 
 
 def moved_wanted(event: ScheduleMoved) -> bool:

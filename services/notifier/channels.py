@@ -27,7 +27,12 @@ from services.notifier.transports import discord, resend, slack, smtp
 from shared import metrics, secrets, tracing
 from shared.destinations import webhook_refusal
 from shared.errors import PermanentError, TransientError
-from shared.events import ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
+from shared.events import (
+    ExecutionFinished,
+    PostUnpublished,
+    RecipientConfirmationRequested,
+    ScheduleMoved,
+)
 from shared.retry import JITTER, Drawn, compute_backoff
 from shared.settings import Settings
 
@@ -135,7 +140,7 @@ def mask_webhook(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}/…{parts.path.rstrip('/')[-4:]}"
 
 
-def email_recipients(event: ExecutionFinished | ScheduleMoved) -> list[str]:
+def email_recipients(event: ExecutionFinished | ScheduleMoved | PostUnpublished) -> list[str]:
     """The event's recipients and the settings' ones, each once (case-insensitively)."""
     seen: set[str] = set()
     result = []
@@ -240,10 +245,11 @@ class Channels:
 
         return [Delivery(EMAIL, address, sender(address)) for address in recipients]
 
-    async def tell(self, event: ScheduleMoved, kind: str) -> list[Result]:
-        """Email the owner's recipients that a job's next run moved; one record per address.
+    async def tell(self, event: ScheduleMoved | PostUnpublished, kind: str) -> list[Result]:
+        """Email the owner's recipients that a job's next run moved, or that a post could not
+        be published; one record per address.
 
-        Email only: a moved schedule is worth a line in the inbox, not a chat ping.
+        Email only: either is worth a line in the inbox, not a chat ping.
         """
         settings = event.notification_settings
         recipients = email_recipients(event) if settings.email_notifications else []
@@ -255,7 +261,11 @@ class Channels:
 
         def sender(address: str) -> Callable[[], Awaitable[None]]:
             async def send() -> None:
-                email = render.render_move(event)
+                email = (
+                    render.render_move(event)
+                    if isinstance(event, ScheduleMoved)
+                    else render.render_unpublished(event)
+                )
                 async with self._email_slots:
                     await self._send_email(event.event_id, kind, address, email)
 

@@ -1,16 +1,18 @@
-"""The notifier's subscriber: `execution.finished` and `schedule.moved` in, alerts out;
-recipients asked first."""
+"""The notifier's subscriber: `execution.finished`, `schedule.moved` and `post.unpublished`
+in, alerts out; recipients asked first."""
 
 from __future__ import annotations
 
 import structlog
 
 from services.notifier.alerts import (
+    POST_FAILED,
     SCHEDULE_MOVED,
     alert_kind,
     describe,
     describe_move,
     moved_wanted,
+    unpublished_wanted,
     wanted,
 )
 from services.notifier.channels import Channels, Result
@@ -21,6 +23,7 @@ from shared.events import (
     ExecutionFinished,
     NotificationCreated,
     NotificationDelivery,
+    PostUnpublished,
     RecipientConfirmationRequested,
     ScheduleMoved,
 )
@@ -35,6 +38,8 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
             await on_question(event)
         elif isinstance(event, ScheduleMoved):
             await on_schedule_moved(event)
+        elif isinstance(event, PostUnpublished):
+            await on_unpublished(event)
         else:
             assert isinstance(event, ExecutionFinished)
             await on_execution_finished(event)
@@ -91,8 +96,15 @@ def make_handler(bus: Bus, channels: Channels) -> Handler:
             return
         await record(event, SCHEDULE_MOVED, await channels.tell(event, SCHEDULE_MOVED))
 
+    async def on_unpublished(event: PostUnpublished) -> None:
+        # The api stored the in-app alert when it recorded the failure: email only here.
+        if not unpublished_wanted(event):
+            log.info("no email wanted", kind=POST_FAILED)
+            return
+        await record(event, POST_FAILED, await channels.tell(event, POST_FAILED))
+
     async def record(
-        event: ExecutionFinished | ScheduleMoved, kind: str, results: list[Result]
+        event: ExecutionFinished | ScheduleMoved | PostUnpublished, kind: str, results: list[Result]
     ) -> None:
         for result in results:
             metrics.NOTIFICATIONS_DELIVERED.labels(

@@ -16,10 +16,24 @@ from typing import Any
 
 import jinja2
 
-from services.notifier.alerts import DIGEST, describe, describe_move, digest_summary, window_text
+from services.notifier.alerts import (
+    DIGEST,
+    POST_FAILED,
+    TITLES,
+    describe,
+    describe_move,
+    digest_summary,
+    window_text,
+)
 from shared import digest_chart
 from shared.errors import PermanentError
-from shared.events import Digest, ExecutionFinished, RecipientConfirmationRequested, ScheduleMoved
+from shared.events import (
+    Digest,
+    ExecutionFinished,
+    PostUnpublished,
+    RecipientConfirmationRequested,
+    ScheduleMoved,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -251,6 +265,26 @@ def render_move(event: ScheduleMoved) -> Email:
     try:
         html = _ENV.get_template("moved.html").render(values)
         text = _ENV.get_template("moved.txt").render(values)
+    except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
+        raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
+    subject = clip(one_line(f"[herald] {title} ({event.project_name})"), SUBJECT_CHARS)
+    return Email(subject=subject, html=html, text=_tidy(text))
+
+
+def render_unpublished(event: PostUnpublished) -> Email:
+    """The email telling an owner a post could not be published, or raise RenderError."""
+    title = TITLES[POST_FAILED].format(job=one_line(event.job_name))
+    values = {
+        "title": title,
+        "reason": event.reason,
+        "job_name": one_line(event.job_name),
+        "project_name": one_line(event.project_name),
+        "platform": event.platform,
+        "link": event.link,
+    }
+    try:
+        html = _ENV.get_template("unpublished.html").render(values)
+        text = _ENV.get_template("unpublished.txt").render(values)
     except (jinja2.TemplateError, LookupError, TypeError, ValueError) as exc:
         raise RenderError(f"email template failed to render: {type(exc).__name__}: {exc}") from None
     subject = clip(one_line(f"[herald] {title} ({event.project_name})"), SUBJECT_CHARS)

@@ -13,7 +13,7 @@ from shared import topology
 from shared.budgets import Budgets
 from shared.bus import Bus, Handler
 from shared.cancellation import CancelledSet
-from shared.events import ActivityScanned, Event, JobDue, Step
+from shared.events import ActivityScanned, ActivitySummary, Event, JobDue, JobType, Step
 from shared.ids import derived_event_id
 from shared.settings import Settings
 from shared.steps import run_step, wait_reporter
@@ -38,6 +38,21 @@ def make_handler(
 
         async def work() -> ActivityScanned:
             cancelled.check(event.execution_id)
+            if event.job_type == JobType.PUBLISH_CONTENT:
+                # A publish run reads no repository: the api schedules its approved posts.
+                return ActivityScanned(
+                    event_id=derived_event_id(event.event_id, "activity.scanned"),
+                    **event.envelope(),
+                    summary=ActivitySummary(),
+                    platforms=event.platforms,
+                    repository=event.repository,
+                    window_start=event.window_start,
+                    window_end=event.window_end,
+                    retry_policy=event.retry_policy,
+                    deadline=event.deadline,
+                    timeout_seconds=event.timeout_seconds,
+                    job_type=event.job_type,
+                )
             result = await scan(
                 event,
                 http=http,

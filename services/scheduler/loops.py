@@ -12,13 +12,21 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scheduler.claims import fire_ahead, fire_due
+from services.scheduler.due_posts import due_posts_loop
 from services.scheduler.records import release_buffered
 from services.scheduler.store import due_backlog, earliest_next_run, has_buffered, jobs_by_state
 from services.scheduler.zone_rules import ZoneRules
 from shared import metrics
 from shared.bus import Bus
 from shared.db.engine import is_sqlite
-from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener, local_wakeup
+from shared.db.notify import (
+    JOBS_CHANNEL,
+    OUTBOX_CHANNEL,
+    POSTS_CHANNEL,
+    Listener,
+    local_wakeup,
+)
+from shared.events import RetryPolicy
 from shared.outbox import OutboxRelay
 from shared.retry import compute_backoff
 from shared.runtime import pause, start_when_available
@@ -176,8 +184,10 @@ async def run_loops(
     loops = loops or Supervisor("scheduler", stop)
     if listener is not None:
         job_wake, outbox_wake = listener.events[JOBS_CHANNEL], listener.events[OUTBOX_CHANNEL]
+        posts_wake = listener.events.get(POSTS_CHANNEL) or asyncio.Event()
     else:
         job_wake, outbox_wake = local_wakeup(JOBS_CHANNEL), local_wakeup(OUTBOX_CHANNEL)
+        posts_wake = local_wakeup(POSTS_CHANNEL)
     relay = OutboxRelay(
         sessions,
         bus,
@@ -202,6 +212,24 @@ async def run_loops(
             fired=relay.wake,
             # SQLite takes its one write lock per transaction: held batches would queue.
             ahead=0.0 if is_sqlite(settings.database_url) else CLAIM_AHEAD,
+        ),
+    )
+
+    loops.start(
+        "due posts loop",
+        lambda: due_posts_loop(
+            sessions,
+            stop=stop,
+            wake=posts_wake,
+            clock=clock,
+            batch=settings.scheduler_batch,
+            max_sleep=settings.scheduler_max_sleep,
+            lease=timedelta(seconds=settings.publish_claim_lease),
+            retry_policy=RetryPolicy(
+                max_retries=settings.publish_max_retries,
+                retry_delay=settings.publish_retry_delay,
+            ),
+            fired=relay.wake,
         ),
     )
 

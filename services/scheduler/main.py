@@ -11,7 +11,7 @@ from services.scheduler.loops import offset_clock, run_loops
 from services.scheduler.publisher import BatchPublishingBus
 from shared.db.engine import create_engine, is_sqlite, session_factory
 from shared.db.filelock import hold_database_lock
-from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, Listener
+from shared.db.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, POSTS_CHANNEL, Listener
 from shared.logging import configure_logging
 from shared.probes import ProbeServer, probe_app
 from shared.runtime import freeze_startup_objects, install_stop_signals
@@ -63,7 +63,7 @@ async def run(settings: Settings) -> None:
         # second scheduler on the same file refuses to start instead of double-firing.
         held = hold_database_lock(settings.database_url)
     else:
-        listener = Listener(settings.database_url, [JOBS_CHANNEL, OUTBOX_CHANNEL])
+        listener = Listener(settings.database_url, [JOBS_CHANNEL, OUTBOX_CHANNEL, POSTS_CHANNEL])
         listener.start()
     await run_loops(settings, sessions, bus, stop=stop, clock=clock, listener=listener, loops=loops)
     await bus.close()

@@ -1,10 +1,11 @@
-"""Composition root of the standalone mode: the five services in one process, no servers.
+"""Composition root of the standalone mode: the six services in one process, no servers.
 
 The same composition as the distributed mode, service by service: the api app and its
-pipeline consumer, the scheduler's claim loop and outbox relay, and the scanner, generator and
-notifier handlers, each on its own client of one in-process broker (`membus`) and on a
-SQLite file migrated by the same Alembic scripts. Wake-ups that PostgreSQL's NOTIFY carries
-between processes are in-process events here (`shared.db.notify.local_wakeup`).
+pipeline consumer, the scheduler's claim loop, due-posts loop and outbox relay, and the
+scanner, generator, notifier and publisher handlers, each on its own client of one
+in-process broker (`membus`) and on a SQLite file migrated by the same Alembic scripts.
+Wake-ups that PostgreSQL's NOTIFY carries between processes are in-process events here
+(`shared.db.notify.local_wakeup`).
 
 Start-up, in order: take the database file's lock (one process per file, so one scheduler),
 refuse a file that is not herald's, migrate, queue again what the last run left unacked,
@@ -29,6 +30,7 @@ from services import demo
 from services.api.main import serve as serve_api
 from services.generator.main import setup as setup_generator
 from services.notifier.main import setup as setup_notifier
+from services.publisher.main import setup as setup_publisher
 from services.scanner.main import setup as setup_scanner
 from services.scheduler.lateness import observe_lateness
 from services.scheduler.loops import Clock, offset_clock, run_loops
@@ -47,7 +49,12 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
-WORKERS = (("scanner", setup_scanner), ("generator", setup_generator), ("notifier", setup_notifier))
+WORKERS = (
+    ("scanner", setup_scanner),
+    ("generator", setup_generator),
+    ("notifier", setup_notifier),
+    ("publisher", setup_publisher),
+)
 # Longest wait for in-flight handlers at shutdown; what is left is redone at the next start.
 DRAIN_GRACE = 10.0
 
@@ -182,7 +189,7 @@ def _print_banner(settings: Settings, start: Start) -> None:
     token = start.demo.token
     lines = [
         "",
-        "herald is running in standalone mode: all five services in this process, "
+        "herald is running in standalone mode: all six services in this process, "
         "SQLite and an in-process bus.",
         f"  Why:        {start.reason}",
         f"  Console:    {base}/console (sign in with the demo token)",

@@ -4,8 +4,9 @@ The way from the standalone mode to the distributed one: export from the SQLite 
 into PostgreSQL. Users travel by email (found or created), projects and jobs keep their ids,
 so importing the same file twice changes nothing. A job's next run is computed afresh at
 import, so the new scheduler neither replays nor reports as missed the slots that passed
-meanwhile. History (executions, posts, alerts) stays where it was. Webhook URLs and GitHub
-tokens travel as stored, encrypted: the importing side needs the same HERALD_SECRET_KEY.
+meanwhile. History (executions, posts, alerts) stays where it was. Webhook URLs, GitHub
+tokens and publishing credentials travel as stored, encrypted: the importing side needs the
+same HERALD_SECRET_KEY.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import installation_grants
 from shared.accounts import ensure_user
-from shared.db.schema import CronJob, JobStatistics, Project, User
+from shared.db.schema import CronJob, JobStatistics, Project, PublishingCredential, User
 from shared.db.types import UTCDateTime
 from shared.dispatch import next_run_after
 
@@ -50,6 +51,13 @@ async def export_records(sessions: async_sessionmaker[AsyncSession]) -> dict[str
                 select(CronJob).where(CronJob.deleted_at.is_(None)).order_by(CronJob.created_at)
             )
         ).all()
+        credentials = (
+            await session.scalars(
+                select(PublishingCredential).order_by(
+                    PublishingCredential.project_id, PublishingCredential.network
+                )
+            )
+        ).all()
     owners: dict[str, dict[str, Any]] = {}
     for user in users:
         owners[user.id] = {
@@ -60,12 +68,17 @@ async def export_records(sessions: async_sessionmaker[AsyncSession]) -> dict[str
         }
     by_project: dict[str, dict[str, Any]] = {}
     for project in projects:
-        record = _columns(project, _PROJECT_SKIPPED) | {"jobs": []}
+        record = _columns(project, _PROJECT_SKIPPED) | {"jobs": [], "publishing": []}
         by_project[project.id] = record
         owners[project.user_id]["projects"].append(record)
     for job in jobs:
         if job.project_id in by_project:
             by_project[job.project_id]["jobs"].append(_columns(job, _JOB_SKIPPED))
+    for credential in credentials:
+        if credential.project_id in by_project:
+            by_project[credential.project_id]["publishing"].append(
+                _columns(credential, {"project_id"})
+            )
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -94,11 +107,21 @@ async def import_records(
             )
             for record in owner.get("projects", []):
                 jobs = record.pop("jobs", [])
+                publishing = record.pop("publishing", [])
                 if await session.get(Project, record["id"]) is None:
                     await _keep_granted_installation(session, record, user_id=user.id)
                     session.add(Project(**_values(Project, record), user_id=user.id))
                     created_projects += 1
                     await session.flush()
+                for credential in publishing:
+                    key = (record["id"], credential.get("network"))
+                    if await session.get(PublishingCredential, key) is None:
+                        session.add(
+                            PublishingCredential(
+                                **_values(PublishingCredential, credential),
+                                project_id=record["id"],
+                            )
+                        )
                 for job_record in jobs:
                     if await session.get(CronJob, job_record["id"]) is not None:
                         continue
@@ -116,7 +139,7 @@ async def import_records(
     return created_projects, created_jobs
 
 
-def _columns(row: Project | CronJob, skipped: set[str]) -> dict[str, Any]:
+def _columns(row: Project | CronJob | PublishingCredential, skipped: set[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in type(row).__mapper__.column_attrs:
         if attribute.key in skipped:
@@ -126,7 +149,9 @@ def _columns(row: Project | CronJob, skipped: set[str]) -> dict[str, Any]:
     return values
 
 
-def _values(model: type[Project] | type[CronJob], record: dict[str, Any]) -> dict[str, Any]:
+def _values(
+    model: type[Project] | type[CronJob] | type[PublishingCredential], record: dict[str, Any]
+) -> dict[str, Any]:
     """The record's known columns, datetimes parsed back (unknown keys are ignored)."""
     known = {attribute.key: attribute for attribute in model.__mapper__.column_attrs}
     values: dict[str, Any] = {}

@@ -23,6 +23,8 @@ log = structlog.get_logger(__name__)
 
 OUTBOX_CHANNEL = "herald_outbox"
 JOBS_CHANNEL = "herald_jobs"
+# A post scheduled, or put back to scheduled: the scheduler's due-posts loop looks again.
+POSTS_CHANNEL = "herald_posts"
 
 
 _PENDING_KEY = "herald_wakeups"

@@ -442,6 +442,14 @@ class Content(Base):
     publish_error: Mapped[str | None] = mapped_column(Text)
     edited_at: Mapped[datetime | None]
     state_changed_at: Mapped[datetime | None]
+    # A scheduler's claim of a due post (services/scheduler/due_posts.py): set with the
+    # `post.due` it wrote, cleared when the post is published or fails. While it is set the
+    # post is being published, and review actions are refused. A claim older than the lease
+    # is taken again (its `post.due` was lost): the network keys make that publish once.
+    publish_claimed_at: Mapped[datetime | None]
+    publish_attempts: Mapped[int | None] = mapped_column(Integer)
+    # Mastodon's status id, Bluesky's at:// URI, the webhook's delivery id.
+    network_post_id: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (
         # One stored post per execution and platform: a redelivered event cannot add a second.
@@ -472,6 +480,26 @@ class PostChange(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class PublishingCredential(Base):
+    """How a project publishes to one network: the non-secret settings, and the secret.
+
+    `network` is mastodon (settings: instanceUrl; secret: an access token), bluesky
+    (serviceUrl, identifier; an app password) or webhook (url; the signing secret herald
+    generated). The secret is encrypted with HERALD_SECRET_KEY and never read back by the
+    API: only the publisher decrypts it, from the `post.due` that carries it.
+    """
+
+    __tablename__ = "publishing_credentials"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    network: Mapped[str] = mapped_column(String(16), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Notification(Base):

@@ -9,6 +9,7 @@ from sqlalchemy import func, update
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import ApiToken
 from tests.support import factories
+from tests.support.posts import generated_posts
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,14 @@ async def revoke_tokens(database_url: str, user_id: str) -> None:
             )
     finally:
         await engine.dispose()
+
+
+async def drafts(database_url: str) -> tuple[str, dict[str, str]]:
+    """A run's posts waiting for review, through the api's own event path: the owner's
+    token and the post ids by platform."""
+    engine = create_engine(database_url)
+    try:
+        _, headers, ids = await generated_posts(session_factory(engine), publishing=False)
+    finally:
+        await engine.dispose()
+    return headers["Authorization"].removeprefix("Bearer "), ids

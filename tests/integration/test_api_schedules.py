@@ -187,10 +187,10 @@ async def test_update_toggle_delete_follow_the_seed(
             {
                 "frequency": "DAILY",
                 "timeConfig": {"hour": 1, "minute": 0},
-                "type": "PUBLISH_CONTENT",
+                "type": "BACKUP",
             },
             "type",
-            "not available yet",
+            "Input should be 'GENERATE_CONTENT'",
         ),
         ({"frequency": "HOURLY"}, "frequency", "DAILY"),
     ],

@@ -107,24 +107,6 @@ async def test_a_webhook_url_is_refused_at_save_naming_the_field_and_rule(
         assert kept.all() == []
 
 
-async def test_a_type_not_built_stays_refused(
-    hooked: tuple[httpx.AsyncClient, Settings], sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    api, _ = hooked
-    headers = await signed_in(sessions)
-    project_id = await new_project(api, headers)
-    for kind in ("PUBLISH_CONTENT",):
-        body = {
-            "projectId": project_id,
-            "name": "other",
-            "type": kind,
-            "frequency": "DAILY",
-            "timeConfig": {"hour": 9, "minute": 0},
-        }
-        response = await api.post("/api/cron/schedule", headers=headers, json=body)
-        assert "not available yet" in problem(response, 422, "type")["detail"]
-
-
 async def test_a_private_address_is_allowed_only_in_a_network_the_operator_allows(
     api_settings: Callable[..., Settings], sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from shared.db.engine import create_engine, session_factory
-from shared.db.schema import GitHubDelivery, Project
+from shared.db.schema import GitHubDelivery, Project, PublishingCredential
 from shared.secrets import decrypt, generate_key
 from shared.settings import get_settings
 from tests.support import factories
@@ -347,3 +347,71 @@ def test_deliveries_lists_what_each_delivery_came_to_newest_first(cli: CliRunner
     assert one.exit_code == 0, one.output
     [shown] = json.loads(one.output)
     assert (shown["deliveryId"], shown["outcome"]) == ("bbbb-2", "ignored")
+
+
+def test_publishing_is_set_shown_and_removed_with_the_apis_rules(cli: CliRunner) -> None:
+    project_id = seeded()
+    refused = cli.invoke(
+        app,
+        [
+            "projects",
+            "publishing",
+            "set",
+            project_id,
+            "mastodon",
+            "--instance",
+            "http://127.0.0.1:3000",
+            "--secret-stdin",
+        ],
+        input="mastodon-secret-token\n",
+    )
+    assert refused.exit_code == 2
+    assert "error: --instance: must not point to a loopback address" in flat(refused.output)
+
+    saved = cli.invoke(
+        app,
+        [
+            "projects",
+            "publishing",
+            "set",
+            project_id,
+            "mastodon",
+            "--instance",
+            "https://mastodon.example",
+            "--secret-stdin",
+        ],
+        input="mastodon-secret-token\n",
+    )
+    assert saved.exit_code == 0, saved.output
+    webhook = cli.invoke(
+        app,
+        [
+            "projects",
+            "publishing",
+            "set",
+            project_id,
+            "webhook",
+            "--url",
+            "https://hooks.example/herald",
+        ],
+    )
+    assert webhook.exit_code == 0, webhook.output
+    assert "signing secret (shown this once): whsec_" in webhook.output
+
+    shown = cli.invoke(app, ["projects", "publishing", "show", project_id])
+    assert shown.exit_code == 0, shown.output
+    assert "mastodon  set (instanceUrl https://mastodon.example)" in shown.output
+    assert "bluesky   not set" in shown.output
+    assert "mastodon-secret-token" not in shown.output
+
+    async def sealed(sessions: Sessions) -> str:
+        async with sessions() as session:
+            row = await session.get(PublishingCredential, (project_id, "mastodon"))
+            assert row is not None
+            return row.secret_encrypted
+
+    assert decrypt(run(sealed), KEY) == "mastodon-secret-token"
+    removed = cli.invoke(app, ["projects", "publishing", "remove", project_id, "mastodon"])
+    assert removed.exit_code == 0, removed.output
+    again = cli.invoke(app, ["projects", "publishing", "show", project_id])
+    assert "mastodon  not set" in again.output

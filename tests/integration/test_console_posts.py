@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db.schema import Content
 from shared.secrets import generate_key
 from shared.settings import Settings
 from tests.support.api import api_client
@@ -113,3 +116,78 @@ async def test_a_refused_move_says_what_the_post_is_and_a_form_from_elsewhere_ch
     assert 'data-error-for="publishAt">choose a date and a time' in missing.text
     stored = (await console.get(f"/api/posts/{ids['mastodon']}", headers=headers)).json()["data"]
     assert stored["state"] == "DRAFT"
+
+
+async def test_a_project_publishes_through_credentials_saved_on_its_publishing_page(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions, publishing=False)
+    csrf = await signed_in(console, headers)
+    post = (await console.get(f"/api/posts/{ids['mastodon']}", headers=headers)).json()["data"]
+    page = f"/console/projects/{post['projectId']}/publishing"
+    jobs = await console.get("/console/jobs")
+    assert f'href="{page}"' in jobs.text
+
+    refused = await console.post(
+        f"{page}/mastodon",
+        data={"csrf": csrf, "instanceUrl": "http://127.0.0.1:3000", "accessToken": "tok-secret"},
+        headers=ORIGIN,
+    )
+    assert refused.status_code == 422
+    assert 'data-error-for="instanceUrl">must not point to a loopback address' in refused.text
+    assert "tok-secret" not in refused.text
+
+    saved = await console.post(
+        f"{page}/mastodon",
+        data={"csrf": csrf, "instanceUrl": "https://mastodon.example", "accessToken": "tok-secret"},
+        headers=ORIGIN,
+    )
+    assert saved.status_code == 303
+    shown = await console.get(page)
+    assert "on https://mastodon.example" in shown.text
+    assert "tok-secret" not in shown.text
+
+    webhook = await console.post(
+        f"{page}/webhook", data={"csrf": csrf, "url": "https://hooks.example/in"}, headers=ORIGIN
+    )
+    assert webhook.status_code == 200
+    secret = re.search(r"<code>(whsec_[^<]+)</code>", webhook.text)
+    assert secret is not None
+    assert secret.group(1) not in (await console.get(page)).text
+
+    scheduled = await console.post(
+        f"/console/posts/{ids['mastodon']}/schedule",
+        data={"csrf": csrf, "when": "now"},
+        headers=ORIGIN,
+    )
+    assert scheduled.status_code == 303, scheduled.text
+    removed = await console.post(f"{page}/mastodon/delete", data={"csrf": csrf}, headers=ORIGIN)
+    assert removed.status_code == 303
+    assert "Remove Mastodon" not in (await console.get(page)).text
+
+
+async def test_the_run_page_shows_each_posts_state_its_review_and_its_published_link(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    await signed_in(console, headers)
+    url = "https://mastodon.example/@herald/109"
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content)
+            .where(Content.id == ids["mastodon"])
+            .values(state="PUBLISHED", published_url=url, published_at=datetime.now(UTC))
+        )
+        execution_id = await session.scalar(
+            select(Content.execution_id).where(Content.id == ids["mastodon"])
+        )
+    api_view = (await console.get(f"/api/cron/executions/{execution_id}", headers=headers)).json()
+    by_platform = {post["platform"]: post for post in api_view["data"]["content"]}
+    assert (by_platform["mastodon"]["state"], by_platform["mastodon"]["publishedUrl"]) == (
+        "PUBLISHED",
+        url,
+    )
+    page = await console.get(f"/console/executions/{execution_id}")
+    for post_id in ids.values():
+        assert f'href="/console/posts/{post_id}"' in page.text
+    assert f'class="published-link" href="{url}"' in page.text

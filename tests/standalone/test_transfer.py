@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from services import demo
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import upgrade
-from shared.db.schema import CronJob, JobStatistics, Project, User
+from shared.db.schema import CronJob, JobStatistics, Project, PublishingCredential, User
 from tests.standalone.conftest import HERALD, SERVER_SETTINGS
 
 
@@ -34,6 +34,38 @@ async def seed_standalone_data(url: str, repository: Path) -> None:
             token_file=repository / "herald.demo-token",
             issued_by="tests",
         )
+    finally:
+        await engine.dispose()
+
+
+async def give_mastodon(url: str) -> str:
+    """The demo project's Mastodon credential, sealed as the API stores it; the project id."""
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            project_id = await session.scalar(select(Project.id))
+            assert project_id is not None
+            session.add(
+                PublishingCredential(
+                    project_id=project_id,
+                    network="mastodon",
+                    settings={"instanceUrl": "https://mastodon.example"},
+                    secret_encrypted="gAAAA-sealed-token",
+                )
+            )
+    finally:
+        await engine.dispose()
+    return project_id
+
+
+async def imported_credentials(url: str) -> list[tuple[str, str, dict[str, str], str]]:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            return [
+                (row.project_id, row.network, dict(row.settings), row.secret_encrypted)
+                for row in await session.scalars(select(PublishingCredential))
+            ]
     finally:
         await engine.dispose()
 
@@ -63,6 +95,7 @@ def test_projects_and_jobs_move_from_the_standalone_file_to_postgresql(
     source = f"sqlite:///{data / 'herald.db'}"
     upgrade(source)
     asyncio.run(seed_standalone_data(source, tmp_path))
+    project_id = asyncio.run(give_mastodon(source))
     env = {key: value for key, value in os.environ.items() if key not in SERVER_SETTINGS}
     env["HERALD_DATA_DIR"] = str(data)
 
@@ -92,6 +125,10 @@ def test_projects_and_jobs_move_from_the_standalone_file_to_postgresql(
     # Next runs computed afresh: nothing replayed or reported missed on the new side.
     assert all(next_run is not None and next_run > datetime.now(UTC) for *_, next_run in jobs)
     assert statistics == 2
+    # The publishing credential travels sealed, once however often it is imported.
+    assert asyncio.run(imported_credentials(fresh_database_url)) == [
+        (project_id, "mastodon", {"instanceUrl": "https://mastodon.example"}, "gAAAA-sealed-token")
+    ]
 
 
 def test_import_refuses_a_file_that_is_not_an_export(tmp_path: Path, database_url: str) -> None:

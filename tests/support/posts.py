@@ -7,8 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.lifecycle import apply_event
 from services.api.triggers import trigger_manually
-from shared.db.schema import Content, CronJob, Project
+from shared.db.schema import Content, CronJob, Project, PublishingCredential
 from shared.events import ContentGenerated, PostResult, StepStarted
+from shared.secrets import encrypt, generate_key
 from tests.support import factories
 
 PUBLIC = "http://herald.test"
@@ -19,8 +20,11 @@ async def generated_posts(
     *,
     publish_modes: dict[str, str] | None = None,
     results: list[PostResult] | None = None,
+    publishing: bool = True,
 ) -> tuple[str, dict[str, str], dict[str, str]]:
-    """A user's run that generated posts, through the api's own event path.
+    """A user's run that generated posts, through the api's own event path; with
+    `publishing`, its project has a credential for every network, so its posts may be
+    scheduled.
 
     Returns the user id, their headers, and the post ids by platform."""
     user_id, token = await factories.user_with_token(sessions)
@@ -31,6 +35,8 @@ async def generated_posts(
         publish_modes=publish_modes or {},
     )
     job = await factories.job(sessions, project, next_run_at=None)
+    if publishing:
+        await with_credentials(sessions, project.id)
     async with sessions() as session, session.begin():
         job_row = await session.get(CronJob, job.id)
         project_row = await session.get(Project, project.id)
@@ -53,3 +59,31 @@ async def generated_posts(
         rows = await session.scalars(select(Content).where(Content.execution_id == execution.id))
         ids = {row.platform: row.id for row in rows}
     return user_id, {"Authorization": f"Bearer {token}"}, ids
+
+
+async def with_credentials(
+    sessions: async_sessionmaker[AsyncSession],
+    project_id: str,
+    *,
+    secret_key: str | None = None,
+    settings: dict[str, dict[str, str]] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> None:
+    """Give a project a credential for each network, as the API would store them."""
+    key = secret_key or generate_key()
+    chosen = settings or {
+        "mastodon": {"instanceUrl": "https://mastodon.example"},
+        "bluesky": {"serviceUrl": "https://bsky.social", "identifier": "herald.bsky.social"},
+        "webhook": {"url": "https://hooks.example/herald"},
+    }
+    async with sessions() as session, session.begin():
+        for network, values in chosen.items():
+            secret = (secrets or {}).get(network, f"{network}-secret")
+            session.add(
+                PublishingCredential(
+                    project_id=project_id,
+                    network=network,
+                    settings=values,
+                    secret_encrypted=encrypt(secret, key),
+                )
+            )

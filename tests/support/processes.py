@@ -18,7 +18,7 @@ import httpx
 
 from tests.support.factories import token_on
 
-SERVICES = ("api", "scheduler", "scanner", "generator", "notifier")
+SERVICES = ("api", "scheduler", "scanner", "generator", "notifier", "publisher")
 
 
 # Ports handed to the servers the tests start: below Linux's ephemeral range (32768-60999),

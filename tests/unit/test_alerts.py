@@ -74,9 +74,10 @@ def test_every_alert_kind_has_a_title() -> None:
         for failed in (0, 1)
     }
 
-    # Every kind an execution's end gives, the one a moved schedule gives, and an ANALYTICS
-    # run's digest (tests/unit/test_notifier_digest.py).
-    assert (kinds - {None}) | {SCHEDULE_MOVED, DIGEST} == set(TITLES)
+    # Every kind an execution's end gives, the one a moved schedule gives, an ANALYTICS run's
+    # digest (tests/unit/test_notifier_digest.py), and the one the api raises for a post that
+    # could not be published.
+    assert (kinds - {None}) | {SCHEDULE_MOVED, DIGEST, "post_failed"} == set(TITLES)
 
 
 def test_the_default_settings_want_the_seeds_three_events() -> None:

@@ -70,7 +70,7 @@ def test_a_valid_schedule_has_no_refusals() -> None:
 def test_a_new_job_is_refused_for_its_other_fields_and_its_schedule_at_once() -> None:
     body = {
         "projectId": "prj_1",
-        "type": "PUBLISH_CONTENT",
+        "type": "BACKUP",
         "frequency": "WEEKLY",
         "timeConfig": {"hour": 9, "timezone": "Mars/Base"},
         "maxRetries": 11,
@@ -79,8 +79,8 @@ def test_a_new_job_is_refused_for_its_other_fields_and_its_schedule_at_once() ->
         ("maxRetries", "Input should be less than or equal to 10"),
         (
             "type",
-            "PUBLISH_CONTENT is not available yet; "
-            "use one of GENERATE_CONTENT, SYNC_GITHUB, ANALYTICS, WEBHOOK",
+            "Input should be 'GENERATE_CONTENT', 'PUBLISH_CONTENT', 'SYNC_GITHUB', "
+            "'ANALYTICS' or 'WEBHOOK'",
         ),
         ("name", "Field required"),
         ("timeConfig.minute", "minute required for WEEKLY"),

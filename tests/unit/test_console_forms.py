@@ -25,6 +25,7 @@ def _form(**fields: str | list[str]) -> Form:
 def test_a_preset_sends_only_the_time_fields_it_uses() -> None:
     form = _form(
         projectId="prj_1",
+        type="PUBLISH_CONTENT",
         name=" Digest ",
         frequency="WEEKLY",
         timeConfig__hour="9",
@@ -40,8 +41,7 @@ def test_a_preset_sends_only_the_time_fields_it_uses() -> None:
     )
     assert job_body(form) == {
         "projectId": "prj_1",
-        # No choice posted: the seed's type.
-        "type": "GENERATE_CONTENT",
+        "type": "PUBLISH_CONTENT",
         "name": "Digest",
         "frequency": "WEEKLY",
         "timeConfig": {"hour": 9, "minute": 0, "dayOfWeek": 1, "timezone": "Europe/Paris"},

@@ -85,6 +85,7 @@ async def test_an_event_reaches_every_queue_bound_to_its_key_and_no_other(
         "herald.generator": ["activity.scanned"],
         "herald.api": ["activity.scanned", "step.started"],
         "herald.notifier": [],
+        "herald.publisher": [],
     }
     assert await broker.store.pending() == []  # every copy acked, nothing left stored
 

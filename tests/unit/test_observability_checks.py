@@ -166,7 +166,7 @@ def scaled(documents: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def test_the_shipped_keda_resources_pass_the_upstream_models_and_the_scaler_checks() -> None:
     documents = prod_overlay()
     kinds = [d["kind"] for d in documents]
-    assert kinds.count("ScaledObject") == 3 and "HorizontalPodAutoscaler" not in kinds
+    assert kinds.count("ScaledObject") == 4 and "HorizontalPodAutoscaler" not in kinds
     assert checks.keda_errors(documents) == []
     assert checks.upstream_crd_errors(documents) == []
 

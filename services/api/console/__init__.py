@@ -15,6 +15,7 @@ from services.api.console import (
     job_pages,
     post_pages,
     project_pages,
+    publishing_pages,
     recipient_pages,
     run_pages,
     signin,
@@ -41,6 +42,7 @@ def mount(app: FastAPI) -> None:
         run_pages.router,
         alert_pages.router,
         post_pages.router,
+        publishing_pages.router,
         recipient_pages.router,
     ):
         router.include_router(pages)

@@ -93,6 +93,9 @@ class ApiClient:
     async def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call("PATCH", path, json=body)
 
+    async def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("PUT", path, json=body)
+
     async def delete(self, path: str) -> dict[str, Any]:
         return await self._call("DELETE", path)
 

@@ -137,6 +137,9 @@ async def _refused(
         raise refusal
     errors = refusal.field_errors() if refusal.status == 422 else {}
     problem = refusal.detail if refusal.status == 409 else None
+    # No field on the page names the platform: the project cannot publish it yet.
+    if "platform" in errors:
+        problem = errors.pop("platform")
     return await _post_form(
         request,
         api,

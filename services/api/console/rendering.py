@@ -48,6 +48,8 @@ templates.env.globals["notices"] = {
     "post-unschedule": "Post taken off the schedule; it stays approved.",
     "post-discard": "Post discarded.",
     "post-restore": "Post restored as a draft.",
+    "publishing-saved": "Saved. Posts for it can be scheduled now.",
+    "publishing-removed": "Removed. Posts for it can no longer be scheduled.",
 }
 templates.env.globals["platforms"] = PLATFORMS
 templates.env.globals["alert_kinds"] = EVENT_KINDS

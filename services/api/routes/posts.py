@@ -21,8 +21,10 @@ from services.api.deps import SessionDep
 from services.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, listed
 from services.api.post_review import Action, PostState, RefusedMove, next_state
 from services.api.problems import Problem, invalid, not_found
+from services.api.publishing import publishing_refusal
 from services.api.requests import PlatformName
 from services.api.views import post_change_view, post_view
+from shared.db.notify import POSTS_CHANNEL, notify
 from shared.db.schema import Content, PostChange, Project
 from shared.ids import new_id
 from shared.platforms import PLATFORMS
@@ -31,6 +33,7 @@ from shared.post_length import length_refusal
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
 PostId = Annotated[str, Path(max_length=40)]
+BEING_PUBLISHED = "the post is being published: wait for it to be published or to fail"
 # Further ahead than anyone plans a post, and near enough that a mistyped year is refused.
 LATEST_SCHEDULE = timedelta(days=366)
 
@@ -127,6 +130,9 @@ async def schedule_post(
     refusal = length_refusal(post.platform, post.body or "")
     if refusal is not None:
         raise invalid("body", f"{refusal}: edit the post before scheduling it")
+    missing = await publishing_refusal(session, post.project_id or "", post.platform)
+    if missing is not None:
+        raise invalid("platform", missing)
     when = "as soon as possible" if at <= now else at.isoformat().replace("+00:00", "Z")
     await _move(
         session,
@@ -185,20 +191,33 @@ async def _move(
         after = next_state(action, before)
     except RefusedMove as refused:
         raise Problem(409, str(refused)) from None
+    if post.publish_claimed_at is not None:
+        raise Problem(409, BEING_PUBLISHED)
     changes = dict(values)
     if after != before:
         changes["state"] = after.value
         changes["state_changed_at"] = now
     result = await session.execute(
         update(Content)
-        .where(Content.id == post_id, Content.state == before)
+        # Unclaimed too: a scheduler claiming the post meanwhile wins, as publishing must.
+        .where(
+            Content.id == post_id,
+            Content.state == before,
+            Content.publish_claimed_at.is_(None),
+        )
         .values(**changes)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await session.rollback()
-        current = await session.scalar(select(Content.state).where(Content.id == post_id))
-        raise Problem(409, f"the post changed meanwhile: it is {current} now; reload it")
+        current = (
+            await session.execute(
+                select(Content.state, Content.publish_claimed_at).where(Content.id == post_id)
+            )
+        ).one()
+        if current.publish_claimed_at is not None:
+            raise Problem(409, BEING_PUBLISHED)
+        raise Problem(409, f"the post changed meanwhile: it is {current.state} now; reload it")
     session.add(
         PostChange(
             id=new_id("pch"),
@@ -211,6 +230,8 @@ async def _move(
             detail=detail,
         )
     )
+    if after == PostState.SCHEDULED:
+        await notify(session, POSTS_CHANNEL)  # the scheduler's due-posts loop looks again
     await session.commit()
     await session.refresh(post)
 

@@ -25,6 +25,13 @@ from services.api.pagination import (
     listed,
 )
 from services.api.problems import Problem, invalid
+from services.api.publishing import (
+    NetworkName,
+    PublishingBody,
+    credentials_of,
+    publishing_view,
+    save_credential,
+)
 from services.api.quotas import ensure_room
 from services.api.recipients import ask_new_recipients
 from services.api.records import project_of
@@ -37,7 +44,7 @@ from services.api.requests import (
 )
 from services.api.views import project_view
 from shared.db.notify import JOBS_CHANNEL, notify
-from shared.db.schema import CronJob, JobStatistics, Project
+from shared.db.schema import CronJob, JobStatistics, Project, PublishingCredential
 from shared.destinations import github_origins, webhook_refusal
 from shared.ids import new_id
 from shared.notification_settings import public_settings
@@ -159,7 +166,44 @@ async def list_projects(
 
 @router.get("/{project_id}", operation_id="getProject")
 async def get_project(project_id: ProjectId, user: UserDep, session: SessionDep) -> dict[str, Any]:
-    return {"success": True, "data": project_view(await project_of(session, user.id, project_id))}
+    project = await project_of(session, user.id, project_id)
+    publishing = publishing_view(await credentials_of(session, project.id))
+    return {"success": True, "data": {**project_view(project), "publishing": publishing}}
+
+
+@router.put("/{project_id}/publishing/{network}", operation_id="putPublishingCredential")
+async def put_publishing_credential(
+    project_id: ProjectId,
+    network: NetworkName,
+    body: PublishingBody,
+    user: UserDep,
+    session: SessionDep,
+    state: StateDep,
+) -> dict[str, Any]:
+    """Save how the project publishes to a network, replacing what was there (write-only).
+
+    The generic webhook's signing secret is made by herald and shown in this answer only.
+    """
+    project = await project_of(session, user.id, project_id)
+    credential, made = await save_credential(session, project.id, network, body, state.settings)
+    await session.commit()
+    data: dict[str, Any] = {"network": network, **publishing_view([credential])[network]}
+    if made is not None:
+        data["signingSecret"] = made  # shown once: herald keeps it encrypted only
+    return {"success": True, "data": data}
+
+
+@router.delete("/{project_id}/publishing/{network}", operation_id="deletePublishingCredential")
+async def delete_publishing_credential(
+    project_id: ProjectId, network: NetworkName, user: UserDep, session: SessionDep
+) -> dict[str, Any]:
+    """Forget how the project publishes to a network; posts for it can no longer be scheduled."""
+    project = await project_of(session, user.id, project_id)
+    credential = await session.get(PublishingCredential, (project.id, network))
+    if credential is not None:
+        await session.delete(credential)
+        await session.commit()
+    return {"success": True, "data": publishing_view(await credentials_of(session, project.id))}
 
 
 @router.patch("/{project_id}", operation_id="updateProject")

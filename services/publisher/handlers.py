@@ -1,0 +1,138 @@
+"""The publisher's subscriber: `post.due` in, `post.published` or `post.failed` out.
+
+Every event it publishes derives its id from the `post.due` that caused it, so a redelivered
+`post.due` (the publisher crashed after the network accepted, before the ack) publishes
+again with the same keys, the network answers with the first post, and the api's inbox
+drops the repeated `post.published`. A network's refusal is final; an outage or a 5xx is
+tried again down the delay ladder (the claim's retry policy, `Retry-After` honoured); a
+spent rate limit waits for its reset without spending a try.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from services.publisher.publish import Publisher
+from shared import metrics, topology
+from shared.bus import Bus, Handler, PoisonHandler
+from shared.errors import BudgetExhaustedError, PermanentError, TransientError
+from shared.events import Event, PostDue, PostFailed, PostPublished
+from shared.ids import derived_event_id
+from shared.publishing import network_for
+from shared.retry import compute_backoff
+
+log = structlog.get_logger(__name__)
+
+
+def make_handler(bus: Bus, publisher: Publisher) -> Handler:
+    async def on_post_due(event: Event) -> None:
+        assert isinstance(event, PostDue)
+        network = network_for(event.platform)
+        bound = log.bind(post_id=event.post_id, platform=event.platform, attempt=event.attempt)
+        started = time.perf_counter()
+        try:
+            published = await publisher.publish(event)
+        except PermanentError as exc:
+            await _failed(bus, event, str(exc), final=True)
+            return
+        except BudgetExhaustedError as exc:
+            await _wait_for_budget(bus, event, exc)
+            return
+        except Exception as exc:
+            await _retry_or_fail(bus, event, exc)
+            return
+        finally:
+            metrics.PUBLISH_SECONDS.labels(network).observe(time.perf_counter() - started)
+        outcome = "earlier" if published.earlier else "published"
+        metrics.POSTS_PUBLISHED.labels(network, outcome).inc()
+        bound.info("post published", url=published.url, earlier=published.earlier)
+        await bus.publish(
+            PostPublished(
+                event_id=derived_event_id(event.event_id, "post.published"),
+                **event.envelope(),
+                post_id=event.post_id,
+                network=network,
+                url=published.url or None,
+                network_post_id=published.id,
+                published_at=datetime.now(UTC),
+                earlier=published.earlier,
+            )
+        )
+
+    return on_post_due
+
+
+async def _wait_for_budget(bus: Bus, event: PostDue, exc: BudgetExhaustedError) -> None:
+    """Round the delay ladder until the account's budget is back: the same attempt."""
+    until = datetime.now(UTC) + timedelta(seconds=exc.retry_after or 1.0)
+    later = event.model_copy(
+        update={
+            "event_id": derived_event_id(event.event_id, f"wait:{until.timestamp():.0f}"),
+            "occurred_at": datetime.now(UTC),
+        }
+    )
+    await bus.publish_delayed(later, topology.PUBLISHER_QUEUE, until)
+    log.info("post waits for a rate limit", post_id=event.post_id, until=until, reason=str(exc))
+
+
+async def _retry_or_fail(bus: Bus, event: PostDue, exc: Exception) -> None:
+    reason = str(exc) or exc.__class__.__name__
+    policy = event.retry_policy
+    if event.attempt > policy.max_retries:
+        await _failed(bus, event, reason, final=True)
+        return
+    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+    delay = compute_backoff(event.attempt, base=policy.retry_delay, retry_after=retry_after)
+    not_before = datetime.now(UTC) + timedelta(seconds=delay)
+    await _failed(bus, event, reason, final=False, next_attempt_at=not_before)
+    retry = event.model_copy(
+        update={
+            "event_id": derived_event_id(event.event_id, "retry"),
+            "attempt": event.attempt + 1,
+            "occurred_at": datetime.now(UTC),
+        }
+    )
+    await bus.publish_delayed(retry, topology.PUBLISHER_QUEUE, not_before)
+    metrics.POSTS_PUBLISHED.labels(network_for(event.platform), "retry").inc()
+    if not isinstance(exc, TransientError):
+        log.error("publishing failed unexpectedly; retry scheduled", exc_info=exc)
+
+
+async def _failed(
+    bus: Bus,
+    event: PostDue,
+    reason: str,
+    *,
+    final: bool,
+    next_attempt_at: datetime | None = None,
+    purpose: str = "post.failed",
+) -> None:
+    network = network_for(event.platform)
+    if final:
+        metrics.POSTS_PUBLISHED.labels(network, "failed").inc()
+    log.warning("publishing failed", post_id=event.post_id, reason=reason, final=final)
+    await bus.publish(
+        PostFailed(
+            event_id=derived_event_id(event.event_id, purpose),
+            **event.envelope(),
+            post_id=event.post_id,
+            platform=event.platform,
+            network=network,
+            reason=reason,
+            final=final,
+            next_attempt_at=next_attempt_at,
+        )
+    )
+
+
+def poison_reporter(bus: Bus) -> PoisonHandler:
+    """A `post.due` about to be dead-lettered fails its post, with the reason, at once."""
+
+    async def report(event: Event, reason: str) -> None:
+        if isinstance(event, PostDue):
+            await _failed(bus, event, reason, final=True, purpose="post.dead-lettered")
+
+    return report

@@ -1,0 +1,117 @@
+"""One post, published through its project's credential for the network it goes to.
+
+The credential travels encrypted in `post.due` and is decrypted here only. Clients are
+built per post (a credential may change between two posts), while what outlives a post is
+kept per process: each instance's limits, and each Bluesky account's session (its refresh
+token rotates; a session kept spares a `createSession` per post, which the PDS limits
+hardest).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from services.publisher.networks.bluesky import BlueskyClient, Session
+from services.publisher.networks.budget import AccountBudget, fingerprint
+from services.publisher.networks.mastodon import InstanceLimitsCache, MastodonClient
+from services.publisher.networks.published import Published
+from services.publisher.webhook import WebhookClient
+from shared.errors import PermanentError
+from shared.events import PostDue, PublishingTarget
+from shared.publishing import NETWORK_NAMES, network_for
+from shared.secrets import SecretKeyError, decrypt
+
+
+class NoCredentialError(PermanentError):
+    """The project gave herald no way to publish this platform's posts."""
+
+
+class Publisher:
+    def __init__(self, http: httpx.AsyncClient, *, budget: AccountBudget, secret_key: str) -> None:
+        self._http = http
+        self._budget = budget
+        self._secret_key = secret_key
+        self._limits = InstanceLimitsCache()
+        self._sessions: dict[str, Session] = {}
+
+    async def publish(self, event: PostDue) -> Published:
+        target = event.target
+        network = network_for(event.platform)
+        if target is None or target.network != network:
+            raise NoCredentialError(_missing(event.platform, network))
+        secret = self._secret(target)
+        settings = target.settings
+        if network == "mastodon":
+            mastodon = MastodonClient(
+                self._http,
+                instance_url=_setting(settings, "instanceUrl"),
+                token=secret,
+                budget=self._budget,
+                limits=self._limits,
+            )
+            return await mastodon.publish(post_id=event.post_id, text=event.body)
+        if network == "bluesky":
+            return await self._bluesky(event, settings, secret)
+        webhook = WebhookClient(
+            self._http, url=_setting(settings, "url"), secret=secret, budget=self._budget
+        )
+        return await webhook.publish(
+            post_id=event.post_id,
+            platform=event.platform,
+            title=event.title,
+            text=event.body,
+            project_id=event.project_id,
+            execution_id=event.execution_id,
+        )
+
+    async def _bluesky(self, event: PostDue, settings: dict[str, str], secret: str) -> Published:
+        service = _setting(settings, "serviceUrl")
+        identifier = _setting(settings, "identifier")
+        # The password is part of the key: a replaced app password starts a new session.
+        key = f"{service}|{identifier}|{fingerprint(secret)}"
+
+        async def keep(session: Session) -> None:
+            self._sessions[key] = session
+
+        bluesky = BlueskyClient(
+            self._http,
+            service_url=service,
+            identifier=identifier,
+            app_password=secret,
+            budget=self._budget,
+            session=self._sessions.get(key),
+            on_session=keep,
+        )
+        try:
+            return await bluesky.publish(
+                post_id=event.post_id, text=event.body, created_at=event.claimed_at
+            )
+        finally:
+            # A session the client dropped (its tokens refused) is not offered again.
+            if bluesky.session is None:
+                self._sessions.pop(key, None)
+
+    def _secret(self, target: PublishingTarget) -> str:
+        try:
+            return decrypt(target.secret, self._secret_key)
+        except SecretKeyError as exc:
+            raise PermanentError(exc.message) from None
+
+
+def _setting(settings: dict[str, str], name: str) -> str:
+    value = settings.get(name)
+    if not value:
+        raise PermanentError(f"the project's publishing credential lacks {name}: save it again")
+    return value
+
+
+def _missing(platform: str, network: str) -> str:
+    if network == "webhook":
+        return (
+            f"the project has no generic webhook to publish its {platform} posts: "
+            "add one on the project's page"
+        )
+    return (
+        f"the project has no {NETWORK_NAMES[network]} credential to publish with: "
+        "add one on the project's page"
+    )

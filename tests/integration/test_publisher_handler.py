@@ -1,0 +1,186 @@
+"""The publisher's handler against local networks: what each outcome publishes, and that a
+repeat of a `post.due` is the same publication."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from services.publisher.handlers import make_handler
+from services.publisher.networks.budget import AccountBudget
+from services.publisher.publish import Publisher
+from shared import topology
+from shared.budgets import Budgets
+from shared.events import PostDue, PostFailed, PostPublished, PublishingTarget
+from shared.ids import new_id
+from shared.outbound import guarded_client, parse_networks
+from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, new_signing_secret, verify
+from shared.secrets import encrypt, generate_key
+from tests.support.bus import RecordingBus
+from tests.support.fakes.mastodon import FakeMastodon
+from tests.support.fakes.server import ThreadedServer
+
+KEY = generate_key()
+TOKEN = "mastodon-token-handler"
+
+
+@pytest.fixture
+def mastodon() -> Iterator[tuple[FakeMastodon, ThreadedServer]]:
+    instance = FakeMastodon(max_characters=60)
+    instance.add_account("herald", TOKEN)
+    server = ThreadedServer(instance.asgi).start()
+    yield instance, server
+    server.close()
+
+
+@pytest.fixture
+async def publisher() -> AsyncIterator[Publisher]:
+    http = guarded_client(parse_networks(["127.0.0.1/32"]), timeout=httpx.Timeout(10.0))
+    yield Publisher(http, budget=AccountBudget(Budgets()), secret_key=KEY)
+    await http.aclose()
+
+
+def due(body: str, target: PublishingTarget | None, **fields: Any) -> PostDue:
+    return PostDue(
+        execution_id="exe_1",
+        job_id="cron_1",
+        project_id="prj_1",
+        post_id=new_id("cnt"),
+        platform=fields.pop("platform", "mastodon"),
+        body=body,
+        claimed_at=datetime.now(UTC),
+        target=target,
+        **fields,
+    )
+
+
+def mastodon_target(server: ThreadedServer) -> PublishingTarget:
+    return PublishingTarget(
+        network="mastodon", settings={"instanceUrl": server.url}, secret=encrypt(TOKEN, KEY)
+    )
+
+
+async def test_a_post_without_a_credential_fails_at_once_saying_so(publisher: Publisher) -> None:
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due("hello", None, platform="x"))
+    (failed,) = bus.of(PostFailed)
+    assert isinstance(failed, PostFailed)
+    assert failed.final
+    assert "no generic webhook to publish its x posts" in failed.reason
+    assert bus.delayed == []
+
+
+async def test_a_status_over_the_instances_own_limit_fails_naming_it(
+    publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
+) -> None:
+    instance, server = mastodon
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due("x" * 61, mastodon_target(server)))
+    (failed,) = bus.of(PostFailed)
+    assert isinstance(failed, PostFailed) and failed.final
+    assert f"61 characters, over the 60 of the Mastodon instance {server.url}" in failed.reason
+    assert instance.statuses == []
+
+
+async def test_a_lost_answer_is_tried_again_and_the_repeat_is_the_first_status(
+    publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
+) -> None:
+    instance, server = mastodon
+    instance.lose_next_answer = True
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    first = due("herald 2.0 is out", mastodon_target(server))
+    await handler(first)
+    (failed,) = bus.of(PostFailed)
+    assert isinstance(failed, PostFailed) and not failed.final
+    (retry, queue, not_before), *_ = bus.delayed
+    assert queue == topology.PUBLISHER_QUEUE
+    assert isinstance(retry, PostDue) and retry.attempt == 2
+    assert failed.next_attempt_at == not_before
+
+    await handler(retry)
+    await handler(retry)  # redelivered: the same event, the same status
+    published = bus.of(PostPublished)
+    assert len(published) == 2
+    assert published[0].event_id == published[1].event_id
+    assert len(instance.statuses) == 1
+    assert isinstance(published[0], PostPublished)
+    assert published[0].url == instance.statuses[0]["url"]
+
+
+async def test_a_spent_rate_limit_waits_without_spending_a_try(
+    publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
+) -> None:
+    instance, server = mastodon
+    instance.statuses_per_window = 1
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    await handler(due("one", mastodon_target(server)))
+    waiting = due("two", mastodon_target(server))
+    await handler(waiting)
+    assert len(bus.of(PostPublished)) == 1
+    assert bus.of(PostFailed) == []
+    (later, queue, not_before), *_ = bus.delayed
+    assert isinstance(later, PostDue)
+    assert (later.post_id, later.attempt, queue) == (waiting.post_id, 1, topology.PUBLISHER_QUEUE)
+    assert not_before > datetime.now(UTC)
+
+
+class Receiver:
+    """A generic webhook receiver that fails its first delivery with a 503."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.seen: list[tuple[bool, str | None, dict[str, Any]]] = []
+        self.asgi = Starlette(routes=[Route("/in", self._receive, methods=["POST"])])
+
+    async def _receive(self, request: Request) -> JSONResponse:
+        raw = await request.body()
+        signed = verify(self.secret, raw, request.headers.get(SIGNATURE_HEADER, ""))
+        self.seen.append((signed, request.headers.get(DELIVERY_HEADER), json.loads(raw)))
+        if len(self.seen) == 1:
+            return JSONResponse({"error": "busy"}, status_code=503, headers={"Retry-After": "7"})
+        return JSONResponse({"url": "https://blog.example/herald-2"})
+
+
+async def test_the_generic_webhook_gets_a_signed_post_with_one_delivery_id_per_post(
+    publisher: Publisher,
+) -> None:
+    secret = new_signing_secret()
+    receiver = Receiver(secret)
+    server = ThreadedServer(receiver.asgi).start()
+    try:
+        target = PublishingTarget(
+            network="webhook", settings={"url": f"{server.url}/in"}, secret=encrypt(secret, KEY)
+        )
+        bus = RecordingBus()
+        handler = make_handler(bus, publisher)
+        post = due("# herald 2.0", target, platform="blog", title="herald 2.0")
+        await handler(post)
+        (failed,) = bus.of(PostFailed)
+        assert isinstance(failed, PostFailed) and not failed.final
+        assert failed.reason == 'the webhook answered 503: {"error":"busy"}'
+        (retry, _, not_before), *_ = bus.delayed
+        # The receiver's Retry-After is longer than the first wait: it wins.
+        assert (not_before - failed.occurred_at).total_seconds() >= 6
+        await handler(retry)
+    finally:
+        server.close()
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished)
+    assert published.url == "https://blog.example/herald-2"
+    assert [(signed, delivery) for signed, delivery, _ in receiver.seen] == [
+        (True, f"herald-post-{post.post_id}"),
+        (True, f"herald-post-{post.post_id}"),
+    ]
+    body = receiver.seen[-1][2]
+    assert (body["platform"], body["title"], body["body"]) == ("blog", "herald 2.0", "# herald 2.0")
