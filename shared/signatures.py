@@ -1,7 +1,11 @@
 """HMAC-SHA256 webhook signatures (GitHub's `X-Hub-Signature-256` scheme) and their secrets.
 
-The api checks GitHub's deliveries with them; the generator signs a WEBHOOK job's deliveries
-the same way (`X-Herald-Signature-256`), so a receiver can reuse code written for GitHub's.
+The api checks GitHub's deliveries with them. herald signs every delivery of its own the same
+way, a WEBHOOK job's (the generator) and a post for the generic publishing webhook (the
+publisher): `X-Herald-Signature-256` over the raw body, `X-Herald-Delivery` the same on every
+attempt at one delivery, `X-Herald-Event` what it is; the body's `sentAt` lets a receiver
+refuse a replay. One scheme, so a receiver checks both kinds with the same code, and can
+reuse code written for GitHub's.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import hmac
 import secrets
 
 PREFIX = "sha256="
+SIGNATURE_HEADER = "X-Herald-Signature-256"
+DELIVERY_HEADER = "X-Herald-Delivery"
+EVENT_HEADER = "X-Herald-Event"
 
 
 def new_webhook_secret() -> str:

@@ -29,9 +29,10 @@ from services.api.problems import Problem, invalid
 from services.publisher.networks.published import base_origin
 from shared.db.schema import PublishingCredential
 from shared.outbound import ForbiddenDestinationError, parse_networks, parse_url, refusal
-from shared.publishing import NETWORK_NAMES, Network, network_for, new_signing_secret
+from shared.publishing import NETWORK_NAMES, Network, network_for
 from shared.secrets import SecretKeyError, encrypt
 from shared.settings import Settings
+from shared.signatures import new_webhook_secret
 
 DEFAULT_PDS = "https://bsky.social"
 _HANDLE = re.compile(r"^(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,})$")
@@ -136,7 +137,7 @@ async def save_credential(
     cannot differ. Raises `Problem` (422 naming the field, or 503 without a secret key).
     """
     stored, secret = checked_settings(network, body, settings)
-    made = None if secret is not None else new_signing_secret()
+    made = None if secret is not None else new_webhook_secret()
     try:
         encrypted = encrypt(secret or made or "", settings.secret_key.get_secret_value())
     except SecretKeyError as exc:

@@ -28,13 +28,10 @@ from shared.outbound import ForbiddenDestinationError
 from shared.retry import wait_from_header
 from shared.secrets import SecretKeyError, decrypt
 from shared.settings import Settings
-from shared.signatures import signature_of
+from shared.signatures import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_of
 
 log = structlog.get_logger(__name__)
 
-SIGNATURE_HEADER = "X-Herald-Signature-256"
-DELIVERY_HEADER = "X-Herald-Delivery"
-EVENT_HEADER = "X-Herald-Event"
 EVENT_NAME = "activity"
 USER_AGENT = "herald-webhook/1"
 

@@ -1,16 +1,17 @@
 """The generic webhook: a post for any platform herald has no protocol for, signed, once.
 
-herald POSTs the post as JSON to the project's URL, signed as `shared.publishing` says,
-with a delivery id derived from the post's id: every attempt at one post carries the same
-`Herald-Delivery`, so a receiver that already published it answers again without posting a
-second time. A 2xx is published (the answer may name the post's address: `{"url": ...}`);
-429 pauses the target for every replica (`Retry-After`); 408, 425 and 5xx, or no answer,
-are tried again; any other status is the receiver's refusal, final.
+herald POSTs the post as JSON to the project's URL, signed as every delivery of herald's is
+(`shared.signatures`), with a delivery id derived from the post's id: every attempt at one
+post carries the same `X-Herald-Delivery`, so a receiver that already published it answers
+again without posting a second time. A 2xx is published (the answer may name the post's
+address: `{"url": ...}`); 429 pauses the target for every replica (`Retry-After`); 408, 425
+and 5xx, or no answer, are tried again; any other status is the receiver's refusal, final.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 
@@ -25,8 +26,8 @@ from services.publisher.networks.published import (
 from shared.errors import PermanentError, TransientError
 from shared.metrics import NETWORK_REQUESTS
 from shared.outbound import parse_url
-from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, signature
 from shared.retry import wait_from_header
+from shared.signatures import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_of
 
 NETWORK = "The webhook"
 USER_AGENT = "herald-publisher (+https://github.com/herald)"
@@ -67,6 +68,8 @@ class WebhookClient:
                 "body": text,
                 "projectId": project_id,
                 "executionId": execution_id,
+                # Signed with the rest: a receiver refuses a replay by its age.
+                "sentAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             },
             separators=(",", ":"),
         ).encode()
@@ -78,8 +81,9 @@ class WebhookClient:
                 headers={
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
-                    SIGNATURE_HEADER: signature(self._secret, body),
+                    SIGNATURE_HEADER: signature_of(self._secret, body),
                     DELIVERY_HEADER: delivery,
+                    EVENT_HEADER: "post",
                 },
             )
         except (httpx.TimeoutException, httpx.TransportError) as exc:

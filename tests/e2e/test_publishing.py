@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from shared.db.engine import create_engine, session_factory
 from shared.db.schema import Content, Notification, OutboxMessage, PostChange
-from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from shared.secrets import generate_key
+from shared.signatures import DELIVERY_HEADER, SIGNATURE_HEADER, signature_matches
 from tests.support import processes
 from tests.support.fakes.bluesky import FakeBluesky
 from tests.support.fakes.mastodon import FakeMastodon
@@ -172,7 +172,7 @@ class Receiver:
 
     async def _receive(self, request: Request) -> JSONResponse:
         raw = await request.body()
-        signed = verify(self.secret, raw, request.headers.get(SIGNATURE_HEADER, ""))
+        signed = signature_matches(self.secret, raw, request.headers.get(SIGNATURE_HEADER))
         if not signed:
             return JSONResponse({"error": "bad signature"}, status_code=401)
         body = json.loads(raw)

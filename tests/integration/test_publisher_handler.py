@@ -23,8 +23,13 @@ from shared.budgets import Budgets
 from shared.events import PostDue, PostFailed, PostPublished, PublishingTarget
 from shared.ids import new_id
 from shared.outbound import guarded_client, parse_networks
-from shared.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, new_signing_secret, verify
 from shared.secrets import encrypt, generate_key
+from shared.signatures import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    new_webhook_secret,
+    signature_matches,
+)
 from tests.support.bus import RecordingBus
 from tests.support.fakes.mastodon import FakeMastodon
 from tests.support.fakes.server import ThreadedServer
@@ -145,7 +150,7 @@ class Receiver:
 
     async def _receive(self, request: Request) -> JSONResponse:
         raw = await request.body()
-        signed = verify(self.secret, raw, request.headers.get(SIGNATURE_HEADER, ""))
+        signed = signature_matches(self.secret, raw, request.headers.get(SIGNATURE_HEADER))
         self.seen.append((signed, request.headers.get(DELIVERY_HEADER), json.loads(raw)))
         if len(self.seen) == 1:
             return JSONResponse({"error": "busy"}, status_code=503, headers={"Retry-After": "7"})
@@ -155,7 +160,7 @@ class Receiver:
 async def test_the_generic_webhook_gets_a_signed_post_with_one_delivery_id_per_post(
     publisher: Publisher,
 ) -> None:
-    secret = new_signing_secret()
+    secret = new_webhook_secret()
     receiver = Receiver(secret)
     server = ThreadedServer(receiver.asgi).start()
     try:
