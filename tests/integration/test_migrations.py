@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shared.db.engine import create_engine
-from shared.db.migrate import upgrade
-from shared.db.schema import Base
-from tests.support import servers
+from services.api.triggers import trigger_manually
+from shared.db.engine import create_engine, session_factory
+from shared.db.migrate import alembic_config, upgrade
+from shared.db.schema import Base, Content, CronJob, Project
+from tests.support import factories, servers
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -249,3 +251,52 @@ def test_installations_named_before_grants_existed_are_not_kept(empty_database_u
         _run(empty_database_url, [("SELECT * FROM github_installation_grants", {})])
     )
     assert grants == []
+
+
+def test_downgrades_keep_every_record(empty_database_url: str) -> None:
+    """Each downgrade drops its own columns and tables, never rows of the tables it alters.
+
+    SQLite drops a column by copying its table when asked through a batch: the copy's DROP of
+    the old table cascades (foreign keys are on) and empties every table that references it.
+    """
+    upgrade(empty_database_url)
+
+    async def seed() -> None:
+        engine = create_engine(empty_database_url)
+        try:
+            sessions = session_factory(engine)
+            user_id, _ = await factories.user_with_token(sessions)
+            project = await factories.project(sessions, user_id)
+            job = await factories.job(sessions, project, next_run_at=None)
+            async with sessions() as session, session.begin():
+                execution = await trigger_manually(
+                    session,
+                    job=await session.get(CronJob, job.id),
+                    project=await session.get(Project, project.id),
+                    user_id=user_id,
+                )
+                session.add(
+                    Content(
+                        id="cnt_kept",
+                        execution_id=execution.id,
+                        platform="x",
+                        body="kept",
+                        status="GENERATED",
+                        state="DRAFT",
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed())
+    counted = "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM cron_jobs),"
+    counted += " (SELECT count(*) FROM cron_executions), (SELECT count(*) FROM contents)"
+    config = alembic_config(empty_database_url)
+    for revision in DOWNGRADES:
+        command.downgrade(config, revision)
+        rows = asyncio.run(_run(empty_database_url, [(counted, {})]))
+        assert tuple(rows[0]) == (1, 1, 1, 1), f"rows lost going down to {revision}"
+
+
+# Down to the revision before each migration that alters a table others reference.
+DOWNGRADES = ["0020", "0019", "0017", "0016", "0015", "0014", "0013", "0012", "0009"]

@@ -53,5 +53,4 @@ def downgrade() -> None:
     op.drop_index("ix_cron_executions_job_completed", table_name="cron_executions")
     op.drop_index("ix_cron_executions_job_open", table_name="cron_executions")
     op.drop_index("ix_cron_jobs_buffered", table_name="cron_jobs")
-    with op.batch_alter_table("cron_jobs") as batch:
-        batch.drop_column("buffered_execution_id")
+    op.drop_column("cron_jobs", "buffered_execution_id")

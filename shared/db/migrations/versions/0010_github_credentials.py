@@ -32,8 +32,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("github_rate_limit")
-        batch.drop_column("github_credential")
-        batch.drop_column("github_token_encrypted")
-        batch.drop_column("github_installation_id")
+    op.drop_column("projects", "github_rate_limit")
+    op.drop_column("projects", "github_credential")
+    op.drop_column("projects", "github_token_encrypted")
+    op.drop_column("projects", "github_installation_id")

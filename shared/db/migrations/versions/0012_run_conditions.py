@@ -36,7 +36,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_cron_executions_job_scanned_skip", table_name="cron_executions")
-    with op.batch_alter_table("cron_executions") as batch:
-        batch.drop_column("skip_reason")
-    with op.batch_alter_table("cron_jobs") as batch:
-        batch.drop_column("conditions")
+    op.drop_column("cron_executions", "skip_reason")
+    op.drop_column("cron_jobs", "conditions")

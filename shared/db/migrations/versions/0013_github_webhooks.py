@@ -47,7 +47,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_github_deliveries_received_at", table_name="github_deliveries")
     op.drop_table("github_deliveries")
-    with op.batch_alter_table("cron_jobs") as batch:
-        batch.drop_column("webhook_triggers")
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("github_webhook_secret_encrypted")
+    op.drop_column("cron_jobs", "webhook_triggers")
+    op.drop_column("projects", "github_webhook_secret_encrypted")

@@ -46,7 +46,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_cron_executions_job_upstream", table_name="cron_executions")
     op.drop_index("ix_cron_jobs_user_dependent", table_name="cron_jobs")
-    with op.batch_alter_table("cron_executions") as batch:
-        batch.drop_column("upstream_execution_id")
-    with op.batch_alter_table("cron_jobs") as batch:
-        batch.drop_column("depends_on")
+    op.drop_column("cron_executions", "upstream_execution_id")
+    op.drop_column("cron_jobs", "depends_on")

@@ -23,7 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cron_jobs") as batch:
-        batch.drop_column("webhook_host")
-        batch.drop_column("webhook_secret_encrypted")
-        batch.drop_column("webhook_url_encrypted")
+    op.drop_column("cron_jobs", "webhook_host")
+    op.drop_column("cron_jobs", "webhook_secret_encrypted")
+    op.drop_column("cron_jobs", "webhook_url_encrypted")

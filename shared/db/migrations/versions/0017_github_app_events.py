@@ -81,5 +81,4 @@ def downgrade() -> None:
     op.drop_index("ix_github_app_deliveries_received_at", table_name="github_app_deliveries")
     op.drop_table("github_app_deliveries")
     op.drop_table("github_installations")
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("github_installation_status")
+    op.drop_column("projects", "github_installation_status")

@@ -79,22 +79,20 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("publish_modes")
+    op.drop_column("projects", "publish_modes")
     op.drop_index("ix_post_changes_content_id", table_name="post_changes")
     op.drop_table("post_changes")
     op.drop_index("ix_contents_scheduled_due", table_name="contents")
     op.drop_index("ix_contents_user_created", table_name="contents")
-    with op.batch_alter_table("contents") as batch:
-        for column in (
-            "state_changed_at",
-            "edited_at",
-            "publish_error",
-            "published_url",
-            "published_at",
-            "publish_at",
-            "project_id",
-            "user_id",
-            "state",
-        ):
-            batch.drop_column(column)
+    for column in (
+        "state_changed_at",
+        "edited_at",
+        "publish_error",
+        "published_url",
+        "published_at",
+        "publish_at",
+        "project_id",
+        "user_id",
+        "state",
+    ):
+        op.drop_column("contents", column)
