@@ -441,6 +441,8 @@ class Content(Base):
     published_url: Mapped[str | None] = mapped_column(String(1000))
     publish_error: Mapped[str | None] = mapped_column(Text)
     edited_at: Mapped[datetime | None]
+    # Who last edited the text (a user's id); None while it is as generated.
+    edited_by: Mapped[str | None] = mapped_column(String(40))
     state_changed_at: Mapped[datetime | None]
     # A scheduler's claim of a due post (services/scheduler/due_posts.py): set with the
     # `post.due` it wrote, cleared when the post is published or fails. While it is set the

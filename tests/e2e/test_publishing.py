@@ -158,7 +158,11 @@ async def test_an_approved_post_scheduled_goes_out_once_with_its_link_recorded(
     assert row.publish_claimed_at is None
     assert (await history(sessions, ids["mastodon"]))[-1] == ("herald", "publish", "PUBLISHED")
     view = (await api.get(f"/api/posts/{ids['mastodon']}")).json()["data"]
-    assert (view["state"], view["publishedUrl"]) == ("PUBLISHED", status["url"])
+    assert (view["publishStatus"], view["publishedUrl"], view["publishedId"]) == (
+        "PUBLISHED",
+        status["url"],
+        status["id"],
+    )
     await api.aclose()
 
 

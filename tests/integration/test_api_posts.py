@@ -35,10 +35,12 @@ async def test_generated_posts_are_drafts_listed_across_projects_and_filterable(
     listed = (await api.get("/api/posts", headers=headers)).json()
     assert listed["success"] is True
     assert {post["id"] for post in listed["data"]} == set(ids.values())
-    assert {post["state"] for post in listed["data"]} == {"DRAFT"}
-    only = (await api.get("/api/posts?platform=bluesky&state=DRAFT", headers=headers)).json()
+    assert {post["publishStatus"] for post in listed["data"]} == {"DRAFT"}
+    only = (
+        await api.get("/api/posts?platform=bluesky&publishStatus=DRAFT", headers=headers)
+    ).json()
     assert [post["id"] for post in only["data"]] == [ids["bluesky"]]
-    none = (await api.get("/api/posts?state=PUBLISHED", headers=headers)).json()
+    none = (await api.get("/api/posts?publishStatus=PUBLISHED", headers=headers)).json()
     assert none["data"] == []
 
     # Someone else sees none of them, and cannot read one by its id.
@@ -73,13 +75,14 @@ async def test_review_flow_records_each_step_with_its_actor(
     edited = await ok(
         await api.patch(f"/api/posts/{post}", headers=headers, json={"body": "Edited toot"})
     )
-    assert (edited["body"], edited["state"], edited["editedAt"] is not None) == (
+    assert (edited["body"], edited["publishStatus"], edited["editedBy"]) == (
         "Edited toot",
         "DRAFT",
-        True,
+        user_id,
     )
+    assert edited["editedAt"] is not None
     approved = await ok(await api.post(f"/api/posts/{post}/approve", headers=headers))
-    assert approved["state"] == "APPROVED"
+    assert approved["publishStatus"] == "APPROVED"
     at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     scheduled = await ok(
         await api.post(
@@ -88,14 +91,14 @@ async def test_review_flow_records_each_step_with_its_actor(
             json={"publishAt": at.isoformat()},
         )
     )
-    assert scheduled["state"] == "SCHEDULED"
+    assert scheduled["publishStatus"] == "SCHEDULED"
     assert datetime.fromisoformat(scheduled["publishAt"]) == at
     unscheduled = await ok(await api.post(f"/api/posts/{post}/unschedule", headers=headers))
-    assert (unscheduled["state"], unscheduled["publishAt"]) == ("APPROVED", None)
+    assert (unscheduled["publishStatus"], unscheduled["publishAt"]) == ("APPROVED", None)
     discarded = await ok(await api.post(f"/api/posts/{post}/discard", headers=headers))
-    assert discarded["state"] == "DISCARDED"
+    assert discarded["publishStatus"] == "DISCARDED"
     restored = await ok(await api.post(f"/api/posts/{post}/restore", headers=headers))
-    assert restored["state"] == "DRAFT"
+    assert restored["publishStatus"] == "DRAFT"
 
     history = (await ok(await api.get(f"/api/posts/{post}", headers=headers)))["history"]
     assert [(step["action"], step["from"], step["to"]) for step in history] == [
@@ -116,7 +119,7 @@ async def test_scheduling_a_draft_approves_it_and_now_means_as_soon_as_possible(
     _, headers, ids = await generated_posts(sessions)
     before = datetime.now(UTC)
     scheduled = await ok(await api.post(f"/api/posts/{ids['x']}/schedule", headers=headers))
-    assert scheduled["state"] == "SCHEDULED"
+    assert scheduled["publishStatus"] == "SCHEDULED"
     assert datetime.fromisoformat(scheduled["publishAt"]) >= before.replace(microsecond=0)
     # A time in the past is as soon as possible too, never a time the publisher missed.
     past = (datetime.now(UTC) - timedelta(days=3)).isoformat()
@@ -196,7 +199,7 @@ async def test_a_published_post_is_final(
         )
         assert response.status_code == 409, (path, response.text)
     post = await ok(await api.get(f"/api/posts/{ids['mastodon']}", headers=headers))
-    assert (post["state"], post["body"], post["history"]) == (
+    assert (post["publishStatus"], post["body"], post["history"]) == (
         "PUBLISHED",
         "herald 2.0 is out, toot",
         [],
@@ -230,7 +233,7 @@ async def test_an_auto_published_platform_is_scheduled_as_generated(
 ) -> None:
     _, headers, _ = await generated_posts(sessions, publish_modes={"mastodon": "auto"})
     states = {
-        post["platform"]: (post["state"], post["publishAt"] is not None)
+        post["platform"]: (post["publishStatus"], post["publishAt"] is not None)
         for post in (await api.get("/api/posts", headers=headers)).json()["data"]
     }
     assert states == {

@@ -182,7 +182,7 @@ async def test_a_post_a_scheduler_claimed_is_not_reviewed_until_it_is_done(
         response = await api.request(method, f"/api/posts/{post}{path}", headers=headers, json=body)
         assert "being published" in problem(response, 409)["detail"]
     row = (await api.get(f"/api/posts/{post}", headers=headers)).json()["data"]
-    assert (row["state"], row["body"]) == ("SCHEDULED", "herald 2.0 is out, toot")
+    assert (row["publishStatus"], row["body"]) == ("SCHEDULED", "herald 2.0 is out, toot")
 
 
 async def test_the_publishers_outcomes_are_applied_once(

@@ -85,7 +85,7 @@ async def test_drafts_are_listed_and_a_post_is_edited_approved_and_scheduled_in_
     )
     assert scheduled.status_code == 303, scheduled.text
     stored = (await console.get(f"/api/posts/{ids['bluesky']}", headers=headers)).json()["data"]
-    assert (stored["state"], stored["body"]) == ("SCHEDULED", "Shorter now")
+    assert (stored["publishStatus"], stored["body"]) == ("SCHEDULED", "Shorter now")
     assert stored["publishAt"] == "2027-07-01T08:00:00Z"
     page = await console.get(post)
     assert "Thu 2027-07-01 10:00 CEST" in page.text
@@ -115,7 +115,7 @@ async def test_a_refused_move_says_what_the_post_is_and_a_form_from_elsewhere_ch
     assert missing.status_code == 422
     assert 'data-error-for="publishAt">choose a date and a time' in missing.text
     stored = (await console.get(f"/api/posts/{ids['mastodon']}", headers=headers)).json()["data"]
-    assert stored["state"] == "DRAFT"
+    assert stored["publishStatus"] == "DRAFT"
 
 
 async def test_a_project_publishes_through_credentials_saved_on_its_publishing_page(
@@ -183,7 +183,7 @@ async def test_the_run_page_shows_each_posts_state_its_review_and_its_published_
         )
     api_view = (await console.get(f"/api/cron/executions/{execution_id}", headers=headers)).json()
     by_platform = {post["platform"]: post for post in api_view["data"]["content"]}
-    assert (by_platform["mastodon"]["state"], by_platform["mastodon"]["publishedUrl"]) == (
+    assert (by_platform["mastodon"]["publishStatus"], by_platform["mastodon"]["publishedUrl"]) == (
         "PUBLISHED",
         url,
     )

@@ -27,7 +27,7 @@ async def posts_page(request: Request) -> Response:
     state = request.query_params.get("state", "DRAFT")
     params: dict[str, str | int | bool] = {"limit": 50}
     if state in STATES:
-        params["state"] = state
+        params["publishStatus"] = state
     if cursor := request.query_params.get("cursor"):
         params["cursor"] = cursor
     async with api_for(request) as api:

@@ -54,7 +54,9 @@ class SchedulePost(Body):
 async def list_posts(
     user: UserDep,
     session: SessionDep,
-    state: Annotated[PostState | None, Query(description="Only posts in this state.")] = None,
+    state: Annotated[
+        PostState | None, Query(alias="publishStatus", description="Only posts in this state.")
+    ] = None,
     project_id: Annotated[str | None, Query(alias="projectId", max_length=40)] = None,
     platform: Annotated[PlatformName | None, Query()] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -107,6 +109,7 @@ async def edit_post(
         "title": title if platform is None or platform.has_title else None,
         "characters": len(body.body),
         "edited_at": now,
+        "edited_by": user.id,
     }
     await _move(session, user.id, post, Action.EDIT, now=now, values=values)
     return {"success": True, "data": await _with_history(session, post)}

@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("published_url", sa.String(length=1000), nullable=True))
         batch.add_column(sa.Column("publish_error", sa.Text(), nullable=True))
         batch.add_column(sa.Column("edited_at", UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("edited_by", sa.String(length=40), nullable=True))
         batch.add_column(sa.Column("state_changed_at", UTCDateTime(), nullable=True))
     # Posts generated before the lifecycle existed are drafts of their execution's owner.
     op.execute(
@@ -86,6 +87,7 @@ def downgrade() -> None:
     op.drop_index("ix_contents_user_created", table_name="contents")
     for column in (
         "state_changed_at",
+        "edited_by",
         "edited_at",
         "publish_error",
         "published_url",
