@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.schema import GitHubInstallation, Project
 from shared.db.upsert import insert_ignore
+
+log = structlog.get_logger(__name__)
 
 #: The App events herald applies; any other is recorded and ignored.
 EVENTS = frozenset({"installation", "installation_repositories"})
@@ -102,9 +105,17 @@ async def apply_app_event(
     selection = installation.get("repository_selection")
     if selection in ("all", "selected"):
         row.repository_selection = selection
+    reported = _instant(installation.get("updated_at"))
+    stale = reported is not None and row.reported_at is not None and reported < row.reported_at
     if event == "installation":
         if action == "deleted":
             row.removed_at = row.removed_at or now
+        elif stale:
+            log.info(
+                "an older state of an installation ignored",
+                installation_id=installation_id,
+                action=action,
+            )
         elif action == "suspend":
             row.suspended_at = _instant(installation.get("suspended_at")) or now
         elif action == "unsuspend":
@@ -122,6 +133,8 @@ async def apply_app_event(
         row.repositories = sorted(held)
     if row.repository_selection == "all":
         row.repositories = None  # every repository of the account: no list to keep
+    if reported is not None and not stale:
+        row.reported_at = reported
     row.updated_at = now
     status = _status(row.suspended_at, row.removed_at)
     told = await session.scalars(

@@ -166,6 +166,10 @@ class GitHubInstallation(Base):
     repositories: Mapped[list[str] | None] = mapped_column(JSONType)
     suspended_at: Mapped[datetime | None]
     removed_at: Mapped[datetime | None]
+    # The installation's own `updated_at` as the latest event applied reported it: an event
+    # describing an older state (a failed delivery redelivered by hand, days later) must not
+    # undo a newer one.
+    reported_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

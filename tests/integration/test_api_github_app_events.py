@@ -230,6 +230,42 @@ async def test_suspend_and_unsuspend_reach_the_projects_and_their_runs(
     assert (await sent_credential(api, sessions, project_id, auth)).installation_status is None
 
 
+async def test_an_older_state_redelivered_late_does_not_undo_a_newer_one(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """GitHub sends `suspend` while herald is down, then `unsuspend`; days later the owner
+    redelivers the failed `suspend` by hand (a new delivery id): the installation stays
+    active, as GitHub has it."""
+    project_id, auth = await connected_project(api, sessions, INSTALLATION)
+
+    def at(action: str, updated_at: str, suspended_at: str | None) -> dict[str, Any]:
+        return installation_payload(
+            action,
+            installation={
+                "id": INSTALLATION,
+                "account": {"login": "octo-org", "type": "Organization"},
+                "suspended_at": suspended_at,
+                "updated_at": updated_at,
+            },
+        )
+
+    unsuspended = await deliver(api, "installation", at("unsuspend", "2026-03-02T11:00:00Z", None))
+    assert unsuspended.json()["data"]["status"] == "active"
+    late = await deliver(
+        api, "installation", at("suspend", "2026-03-02T10:00:00Z", "2026-03-02T10:00:00Z")
+    )
+    assert late.status_code == 200, late.text
+    assert late.json()["data"]["status"] == "active"
+    shown = (await api.get(f"/api/projects/{project_id}", headers=auth)).json()["data"]
+    assert shown["githubInstallationStatus"] == "active"
+
+    # A newer suspend still applies.
+    newer = await deliver(
+        api, "installation", at("suspend", "2026-03-02T12:00:00Z", "2026-03-02T12:00:00Z")
+    )
+    assert newer.json()["data"]["status"] == "suspended"
+
+
 async def test_deleted_marks_the_installation_removed_for_projects_now_and_later(
     api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("repositories", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True),
         sa.Column("suspended_at", UTCDateTime(), nullable=True),
         sa.Column("removed_at", UTCDateTime(), nullable=True),
+        sa.Column("reported_at", UTCDateTime(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("installation_id", name="pk_github_installations"),
     )
