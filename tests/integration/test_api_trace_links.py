@@ -148,8 +148,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 async def test_a_run_records_its_request_s_trace_and_a_cancel_ends_it_there(
-    sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
+    own_sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
 ) -> None:
+    sessions = own_sessions  # a database of its own: every outbox row read is this run's
     user_id, _ = await factories.user_with_token(sessions)
     project = await factories.project(sessions, user_id, local_repo_path="/srv/repo")
     job = await factories.job(sessions, project, next_run_at=None)

@@ -8,27 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from shared import topology
 from shared.bus import AmqpBus
-from shared.events import Event, ExecutionCancelled, JobDue, Repository, StepStarted, Trigger
+from shared.events import Event, ExecutionCancelled, JobDue, StepStarted
+from tests.support.events import job_due
 from tests.support.polling import poll_async
 from tests.support.servers import connection_names, queue_depth
-
-
-def job_due(**overrides: object) -> JobDue:
-    now = datetime.now(UTC)
-    values: dict[str, object] = {
-        "execution_id": "exec_1",
-        "job_id": "cron_1",
-        "project_id": "prj_1",
-        "scheduled_for": now,
-        "trigger": Trigger.MANUAL,
-        "window_start": None,
-        "window_end": now,
-        "repository": Repository(local_path="demo"),
-        "platforms": ["x"],
-        "deadline": now + timedelta(minutes=15),
-    }
-    values.update(overrides)
-    return JobDue.model_validate(values)
 
 
 async def test_an_event_reaches_each_queue_bound_to_its_routing_key(bus: AmqpBus) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import pytest
@@ -15,7 +14,8 @@ from shared import topology
 from shared.bus import AmqpBus
 from shared.db.engine import create_engine, is_disconnect
 from shared.errors import DependencyUnavailableError
-from shared.events import Event, JobDue, Repository, Trigger
+from shared.events import Event
+from tests.support.events import job_due
 
 
 async def depth(amqp_url: str, queue: str) -> int:
@@ -27,22 +27,6 @@ async def depth(amqp_url: str, queue: str) -> int:
         return int(declared.declaration_result.message_count or 0)
     finally:
         await connection.close()
-
-
-def job_due() -> JobDue:
-    now = datetime.now(UTC)
-    return JobDue(
-        execution_id="exec_1",
-        job_id="cron_1",
-        project_id="prj_1",
-        scheduled_for=now,
-        trigger=Trigger.MANUAL,
-        window_start=None,
-        window_end=now,
-        repository=Repository(local_path="demo"),
-        platforms=["x"],
-        deadline=now + timedelta(minutes=15),
-    )
 
 
 async def test_an_outage_longer_than_the_delivery_limit_does_not_dead_letter(

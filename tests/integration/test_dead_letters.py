@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 from services.deadletters import list_dead_letters, replay
 from shared import topology
 from shared.bus import AmqpBus
-from shared.events import Event, JobDue, Repository, Step, StepFailed, Trigger
+from shared.events import Event, Step, StepFailed
 from shared.steps import poison_reporter
+from tests.support.events import job_due
 from tests.support.polling import poll_async
-
-
-def job_due() -> JobDue:
-    now = datetime.now(UTC)
-    return JobDue(
-        execution_id="exec_poison",
-        job_id="cron_p",
-        project_id="prj_p",
-        scheduled_for=now,
-        trigger=Trigger.MANUAL,
-        window_start=None,
-        window_end=now,
-        repository=Repository(local_path="demo"),
-        platforms=["x"],
-        deadline=now + timedelta(minutes=15),
-    )
 
 
 async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
@@ -49,7 +33,7 @@ async def test_a_poison_step_fails_its_execution_and_can_be_listed_and_replayed(
 
     await bus.consume(topology.SCANNER_QUEUE, scanner, on_poison=poison_reporter(bus, Step.SCAN))
     await bus.consume(topology.API_QUEUE, api)
-    sent = job_due()
+    sent = job_due(execution_id="exec_poison", job_id="cron_p", project_id="prj_p")
     await bus.publish(sent)
 
     # The execution hears why: one final, non-retriable step failure naming the cause.

@@ -18,7 +18,7 @@ from services.scheduler.claims import fire_due
 from shared import outbox, tracing
 from shared.db.schema import Execution, OutboxMessage
 from tests.support import factories
-from tests.unit.test_membus import job_due
+from tests.support.events import job_due
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ class TracedPublishes:
 
 
 async def test_each_scheduled_run_begins_a_trace_of_its_own(
-    sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
+    own_sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
 ) -> None:
+    sessions = own_sessions  # a database of its own: the claim and the relay read every row
     user_id, _ = await factories.user_with_token(sessions)
     project = await factories.project(sessions, user_id, local_repo_path="/srv/repo")
     slot = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -81,8 +82,9 @@ async def test_each_scheduled_run_begins_a_trace_of_its_own(
 
 
 async def test_an_event_written_in_a_span_is_published_in_its_trace(
-    sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
+    own_sessions: async_sessionmaker[AsyncSession], spans: InMemorySpanExporter
 ) -> None:
+    sessions = own_sessions  # a database of its own: the relay reads every row
     event = job_due()
     with tracing.internal("request") as request:
         assert request is not None
@@ -96,7 +98,10 @@ async def test_an_event_written_in_a_span_is_published_in_its_trace(
     assert published.split("-")[1:3] == [f"{context.trace_id:032x}", f"{context.span_id:016x}"]
 
 
-async def test_off_no_trace_context_is_stored(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_off_no_trace_context_is_stored(
+    own_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sessions = own_sessions  # a database of its own: the relay reads every row
     assert not tracing.enabled()
     event = job_due()
     async with sessions() as session, session.begin():

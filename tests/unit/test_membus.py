@@ -16,30 +16,10 @@ from shared.events import (
     ActivityScanned,
     Event,
     ExecutionCancelled,
-    JobDue,
-    Repository,
     StepStarted,
-    Trigger,
 )
+from tests.support.events import job_due
 from tests.support.polling import poll_async
-
-
-def job_due(**overrides: object) -> JobDue:
-    now = datetime.now(UTC)
-    values: dict[str, object] = {
-        "execution_id": "exec_1",
-        "job_id": "cron_1",
-        "project_id": "prj_1",
-        "scheduled_for": now,
-        "trigger": Trigger.MANUAL,
-        "window_start": None,
-        "window_end": now,
-        "repository": Repository(local_path="demo"),
-        "platforms": ["x"],
-        "deadline": now + timedelta(minutes=15),
-    }
-    values.update(overrides)
-    return JobDue.model_validate(values)
 
 
 @pytest.fixture

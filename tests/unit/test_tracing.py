@@ -23,8 +23,8 @@ from services.standalone.membus import MemoryBroker
 from services.standalone.queuestore import QueueStore
 from shared import topology, tracing, tracing_http
 from shared.events import Event
+from tests.support.events import job_due
 from tests.support.polling import poll_async
-from tests.unit.test_membus import job_due
 
 COLLECTOR = "http://127.0.0.1:4318"
 
