@@ -38,7 +38,7 @@ def test_a_webhook_job_is_made_in_the_form_and_its_secret_shown_once(
     # The URL is asked for only when the job delivers somewhere.
     url_field = console.find('[data-types="WEBHOOK"]')
     assert not url_field.is_displayed()
-    console.choose("type", "WEBHOOK")
+    console.find("#f-type-WEBHOOK").click()
     console.wait(lambda _: url_field.is_displayed())
 
     console.fill("name", "Hooked")

@@ -175,6 +175,16 @@ JOB_TYPES = {
         "Sends you a digest of the window's activity and of the project's jobs' runs, "
         "in-app and by email, with a chart.",
     ),
+    "WEBHOOK": (
+        "Write posts and deliver them to a webhook",
+        "Writes the posts, then POSTs them with the window's activity, signed, to a URL you "
+        "give below.",
+    ),
+    "PUBLISH_CONTENT": (
+        "Publish approved posts",
+        "Publishes the project's approved posts when it runs (after a generate job: that "
+        "run's approved posts).",
+    ),
 }
 
 
