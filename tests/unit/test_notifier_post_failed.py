@@ -17,7 +17,7 @@ from shared.events import (
 )
 from shared.secrets import encrypt
 from tests.support.bus import RecordingBus
-from tests.unit.test_notifier_schedule_moved import KEY, Wire, handler_on
+from tests.support.notifier import KEY, Wire, handler_on
 
 REASON = "Bluesky 400 InvalidRequest: Record/text must not be longer than 300 graphemes"
 

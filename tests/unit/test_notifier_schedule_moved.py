@@ -9,21 +9,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
-from services.notifier.channels import Channels
-from services.notifier.handlers import make_handler
 from shared.events import (
     NotificationCreated,
     NotificationDelivery,
     NotificationSettings,
     ScheduleMoved,
 )
-from shared.secrets import encrypt, generate_key
-from shared.settings import Settings
+from shared.secrets import encrypt
 from tests.support.bus import RecordingBus
-
-KEY = generate_key()
+from tests.support.notifier import KEY, Wire, handler_on
 
 
 def moved(**settings: Any) -> ScheduleMoved:
@@ -42,26 +36,6 @@ def moved(**settings: Any) -> ScheduleMoved:
         recipients=settings.get("recipients", []),
         link="https://herald.example/console/jobs/cron_1",
     )
-
-
-class Wire:
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return httpx.Response(200, json={"id": "e1"})
-
-
-def handler_on(wire: Wire, bus: RecordingBus) -> Any:
-    settings = Settings(
-        secret_key=KEY,
-        email_from="herald <h@herald.test>",
-        resend_api_key="re_k",
-        resend_api_url="https://api.resend.test",
-    )
-    http = httpx.AsyncClient(transport=httpx.MockTransport(wire))
-    return make_handler(bus, Channels(settings, http))
 
 
 async def test_the_owner_gets_an_in_app_alert_even_without_asking_for_the_kind() -> None:
