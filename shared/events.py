@@ -538,13 +538,15 @@ class PublishingTarget(Wire):
     """Where and as whom a post is published: a project's credential for one network.
 
     `network` is mastodon, bluesky or webhook; `settings` its non-secret part (instanceUrl;
-    serviceUrl and identifier; url); `secret` exactly as stored, encrypted with
-    HERALD_SECRET_KEY: never in clear on the wire, the publisher decrypts it.
+    serviceUrl and identifier; urlHost); `secret` exactly as stored, encrypted with
+    HERALD_SECRET_KEY: never in clear on the wire, the publisher decrypts it. `url` is the
+    webhook's URL, encrypted the same way (it may carry the receiver's token).
     """
 
     network: Literal["mastodon", "bluesky", "webhook"]
     settings: dict[str, str] = {}
     secret: str
+    url: str | None = None
 
 
 class PostDue(Event):

@@ -1,6 +1,7 @@
 """One post, published through its project's credential for the network it goes to.
 
-The credential travels encrypted in `post.due` and is decrypted here only. Clients are
+The credential (and a webhook's URL) travels encrypted in `post.due` and is decrypted here
+only. Clients are
 built per post (a credential may change between two posts), while what outlives a post is
 kept per process: each instance's limits, and each Bluesky account's session (its refresh
 token rotates; a session kept spares a `createSession` per post, which the PDS limits
@@ -52,8 +53,10 @@ class Publisher:
             return await mastodon.publish(post_id=event.post_id, text=event.body)
         if network == "bluesky":
             return await self._bluesky(event, settings, secret)
+        if not target.url:
+            raise PermanentError("the project's webhook has no URL: save it again")
         webhook = WebhookClient(
-            self._http, url=_setting(settings, "url"), secret=secret, budget=self._budget
+            self._http, url=self._decrypted(target.url), secret=secret, budget=self._budget
         )
         return await webhook.publish(
             post_id=event.post_id,
@@ -92,8 +95,11 @@ class Publisher:
                 self._sessions.pop(key, None)
 
     def _secret(self, target: PublishingTarget) -> str:
+        return self._decrypted(target.secret)
+
+    def _decrypted(self, token: str) -> str:
         try:
-            return decrypt(target.secret, self._secret_key)
+            return decrypt(token, self._secret_key)
         except SecretKeyError as exc:
             raise PermanentError(exc.message) from None
 

@@ -118,6 +118,7 @@ async def _targets(
             network=credential.network,
             settings={key: str(value) for key, value in (credential.settings or {}).items()},
             secret=credential.secret_encrypted,
+            url=credential.url_encrypted,
         )
         for credential in credentials
     }

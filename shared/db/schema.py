@@ -486,9 +486,11 @@ class PublishingCredential(Base):
     """How a project publishes to one network: the non-secret settings, and the secret.
 
     `network` is mastodon (settings: instanceUrl; secret: an access token), bluesky
-    (serviceUrl, identifier; an app password) or webhook (url; the signing secret herald
+    (serviceUrl, identifier; an app password) or webhook (urlHost; the signing secret herald
     generated). The secret is encrypted with HERALD_SECRET_KEY and never read back by the
-    API: only the publisher decrypts it, from the `post.due` that carries it.
+    API: only the publisher decrypts it, from the `post.due` that carries it. A webhook's URL
+    is encrypted too (`url_encrypted`), like a WEBHOOK job's: such URLs often carry the
+    receiver's token in their path or query, so only its host is ever shown.
     """
 
     __tablename__ = "publishing_credentials"
@@ -498,6 +500,7 @@ class PublishingCredential(Base):
     network: Mapped[str] = mapped_column(String(16), primary_key=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    url_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -43,6 +43,8 @@ from tests.support.posts import generated_posts
 PUBLIC = "http://herald.test"
 TOKEN = "mastodon-access-token-0123456789"
 KEY = generate_key()
+# Such URLs often carry the receiver's token in the path or the query.
+HOOK_URL = "https://hooks.example/herald/T0KEN?key=T0KEN"
 
 
 @pytest.fixture
@@ -84,13 +86,23 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
     webhook = await api.put(
         f"/api/projects/{project}/publishing/webhook",
         headers=headers,
-        json={"url": "https://hooks.example/herald"},
+        json={"url": HOOK_URL},
     )
+    assert webhook.status_code == 200, webhook.text
     secret = webhook.json()["data"]["signingSecret"]
     assert len(secret) >= 43  # 256 random bits, URL-safe base64
+    assert webhook.json()["data"]["urlHost"] == "hooks.example"
+    assert "T0KEN" not in webhook.text
     again = await api.get(f"/api/projects/{project}", headers=headers)
     assert secret not in again.text
+    assert "T0KEN" not in again.text
     assert again.json()["data"]["publishing"]["webhook"]["set"] is True
+    assert again.json()["data"]["publishing"]["webhook"]["urlHost"] == "hooks.example"
+    async with sessions() as session:
+        hook = await session.get(PublishingCredential, (project, "webhook"))
+    assert hook is not None and hook.url_encrypted is not None
+    assert "T0KEN" not in str(hook.settings) and "T0KEN" not in hook.url_encrypted
+    assert decrypt(hook.url_encrypted, KEY) == HOOK_URL
 
     gone = await api.delete(f"/api/projects/{project}/publishing/mastodon", headers=headers)
     assert gone.json()["data"]["mastodon"] == {"set": False}

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from shared.db.engine import create_engine
-from shared.db.migrate import upgrade
+from shared.db.migrate import alembic_config, upgrade
 from shared.db.schema import Base
+from shared.secrets import decrypt, generate_key
 from tests.support import servers
 
 
@@ -249,3 +251,68 @@ def test_installations_named_before_grants_existed_are_not_kept(empty_database_u
         _run(empty_database_url, [("SELECT * FROM github_installation_grants", {})])
     )
     assert grants == []
+
+
+def test_a_publishing_webhooks_url_is_sealed_and_unsealed_again(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0022 moves a webhook's clear URL (its token in the query) into the encrypted column."""
+    key = generate_key()
+    monkeypatch.setenv("HERALD_SECRET_KEY", key)
+    url = "https://hooks.example:8443/in/T0KEN?sig=s3cret"
+    upgrade(empty_database_url, "0021")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "INSERT INTO users (id, email, name, timezone, created_at)"
+                    " VALUES ('u1', 'ada@example.test', 'A', 'UTC', :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO projects (id, user_id, name, platforms, notification_settings,"
+                    " created_at, updated_at) VALUES ('p1', 'u1', 'p', '[]', '{}', :t, :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO publishing_credentials (project_id, network, settings,"
+                    " secret_encrypted, created_at, updated_at) VALUES"
+                    " ('p1', 'webhook', :hook, 'sealed-secret', :t, :t),"
+                    " ('p1', 'mastodon', :instance, 'sealed-token', :t, :t)",
+                    {
+                        "t": at,
+                        "hook": json.dumps({"url": url}),
+                        "instance": json.dumps({"instanceUrl": "https://m.example"}),
+                    },
+                ),
+            ],
+        )
+    )
+
+    upgrade(empty_database_url)
+
+    select = (
+        "SELECT network, settings, url_encrypted FROM publishing_credentials ORDER BY network",
+        {},
+    )
+    rows = asyncio.run(_run(empty_database_url, [select]))
+    stored = {row[0]: (_json(row[1]), row[2]) for row in rows}
+    assert stored["mastodon"] == ({"instanceUrl": "https://m.example"}, None)
+    settings, sealed = stored["webhook"]
+    assert settings == {"urlHost": "hooks.example:8443"}
+    assert "T0KEN" not in sealed and decrypt(sealed, key) == url
+
+    command.downgrade(alembic_config(empty_database_url), "0021")
+    back = asyncio.run(
+        _run(
+            empty_database_url,
+            [("SELECT settings FROM publishing_credentials WHERE network = 'webhook'", {})],
+        )
+    )
+    assert _json(back[0][0]) == {"url": url}
+
+
+def _json(value: object) -> dict[str, object]:
+    return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[call-overload]

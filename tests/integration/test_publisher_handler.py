@@ -165,7 +165,10 @@ async def test_the_generic_webhook_gets_a_signed_post_with_one_delivery_id_per_p
     server = ThreadedServer(receiver.asgi).start()
     try:
         target = PublishingTarget(
-            network="webhook", settings={"url": f"{server.url}/in"}, secret=encrypt(secret, KEY)
+            network="webhook",
+            settings={"urlHost": server.url.split("://", 1)[1]},
+            secret=encrypt(secret, KEY),
+            url=encrypt(f"{server.url}/in", KEY),
         )
         bus = RecordingBus()
         handler = make_handler(bus, publisher)
