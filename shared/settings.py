@@ -146,8 +146,11 @@ class Settings(BaseSettings):
     # link-local or other internal address, except in these networks (`10.1.0.0/16`), for an
     # Enterprise server or a test double on the operator's own network.
     outbound_allow_networks: StringList = []
-    # A WEBHOOK job's URL must be https unless this allows http (a receiver on the operator's
-    # own network, a test double); the address rule above applies either way.
+    # Every outbound delivery that carries a tenant's secret or signed content (a WEBHOOK job's
+    # URL; a Mastodon instance, a Bluesky PDS and the publishing webhook) must be https unless
+    # this allows http (a receiver on the operator's own network, a test double); it is
+    # checked when the URL is saved and again before sending. The address rule above applies
+    # either way.
     webhook_allow_http: bool = False
     # One WEBHOOK delivery attempt's time limit: connecting, sending, and the receiver's answer.
     webhook_timeout: float = Field(default=10.0, gt=0, le=300)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.bodies import Body
 from services.api.problems import Problem, invalid
-from services.publisher.networks.published import base_origin
+from services.publisher.networks.published import base_origin, require_https
 from shared.db.schema import PublishingCredential
 from shared.destinations import webhook_host
 from shared.outbound import ForbiddenDestinationError, parse_networks, parse_url, refusal
@@ -85,11 +85,14 @@ def checked_settings(network: Network, body: PublishingBody, settings: Settings)
                 name, f"is not a {network} setting (it takes {', '.join(FIELDS[network])})"
             )
     allowed = parse_networks(settings.outbound_allow_networks)
+    allow_http = settings.webhook_allow_http
     if network == "mastodon":
-        instance = _origin("instanceUrl", _required("instanceUrl", body.instance_url), allowed)
+        instance = _origin(
+            "instanceUrl", _required("instanceUrl", body.instance_url), allowed, allow_http
+        )
         return Checked({"instanceUrl": instance}, _required("accessToken", body.access_token))
     if network == "bluesky":
-        service = _origin("serviceUrl", body.service_url or DEFAULT_PDS, allowed)
+        service = _origin("serviceUrl", body.service_url or DEFAULT_PDS, allowed, allow_http)
         identifier = _required("identifier", body.identifier).strip().lstrip("@")
         if not _HANDLE.match(identifier):
             raise invalid("identifier", "must be a Bluesky handle (name.bsky.social) or a DID")
@@ -104,6 +107,10 @@ def checked_settings(network: Network, body: PublishingBody, settings: Settings)
         raise invalid("url", exc.message) from None
     if parsed.fragment:
         raise invalid("url", "must not carry a fragment")
+    try:
+        require_https(parsed, what="url", allow_http=allow_http)
+    except ForbiddenDestinationError as exc:
+        raise invalid("url", exc.message) from None
     _address_allowed("url", parsed.host, allowed)
     return Checked({"urlHost": webhook_host(str(parsed))}, None, url=str(parsed))
 
@@ -114,9 +121,9 @@ def _required(field: str, value: str | None) -> str:
     return value
 
 
-def _origin(field: str, url: str, allowed: Any) -> str:
+def _origin(field: str, url: str, allowed: Any, allow_http: bool) -> str:
     try:
-        origin = base_origin(url, what=field)
+        origin = base_origin(url, what=field, allow_http=allow_http)
     except ForbiddenDestinationError as exc:
         raise invalid(field, exc.message) from None
     _address_allowed(field, parse_url(origin).host, allowed)

@@ -28,8 +28,17 @@ class NoCredentialError(PermanentError):
 
 
 class Publisher:
-    def __init__(self, http: httpx.AsyncClient, *, budget: AccountBudget, secret_key: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        budget: AccountBudget,
+        secret_key: str,
+        allow_http: bool = False,
+    ) -> None:
         self._http = http
+        # HERALD_WEBHOOK_ALLOW_HTTP: plain http only where the operator allowed it.
+        self._allow_http = allow_http
         self._budget = budget
         self._secret_key = secret_key
         self._limits = InstanceLimitsCache()
@@ -49,6 +58,7 @@ class Publisher:
                 token=secret,
                 budget=self._budget,
                 limits=self._limits,
+                allow_http=self._allow_http,
             )
             return await mastodon.publish(post_id=event.post_id, text=event.body)
         if network == "bluesky":
@@ -56,7 +66,11 @@ class Publisher:
         if not target.url:
             raise PermanentError("the project's webhook has no URL: save it again")
         webhook = WebhookClient(
-            self._http, url=self._decrypted(target.url), secret=secret, budget=self._budget
+            self._http,
+            url=self._decrypted(target.url),
+            secret=secret,
+            budget=self._budget,
+            allow_http=self._allow_http,
         )
         return await webhook.publish(
             post_id=event.post_id,
@@ -84,6 +98,7 @@ class Publisher:
             budget=self._budget,
             session=self._sessions.get(key),
             on_session=keep,
+            allow_http=self._allow_http,
         )
         try:
             return await bluesky.publish(

@@ -113,7 +113,7 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
     [
         (
             "mastodon",
-            {"instanceUrl": "http://127.0.0.1:3000", "accessToken": "t"},
+            {"instanceUrl": "https://127.0.0.1:3000", "accessToken": "t"},
             "instanceUrl",
             "loopback",
         ),
@@ -134,7 +134,7 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
         (
             "bluesky",
             {
-                "serviceUrl": "http://localhost:2583",
+                "serviceUrl": "https://localhost:2583",
                 "identifier": "a.bsky.social",
                 "appPassword": "p",
             },
@@ -142,6 +142,20 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
             "loopback",
         ),
         ("webhook", {"url": "ftp://hooks.example/x"}, "url", "http"),
+        # Credentials never travel in clear (HERALD_WEBHOOK_ALLOW_HTTP is off).
+        (
+            "mastodon",
+            {"instanceUrl": "http://m.example", "accessToken": "t"},
+            "instanceUrl",
+            "must be an https URL",
+        ),
+        (
+            "bluesky",
+            {"serviceUrl": "http://pds.example", "identifier": "a.bsky.social", "appPassword": "p"},
+            "serviceUrl",
+            "must be an https URL",
+        ),
+        ("webhook", {"url": "http://hooks.example/x"}, "url", "must be an https URL"),
         (
             "webhook",
             {"url": "https://hooks.example/x", "accessToken": "t"},
@@ -165,6 +179,21 @@ async def test_a_credential_herald_must_not_use_is_refused_naming_the_field(
     )
     refused = problem(response, 422, field)
     assert words in refused["detail"]
+
+
+async def test_plain_http_is_saved_only_where_the_operator_allows_it(
+    api_settings: Callable[..., Settings], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions, publishing=False)
+    async for client in api_client(api_settings(secret_key=KEY, webhook_allow_http=True)):
+        project = await project_of(client, headers, ids["mastodon"])
+        saved = await client.put(
+            f"/api/projects/{project}/publishing/webhook",
+            headers=headers,
+            json={"url": "http://hooks.example/in"},
+        )
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["data"]["urlHost"] == "hooks.example"
 
 
 async def test_scheduling_without_a_way_to_publish_is_refused(

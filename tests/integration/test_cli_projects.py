@@ -364,7 +364,7 @@ def test_publishing_is_set_shown_and_removed_with_the_apis_rules(
             project_id,
             "mastodon",
             "--instance",
-            "http://127.0.0.1:3000",
+            "https://127.0.0.1:3000",
             "--secret-stdin",
         ],
         input="mastodon-secret-token\n",

@@ -130,7 +130,7 @@ async def test_a_project_publishes_through_credentials_saved_on_its_publishing_p
 
     refused = await console.post(
         f"{page}/mastodon",
-        data={"csrf": csrf, "instanceUrl": "http://127.0.0.1:3000", "accessToken": "tok-secret"},
+        data={"csrf": csrf, "instanceUrl": "https://127.0.0.1:3000", "accessToken": "tok-secret"},
         headers=ORIGIN,
     )
     assert refused.status_code == 422

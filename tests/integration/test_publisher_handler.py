@@ -50,7 +50,8 @@ def mastodon() -> Iterator[tuple[FakeMastodon, ThreadedServer]]:
 @pytest.fixture
 async def publisher() -> AsyncIterator[Publisher]:
     http = guarded_client(parse_networks(["127.0.0.1/32"]), timeout=httpx.Timeout(10.0))
-    yield Publisher(http, budget=AccountBudget(Budgets()), secret_key=KEY)
+    # The local servers answer on http://127.0.0.1: http allowed, as an operator may.
+    yield Publisher(http, budget=AccountBudget(Budgets()), secret_key=KEY, allow_http=True)
     await http.aclose()
 
 
@@ -81,6 +82,35 @@ async def test_a_post_without_a_credential_fails_at_once_saying_so(publisher: Pu
     assert isinstance(failed, PostFailed)
     assert failed.final
     assert "no generic webhook to publish its x posts" in failed.reason
+    assert bus.delayed == []
+
+
+async def test_no_credential_goes_over_plain_http_unless_the_operator_allows_it(
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    instance, server = mastodon
+    http = guarded_client(parse_networks(["127.0.0.1/32"]), timeout=httpx.Timeout(10.0))
+    strict = Publisher(http, budget=AccountBudget(Budgets()), secret_key=KEY)
+    hook_secret = new_webhook_secret()
+    webhook = PublishingTarget(
+        network="webhook",
+        settings={"urlHost": server.url.split("://", 1)[1]},
+        secret=encrypt(hook_secret, KEY),
+        url=encrypt(f"{server.url}/in", KEY),
+    )
+    bus = RecordingBus()
+    try:
+        await make_handler(bus, strict)(due("hello", mastodon_target(server)))
+        await make_handler(bus, strict)(due("hello", webhook, platform="blog"))
+    finally:
+        await http.aclose()
+    toot, post = bus.of(PostFailed)
+    assert isinstance(toot, PostFailed) and isinstance(post, PostFailed)
+    assert toot.final and post.final
+    assert "the Mastodon instance must be an https URL" in toot.reason
+    assert "the webhook must be an https URL" in post.reason
+    assert "HERALD_WEBHOOK_ALLOW_HTTP" in toot.reason
+    assert instance.statuses == []
     assert bus.delayed == []
 
 

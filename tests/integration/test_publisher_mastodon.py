@@ -52,6 +52,7 @@ def client(
         token=token,
         budget=AccountBudget(budgets or Budgets()),
         limits=limits,
+        allow_http=True,  # the local instance answers on http://127.0.0.1
     )
 
 

@@ -96,8 +96,11 @@ class MastodonClient:
         token: str,
         budget: AccountBudget,
         limits: InstanceLimitsCache | None = None,
+        allow_http: bool = False,
     ) -> None:
-        self.instance = base_origin(instance_url, what="the Mastodon instance")
+        self.instance = base_origin(
+            instance_url, what="the Mastodon instance", allow_http=allow_http
+        )
         self._http = http
         self._token = token
         self._budget = budget
