@@ -157,6 +157,10 @@ async def test_a_project_publishes_through_credentials_saved_on_its_publishing_p
     assert secret is not None
     with_hook = (await console.get(page)).text
     assert secret.group(1) not in with_hook
+    # The hint names the headers the publisher really sends (shared.signatures).
+    assert "<code>X-Herald-Signature-256: sha256=&lt;hex&gt;</code>" in with_hook
+    assert "<code>X-Herald-Event: post</code>" in with_hook
+    assert "<code>Herald-" not in with_hook
     # Write-only: the host is shown, the URL (its token) never refilled into the form.
     assert "Delivers to <code>hooks.example</code>" in with_hook
     assert "T0KEN" not in with_hook
