@@ -413,6 +413,9 @@ class ExecutionActivity(Base):
     at: Mapped[datetime | None]
 
 
+APPROVED_UNCLAIMED = "state = 'APPROVED' AND publish_claimed_at IS NULL"
+
+
 class Content(Base):
     __tablename__ = "contents"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -461,6 +464,15 @@ class Content(Base):
             "publish_at",
             postgresql_where=text("state = 'SCHEDULED'"),
             sqlite_where=text("state = 'SCHEDULED'"),
+        ),
+        # What a publish run schedules: a project's approved posts no scheduler holds
+        # (services/api/publish_runs.py), optionally only one upstream run's.
+        Index(
+            "ix_contents_approved_unclaimed",
+            "project_id",
+            "execution_id",
+            postgresql_where=text(APPROVED_UNCLAIMED),
+            sqlite_where=text(APPROVED_UNCLAIMED),
         ),
     )
 

@@ -316,3 +316,17 @@ def test_a_publishing_webhooks_url_is_sealed_and_unsealed_again(
 
 def _json(value: object) -> dict[str, object]:
     return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[call-overload]
+
+
+def test_a_publish_runs_read_of_approved_posts_has_its_partial_index(
+    empty_database_url: str,
+) -> None:
+    upgrade(empty_database_url)
+    if empty_database_url.startswith("sqlite"):
+        query = "SELECT sql FROM sqlite_master WHERE name = 'ix_contents_approved_unclaimed'"
+    else:
+        query = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contents_approved_unclaimed'"
+    ((definition,),) = asyncio.run(_run(empty_database_url, [(query, {})]))
+    assert "project_id" in definition and "execution_id" in definition
+    assert "APPROVED" in definition
+    assert "publish_claimed_at IS NULL" in definition

@@ -1,4 +1,5 @@
-"""a publishing webhook's URL is stored encrypted, shown only as its host
+"""a publishing webhook's URL is stored encrypted, shown only as its host; a publish run finds
+a project's approved, unclaimed posts by an index
 
 Revision ID: 0022
 Revises: 0021
@@ -20,6 +21,9 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
+# The migration's own copy: a later change to the model must not rewrite history.
+APPROVED_UNCLAIMED = "state = 'APPROVED' AND publish_claimed_at IS NULL"
+
 _CREDENTIALS = sa.table(
     "publishing_credentials",
     sa.column("project_id", sa.String),
@@ -32,6 +36,13 @@ _CREDENTIALS = sa.table(
 def upgrade() -> None:
     # A plain ADD COLUMN, nullable: no table is copied on SQLite.
     op.add_column("publishing_credentials", sa.Column("url_encrypted", sa.Text(), nullable=True))
+    op.create_index(
+        "ix_contents_approved_unclaimed",
+        "contents",
+        ["project_id", "execution_id"],
+        postgresql_where=sa.text(APPROVED_UNCLAIMED),
+        sqlite_where=sa.text(APPROVED_UNCLAIMED),
+    )
     rows = _webhooks()
     if not rows:
         return
@@ -44,6 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_contents_approved_unclaimed", table_name="contents")
     rows = _webhooks(with_url=True)
     if rows:
         key = _key("decrypt the publishing webhooks' URLs back into their settings")
