@@ -114,6 +114,27 @@ async def test_no_credential_goes_over_plain_http_unless_the_operator_allows_it(
     assert bus.delayed == []
 
 
+async def test_an_instance_that_is_rate_limited_or_failing_is_waited_for_not_given_up(
+    publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
+) -> None:
+    instance, server = mastodon
+    instance.instance_trouble = [502]
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due("hello", mastodon_target(server)))
+    (failed,) = bus.of(PostFailed)
+    assert isinstance(failed, PostFailed) and not failed.final
+    (retry, _, _), *_ = bus.delayed
+    assert isinstance(retry, PostDue) and retry.attempt == 2
+
+    instance.instance_trouble = [429]
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due("hello", mastodon_target(server)))
+    assert bus.of(PostFailed) == []
+    (later, _, _), *_ = bus.delayed
+    assert isinstance(later, PostDue) and later.attempt == 1  # a wait spends no try
+    assert instance.statuses == []
+
+
 async def test_a_status_over_the_instances_own_limit_fails_naming_it(
     publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
 ) -> None:

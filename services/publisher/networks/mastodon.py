@@ -7,8 +7,8 @@ defaults (500, 23). A status is sent with the account's bearer token (scope `wri
 and an `Idempotency-Key` derived from the post's id: Mastodon remembers it for an hour per
 account and answers a repeat with the status the first request made, so a retry after a
 crash publishes once. Refusals map to herald's errors: 401/403 (the token) and 422 (the
-status) are permanent, 429 pauses the account for every replica until its reset, 5xx and
-silence are transient.
+status) are permanent, 429 pauses the account for every replica until its reset (a 429 of
+the instance's public endpoint pauses reading it), 5xx and silence are transient.
 
 The instance URL is the tenant's: requests go through the caller's `shared.outbound`
 guarded client and never follow a redirect.
@@ -106,6 +106,9 @@ class MastodonClient:
         self._budget = budget
         self._limits = limits or InstanceLimitsCache()
         self.budget_key = f"mastodon:{self.instance}:{fingerprint(token)}"
+        # The instance's public endpoints are limited per address, not per account: one pause
+        # for every account herald reads the instance for.
+        self.instance_budget_key = f"mastodon:{self.instance}"
 
     async def instance_limits(self) -> InstanceLimits:
         """The instance's status limits: cached, else asked of v2, then v1, else defaults."""
@@ -114,10 +117,19 @@ class MastodonClient:
             return known
         limits: InstanceLimits | None = None
         for path in ("/api/v2/instance", "/api/v1/instance"):
+            await self._budget.before_request(self.instance_budget_key, network=NETWORK)
             response = await self._send("GET", path, authorized=False)
             if response.status_code == 404:
                 continue
+            if response.status_code == 429:
+                # A wait for the reset like a status's 429, not a spent try (nor a refusal).
+                NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
+                seen = mastodon_rate_limit(response.headers, now=self._budget.now())
+                raise await self._budget.limited(
+                    self.instance_budget_key, seen, response.headers, network=NETWORK
+                )
             if response.status_code != 200:
+                # 5xx and 408/425 are transient there too; only a refusal is final.
                 raise self._error(response)
             limits = _limits_from(json_body(response))
             break

@@ -12,6 +12,9 @@ one and spends nothing. Posting spends the account's `statuses` budget (300 per 
 default), reported in `X-RateLimit-Limit/Remaining/Reset` (an ISO-8601 instant with
 microseconds); past it, 429 `{"error": "Too many requests"}`. `lose_next_answer` makes the
 next status and then answers 502, as a proxy that timed out after the instance committed.
+`instance_trouble` lists answers the instance endpoints give first, one per request: 429 as
+Mastodon's per-address limit answers it (`{"error": "Too many requests"}`, `Retry-After`
+and the `X-RateLimit-*` headers), or a 5xx as a failing proxy does.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FakeMastodon:
     lose_next_answer: bool = False
     # Answer 404 to `/api/v2/instance`, as Mastodon before 4.0.
     v1_only: bool = False
+    instance_trouble: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,8 +102,29 @@ class FakeMastodon:
             }
         }
 
+    def _trouble(self) -> JSONResponse | None:
+        if not self.instance_trouble:
+            return None
+        status = self.instance_trouble.pop(0)
+        if status != 429:
+            return JSONResponse({"error": "Service unavailable"}, status_code=status)
+        reset = datetime.fromtimestamp(self.clock() + 300, UTC)
+        return JSONResponse(
+            {"error": "Too many requests"},
+            status_code=429,
+            headers={
+                "Retry-After": "300",
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        )
+
     async def _instance_v2(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        trouble = self._trouble()
+        if trouble is not None:
+            return trouble
         if self.v1_only:
             return JSONResponse({"error": "Record not found"}, status_code=404)
         return JSONResponse(
@@ -113,6 +138,9 @@ class FakeMastodon:
 
     async def _instance_v1(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        trouble = self._trouble()
+        if trouble is not None:
+            return trouble
         return JSONResponse(
             {"uri": self.domain, "version": "3.5.3", "configuration": self._configuration()}
         )
