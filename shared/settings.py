@@ -96,9 +96,11 @@ class Settings(BaseSettings):
     # Where zones come from (shared/scheduling/zonedata.py): empty, the pinned tzdata package
     # alone; else absolute directories of TZif files (os.pathsep-separated), searched first.
     tzpath: str = ""
-    # Publishing: a scheduler's claim of a due post is taken again past this many seconds
-    # (its `post.due` was lost); the publisher's tries of one claim and the first wait.
-    publish_claim_lease: float = Field(default=3600.0, ge=10)
+    # Publishing: a scheduler's claim of a due post is taken again when no attempt came due
+    # for this many seconds (its `post.due` was lost). Shorter than the hour Mastodon keeps an
+    # Idempotency-Key, so the claim taken again usually repeats the lost one while the key
+    # still finds its status. Then the publisher's tries of one claim and the first wait.
+    publish_claim_lease: float = Field(default=1800.0, ge=10)
     publish_max_retries: int = Field(default=5, ge=0, le=10)
     publish_retry_delay: int = Field(default=60, ge=1, le=86_400)
     publish_timeout: float = Field(default=30.0, gt=0)

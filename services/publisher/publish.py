@@ -10,11 +10,17 @@ hardest).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
 from services.publisher.networks.bluesky import BlueskyClient, Session
 from services.publisher.networks.budget import AccountBudget, fingerprint
-from services.publisher.networks.mastodon import InstanceLimitsCache, MastodonClient
+from services.publisher.networks.mastodon import (
+    IDEMPOTENCY_SAFE_AGE,
+    InstanceLimitsCache,
+    MastodonClient,
+)
 from services.publisher.networks.published import Published
 from services.publisher.webhook import WebhookClient
 from shared.errors import PermanentError
@@ -60,6 +66,14 @@ class Publisher:
                 limits=self._limits,
                 allow_http=self._allow_http,
             )
+            if _key_maybe_forgotten(event):
+                # An earlier attempt may have published it, longer ago than Mastodon keeps
+                # the key: a repeat would be a second status. Look for the first one.
+                earlier = await mastodon.find_earlier(
+                    text=event.body, since=event.unknown_since or event.claimed_at
+                )
+                if earlier is not None:
+                    return earlier
             return await mastodon.publish(post_id=event.post_id, text=event.body)
         if network == "bluesky":
             return await self._bluesky(event, settings, secret)
@@ -117,6 +131,12 @@ class Publisher:
             return decrypt(token, self._secret_key)
         except SecretKeyError as exc:
             raise PermanentError(exc.message) from None
+
+
+def _key_maybe_forgotten(event: PostDue) -> bool:
+    if event.unknown_since is None:
+        return False
+    return datetime.now(UTC) - event.unknown_since >= IDEMPOTENCY_SAFE_AGE
 
 
 def _setting(settings: dict[str, str], name: str) -> str:

@@ -451,6 +451,9 @@ class Content(Base):
     # is taken again (its `post.due` was lost): the network keys make that publish once.
     publish_claimed_at: Mapped[datetime | None]
     publish_attempts: Mapped[int | None] = mapped_column(Integer)
+    # The first claim of this publication, kept when a lost claim is taken again: a later
+    # chain's `post.due` carries it (`unknownSince`), the earlier chain may have published.
+    publish_first_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Mastodon's status id, Bluesky's at:// URI, the webhook's delivery id.
     network_post_id: Mapped[str | None] = mapped_column(String(500))
 

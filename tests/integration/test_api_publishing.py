@@ -253,12 +253,28 @@ async def test_the_publishers_outcomes_are_applied_once(
     await apply_events(sessions, [again], public_url=PUBLIC)
 
     failing = {**envelope, "post_id": ids["bluesky"], "platform": "bluesky"}
-    not_yet = PostFailed(**failing, reason="Bluesky unreachable", final=False)
+    claimed_at = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content)
+            .where(Content.id == ids["bluesky"])
+            .values(publish_claimed_at=claimed_at, publish_first_claimed_at=claimed_at)
+        )
+    next_try = datetime(2031, 3, 1, 11, 30, tzinfo=UTC)
+    not_yet = PostFailed(
+        **failing, reason="Bluesky unreachable", final=False, next_attempt_at=next_try
+    )
     await apply_events(sessions, [not_yet], public_url=PUBLIC)
     async with sessions() as session:
         waiting = await session.get(Content, ids["bluesky"])
         assert waiting is not None
         assert (waiting.state, waiting.publish_error) == ("SCHEDULED", "Bluesky unreachable")
+        # The claim moves to the next attempt: the lease counts from there, and the scheduler
+        # does not start a second chain while this one waits; the first claim is kept.
+        assert (waiting.publish_claimed_at, waiting.publish_first_claimed_at) == (
+            next_try,
+            claimed_at,
+        )
     final = PostFailed(**failing, reason="Bluesky 400 InvalidRequest: bad record", final=True)
     await apply_events(sessions, [final, final], public_url=PUBLIC)
 
@@ -285,6 +301,7 @@ async def test_the_publishers_outcomes_are_applied_once(
         "FAILED",
         "Bluesky 400 InvalidRequest: bad record",
     )
+    assert (bluesky.publish_claimed_at, bluesky.publish_first_claimed_at) == (None, None)
     assert sorted(changes) == sorted(
         [(ids["mastodon"], "herald", "PUBLISHED"), (ids["bluesky"], "herald", "FAILED")]
     )

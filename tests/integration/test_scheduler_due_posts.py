@@ -104,6 +104,12 @@ async def test_a_due_post_is_claimed_once_with_its_credential_sealed(
     later = now + LEASE + timedelta(seconds=1)
     assert await claim(sessions, later) == 1
     assert [due["claim"] for due in await dues(sessions)] == [1, 2]
+    # The first chain may have published: the new one says since when (the first claim),
+    # and keeps saying so on a third claim, which must not move it.
+    await claim(sessions, later + LEASE + timedelta(seconds=1))  # the Bluesky post too
+    mine = [due for due in await dues(sessions) if due["postId"] == ids["mastodon"]]
+    unknown = [due.get("unknownSince") for due in mine]
+    assert unknown == [None, "2031-05-01T10:00:00Z", "2031-05-01T10:00:00Z"]
 
 
 async def test_a_post_without_a_credential_is_handed_on_to_fail_with_the_reason(

@@ -1,5 +1,5 @@
 """a publishing webhook's URL is stored encrypted, shown only as its host; a publish run finds
-a project's approved, unclaimed posts by an index
+a project's approved, unclaimed posts by an index; a due post keeps its first claim's time
 
 Revision ID: 0022
 Revises: 0021
@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from shared.db.types import UTCDateTime
 from shared.destinations import webhook_host
 from shared.secrets import decrypt, encrypt
 from shared.settings import Settings
@@ -36,6 +37,9 @@ _CREDENTIALS = sa.table(
 def upgrade() -> None:
     # A plain ADD COLUMN, nullable: no table is copied on SQLite.
     op.add_column("publishing_credentials", sa.Column("url_encrypted", sa.Text(), nullable=True))
+    # Plain ADD COLUMN, nullable: a batch copy of `contents` would drop the table, and the
+    # cascade from `post_changes` would empty the posts' history.
+    op.add_column("contents", sa.Column("publish_first_claimed_at", UTCDateTime(), nullable=True))
     op.create_index(
         "ix_contents_approved_unclaimed",
         "contents",
@@ -56,6 +60,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_contents_approved_unclaimed", table_name="contents")
+    # Plain DROP COLUMN (SQLite 3.35+): no copy of `contents`, as above.
+    op.drop_column("contents", "publish_first_claimed_at")
     rows = _webhooks(with_url=True)
     if rows:
         key = _key("decrypt the publishing webhooks' URLs back into their settings")
