@@ -427,3 +427,47 @@ def test_publishing_is_set_shown_and_removed_with_the_apis_rules(
     assert removed.exit_code == 0, removed.output
     again = cli.invoke(app, ["projects", "publishing", "show", project_id])
     assert "mastodon  not set" in again.output
+
+
+def test_an_export_from_before_sealed_webhook_urls_is_sealed_on_import(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    document = {
+        "format": "herald-export",
+        "version": 1,
+        "users": [
+            {
+                "email": "old@example.test",
+                "projects": [
+                    {
+                        "id": "proj_old_export",
+                        "name": "old",
+                        "platforms": ["blog"],
+                        "jobs": [],
+                        "publishing": [
+                            {
+                                "network": "webhook",
+                                "settings": {"url": HOOK_URL},
+                                "secret_encrypted": "sealed-signing-secret",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "old-export.json"
+    path.write_text(json.dumps(document))
+    imported = cli.invoke(app, ["import", str(path)])
+    assert imported.exit_code == 0, imported.output
+
+    async def stored(sessions: Sessions) -> PublishingCredential | None:
+        async with sessions() as session:
+            return await session.get(PublishingCredential, ("proj_old_export", "webhook"))
+
+    row = run(stored)
+    assert row is not None and row.url_encrypted is not None
+    assert row.settings == {"urlHost": "hooks.example"}
+    assert decrypt(row.url_encrypted, KEY) == HOOK_URL
+    shown = cli.invoke(app, ["projects", "publishing", "show", "proj_old_export"])
+    assert "T0KEN" not in shown.output
