@@ -180,7 +180,11 @@ def import_data(
     async def go() -> tuple[int, int]:
         engine = create_engine(database_url)
         try:
-            return await import_records(session_factory(engine), data)
+            return await import_records(
+                session_factory(engine),
+                data,
+                secret_key=get_settings().secret_key.get_secret_value(),
+            )
         finally:
             await engine.dispose()
 

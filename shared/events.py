@@ -538,13 +538,15 @@ class PublishingTarget(Wire):
     """Where and as whom a post is published: a project's credential for one network.
 
     `network` is mastodon, bluesky or webhook; `settings` its non-secret part (instanceUrl;
-    serviceUrl and identifier; url); `secret` exactly as stored, encrypted with
-    HERALD_SECRET_KEY: never in clear on the wire, the publisher decrypts it.
+    serviceUrl and identifier; urlHost); `secret` exactly as stored, encrypted with
+    HERALD_SECRET_KEY: never in clear on the wire, the publisher decrypts it. `url` is the
+    webhook's URL, encrypted the same way (it may carry the receiver's token).
     """
 
     network: Literal["mastodon", "bluesky", "webhook"]
     settings: dict[str, str] = {}
     secret: str
+    url: str | None = None
 
 
 class PostDue(Event):
@@ -553,6 +555,11 @@ class PostDue(Event):
     `executionId` and `jobId` are the run that generated it. `claim` counts the scheduler's
     claims of the post (a lost `post.due` is claimed again after the lease); `target` is
     absent when the project has no way to publish the platform, which fails the post.
+    `unknownSince` is when the first attempt that may have published the post without herald
+    hearing began: set by the publisher on a retry after an outcome it did not learn (a
+    timeout, a lost connection, a 5xx), and by the scheduler on a claim taken again (the
+    post's first claim, kept on its row). Mastodon forgets an Idempotency-Key after an hour,
+    so past that the publisher looks for the status before sending it again.
     """
 
     routing_key: ClassVar[str] = "post.due"
@@ -564,6 +571,7 @@ class PostDue(Event):
     claimed_at: datetime
     target: PublishingTarget | None = None
     retry_policy: RetryPolicy = RetryPolicy()
+    unknown_since: datetime | None = None
 
 
 class PostPublished(Event):
@@ -581,7 +589,12 @@ class PostPublished(Event):
 
 
 class PostFailed(Event):
-    """Publishing a post failed: the network's reason; `final` when no retry follows."""
+    """Publishing a post failed: the network's reason; `final` when no retry follows.
+
+    Not final, `nextAttemptAt` says when the publisher tries again (a retry, or the end of a
+    rate-limit wait): the api moves the post's claim there, so the scheduler's lease counts
+    from the next attempt and a chain still being worked is never claimed a second time.
+    """
 
     routing_key: ClassVar[str] = "post.failed"
     post_id: str

@@ -96,9 +96,11 @@ class Settings(BaseSettings):
     # Where zones come from (shared/scheduling/zonedata.py): empty, the pinned tzdata package
     # alone; else absolute directories of TZif files (os.pathsep-separated), searched first.
     tzpath: str = ""
-    # Publishing: a scheduler's claim of a due post is taken again past this many seconds
-    # (its `post.due` was lost); the publisher's tries of one claim and the first wait.
-    publish_claim_lease: float = Field(default=3600.0, ge=10)
+    # Publishing: a scheduler's claim of a due post is taken again when no attempt came due
+    # for this many seconds (its `post.due` was lost). Shorter than the hour Mastodon keeps an
+    # Idempotency-Key, so the claim taken again usually repeats the lost one while the key
+    # still finds its status. Then the publisher's tries of one claim and the first wait.
+    publish_claim_lease: float = Field(default=1800.0, ge=10)
     publish_max_retries: int = Field(default=5, ge=0, le=10)
     publish_retry_delay: int = Field(default=60, ge=1, le=86_400)
     publish_timeout: float = Field(default=30.0, gt=0)
@@ -146,8 +148,11 @@ class Settings(BaseSettings):
     # link-local or other internal address, except in these networks (`10.1.0.0/16`), for an
     # Enterprise server or a test double on the operator's own network.
     outbound_allow_networks: StringList = []
-    # A WEBHOOK job's URL must be https unless this allows http (a receiver on the operator's
-    # own network, a test double); the address rule above applies either way.
+    # Every outbound delivery that carries a tenant's secret or signed content (a WEBHOOK job's
+    # URL; a Mastodon instance, a Bluesky PDS and the publishing webhook) must be https unless
+    # this allows http (a receiver on the operator's own network, a test double); it is
+    # checked when the URL is saved and again before sending. The address rule above applies
+    # either way.
     webhook_allow_http: bool = False
     # One WEBHOOK delivery attempt's time limit: connecting, sending, and the receiver's answer.
     webhook_timeout: float = Field(default=10.0, gt=0, le=300)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.post_review import PostState
@@ -82,6 +82,7 @@ async def _published(connection: AsyncConnection, event: PostPublished) -> None:
             network_post_id=event.network_post_id,
             publish_error=None,
             publish_claimed_at=None,
+            publish_first_claimed_at=None,
         )
     )
     if not moved.rowcount:
@@ -103,11 +104,22 @@ async def _failed(
     connection: AsyncConnection, event: PostFailed, *, public_url: str
 ) -> tuple[NotificationCreated, PostUnpublished] | None:
     if not event.final:
-        # Tried again later: the post stays SCHEDULED and claimed; the reason is shown.
+        # Tried again later: the post stays SCHEDULED and claimed; the reason is shown. The
+        # claim moves to the next attempt, where the scheduler's lease starts counting: a
+        # chain still being worked is not claimed a second time.
         await connection.execute(
             update(_CONTENTS)
             .where(_CONTENTS.c.id == event.post_id, _CONTENTS.c.state == PostState.SCHEDULED)
-            .values(publish_error=event.reason)
+            .values(
+                publish_error=event.reason,
+                publish_claimed_at=case(
+                    (
+                        _CONTENTS.c.publish_claimed_at.is_not(None),
+                        event.next_attempt_at or event.occurred_at,
+                    ),
+                    else_=None,
+                ),
+            )
         )
         return None
     now = datetime.now(UTC)
@@ -119,6 +131,7 @@ async def _failed(
             state_changed_at=now,
             publish_error=event.reason,
             publish_claimed_at=None,
+            publish_first_claimed_at=None,
         )
         .returning(_CONTENTS.c.user_id)
     )

@@ -7,7 +7,9 @@
   signing secret and shows it once, when the webhook is saved.
 
 Secrets are encrypted with HERALD_SECRET_KEY and never shown again: the project's view says
-which networks are set and their non-secret parts. A server URL is refused at save when it
+which networks are set and their non-secret parts. The webhook's URL is write-only too, like
+a WEBHOOK job's (it often carries the receiver's token): stored encrypted, shown as its host
+(`urlHost`). A server URL is refused at save when it
 is not one herald may send to (`shared.outbound`: a loopback, private or otherwise internal
 address, unless HERALD_OUTBOUND_ALLOW_NETWORKS allows it); the publisher's client checks the
 address it connects to again, whatever a name resolves to then.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -26,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.bodies import Body
 from services.api.problems import Problem, invalid
-from services.publisher.networks.published import base_origin
+from services.publisher.networks.published import base_origin, require_https
 from shared.db.schema import PublishingCredential
+from shared.destinations import webhook_host
 from shared.outbound import ForbiddenDestinationError, parse_networks, parse_url, refusal
 from shared.publishing import NETWORK_NAMES, Network, network_for
 from shared.secrets import SecretKeyError, encrypt
@@ -60,10 +64,20 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def checked_settings(
-    network: Network, body: PublishingBody, settings: Settings
-) -> tuple[dict[str, str], str | None]:
-    """The non-secret settings to store, and the secret given (None: herald makes one)."""
+@dataclass(frozen=True)
+class Checked:
+    """A credential as it is to be stored, before encryption."""
+
+    # The non-secret settings, shown back.
+    settings: dict[str, str]
+    # The secret given; None when herald makes one (the webhook's signing secret).
+    secret: str | None
+    # The webhook's URL, stored encrypted; None for the networks.
+    url: str | None = None
+
+
+def checked_settings(network: Network, body: PublishingBody, settings: Settings) -> Checked:
+    """What to store for `network`, or a 422 naming the field and the rule it breaks."""
     given = body.model_dump(by_alias=True, exclude_none=True)
     for name in given:
         if name not in FIELDS[network]:
@@ -71,15 +85,18 @@ def checked_settings(
                 name, f"is not a {network} setting (it takes {', '.join(FIELDS[network])})"
             )
     allowed = parse_networks(settings.outbound_allow_networks)
+    allow_http = settings.webhook_allow_http
     if network == "mastodon":
-        instance = _origin("instanceUrl", _required("instanceUrl", body.instance_url), allowed)
-        return {"instanceUrl": instance}, _required("accessToken", body.access_token)
+        instance = _origin(
+            "instanceUrl", _required("instanceUrl", body.instance_url), allowed, allow_http
+        )
+        return Checked({"instanceUrl": instance}, _required("accessToken", body.access_token))
     if network == "bluesky":
-        service = _origin("serviceUrl", body.service_url or DEFAULT_PDS, allowed)
+        service = _origin("serviceUrl", body.service_url or DEFAULT_PDS, allowed, allow_http)
         identifier = _required("identifier", body.identifier).strip().lstrip("@")
         if not _HANDLE.match(identifier):
             raise invalid("identifier", "must be a Bluesky handle (name.bsky.social) or a DID")
-        return (
+        return Checked(
             {"serviceUrl": service, "identifier": identifier},
             _required("appPassword", body.app_password),
         )
@@ -90,8 +107,12 @@ def checked_settings(
         raise invalid("url", exc.message) from None
     if parsed.fragment:
         raise invalid("url", "must not carry a fragment")
+    try:
+        require_https(parsed, what="url", allow_http=allow_http)
+    except ForbiddenDestinationError as exc:
+        raise invalid("url", exc.message) from None
     _address_allowed("url", parsed.host, allowed)
-    return {"url": str(parsed)}, None
+    return Checked({"urlHost": webhook_host(str(parsed))}, None, url=str(parsed))
 
 
 def _required(field: str, value: str | None) -> str:
@@ -100,9 +121,9 @@ def _required(field: str, value: str | None) -> str:
     return value
 
 
-def _origin(field: str, url: str, allowed: Any) -> str:
+def _origin(field: str, url: str, allowed: Any, allow_http: bool) -> str:
     try:
-        origin = base_origin(url, what=field)
+        origin = base_origin(url, what=field, allow_http=allow_http)
     except ForbiddenDestinationError as exc:
         raise invalid(field, exc.message) from None
     _address_allowed(field, parse_url(origin).host, allowed)
@@ -136,10 +157,12 @@ async def save_credential(
     The API and `herald projects publishing set` both save through here, so their rules
     cannot differ. Raises `Problem` (422 naming the field, or 503 without a secret key).
     """
-    stored, secret = checked_settings(network, body, settings)
-    made = None if secret is not None else new_webhook_secret()
+    checked = checked_settings(network, body, settings)
+    made = None if checked.secret is not None else new_webhook_secret()
+    key = settings.secret_key.get_secret_value()
     try:
-        encrypted = encrypt(secret or made or "", settings.secret_key.get_secret_value())
+        encrypted = encrypt(checked.secret or made or "", key)
+        url = encrypt(checked.url, key) if checked.url is not None else None
     except SecretKeyError as exc:
         raise Problem(503, exc.message) from None
     now = datetime.now(UTC)
@@ -147,8 +170,9 @@ async def save_credential(
     if credential is None:
         credential = PublishingCredential(project_id=project_id, network=network, created_at=now)
         session.add(credential)
-    credential.settings = stored
+    credential.settings = checked.settings
     credential.secret_encrypted = encrypted
+    credential.url_encrypted = url
     credential.updated_at = now
     return credential, made
 

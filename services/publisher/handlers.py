@@ -5,7 +5,10 @@ Every event it publishes derives its id from the `post.due` that caused it, so a
 again with the same keys, the network answers with the first post, and the api's inbox
 drops the repeated `post.published`. A network's refusal is final; an outage or a 5xx is
 tried again down the delay ladder (the claim's retry policy, `Retry-After` honoured); a
-spent rate limit waits for its reset without spending a try.
+spent rate limit waits for its reset without spending a try. Every wait and retry is
+announced (a `post.failed` not final, with the next attempt's time), which moves the post's
+claim there: the scheduler does not start a second chain while this one is worked. A retry
+after an outcome herald did not learn carries when that attempt began (`unknownSince`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
         network = network_for(event.platform)
         bound = log.bind(post_id=event.post_id, platform=event.platform, attempt=event.attempt)
         started = time.perf_counter()
+        attempted_at = datetime.now(UTC)
         try:
             published = await publisher.publish(event)
         except PermanentError as exc:
@@ -42,7 +46,8 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
             await _wait_for_budget(bus, event, exc)
             return
         except Exception as exc:
-            await _retry_or_fail(bus, event, exc)
+            # Neither a refusal nor a wait: the post may have gone out without an answer.
+            await _retry_or_fail(bus, event, exc, attempted_at=attempted_at)
             return
         finally:
             metrics.PUBLISH_SECONDS.labels(network).observe(time.perf_counter() - started)
@@ -74,11 +79,16 @@ async def _wait_for_budget(bus: Bus, event: PostDue, exc: BudgetExhaustedError) 
             "occurred_at": datetime.now(UTC),
         }
     )
+    # Announced like a retry (not final, spends no try): the api moves the claim to `until`,
+    # so the scheduler does not take the post again while it waits.
+    await _failed(bus, later, str(exc), final=False, next_attempt_at=until, purpose="post.waiting")
     await bus.publish_delayed(later, topology.PUBLISHER_QUEUE, until)
     log.info("post waits for a rate limit", post_id=event.post_id, until=until, reason=str(exc))
 
 
-async def _retry_or_fail(bus: Bus, event: PostDue, exc: Exception) -> None:
+async def _retry_or_fail(
+    bus: Bus, event: PostDue, exc: Exception, *, attempted_at: datetime
+) -> None:
     reason = str(exc) or exc.__class__.__name__
     policy = event.retry_policy
     if event.attempt > policy.max_retries:
@@ -93,6 +103,7 @@ async def _retry_or_fail(bus: Bus, event: PostDue, exc: Exception) -> None:
             "event_id": derived_event_id(event.event_id, "retry"),
             "attempt": event.attempt + 1,
             "occurred_at": datetime.now(UTC),
+            "unknown_since": event.unknown_since or attempted_at,
         }
     )
     await bus.publish_delayed(retry, topology.PUBLISHER_QUEUE, not_before)

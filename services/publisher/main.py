@@ -26,7 +26,10 @@ async def setup(bus: Bus, settings: Settings) -> Callable[[], Awaitable[None]]:
     )
     budgets = Budgets(settings.redis_url, prefix=settings.redis_prefix)
     publisher = Publisher(
-        http, budget=AccountBudget(budgets), secret_key=settings.secret_key.get_secret_value()
+        http,
+        budget=AccountBudget(budgets),
+        secret_key=settings.secret_key.get_secret_value(),
+        allow_http=settings.webhook_allow_http,
     )
     await bus.consume(
         topology.PUBLISHER_QUEUE, make_handler(bus, publisher), on_poison=poison_reporter(bus)

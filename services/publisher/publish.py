@@ -1,6 +1,7 @@
 """One post, published through its project's credential for the network it goes to.
 
-The credential travels encrypted in `post.due` and is decrypted here only. Clients are
+The credential (and a webhook's URL) travels encrypted in `post.due` and is decrypted here
+only. Clients are
 built per post (a credential may change between two posts), while what outlives a post is
 kept per process: each instance's limits, and each Bluesky account's session (its refresh
 token rotates; a session kept spares a `createSession` per post, which the PDS limits
@@ -9,11 +10,17 @@ hardest).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
 from services.publisher.networks.bluesky import BlueskyClient, Session
 from services.publisher.networks.budget import AccountBudget, fingerprint
-from services.publisher.networks.mastodon import InstanceLimitsCache, MastodonClient
+from services.publisher.networks.mastodon import (
+    IDEMPOTENCY_SAFE_AGE,
+    InstanceLimitsCache,
+    MastodonClient,
+)
 from services.publisher.networks.published import Published
 from services.publisher.webhook import WebhookClient
 from shared.errors import PermanentError
@@ -27,8 +34,17 @@ class NoCredentialError(PermanentError):
 
 
 class Publisher:
-    def __init__(self, http: httpx.AsyncClient, *, budget: AccountBudget, secret_key: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        budget: AccountBudget,
+        secret_key: str,
+        allow_http: bool = False,
+    ) -> None:
         self._http = http
+        # HERALD_WEBHOOK_ALLOW_HTTP: plain http only where the operator allowed it.
+        self._allow_http = allow_http
         self._budget = budget
         self._secret_key = secret_key
         self._limits = InstanceLimitsCache()
@@ -48,12 +64,27 @@ class Publisher:
                 token=secret,
                 budget=self._budget,
                 limits=self._limits,
+                allow_http=self._allow_http,
             )
+            if _key_maybe_forgotten(event):
+                # An earlier attempt may have published it, longer ago than Mastodon keeps
+                # the key: a repeat would be a second status. Look for the first one.
+                earlier = await mastodon.find_earlier(
+                    text=event.body, since=event.unknown_since or event.claimed_at
+                )
+                if earlier is not None:
+                    return earlier
             return await mastodon.publish(post_id=event.post_id, text=event.body)
         if network == "bluesky":
             return await self._bluesky(event, settings, secret)
+        if not target.url:
+            raise PermanentError("the project's webhook has no URL: save it again")
         webhook = WebhookClient(
-            self._http, url=_setting(settings, "url"), secret=secret, budget=self._budget
+            self._http,
+            url=self._decrypted(target.url),
+            secret=secret,
+            budget=self._budget,
+            allow_http=self._allow_http,
         )
         return await webhook.publish(
             post_id=event.post_id,
@@ -81,6 +112,7 @@ class Publisher:
             budget=self._budget,
             session=self._sessions.get(key),
             on_session=keep,
+            allow_http=self._allow_http,
         )
         try:
             return await bluesky.publish(
@@ -92,10 +124,19 @@ class Publisher:
                 self._sessions.pop(key, None)
 
     def _secret(self, target: PublishingTarget) -> str:
+        return self._decrypted(target.secret)
+
+    def _decrypted(self, token: str) -> str:
         try:
-            return decrypt(target.secret, self._secret_key)
+            return decrypt(token, self._secret_key)
         except SecretKeyError as exc:
             raise PermanentError(exc.message) from None
+
+
+def _key_maybe_forgotten(event: PostDue) -> bool:
+    if event.unknown_since is None:
+        return False
+    return datetime.now(UTC) - event.unknown_since >= IDEMPOTENCY_SAFE_AGE
 
 
 def _setting(settings: dict[str, str], name: str) -> str:

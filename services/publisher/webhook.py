@@ -21,6 +21,7 @@ from services.publisher.networks.published import (
     Published,
     excerpt,
     json_body,
+    require_https,
     unreachable,
 )
 from shared.errors import PermanentError, TransientError
@@ -40,9 +41,16 @@ def delivery_id(post_id: str) -> str:
 
 class WebhookClient:
     def __init__(
-        self, http: httpx.AsyncClient, *, url: str, secret: str, budget: AccountBudget
+        self,
+        http: httpx.AsyncClient,
+        *,
+        url: str,
+        secret: str,
+        budget: AccountBudget,
+        allow_http: bool = False,
     ) -> None:
         self.url = str(parse_url(url))
+        require_https(self.url, what="the webhook", allow_http=allow_http)
         self._http = http
         self._secret = secret
         self._budget = budget

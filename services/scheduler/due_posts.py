@@ -7,7 +7,11 @@ exactly once across replicas: the posts are claimed with `FOR UPDATE SKIP LOCKED
 and their `post.due` written to the outbox, in one transaction. A second replica skips the
 locked rows and, once committed, sees them claimed. A claim older than the lease is taken
 again: its `post.due` was lost (a dead letter replayed later, a purged queue), and the
-networks' keys derived from the post id make a second publication the first one.
+networks' keys derived from the post id make a second publication the first one. The lease
+counts from the last sign of the publisher: every retry or rate-limit wait it announces
+(a `post.failed` not final) moves the claim to the next attempt's time, so a chain still
+being worked is never claimed twice. The new `post.due` carries the first claim's time
+(`unknownSince`): past Mastodon's hour, the publisher looks for the status before sending.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ async def claim_due_posts(
         for post, job_id in rows:
             claim = (post.publish_attempts or 0) + 1
             network = network_for(post.platform)
+            # Claimed before and not finished: that chain's outcome is unknown from here.
+            unknown_since = None
+            if post.publish_claimed_at is not None:
+                unknown_since = post.publish_first_claimed_at or post.publish_claimed_at
             events.append(
                 PostDue(
                     execution_id=post.execution_id,
@@ -90,6 +98,7 @@ async def claim_due_posts(
                     claimed_at=now,
                     target=targets.get((post.project_id or "", network)),
                     retry_policy=retry_policy,
+                    unknown_since=unknown_since,
                 )
             )
         await session.execute(
@@ -97,6 +106,7 @@ async def claim_due_posts(
             .where(Content.id.in_([post.id for post, _ in rows]))
             .values(
                 publish_claimed_at=now,
+                publish_first_claimed_at=func.coalesce(Content.publish_first_claimed_at, now),
                 publish_attempts=func.coalesce(Content.publish_attempts, 0) + 1,
             )
             .execution_options(synchronize_session=False)
@@ -118,6 +128,7 @@ async def _targets(
             network=credential.network,
             settings={key: str(value) for key, value in (credential.settings or {}).items()},
             secret=credential.secret_encrypted,
+            url=credential.url_encrypted,
         )
         for credential in credentials
     }

@@ -6,7 +6,8 @@ so importing the same file twice changes nothing. A job's next run is computed a
 import, so the new scheduler neither replays nor reports as missed the slots that passed
 meanwhile. History (executions, posts, alerts) stays where it was. Webhook URLs, GitHub
 tokens and publishing credentials travel as stored, encrypted: the importing side needs the
-same HERALD_SECRET_KEY.
+same HERALD_SECRET_KEY. An export written before the publishing webhook's URL was encrypted
+carries it in clear in its settings: it is sealed on import, with that key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from services.api import installation_grants
 from shared.accounts import ensure_user
 from shared.db.schema import CronJob, JobStatistics, Project, PublishingCredential, User
 from shared.db.types import UTCDateTime
+from shared.destinations import webhook_host
 from shared.dispatch import next_run_after
+from shared.secrets import SecretKeyError, encrypt
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +91,7 @@ async def export_records(sessions: async_sessionmaker[AsyncSession]) -> dict[str
 
 
 async def import_records(
-    sessions: async_sessionmaker[AsyncSession], data: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession], data: dict[str, Any], *, secret_key: str = ""
 ) -> tuple[int, int]:
     """Create the exported projects and jobs that do not exist yet; return (projects, jobs)."""
     if data.get("format") != FORMAT:
@@ -116,12 +119,9 @@ async def import_records(
                 for credential in publishing:
                     key = (record["id"], credential.get("network"))
                     if await session.get(PublishingCredential, key) is None:
-                        session.add(
-                            PublishingCredential(
-                                **_values(PublishingCredential, credential),
-                                project_id=record["id"],
-                            )
-                        )
+                        values = _values(PublishingCredential, credential)
+                        _seal_webhook_url(values, secret_key)
+                        session.add(PublishingCredential(**values, project_id=record["id"]))
                 for job_record in jobs:
                     if await session.get(CronJob, job_record["id"]) is not None:
                         continue
@@ -137,6 +137,19 @@ async def import_records(
                     )
                     created_jobs += 1
     return created_projects, created_jobs
+
+
+def _seal_webhook_url(values: dict[str, Any], secret_key: str) -> None:
+    """Move a clear webhook URL (an export from before migration 0022) into `url_encrypted`."""
+    settings = dict(values.get("settings") or {})
+    url = settings.pop("url", None)
+    if not isinstance(url, str) or values.get("url_encrypted"):
+        return
+    try:
+        values["url_encrypted"] = encrypt(url, secret_key)
+    except SecretKeyError as exc:
+        raise TransferError(f"a publishing webhook's URL cannot be sealed: {exc.message}") from None
+    values["settings"] = settings | {"urlHost": webhook_host(url)}
 
 
 def _columns(row: Project | CronJob | PublishingCredential, skipped: set[str]) -> dict[str, Any]:

@@ -417,6 +417,9 @@ class ExecutionActivity(Base):
     at: Mapped[datetime | None]
 
 
+APPROVED_UNCLAIMED = "state = 'APPROVED' AND publish_claimed_at IS NULL"
+
+
 class Content(Base):
     __tablename__ = "contents"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -454,6 +457,9 @@ class Content(Base):
     # is taken again (its `post.due` was lost): the network keys make that publish once.
     publish_claimed_at: Mapped[datetime | None]
     publish_attempts: Mapped[int | None] = mapped_column(Integer)
+    # The first claim of this publication, kept when a lost claim is taken again: a later
+    # chain's `post.due` carries it (`unknownSince`), the earlier chain may have published.
+    publish_first_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Mastodon's status id, Bluesky's at:// URI, the webhook's delivery id.
     network_post_id: Mapped[str | None] = mapped_column(String(500))
 
@@ -467,6 +473,15 @@ class Content(Base):
             "publish_at",
             postgresql_where=text("state = 'SCHEDULED'"),
             sqlite_where=text("state = 'SCHEDULED'"),
+        ),
+        # What a publish run schedules: a project's approved posts no scheduler holds
+        # (services/api/publish_runs.py), optionally only one upstream run's.
+        Index(
+            "ix_contents_approved_unclaimed",
+            "project_id",
+            "execution_id",
+            postgresql_where=text(APPROVED_UNCLAIMED),
+            sqlite_where=text(APPROVED_UNCLAIMED),
         ),
     )
 
@@ -492,9 +507,11 @@ class PublishingCredential(Base):
     """How a project publishes to one network: the non-secret settings, and the secret.
 
     `network` is mastodon (settings: instanceUrl; secret: an access token), bluesky
-    (serviceUrl, identifier; an app password) or webhook (url; the signing secret herald
+    (serviceUrl, identifier; an app password) or webhook (urlHost; the signing secret herald
     generated). The secret is encrypted with HERALD_SECRET_KEY and never read back by the
-    API: only the publisher decrypts it, from the `post.due` that carries it.
+    API: only the publisher decrypts it, from the `post.due` that carries it. A webhook's URL
+    is encrypted too (`url_encrypted`), like a WEBHOOK job's: such URLs often carry the
+    receiver's token in their path or query, so only its host is ever shown.
     """
 
     __tablename__ = "publishing_credentials"
@@ -504,6 +521,7 @@ class PublishingCredential(Base):
     network: Mapped[str] = mapped_column(String(16), primary_key=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+    url_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -42,6 +42,8 @@ def publishing_stack(
         "HERALD_SECRET_KEY": generate_key(),
         # The local instance listens on loopback, which herald refuses unless allowed.
         "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
+        # ... and over plain http, which carries credentials in clear unless allowed.
+        "HERALD_WEBHOOK_ALLOW_HTTP": "true",
         "HERALD_SCHEDULER_MAX_SLEEP": "2",
     }
     with processes.running(("api", "scheduler", "publisher"), env, tmp_path) as services:

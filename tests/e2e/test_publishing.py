@@ -83,6 +83,8 @@ def env(fresh_database_url: str, fresh_amqp_url: str) -> dict[str, str]:
         "HERALD_SECRET_KEY": generate_key(),
         # The local networks listen on loopback, which herald refuses unless allowed.
         "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
+        # ... and over plain http, which carries credentials in clear unless allowed.
+        "HERALD_WEBHOOK_ALLOW_HTTP": "true",
         "HERALD_SCHEDULER_MAX_SLEEP": "2",
         "HERALD_PUBLISH_RETRY_DELAY": "1",
     }

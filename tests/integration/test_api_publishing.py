@@ -43,6 +43,8 @@ from tests.support.posts import generated_posts
 PUBLIC = "http://herald.test"
 TOKEN = "mastodon-access-token-0123456789"
 KEY = generate_key()
+# Such URLs often carry the receiver's token in the path or the query.
+HOOK_URL = "https://hooks.example/herald/T0KEN?key=T0KEN"
 
 
 @pytest.fixture
@@ -84,13 +86,23 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
     webhook = await api.put(
         f"/api/projects/{project}/publishing/webhook",
         headers=headers,
-        json={"url": "https://hooks.example/herald"},
+        json={"url": HOOK_URL},
     )
+    assert webhook.status_code == 200, webhook.text
     secret = webhook.json()["data"]["signingSecret"]
     assert len(secret) >= 43  # 256 random bits, URL-safe base64
+    assert webhook.json()["data"]["urlHost"] == "hooks.example"
+    assert "T0KEN" not in webhook.text
     again = await api.get(f"/api/projects/{project}", headers=headers)
     assert secret not in again.text
+    assert "T0KEN" not in again.text
     assert again.json()["data"]["publishing"]["webhook"]["set"] is True
+    assert again.json()["data"]["publishing"]["webhook"]["urlHost"] == "hooks.example"
+    async with sessions() as session:
+        hook = await session.get(PublishingCredential, (project, "webhook"))
+    assert hook is not None and hook.url_encrypted is not None
+    assert "T0KEN" not in str(hook.settings) and "T0KEN" not in hook.url_encrypted
+    assert decrypt(hook.url_encrypted, KEY) == HOOK_URL
 
     gone = await api.delete(f"/api/projects/{project}/publishing/mastodon", headers=headers)
     assert gone.json()["data"]["mastodon"] == {"set": False}
@@ -101,7 +113,7 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
     [
         (
             "mastodon",
-            {"instanceUrl": "http://127.0.0.1:3000", "accessToken": "t"},
+            {"instanceUrl": "https://127.0.0.1:3000", "accessToken": "t"},
             "instanceUrl",
             "loopback",
         ),
@@ -122,7 +134,7 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
         (
             "bluesky",
             {
-                "serviceUrl": "http://localhost:2583",
+                "serviceUrl": "https://localhost:2583",
                 "identifier": "a.bsky.social",
                 "appPassword": "p",
             },
@@ -130,6 +142,20 @@ async def test_credentials_are_write_only_and_encrypted_at_rest(
             "loopback",
         ),
         ("webhook", {"url": "ftp://hooks.example/x"}, "url", "http"),
+        # Credentials never travel in clear (HERALD_WEBHOOK_ALLOW_HTTP is off).
+        (
+            "mastodon",
+            {"instanceUrl": "http://m.example", "accessToken": "t"},
+            "instanceUrl",
+            "must be an https URL",
+        ),
+        (
+            "bluesky",
+            {"serviceUrl": "http://pds.example", "identifier": "a.bsky.social", "appPassword": "p"},
+            "serviceUrl",
+            "must be an https URL",
+        ),
+        ("webhook", {"url": "http://hooks.example/x"}, "url", "must be an https URL"),
         (
             "webhook",
             {"url": "https://hooks.example/x", "accessToken": "t"},
@@ -153,6 +179,21 @@ async def test_a_credential_herald_must_not_use_is_refused_naming_the_field(
     )
     refused = problem(response, 422, field)
     assert words in refused["detail"]
+
+
+async def test_plain_http_is_saved_only_where_the_operator_allows_it(
+    api_settings: Callable[..., Settings], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions, publishing=False)
+    async for client in api_client(api_settings(secret_key=KEY, webhook_allow_http=True)):
+        project = await project_of(client, headers, ids["mastodon"])
+        saved = await client.put(
+            f"/api/projects/{project}/publishing/webhook",
+            headers=headers,
+            json={"url": "http://hooks.example/in"},
+        )
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["data"]["urlHost"] == "hooks.example"
 
 
 async def test_scheduling_without_a_way_to_publish_is_refused(
@@ -212,12 +253,28 @@ async def test_the_publishers_outcomes_are_applied_once(
     await apply_events(sessions, [again], public_url=PUBLIC)
 
     failing = {**envelope, "post_id": ids["bluesky"], "platform": "bluesky"}
-    not_yet = PostFailed(**failing, reason="Bluesky unreachable", final=False)
+    claimed_at = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content)
+            .where(Content.id == ids["bluesky"])
+            .values(publish_claimed_at=claimed_at, publish_first_claimed_at=claimed_at)
+        )
+    next_try = datetime(2031, 3, 1, 11, 30, tzinfo=UTC)
+    not_yet = PostFailed(
+        **failing, reason="Bluesky unreachable", final=False, next_attempt_at=next_try
+    )
     await apply_events(sessions, [not_yet], public_url=PUBLIC)
     async with sessions() as session:
         waiting = await session.get(Content, ids["bluesky"])
         assert waiting is not None
         assert (waiting.state, waiting.publish_error) == ("SCHEDULED", "Bluesky unreachable")
+        # The claim moves to the next attempt: the lease counts from there, and the scheduler
+        # does not start a second chain while this one waits; the first claim is kept.
+        assert (waiting.publish_claimed_at, waiting.publish_first_claimed_at) == (
+            next_try,
+            claimed_at,
+        )
     final = PostFailed(**failing, reason="Bluesky 400 InvalidRequest: bad record", final=True)
     await apply_events(sessions, [final, final], public_url=PUBLIC)
 
@@ -244,6 +301,7 @@ async def test_the_publishers_outcomes_are_applied_once(
         "FAILED",
         "Bluesky 400 InvalidRequest: bad record",
     )
+    assert (bluesky.publish_claimed_at, bluesky.publish_first_claimed_at) == (None, None)
     assert sorted(changes) == sorted(
         [(ids["mastodon"], "herald", "PUBLISHED"), (ids["bluesky"], "herald", "FAILED")]
     )

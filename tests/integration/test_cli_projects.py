@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -21,6 +22,7 @@ from shared.settings import get_settings
 from tests.support import factories
 
 KEY = generate_key()
+HOOK_URL = "https://hooks.example/herald/T0KEN?key=T0KEN"
 TOKEN = "github_pat_11AAAAAAA0secret0project0token"
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
@@ -349,7 +351,9 @@ def test_deliveries_lists_what_each_delivery_came_to_newest_first(cli: CliRunner
     assert (shown["deliveryId"], shown["outcome"]) == ("bbbb-2", "ignored")
 
 
-def test_publishing_is_set_shown_and_removed_with_the_apis_rules(cli: CliRunner) -> None:
+def test_publishing_is_set_shown_and_removed_with_the_apis_rules(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     project_id = seeded()
     refused = cli.invoke(
         app,
@@ -360,7 +364,7 @@ def test_publishing_is_set_shown_and_removed_with_the_apis_rules(cli: CliRunner)
             project_id,
             "mastodon",
             "--instance",
-            "http://127.0.0.1:3000",
+            "https://127.0.0.1:3000",
             "--secret-stdin",
         ],
         input="mastodon-secret-token\n",
@@ -392,17 +396,25 @@ def test_publishing_is_set_shown_and_removed_with_the_apis_rules(cli: CliRunner)
             project_id,
             "webhook",
             "--url",
-            "https://hooks.example/herald",
+            HOOK_URL,
         ],
     )
     assert webhook.exit_code == 0, webhook.output
     assert "signing secret (shown this once): " in webhook.output
+    assert "T0KEN" not in webhook.output
 
     shown = cli.invoke(app, ["projects", "publishing", "show", project_id])
     assert shown.exit_code == 0, shown.output
     assert "mastodon  set (instanceUrl https://mastodon.example)" in shown.output
+    assert "webhook   set (urlHost hooks.example)" in shown.output
     assert "bluesky   not set" in shown.output
     assert "mastodon-secret-token" not in shown.output
+    assert "T0KEN" not in shown.output
+
+    out = tmp_path / "export.json"
+    exported = cli.invoke(app, ["export", "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert "T0KEN" not in out.read_text()
 
     async def sealed(sessions: Sessions) -> str:
         async with sessions() as session:
@@ -415,3 +427,47 @@ def test_publishing_is_set_shown_and_removed_with_the_apis_rules(cli: CliRunner)
     assert removed.exit_code == 0, removed.output
     again = cli.invoke(app, ["projects", "publishing", "show", project_id])
     assert "mastodon  not set" in again.output
+
+
+def test_an_export_from_before_sealed_webhook_urls_is_sealed_on_import(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    document = {
+        "format": "herald-export",
+        "version": 1,
+        "users": [
+            {
+                "email": "old@example.test",
+                "projects": [
+                    {
+                        "id": "proj_old_export",
+                        "name": "old",
+                        "platforms": ["blog"],
+                        "jobs": [],
+                        "publishing": [
+                            {
+                                "network": "webhook",
+                                "settings": {"url": HOOK_URL},
+                                "secret_encrypted": "sealed-signing-secret",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "old-export.json"
+    path.write_text(json.dumps(document))
+    imported = cli.invoke(app, ["import", str(path)])
+    assert imported.exit_code == 0, imported.output
+
+    async def stored(sessions: Sessions) -> PublishingCredential | None:
+        async with sessions() as session:
+            return await session.get(PublishingCredential, ("proj_old_export", "webhook"))
+
+    row = run(stored)
+    assert row is not None and row.url_encrypted is not None
+    assert row.settings == {"urlHost": "hooks.example"}
+    assert decrypt(row.url_encrypted, KEY) == HOOK_URL
+    shown = cli.invoke(app, ["projects", "publishing", "show", "proj_old_export"])
+    assert "T0KEN" not in shown.output

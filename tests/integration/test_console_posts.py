@@ -130,7 +130,7 @@ async def test_a_project_publishes_through_credentials_saved_on_its_publishing_p
 
     refused = await console.post(
         f"{page}/mastodon",
-        data={"csrf": csrf, "instanceUrl": "http://127.0.0.1:3000", "accessToken": "tok-secret"},
+        data={"csrf": csrf, "instanceUrl": "https://127.0.0.1:3000", "accessToken": "tok-secret"},
         headers=ORIGIN,
     )
     assert refused.status_code == 422
@@ -147,13 +147,28 @@ async def test_a_project_publishes_through_credentials_saved_on_its_publishing_p
     assert "on https://mastodon.example" in shown.text
     assert "tok-secret" not in shown.text
 
+    hook = "https://hooks.example/in/T0KEN?key=T0KEN"
     webhook = await console.post(
-        f"{page}/webhook", data={"csrf": csrf, "url": "https://hooks.example/in"}, headers=ORIGIN
+        f"{page}/webhook", data={"csrf": csrf, "url": hook}, headers=ORIGIN
     )
     assert webhook.status_code == 200
+    assert "T0KEN" not in webhook.text
     secret = re.search(r"<code>([A-Za-z0-9_-]{43,})</code>", webhook.text)
     assert secret is not None
-    assert secret.group(1) not in (await console.get(page)).text
+    with_hook = (await console.get(page)).text
+    assert secret.group(1) not in with_hook
+    # The hint names the headers the publisher really sends (shared.signatures).
+    assert "<code>X-Herald-Signature-256: sha256=&lt;hex&gt;</code>" in with_hook
+    assert "<code>X-Herald-Event: post</code>" in with_hook
+    assert "<code>Herald-" not in with_hook
+    # Write-only: the host is shown, the URL (its token) never refilled into the form.
+    assert "Delivers to <code>hooks.example</code>" in with_hook
+    assert "T0KEN" not in with_hook
+    refused_hook = await console.post(
+        f"{page}/webhook", data={"csrf": csrf, "url": "ftp://hooks.example/T0KEN"}, headers=ORIGIN
+    )
+    assert refused_hook.status_code == 422
+    assert "T0KEN" not in refused_hook.text
 
     scheduled = await console.post(
         f"/console/posts/{ids['mastodon']}/schedule",

@@ -17,6 +17,7 @@ from services.api.triggers import trigger_manually
 from shared.db.engine import create_engine, session_factory
 from shared.db.migrate import alembic_config, upgrade
 from shared.db.schema import Base, Content, CronJob, Project
+from shared.secrets import decrypt, generate_key
 from tests.support import factories, servers
 
 
@@ -299,4 +300,83 @@ def test_downgrades_keep_every_record(empty_database_url: str) -> None:
 
 
 # Down to the revision before each migration that alters a table others reference.
-DOWNGRADES = ["0020", "0019", "0017", "0016", "0015", "0014", "0013", "0012", "0009"]
+DOWNGRADES = ["0021", "0020", "0019", "0017", "0016", "0015", "0014", "0013", "0012", "0009"]
+
+
+def test_a_publishing_webhooks_url_is_sealed_and_unsealed_again(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0022 moves a webhook's clear URL (its token in the query) into the encrypted column."""
+    key = generate_key()
+    monkeypatch.setenv("HERALD_SECRET_KEY", key)
+    url = "https://hooks.example:8443/in/T0KEN?sig=s3cret"
+    upgrade(empty_database_url, "0021")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    asyncio.run(
+        _run(
+            empty_database_url,
+            [
+                (
+                    "INSERT INTO users (id, email, name, timezone, created_at)"
+                    " VALUES ('u1', 'ada@example.test', 'A', 'UTC', :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO projects (id, user_id, name, platforms, notification_settings,"
+                    " created_at, updated_at) VALUES ('p1', 'u1', 'p', '[]', '{}', :t, :t)",
+                    {"t": at},
+                ),
+                (
+                    "INSERT INTO publishing_credentials (project_id, network, settings,"
+                    " secret_encrypted, created_at, updated_at) VALUES"
+                    " ('p1', 'webhook', :hook, 'sealed-secret', :t, :t),"
+                    " ('p1', 'mastodon', :instance, 'sealed-token', :t, :t)",
+                    {
+                        "t": at,
+                        "hook": json.dumps({"url": url}),
+                        "instance": json.dumps({"instanceUrl": "https://m.example"}),
+                    },
+                ),
+            ],
+        )
+    )
+
+    upgrade(empty_database_url)
+
+    select = (
+        "SELECT network, settings, url_encrypted FROM publishing_credentials ORDER BY network",
+        {},
+    )
+    rows = asyncio.run(_run(empty_database_url, [select]))
+    stored = {row[0]: (_json(row[1]), row[2]) for row in rows}
+    assert stored["mastodon"] == ({"instanceUrl": "https://m.example"}, None)
+    settings, sealed = stored["webhook"]
+    assert settings == {"urlHost": "hooks.example:8443"}
+    assert "T0KEN" not in sealed and decrypt(sealed, key) == url
+
+    command.downgrade(alembic_config(empty_database_url), "0021")
+    back = asyncio.run(
+        _run(
+            empty_database_url,
+            [("SELECT settings FROM publishing_credentials WHERE network = 'webhook'", {})],
+        )
+    )
+    assert _json(back[0][0]) == {"url": url}
+
+
+def _json(value: object) -> dict[str, object]:
+    return json.loads(value) if isinstance(value, str) else dict(value)  # type: ignore[call-overload]
+
+
+def test_a_publish_runs_read_of_approved_posts_has_its_partial_index(
+    empty_database_url: str,
+) -> None:
+    upgrade(empty_database_url)
+    if empty_database_url.startswith("sqlite"):
+        query = "SELECT sql FROM sqlite_master WHERE name = 'ix_contents_approved_unclaimed'"
+    else:
+        query = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_contents_approved_unclaimed'"
+    ((definition,),) = asyncio.run(_run(empty_database_url, [(query, {})]))
+    assert "project_id" in definition and "execution_id" in definition
+    assert "APPROVED" in definition
+    assert "publish_claimed_at IS NULL" in definition

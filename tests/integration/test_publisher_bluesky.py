@@ -82,6 +82,7 @@ def client(
         budget=AccountBudget(budgets or Budgets()),
         session=session,
         on_session=keep,
+        allow_http=True,  # the local PDS answers on http://127.0.0.1
     )
 
 

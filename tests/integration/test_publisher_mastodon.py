@@ -52,6 +52,7 @@ def client(
         token=token,
         budget=AccountBudget(budgets or Budgets()),
         limits=limits,
+        allow_http=True,  # the local instance answers on http://127.0.0.1
     )
 
 
@@ -251,3 +252,31 @@ async def test_an_instance_url_with_a_path_is_refused(http: httpx.AsyncClient) -
             token=TOKEN,
             budget=AccountBudget(Budgets()),
         )
+
+
+async def test_a_429_reading_the_instance_waits_for_its_reset_and_a_5xx_is_transient(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    instance.instance_trouble = [429]
+    budgets = Budgets()
+    mastodon = client(http, server, budgets=budgets)
+
+    with pytest.raises(BudgetExhaustedError) as limited:
+        await mastodon.publish(post_id=new_id("cnt"), text="one")
+    assert limited.value.retry_after == 300
+    # Paused: the next try waits without asking the instance again.
+    asked = len(instance.requests)
+    with pytest.raises(BudgetExhaustedError):
+        await client(http, server, budgets=budgets).publish(post_id=new_id("cnt"), text="one")
+    assert len(instance.requests) == asked
+
+    instance.instance_trouble = [503]
+    with pytest.raises(TransientError) as trouble:
+        await client(http, server).publish(post_id=new_id("cnt"), text="one")
+    assert not isinstance(trouble.value, PermanentError)
+    assert "Mastodon 503" in trouble.value.message
+    assert instance.statuses == []
+
+    published = await client(http, server).publish(post_id=new_id("cnt"), text="one")
+    assert [status["id"] for status in instance.statuses] == [published.id]

@@ -15,7 +15,7 @@ from services.scheduler.due_posts import claim_due_posts
 from shared.db.schema import Content, OutboxMessage
 from shared.events import RetryPolicy
 from shared.secrets import decrypt, generate_key
-from tests.support.posts import generated_posts, with_credentials
+from tests.support.posts import WEBHOOK_URL, generated_posts, with_credentials
 
 LEASE = timedelta(minutes=30)
 POLICY = RetryPolicy(max_retries=4, retry_delay=30)
@@ -42,6 +42,26 @@ async def dues(sessions: Sessions) -> list[dict[str, object]]:
 async def claim(sessions: Sessions, now: datetime, batch: int = 50) -> int:
     result = await claim_due_posts(sessions, now=now, batch=batch, lease=LEASE, retry_policy=POLICY)
     return result.claimed
+
+
+async def test_a_webhook_posts_due_carries_the_url_sealed(own_sessions: Sessions) -> None:
+    sessions = own_sessions
+    key = generate_key()
+    _, _, ids = await generated_posts(sessions, publishing=False)
+    async with sessions() as session:
+        row = await session.get(Content, ids["blog"])
+        assert row is not None
+    await with_credentials(sessions, row.project_id or "", secret_key=key)
+    now = datetime(2031, 5, 1, 10, 0, tzinfo=UTC)
+    await scheduled(sessions, [ids["blog"]], now - timedelta(seconds=1))
+
+    assert await claim(sessions, now) == 1
+    (due,) = await dues(sessions)
+    target = due["target"]
+    assert isinstance(target, dict)
+    assert target["settings"] == {"urlHost": "hooks.example"}
+    assert "T0KEN" not in json.dumps(due) and "t0ken" not in json.dumps(due)
+    assert decrypt(str(target["url"]), key) == WEBHOOK_URL
 
 
 async def test_a_due_post_is_claimed_once_with_its_credential_sealed(
@@ -84,6 +104,12 @@ async def test_a_due_post_is_claimed_once_with_its_credential_sealed(
     later = now + LEASE + timedelta(seconds=1)
     assert await claim(sessions, later) == 1
     assert [due["claim"] for due in await dues(sessions)] == [1, 2]
+    # The first chain may have published: the new one says since when (the first claim),
+    # and keeps saying so on a third claim, which must not move it.
+    await claim(sessions, later + LEASE + timedelta(seconds=1))  # the Bluesky post too
+    mine = [due for due in await dues(sessions) if due["postId"] == ids["mastodon"]]
+    unknown = [due.get("unknownSince") for due in mine]
+    assert unknown == [None, "2031-05-01T10:00:00Z", "2031-05-01T10:00:00Z"]
 
 
 async def test_a_post_without_a_credential_is_handed_on_to_fail_with_the_reason(

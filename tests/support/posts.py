@@ -8,11 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.lifecycle import apply_event
 from services.api.triggers import trigger_manually
 from shared.db.schema import Content, CronJob, Project, PublishingCredential
+from shared.destinations import webhook_host
 from shared.events import ContentGenerated, PostResult, StepStarted
 from shared.secrets import encrypt, generate_key
 from tests.support import factories
 
 PUBLIC = "http://herald.test"
+# A receiver's URL with its token in the path and query, as such URLs often are.
+WEBHOOK_URL = "https://hooks.example/herald/T0KEN-in-path?key=t0ken-in-query"
 
 
 async def generated_posts(
@@ -74,16 +77,22 @@ async def with_credentials(
     chosen = settings or {
         "mastodon": {"instanceUrl": "https://mastodon.example"},
         "bluesky": {"serviceUrl": "https://bsky.social", "identifier": "herald.bsky.social"},
-        "webhook": {"url": "https://hooks.example/herald"},
+        "webhook": {"url": WEBHOOK_URL},
     }
     async with sessions() as session, session.begin():
         for network, values in chosen.items():
             secret = (secrets or {}).get(network, f"{network}-secret")
+            stored = dict(values)
+            # A webhook's URL is stored encrypted, only its host shown (services.api.publishing).
+            url = stored.pop("url", None)
+            if url is not None:
+                stored["urlHost"] = webhook_host(url)
             session.add(
                 PublishingCredential(
                     project_id=project_id,
                     network=network,
-                    settings=values,
+                    settings=stored,
                     secret_encrypted=encrypt(secret, key),
+                    url_encrypted=encrypt(url, key) if url is not None else None,
                 )
             )

@@ -90,8 +90,9 @@ class BlueskyClient:
         budget: AccountBudget,
         session: Session | None = None,
         on_session: Callable[[Session], Awaitable[None]] | None = None,
+        allow_http: bool = False,
     ) -> None:
-        self.service = base_origin(service_url, what="the PDS")
+        self.service = base_origin(service_url, what="the PDS", allow_http=allow_http)
         self._http = http
         self._identifier = identifier
         self._password = app_password

@@ -7,8 +7,14 @@ defaults (500, 23). A status is sent with the account's bearer token (scope `wri
 and an `Idempotency-Key` derived from the post's id: Mastodon remembers it for an hour per
 account and answers a repeat with the status the first request made, so a retry after a
 crash publishes once. Refusals map to herald's errors: 401/403 (the token) and 422 (the
-status) are permanent, 429 pauses the account for every replica until its reset, 5xx and
-silence are transient.
+status) are permanent, 429 pauses the account for every replica until its reset (a 429 of
+the instance's public endpoint pauses reading it), 5xx and silence are transient.
+
+Mastodon keeps the key for an hour only. A post whose earlier attempt's outcome is unknown
+and began longer ago than `IDEMPOTENCY_SAFE_AGE` is first looked for on the account
+(`find_earlier`: `verify_credentials`, then the account's latest 40 statuses, matching the
+exact text); when that cannot be told (a token without a read scope, an instance that does not
+answer), the post fails for good with a reason asking the owner to check the account.
 
 The instance URL is the tenant's: requests go through the caller's `shared.outbound`
 guarded client and never follow a redirect.
@@ -16,9 +22,12 @@ guarded client and never follow a redirect.
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -45,6 +54,23 @@ DEFAULT_RESERVED_PER_URL = 23
 LIMITS_TTL = 3600.0
 USER_AGENT = "herald-publisher (+https://github.com/herald)"
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
+# Mastodon remembers an Idempotency-Key for an hour. Past 50 minutes after an attempt whose
+# outcome is unknown, a repeat may reach the instance after the key is gone (queue delays, a
+# slow answer): look for the status first. The margin covers those delays and clock skew.
+IDEMPOTENCY_SAFE_AGE = timedelta(minutes=50)
+# The statuses `GET /api/v1/accounts/:id/statuses` answers at most.
+LOOKUP_LIMIT = 40
+# An earlier status created this long before the attempt still counts (clocks differ).
+CLOCK_SKEW = timedelta(minutes=5)
+UNDETERMINED = (
+    "an earlier attempt may have published this post more than an hour ago (Mastodon forgets "
+    "its Idempotency-Key by then) and herald could not look for it"
+)
+_MENTION = re.compile(r"(?<![=/\w])@(\w+)@[\w.-]+\w", re.IGNORECASE)
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"</p>\s*<p[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -96,13 +122,19 @@ class MastodonClient:
         token: str,
         budget: AccountBudget,
         limits: InstanceLimitsCache | None = None,
+        allow_http: bool = False,
     ) -> None:
-        self.instance = base_origin(instance_url, what="the Mastodon instance")
+        self.instance = base_origin(
+            instance_url, what="the Mastodon instance", allow_http=allow_http
+        )
         self._http = http
         self._token = token
         self._budget = budget
         self._limits = limits or InstanceLimitsCache()
         self.budget_key = f"mastodon:{self.instance}:{fingerprint(token)}"
+        # The instance's public endpoints are limited per address, not per account: one pause
+        # for every account herald reads the instance for.
+        self.instance_budget_key = f"mastodon:{self.instance}"
 
     async def instance_limits(self) -> InstanceLimits:
         """The instance's status limits: cached, else asked of v2, then v1, else defaults."""
@@ -111,10 +143,19 @@ class MastodonClient:
             return known
         limits: InstanceLimits | None = None
         for path in ("/api/v2/instance", "/api/v1/instance"):
+            await self._budget.before_request(self.instance_budget_key, network=NETWORK)
             response = await self._send("GET", path, authorized=False)
             if response.status_code == 404:
                 continue
+            if response.status_code == 429:
+                # A wait for the reset like a status's 429, not a spent try (nor a refusal).
+                NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
+                seen = mastodon_rate_limit(response.headers, now=self._budget.now())
+                raise await self._budget.limited(
+                    self.instance_budget_key, seen, response.headers, network=NETWORK
+                )
             if response.status_code != 200:
+                # 5xx and 408/425 are transient there too; only a refusal is final.
                 raise self._error(response)
             limits = _limits_from(json_body(response))
             break
@@ -172,6 +213,59 @@ class MastodonClient:
         url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
         return Published(network="mastodon", id=status_id, url=str(url))
 
+    async def find_earlier(self, *, text: str, since: datetime) -> Published | None:
+        """The status an earlier attempt made with `text` since `since`, or None when the
+        account has none; raises PermanentError when that cannot be told."""
+        await self._budget.before_request(self.budget_key, network=NETWORK)
+        me = await self._lookup("/api/v1/accounts/verify_credentials", authorized=True)
+        account_id = me.get("id") if isinstance(me, dict) else None
+        if not account_id:
+            raise PermanentError(f"{UNDETERMINED}: Mastodon named no account. {_CHECK}")
+        # Public statuses need no token (one without read:statuses would be refused).
+        statuses = await self._lookup(
+            f"/api/v1/accounts/{account_id}/statuses?limit={LOOKUP_LIMIT}", authorized=False
+        )
+        if not isinstance(statuses, list):
+            raise PermanentError(f"{UNDETERMINED}: Mastodon listed no statuses. {_CHECK}")
+        wanted = _comparable(_MENTION.sub(lambda match: "@" + match.group(1), text))
+        for status in statuses:
+            if not isinstance(status, dict) or status.get("reblog"):
+                continue
+            created = _instant(status.get("created_at"))
+            if created is None or created < since - CLOCK_SKEW:
+                continue
+            if _comparable(_plain(str(status.get("content") or ""))) != wanted:
+                continue
+            status_id = str(status.get("id") or "")
+            url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
+            NETWORK_REQUESTS.labels("mastodon", "found_earlier").inc()
+            return Published(network="mastodon", id=status_id, url=str(url), earlier=True)
+        return None
+
+    async def _lookup(self, path: str, *, authorized: bool) -> Any:
+        try:
+            response = await self._send("GET", path, authorized=authorized)
+        except TransientError as exc:
+            raise PermanentError(f"{UNDETERMINED} ({exc.message}). {_CHECK}") from exc
+        if response.status_code == 429:
+            NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
+            seen = mastodon_rate_limit(response.headers, now=self._budget.now())
+            raise await self._budget.limited(
+                self.budget_key, seen, response.headers, network=NETWORK
+            )
+        if response.status_code != 200:
+            said = excerpt(json_body(response).get("error") or response.reason_phrase)
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = " (a token with the read:accounts scope lets herald look)"
+            raise PermanentError(
+                f"{UNDETERMINED}: Mastodon {response.status_code}: {said}{hint}. {_CHECK}"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise PermanentError(f"{UNDETERMINED}: Mastodon answered no JSON. {_CHECK}") from None
+
     async def _send(
         self,
         method: str,
@@ -212,3 +306,27 @@ class MastodonClient:
         if 300 <= status < 400:
             return PermanentError(f"{message}: the instance redirects; herald does not follow")
         return NetworkRefusedError(message)
+
+
+_CHECK = "Check the account for the post before publishing it again."
+
+
+def _plain(content: str) -> str:
+    """A status's HTML content as the text it was written from: Mastodon writes paragraphs
+    and line breaks as tags, links and mentions as anchors whose text is what was typed."""
+    text = _PARAGRAPH.sub("\n\n", content)
+    text = _BREAK.sub("\n", text)
+    return html.unescape(_TAG.sub("", text))
+
+
+def _comparable(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -62,10 +62,21 @@ def unreachable(network: str, exc: httpx.TimeoutException | httpx.TransportError
     return TransientError(f"{network} unreachable: {exc.__class__.__name__}")
 
 
-def base_origin(url: str, *, what: str) -> str:
+HTTP_REFUSED = "must be an https URL (this server does not allow http: HERALD_WEBHOOK_ALLOW_HTTP)"
+
+
+def require_https(url: str | httpx.URL, *, what: str, allow_http: bool) -> None:
+    """Refuse plain http, which would carry a credential (a token, a password, a signed post)
+    readable on the way, unless the operator allowed it (a test double, their own network)."""
+    if httpx.URL(str(url)).scheme != "https" and not allow_http:
+        raise ForbiddenDestinationError(f"{what} {HTTP_REFUSED}")
+
+
+def base_origin(url: str, *, what: str, allow_http: bool = False) -> str:
     """The server's origin (`https://mastodon.social`), refusing anything but a bare one."""
     origin = origin_of(url)
     parsed = httpx.URL(url)
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
         raise ForbiddenDestinationError(f"{what} must be an origin, with no path")
+    require_https(parsed, what=what, allow_http=allow_http)
     return str(origin)

@@ -12,10 +12,18 @@ one and spends nothing. Posting spends the account's `statuses` budget (300 per 
 default), reported in `X-RateLimit-Limit/Remaining/Reset` (an ISO-8601 instant with
 microseconds); past it, 429 `{"error": "Too many requests"}`. `lose_next_answer` makes the
 next status and then answers 502, as a proxy that timed out after the instance committed.
+`GET /api/v1/accounts/verify_credentials` answers the token's account (a token needs
+`read`, `read:accounts` or `profile`, else 403), and `GET /api/v1/accounts/:id/statuses`
+its public statuses newest first (`limit`, at most 40), each `content` rendered to HTML as
+Mastodon does (paragraphs, `<br />`, links and mentions as anchors, `text` absent).
+`instance_trouble` lists answers the instance endpoints give first, one per request: 429 as
+Mastodon's per-address limit answers it (`{"error": "Too many requests"}`, `Retry-After`
+and the `X-RateLimit-*` headers), or a 5xx as a failing proxy does.
 """
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 import threading
@@ -60,6 +68,7 @@ class FakeMastodon:
     lose_next_answer: bool = False
     # Answer 404 to `/api/v2/instance`, as Mastodon before 4.0.
     v1_only: bool = False
+    instance_trouble: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -73,6 +82,12 @@ class FakeMastodon:
                 Route("/api/v1/instance", self._instance_v1, methods=["GET"]),
                 Route("/api/v1/statuses", self._post_status, methods=["POST"]),
                 Route("/api/v1/statuses/{id}", self._get_status, methods=["GET"]),
+                Route(
+                    "/api/v1/accounts/verify_credentials",
+                    self._verify_credentials,
+                    methods=["GET"],
+                ),
+                Route("/api/v1/accounts/{id}/statuses", self._account_statuses, methods=["GET"]),
             ]
         )
 
@@ -98,8 +113,29 @@ class FakeMastodon:
             }
         }
 
+    def _trouble(self) -> JSONResponse | None:
+        if not self.instance_trouble:
+            return None
+        status = self.instance_trouble.pop(0)
+        if status != 429:
+            return JSONResponse({"error": "Service unavailable"}, status_code=status)
+        reset = datetime.fromtimestamp(self.clock() + 300, UTC)
+        return JSONResponse(
+            {"error": "Too many requests"},
+            status_code=429,
+            headers={
+                "Retry-After": "300",
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        )
+
     async def _instance_v2(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        trouble = self._trouble()
+        if trouble is not None:
+            return trouble
         if self.v1_only:
             return JSONResponse({"error": "Record not found"}, status_code=404)
         return JSONResponse(
@@ -113,9 +149,39 @@ class FakeMastodon:
 
     async def _instance_v1(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        trouble = self._trouble()
+        if trouble is not None:
+            return trouble
         return JSONResponse(
             {"uri": self.domain, "version": "3.5.3", "configuration": self._configuration()}
         )
+
+    async def _verify_credentials(self, request: Request) -> JSONResponse:
+        self._log(request, None)
+        account = self.accounts.get(_bearer(request))
+        if account is None:
+            return JSONResponse({"error": "The access token is invalid"}, status_code=401)
+        if not account.scopes & {"read", "read:accounts", "profile"}:
+            return JSONResponse(
+                {"error": "This action is outside the authorized scopes"}, status_code=403
+            )
+        return JSONResponse(
+            {"id": account.id, "username": account.username, "acct": account.username}
+        )
+
+    async def _account_statuses(self, request: Request) -> JSONResponse:
+        self._log(request, None)
+        wanted = request.path_params["id"]
+        try:
+            limit = min(max(int(request.query_params.get("limit", "20")), 1), 40)
+        except ValueError:
+            limit = 20
+        mine = [
+            {key: value for key, value in status.items() if key != "text"}
+            for status in reversed(self.statuses)
+            if status["account"]["id"] == wanted and status["visibility"] == "public"
+        ]
+        return JSONResponse(mine[:limit])
 
     async def _get_status(self, request: Request) -> JSONResponse:
         wanted = request.path_params["id"]
@@ -182,7 +248,7 @@ class FakeMastodon:
             "uri": f"https://{self.domain}/users/{account.username}/statuses/{status_id}",
             "url": f"https://{self.domain}/@{account.username}/{status_id}",
             "created_at": created.replace("+00:00", "Z"),
-            "content": f"<p>{text}</p>",
+            "content": _rendered(text, self.domain),
             "text": text,
             "spoiler_text": spoiler,
             "visibility": params.get("visibility") or "public",
@@ -219,6 +285,40 @@ class FakeMastodon:
         self.requests.append(
             {"method": request.method, "path": request.url.path, "headers": dict(request.headers)}
         )
+
+
+def _rendered(text: str, domain: str) -> str:
+    """Mastodon's HTML of a plain-text status: escaped, paragraphs and `<br />`, each link an
+    anchor with its scheme in an invisible span, each mention an h-card of the username."""
+
+    def piece(part: str) -> str:
+        out, last = [], 0
+        for found in _URL.finditer(part):
+            out.append(html.escape(part[last : found.start()], quote=False))
+            url = found.group(0)
+            scheme, rest = url.split("://", 1)
+            out.append(
+                f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener" '
+                f'translate="no"><span class="invisible">{scheme}://</span>'
+                f'<span class="">{html.escape(rest, quote=False)}</span>'
+                '<span class="invisible"></span></a>'
+            )
+            last = found.end()
+        out.append(html.escape(part[last:], quote=False))
+        return _MENTION.sub(
+            lambda match: (
+                f'<span class="h-card" translate="no"><a href="https://{domain}/@'
+                f'{match.group(1)}" class="u-url mention">@<span>{match.group(1)}</span></a>'
+                "</span>"
+            ),
+            "".join(out),
+        )
+
+    paragraphs = [part for part in text.split("\n\n") if part.strip()]
+    return "".join(
+        "<p>" + "<br />".join(piece(line) for line in paragraph.split("\n")) + "</p>"
+        for paragraph in paragraphs
+    )
 
 
 def _bearer(request: Request) -> str:
