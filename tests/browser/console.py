@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -16,6 +18,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from services.api.console.credentials import COOKIE
+from tests.support.factories import token_on
 
 # Window sizes the console is checked at.
 DESKTOP = (1280, 900)
@@ -165,3 +168,31 @@ def console_session(base_url: str, token: str) -> str:
         answer = client.post("/console/signin", data={"token": token}, headers={"Origin": base_url})
         assert answer.status_code == 303, answer.text
         return str(answer.cookies[COOKIE])
+
+
+def owner_api(
+    base_url: str, database_url: str, request: pytest.FixtureRequest
+) -> tuple[str, httpx.Client]:
+    """A new user's API token, and a client on `base_url` with it, closed when the test ends."""
+    token = asyncio.run(token_on(database_url))
+    api = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    request.addfinalizer(api.close)
+    return token, api
+
+
+def signed_in_with_project(
+    base_url: str,
+    database_url: str,
+    open_console: Callable[..., Console],
+    request: pytest.FixtureRequest,
+) -> tuple[Console, httpx.Client, str]:
+    """A new user with the project `demo` (the stack's local repository, posting to x): a
+    console signed in as them, their API client and the project's id."""
+    token, api = owner_api(base_url, database_url, request)
+    project = api.post(
+        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    )
+    assert project.status_code == 201, project.text
+    console = open_console(base_url)
+    console.sign_in(token)
+    return console, api, str(project.json()["data"]["id"])

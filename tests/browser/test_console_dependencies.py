@@ -6,14 +6,11 @@ dependent's page."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from tests.browser.console import Console
-from tests.support.factories import token_on
+from tests.browser.console import Console, signed_in_with_project
 from tests.support.polling import poll
 from tests.support.processes import Service
 
@@ -29,15 +26,9 @@ def test_a_dependency_and_a_condition_made_in_the_form_show_in_the_graph_and_the
     open_console: Callable[..., Console],
     request: pytest.FixtureRequest,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    base = stack["api"].url
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    request.addfinalizer(api.close)
-    project = api.post(
-        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    console, api, project_id = signed_in_with_project(
+        stack["api"].url, fresh_database_url, open_console, request
     )
-    assert project.status_code == 201, project.text
-    project_id = project.json()["data"]["id"]
     upstream = api.post(
         "/api/cron/schedule",
         json={
@@ -50,8 +41,6 @@ def test_a_dependency_and_a_condition_made_in_the_form_show_in_the_graph_and_the
     assert upstream.status_code == 201, upstream.text
     upstream_id = upstream.json()["data"]["id"]
 
-    console = open_console(base)
-    console.sign_in(token)
     console.open(f"/console/jobs/new?projectId={project_id}")
     console.fill("name", "Publish")
     console.choose("frequency", "MONTHLY")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser.console import Console
-from tests.support.factories import token_on
+from tests.browser.console import Console, owner_api
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
@@ -30,10 +27,8 @@ def test_sign_in_create_a_job_run_it_read_the_post_and_see_the_bell(
     open_console: Callable[..., Console],
     request: pytest.FixtureRequest,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
     base = stack["api"].url
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    request.addfinalizer(api.close)
+    token, api = owner_api(base, fresh_database_url, request)
     assert api.patch("/api/me", json={"timezone": "Europe/Paris"}).status_code == 200
     console = open_console(base)
 

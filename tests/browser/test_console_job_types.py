@@ -3,14 +3,11 @@ analytics job made in the form, each run's page showing its own result."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from tests.browser.console import Console
-from tests.support.factories import token_on
+from tests.browser.console import Console, signed_in_with_project
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
@@ -39,17 +36,9 @@ def test_a_sync_and_an_analytics_job_each_show_their_result(
     open_console: Callable[..., Console],
     request: pytest.FixtureRequest,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    base = stack["api"].url
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    request.addfinalizer(api.close)
-    project = api.post(
-        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    console, api, project_id = signed_in_with_project(
+        stack["api"].url, fresh_database_url, open_console, request
     )
-    assert project.status_code == 201, project.text
-    project_id = project.json()["data"]["id"]
-    console = open_console(base)
-    console.sign_in(token)
 
     console.open(f"/console/jobs/new?projectId={project_id}")
     # Each type with its one-line explanation; the seed's type chosen by default.

@@ -4,14 +4,11 @@ why on the run's page."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from tests.browser.console import Console
-from tests.support.factories import token_on
+from tests.browser.console import Console, signed_in_with_project
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
@@ -26,17 +23,10 @@ def test_a_condition_saved_in_the_form_skips_a_run_and_its_page_says_why(
     open_console: Callable[..., Console],
     request: pytest.FixtureRequest,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    base = stack["api"].url
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    request.addfinalizer(api.close)
-    project = api.post(
-        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    console, api, project_id = signed_in_with_project(
+        stack["api"].url, fresh_database_url, open_console, request
     )
-    assert project.status_code == 201, project.text
-    console = open_console(base)
-    console.sign_in(token)
-    console.open(f"/console/jobs/new?projectId={project.json()['data']['id']}")
+    console.open(f"/console/jobs/new?projectId={project_id}")
 
     # The section is there, bots ignored by default; a minimum of 0 is refused beside it.
     assert console.field("conditions.ignoreAuthors").get_attribute("value") == (

@@ -4,14 +4,11 @@ shown once on a page of its own."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from tests.browser.console import Console
-from tests.support.factories import token_on
+from tests.browser.console import Console, signed_in_with_project
 from tests.support.processes import Service
 
 pytestmark = pytest.mark.e2e
@@ -23,17 +20,10 @@ def test_a_webhook_job_is_made_in_the_form_and_its_secret_shown_once(
     open_console: Callable[..., Console],
     request: pytest.FixtureRequest,
 ) -> None:
-    token = asyncio.run(token_on(fresh_database_url))
-    base = stack["api"].url
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    request.addfinalizer(api.close)
-    project = api.post(
-        "/api/projects", json={"name": "demo", "localRepoPath": "demo", "platforms": ["x"]}
+    console, api, project_id = signed_in_with_project(
+        stack["api"].url, fresh_database_url, open_console, request
     )
-    assert project.status_code == 201, project.text
-    console = open_console(base)
-    console.sign_in(token)
-    console.open(f"/console/jobs/new?projectId={project.json()['data']['id']}")
+    console.open(f"/console/jobs/new?projectId={project_id}")
 
     # The URL is asked for only when the job delivers somewhere.
     url_field = console.find('[data-types="WEBHOOK"]')

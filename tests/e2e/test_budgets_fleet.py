@@ -20,6 +20,7 @@ from tests.support import processes
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import MODEL_KEY, pipeline_env
 from tests.support.polling import poll
 from tests.support.runs import create_project, finished, run_daily_job, seed
 
@@ -41,7 +42,7 @@ def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
 
 @pytest.fixture
 def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
-    fake = openai.FakeOpenAI(api_key="sk-e2e", requests_per_minute=RPM)
+    fake = openai.FakeOpenAI(api_key=MODEL_KEY, requests_per_minute=RPM)
     server = fake.serve()
     yield fake, server
     server.close()
@@ -56,21 +57,18 @@ def fleet_env(
     model: tuple[openai.FakeOpenAI, ThreadedServer],
     redis_budgets: tuple[str, str],
 ) -> dict[str, str]:
-    return {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-e2e",
-        "HERALD_AI_MODEL": "gpt-test",
-        "HERALD_AI_REQUESTS_PER_MINUTE": str(RPM),
-        "HERALD_REDIS_URL": redis_budgets[0],
-        "HERALD_REDIS_PREFIX": redis_budgets[1],
-    }
+    return pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        model[1].url,
+        HERALD_GITHUB_TOKEN=TOKEN,
+        HERALD_AI_MODEL="gpt-test",
+        HERALD_AI_REQUESTS_PER_MINUTE=str(RPM),
+        HERALD_REDIS_URL=redis_budgets[0],
+        HERALD_REDIS_PREFIX=redis_budgets[1],
+    )
 
 
 def test_a_generator_waits_for_what_another_spent_and_a_cancelled_wait_calls_nothing(

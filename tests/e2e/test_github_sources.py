@@ -24,18 +24,18 @@ from tests.support import processes
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.github_app import FakeApp
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import GITHUB_TOKEN, pipeline_env
 from tests.support.runs import create_project, finished, run_daily_job, seed
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "ghp_e2e_token"
 APP_ID = "4242"
 APP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture
 def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
-    fake = FakeGitHub(token=TOKEN)
+    fake = FakeGitHub(token=GITHUB_TOKEN)
     public = APP_KEY.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -58,21 +58,20 @@ def pipeline(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_GITHUB_APP_ID": APP_ID,
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        None,
+        HERALD_GITHUB_APP_ID=APP_ID,
         # As an operator may put a PEM in one line of an env file.
-        "HERALD_GITHUB_APP_PRIVATE_KEY": private.replace("\n", "\\n"),
-        "HERALD_SECRET_KEY": generate_key(),
+        HERALD_GITHUB_APP_PRIVATE_KEY=private.replace("\n", "\\n"),
+        HERALD_SECRET_KEY=generate_key(),
         # Budgets and pauses shared through Redis, as the fleet keeps them.
-        "HERALD_REDIS_URL": redis_budgets[0],
-        "HERALD_REDIS_PREFIX": redis_budgets[1],
-    }
+        HERALD_REDIS_URL=redis_budgets[0],
+        HERALD_REDIS_PREFIX=redis_budgets[1],
+    )
     with processes.running(("api", "scanner", "generator"), env, tmp_path) as services:
         yield services
 

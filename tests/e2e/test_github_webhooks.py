@@ -23,27 +23,10 @@ from tests.support import processes
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub, commit, release
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import pipeline_env
 from tests.support.runs import create_project, finished
 
 pytestmark = pytest.mark.e2e
-
-TOKEN = "ghp_e2e_token"
-
-
-@pytest.fixture
-def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
-    fake = FakeGitHub(token=TOKEN)
-    server = fake.serve()
-    yield fake, server
-    server.close()
-
-
-@pytest.fixture
-def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
-    fake = openai.FakeOpenAI(api_key="sk-e2e")
-    server = fake.serve()
-    yield fake, server
-    server.close()
 
 
 @pytest.fixture
@@ -54,19 +37,14 @@ def pipeline(
     github: tuple[FakeGitHub, ThreadedServer],
     model: tuple[openai.FakeOpenAI, ThreadedServer],
 ) -> Iterator[dict[str, processes.Service]]:
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_SECRET_KEY": generate_key(),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-e2e",
-        "HERALD_AI_MODEL": "gpt-e2e",
-    }
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        model[1].url,
+        HERALD_SECRET_KEY=generate_key(),
+    )
     with processes.running(("api", "scanner", "generator"), env, tmp_path) as services:
         yield services
 

@@ -25,28 +25,11 @@ from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import pipeline_env
 from tests.support.polling import poll
 from tests.support.runs import finished, seed
 
 pytestmark = pytest.mark.e2e
-
-TOKEN = "ghp_e2e_token"
-
-
-@pytest.fixture
-def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
-    fake = FakeGitHub(token=TOKEN)
-    server = fake.serve()
-    yield fake, server
-    server.close()
-
-
-@pytest.fixture
-def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
-    fake = openai.FakeOpenAI(api_key="sk-e2e")
-    server = fake.serve()
-    yield fake, server
-    server.close()
 
 
 @pytest.fixture
@@ -58,21 +41,16 @@ def herald(
     model: tuple[openai.FakeOpenAI, ThreadedServer],
     resend: FakeResend,
 ) -> Iterator[dict[str, processes.Service]]:
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-e2e",
-        "HERALD_AI_MODEL": "gpt-e2e",
-        "HERALD_RESEND_API_KEY": resend.api_key,
-        "HERALD_RESEND_API_URL": resend.url,
-        "HERALD_SECRET_KEY": generate_key(),
-    }
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        model[1].url,
+        HERALD_RESEND_API_KEY=resend.api_key,
+        HERALD_RESEND_API_URL=resend.url,
+        HERALD_SECRET_KEY=generate_key(),
+    )
     services = ("api", "scanner", "generator", "notifier")
     with processes.running(services, env, tmp_path) as running:
         yield running

@@ -21,6 +21,7 @@ from tests.support import processes
 from tests.support.fakes import openai
 from tests.support.fakes.github import FakeGitHub, commit
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import pipeline_env
 from tests.support.polling import poll
 
 pytestmark = pytest.mark.e2e
@@ -69,23 +70,19 @@ def pipeline(
     model: tuple[openai.FakeOpenAI, ThreadedServer],
 ) -> Iterator[dict[str, processes.Service]]:
     """The three services; a test that kills one puts its replacement in the dict."""
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github_server[1].url,
-        # The local GitHub server listens on loopback, which the outbound guard refuses
-        # unless the operator allows it.
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-outcomes",
-        "HERALD_AI_MODEL": "gpt-outcomes",
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github_server[1].url,
+        model[1].url,
+        HERALD_GITHUB_TOKEN=TOKEN,
+        HERALD_AI_API_KEY="sk-outcomes",
+        HERALD_AI_MODEL="gpt-outcomes",
         # The sweeper looks every second and times a run out as soon as its deadline passes.
-        "HERALD_API_SWEEP_INTERVAL": "1",
-        "HERALD_API_SWEEP_GRACE": "0",
-    }
+        HERALD_API_SWEEP_INTERVAL="1",
+        HERALD_API_SWEEP_GRACE="0",
+    )
     with processes.running(SERVICES, env, tmp_path) as services:
         yield services
 

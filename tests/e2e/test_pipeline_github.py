@@ -18,29 +18,12 @@ from tests.support import processes
 from tests.support.fakes import anthropic, openai
 from tests.support.fakes.github import FakeGitHub, Limited
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import GITHUB_TOKEN, pipeline_env
 from tests.support.runs import create_project, finished, run_daily_job, seed, trigger
 from tests.support.sql import query
 from tests.support.trap import SECRET_BODY, Trap
 
 pytestmark = pytest.mark.e2e
-
-TOKEN = "ghp_e2e_token"
-
-
-@pytest.fixture
-def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
-    fake = FakeGitHub(token=TOKEN)
-    server = fake.serve()
-    yield fake, server
-    server.close()
-
-
-@pytest.fixture
-def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
-    fake = openai.FakeOpenAI(api_key="sk-e2e")
-    server = fake.serve()
-    yield fake, server
-    server.close()
 
 
 def start_pipeline(env: dict[str, str], logs: Path) -> Iterator[dict[str, processes.Service]]:
@@ -56,22 +39,15 @@ def pipeline(
     github: tuple[FakeGitHub, ThreadedServer],
     model: tuple[openai.FakeOpenAI, ThreadedServer],
 ) -> Iterator[dict[str, processes.Service]]:
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        # The local GitHub server listens on loopback, which the outbound guard refuses
-        # unless the operator allows it.
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-e2e",
-        "HERALD_AI_MODEL": "gpt-e2e",
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        model[1].url,
         # Any wait goes through the delay ladder, so the per-platform retry is exercised.
-        "HERALD_AI_RETRY_MAX_WAIT": "0",
-    }
+        HERALD_AI_RETRY_MAX_WAIT="0",
+    )
     yield from start_pipeline(env, tmp_path)
 
 
@@ -83,19 +59,16 @@ def claude_pipeline(
     github: tuple[FakeGitHub, ThreadedServer],
     claude: tuple[anthropic.FakeAnthropic, ThreadedServer],
 ) -> Iterator[dict[str, processes.Service]]:
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        # The local GitHub server listens on loopback, which the outbound guard refuses
-        # unless the operator allows it.
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "anthropic",
-        "HERALD_AI_BASE_URL": claude[1].url,
-        "HERALD_AI_API_KEY": "sk-ant-test",
-    }
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        claude[1].url,
+        HERALD_AI_PROVIDER="anthropic",
+        HERALD_AI_API_KEY="sk-ant-test",
+        HERALD_AI_MODEL=None,
+    )
     yield from start_pipeline(env, tmp_path)
 
 
@@ -247,5 +220,5 @@ def test_no_project_can_aim_the_scanner_or_its_token_at_an_address_of_its_choosi
     assert scans == [("started", 1), ("failed", 1)]
     assert trap.received == []
     assert SECRET_BODY.decode() not in str(execution)
-    assert TOKEN not in str(execution)
+    assert GITHUB_TOKEN not in str(execution)
     assert github[0].requests == [] and model[0].calls == []

@@ -118,6 +118,22 @@ async def history(sessions: Sessions, post_id: str) -> list[tuple[str, str, str 
         return [(change.actor, change.action, change.to_state) for change in changes]
 
 
+async def credentialed_posts(
+    sessions: Sessions, env: dict[str, str], platform: str, settings: dict[str, str], secret: str
+) -> dict[str, str]:
+    """Generated posts of a new project holding credentials for `platform`; ids by platform."""
+    _, _, ids = await generated_posts(sessions, publishing=False)
+    row = await post_row(sessions, ids[platform])
+    await with_credentials(
+        sessions,
+        row.project_id or "",
+        secret_key=env["HERALD_SECRET_KEY"],
+        settings={platform: settings},
+        secrets={platform: secret},
+    )
+    return ids
+
+
 async def published(sessions: Sessions, post_id: str) -> Content:
     return await poll_async(
         lambda: post_row(sessions, post_id),
@@ -261,14 +277,8 @@ async def test_an_answer_lost_after_the_instance_committed_publishes_nothing_twi
     the publisher tries again with the same Idempotency-Key and Mastodon answers the first."""
     instance, server = mastodon
     instance.lose_next_answer = True
-    _, _, ids = await generated_posts(sessions, publishing=False)
-    row = await post_row(sessions, ids["mastodon"])
-    await with_credentials(
-        sessions,
-        row.project_id or "",
-        secret_key=env["HERALD_SECRET_KEY"],
-        settings={"mastodon": {"instanceUrl": server.url}},
-        secrets={"mastodon": MASTODON_TOKEN},
+    ids = await credentialed_posts(
+        sessions, env, "mastodon", {"instanceUrl": server.url}, MASTODON_TOKEN
     )
     await schedule_now(sessions, [ids["mastodon"]])
 
@@ -291,14 +301,8 @@ async def test_a_publisher_killed_after_the_pds_committed_publishes_nothing_twic
     key is taken, and the publisher finds the first record there instead of a second."""
     pds, server = bluesky
     pds.delay_next_answer = 60.0
-    _, _, ids = await generated_posts(sessions, publishing=False)
-    row = await post_row(sessions, ids["bluesky"])
-    await with_credentials(
-        sessions,
-        row.project_id or "",
-        secret_key=env["HERALD_SECRET_KEY"],
-        settings={"bluesky": {"serviceUrl": server.url, "identifier": HANDLE}},
-        secrets={"bluesky": APP_PASSWORD},
+    ids = await credentialed_posts(
+        sessions, env, "bluesky", {"serviceUrl": server.url, "identifier": HANDLE}, APP_PASSWORD
     )
     await schedule_now(sessions, [ids["bluesky"]])
     did = pds.accounts[0].did
@@ -325,17 +329,9 @@ async def test_an_expired_bluesky_session_is_refreshed_once_and_the_post_goes_ou
     bluesky_clock: Clock,
 ) -> None:
     pds, server = bluesky
-    _, _, first = await generated_posts(sessions, publishing=False)
-    _, _, second = await generated_posts(sessions, publishing=False)
-    for ids in (first, second):
-        row = await post_row(sessions, ids["bluesky"])
-        await with_credentials(
-            sessions,
-            row.project_id or "",
-            secret_key=env["HERALD_SECRET_KEY"],
-            settings={"bluesky": {"serviceUrl": server.url, "identifier": HANDLE}},
-            secrets={"bluesky": APP_PASSWORD},
-        )
+    settings = {"serviceUrl": server.url, "identifier": HANDLE}
+    first = await credentialed_posts(sessions, env, "bluesky", settings, APP_PASSWORD)
+    second = await credentialed_posts(sessions, env, "bluesky", settings, APP_PASSWORD)
     await schedule_now(sessions, [first["bluesky"]])
     assert (await published(sessions, first["bluesky"])).state == "PUBLISHED"
     assert pds.count("com.atproto.server.createSession") == 1
@@ -364,14 +360,8 @@ async def test_two_scheduler_replicas_publish_each_due_post_once(
     processes.wait_ready(second)
     posts = []
     for _ in range(12):
-        _, _, ids = await generated_posts(sessions, publishing=False)
-        row = await post_row(sessions, ids["mastodon"])
-        await with_credentials(
-            sessions,
-            row.project_id or "",
-            secret_key=env["HERALD_SECRET_KEY"],
-            settings={"mastodon": {"instanceUrl": server.url}},
-            secrets={"mastodon": MASTODON_TOKEN},
+        ids = await credentialed_posts(
+            sessions, env, "mastodon", {"instanceUrl": server.url}, MASTODON_TOKEN
         )
         posts.append(ids["mastodon"])
     await schedule_now(sessions, posts)

@@ -27,12 +27,12 @@ from tests.support.fakes.github import FakeGitHub
 from tests.support.fakes.otlp import CLIENT, CONSUMER, PRODUCER, SERVER, OtlpReceiver, ReceivedSpan
 from tests.support.fakes.resend import FakeResend
 from tests.support.fakes.server import ThreadedServer
+from tests.support.pipeline import pipeline_env
 from tests.support.polling import poll
 from tests.support.runs import finished, seed
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "ghp_e2e_token"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 TRACE_URL = "http://127.0.0.1:3000/explore?traceId={trace_id}&orgId=1"
 
@@ -41,22 +41,6 @@ TRACE_URL = "http://127.0.0.1:3000/explore?traceId={trace_id}&orgId=1"
 def receiver() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as server:
         yield server
-
-
-@pytest.fixture
-def github() -> Iterator[tuple[FakeGitHub, ThreadedServer]]:
-    fake = FakeGitHub(token=TOKEN)
-    server = fake.serve()
-    yield fake, server
-    server.close()
-
-
-@pytest.fixture
-def model() -> Iterator[tuple[openai.FakeOpenAI, ThreadedServer]]:
-    fake = openai.FakeOpenAI(api_key="sk-e2e")
-    server = fake.serve()
-    yield fake, server
-    server.close()
 
 
 @pytest.fixture
@@ -69,30 +53,25 @@ def traced(
     github: tuple[FakeGitHub, ThreadedServer],
     model: tuple[openai.FakeOpenAI, ThreadedServer],
 ) -> Iterator[dict[str, processes.Service]]:
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "AMQP_URL": fresh_amqp_url,
-        "HERALD_LOCAL_REPOS_ROOT": str(tmp_path),
-        "HERALD_GITHUB_API_URL": github[1].url,
-        "HERALD_OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",
-        "HERALD_GITHUB_TOKEN": TOKEN,
-        "HERALD_AI_PROVIDER": "openai",
-        "HERALD_AI_BASE_URL": model[1].url,
-        "HERALD_AI_API_KEY": "sk-e2e",
-        "HERALD_AI_MODEL": "gpt-e2e",
+    env = pipeline_env(
+        fresh_database_url,
+        fresh_amqp_url,
+        str(tmp_path),
+        github[1].url,
+        model[1].url,
         # Any wait goes through the delay ladder.
-        "HERALD_AI_RETRY_MAX_WAIT": "0",
-        "HERALD_RESEND_API_KEY": resend.api_key,
-        "HERALD_RESEND_API_URL": resend.url,
-        "HERALD_SECRET_KEY": generate_key(),
-        "HERALD_TRACE_URL_TEMPLATE": TRACE_URL,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=e2e",
+        HERALD_AI_RETRY_MAX_WAIT="0",
+        HERALD_RESEND_API_KEY=resend.api_key,
+        HERALD_RESEND_API_URL=resend.url,
+        HERALD_SECRET_KEY=generate_key(),
+        HERALD_TRACE_URL_TEMPLATE=TRACE_URL,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_TRACES_SAMPLER="parentbased_always_on",
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=e2e",
         # Spans leave every 100 ms, so the test reads them while the services run.
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
     with processes.running(processes.SERVICES, env, tmp_path) as services:
         yield services
 
