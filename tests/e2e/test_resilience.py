@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support import processes
+from tests.support.polling import poll
 from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +48,9 @@ def test_a_worker_is_not_ready_without_its_broker_and_recovers_when_it_returns(
     )
     try:
         wait_status(scanner, 503)  # broker unreachable from the start
+        # Its probe answers before its first connection attempt: restore only once that
+        # attempt has failed, or a slow start would find the broker already back.
+        poll(scanner.logs, lambda logs: "dependency unavailable; retrying" in logs, timeout=60)
         proxy.restore()
         wait_status(scanner, 200)
         proxy.cut()  # the broker goes away under a running service

@@ -109,7 +109,6 @@ async def test_odd_strings_are_stored_verbatim(
         ({"maxRetries": 11}, "maxRetries"),
         ({"maxRetries": -1}, "maxRetries"),
         ({"retryDelay": 0}, "retryDelay"),
-        ({"type": "PUBLISH_CONTENT"}, "type"),
         ({"type": "BACKUP"}, "type"),
         ({"overlapPolicy": "SOMETIMES"}, "overlapPolicy"),
         ({"surprise": True}, "surprise"),
