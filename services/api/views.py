@@ -205,6 +205,13 @@ def content_view(content: Content) -> dict[str, Any]:
         "status": content.status,
         "error": content.error,
         "createdAt": iso(content.created_at),
+        **publication_view(content),
+    }
+
+
+def publication_view(content: Content) -> dict[str, Any]:
+    """A post's publication side, as both the run's posts and the review list show it."""
+    return {
         # The post's review and publishing state (None: its generation failed).
         "publishStatus": content.state,
         "publishAt": iso(content.publish_at),
@@ -224,12 +231,8 @@ def post_view(content: Content) -> dict[str, Any]:
         "title": content.title,
         "body": content.body,
         "characters": content.characters,
-        "publishStatus": content.state,
-        "publishAt": iso(content.publish_at),
-        "publishedAt": iso(content.published_at),
-        "publishedUrl": content.published_url,
+        **publication_view(content),
         "publishedId": content.network_post_id,
-        "publishError": content.publish_error,
         "editedBy": content.edited_by,
         "editedAt": iso(content.edited_at),
         "stateChangedAt": iso(content.state_changed_at),
