@@ -437,6 +437,10 @@ def _finished_event(
     )
 
 
+# How long a stopping api lets the batch in hand commit: a batch is one short transaction.
+CLOSE_GRACE_S = 10.0
+
+
 class EventBatcher:
     """Apply the events handed in concurrently together, a batch per transaction."""
 
@@ -467,6 +471,22 @@ class EventBatcher:
             await settled
         finally:
             self._handed_in.pop(event.event_id, None)  # a handler cancelled while waiting
+
+    async def close(self, grace: float = CLOSE_GRACE_S) -> None:
+        """Stop: the events not yet in a batch are handed back (their messages stay unacked
+        and come again); the batch being applied may commit within `grace`, else it is
+        cancelled and rolled back. Either way its connection is back in the pool after."""
+        for _, settled in self._waiting:
+            settled.cancel()
+        self._waiting.clear()
+        draining = self._draining
+        if draining is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(draining), grace)
+        except TimeoutError:
+            draining.cancel()
+        await asyncio.gather(draining, return_exceptions=True)
 
     async def _drain(self) -> None:
         # The task inherits the context of the handler that started it: a batch belongs to

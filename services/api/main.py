@@ -109,7 +109,10 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         loops = running["loops"] = Supervisor("api", stop)
-        pipeline = asyncio.create_task(_run_pipeline(state, stop, loops))
+        # Events handed in while a batch is being applied are applied together, in one
+        # transaction.
+        batcher = EventBatcher(state.sessions, public_url=state.settings.public_url)
+        pipeline = asyncio.create_task(_run_pipeline(state, batcher, stop, loops))
         loops.start("timeout sweeper", lambda: _run_sweeper(state, stop))
         # Figures and housekeeping: a crash is logged, counted and restarted like any
         # loop's, but the api still serves meanwhile (reported under `advisory`).
@@ -133,6 +136,9 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             await state.bus.close()
             pipeline.cancel()
             await asyncio.gather(pipeline, return_exceptions=True)
+            # Before the engine goes: a batch still being applied holds a connection and,
+            # on SQLite, the database's write lock.
+            await batcher.close()
             await loops.cancel()
             await state.close()
             await engine.dispose()
@@ -243,10 +249,10 @@ def _declare_security(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _run_pipeline(state: AppState, stop: asyncio.Event, loops: Supervisor) -> None:
+async def _run_pipeline(
+    state: AppState, batcher: EventBatcher, stop: asyncio.Event, loops: Supervisor
+) -> None:
     """Connect to the broker (waiting for it) and consume events, then relay the outbox."""
-    # Events handed in while a batch is being applied are applied together, in one transaction.
-    batcher = EventBatcher(state.sessions, public_url=state.settings.public_url)
 
     async def on_event(event: Event) -> None:
         try:

@@ -263,3 +263,65 @@ async def test_a_batch_applies_each_event_once_and_a_poison_event_fails_alone(
     assert [event["status"] for event in await finished_events(sessions, execution.id)] == [
         "COMPLETED"
     ]
+
+
+async def test_a_stopping_batcher_lets_the_batch_in_hand_commit(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    batcher = EventBatcher(sessions, public_url=PUBLIC)
+    async with sessions() as blocking, blocking.begin():
+        # Holding the run's row (SQLite: the write lock) keeps the batch waiting.
+        await blocking.execute(
+            select(Execution).where(Execution.id == execution.id).with_for_update()
+        )
+        handler = asyncio.create_task(batcher.apply(StepStarted(**envelope, step="scan")))
+        await asyncio.sleep(0.3)
+        handler.cancel()  # the bus stopping takes the handler away, not the batch
+        closing = asyncio.create_task(batcher.close())
+        await asyncio.sleep(0.3)
+        assert not closing.done()
+    await closing
+    async with sessions() as session:
+        steps = (
+            await session.execute(
+                select(ExecutionStep.step, ExecutionStep.kind).where(
+                    ExecutionStep.execution_id == execution.id
+                )
+            )
+        ).all()
+    assert ("scan", "started") in steps
+
+
+async def test_a_batch_past_the_grace_is_rolled_back_and_gives_its_connection_back(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    execution, envelope = await started_execution(sessions)
+    batcher = EventBatcher(sessions, public_url=PUBLIC)
+    event = StepStarted(**envelope, step="scan")
+    async with sessions() as blocking, blocking.begin():
+        await blocking.execute(
+            select(Execution).where(Execution.id == execution.id).with_for_update()
+        )
+        handler = asyncio.create_task(batcher.apply(event))
+        await asyncio.sleep(0.3)
+        closing = asyncio.create_task(batcher.close(grace=0.2))
+        await asyncio.sleep(0.5)  # past the grace: the batch is being cancelled
+    await closing
+    assert handler.done()
+    async with sessions() as session, session.begin():
+        steps = (
+            await session.execute(
+                select(ExecutionStep.step).where(ExecutionStep.execution_id == execution.id)
+            )
+        ).all()
+    assert ("scan",) not in steps
+    # Delivered again (its message was never acked), it is applied: nothing of it was kept.
+    await apply_event(sessions, event, public_url=PUBLIC)
+    async with sessions() as session:
+        again = (
+            await session.execute(
+                select(ExecutionStep.step).where(ExecutionStep.execution_id == execution.id)
+            )
+        ).all()
+    assert ("scan",) in again
