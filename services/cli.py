@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from services.installations_cli import installations_app
 from services.jobs_cli import jobs_app
+from services.posts_cli import posts_app
 from services.projects_cli import projects_app
 from shared.accounts import ensure_user
 from shared.db.engine import create_engine, session_factory
@@ -36,6 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 app.add_typer(installations_app, name="installations")
+app.add_typer(posts_app, name="posts")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(schedule_app, name="schedule")
 

@@ -5,8 +5,9 @@
 
 A draft may be scheduled directly: scheduling it is the owner's approval. Editing keeps the
 state (an edited scheduled post goes out as edited). PUBLISHED is final: the network has the
-post, and herald can no longer take it back. Pure: no I/O; the route applies the move with a
-compare-and-set on the state it read, so a publisher taking the post meanwhile wins cleanly.
+post, and herald can no longer take it back. Pure: no I/O; services.api.post_actions applies
+the move with a compare-and-set on the state it read, so a publisher taking the post meanwhile
+wins cleanly.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from shared.db.schema import Content, CronJob, Project, PublishingCredential
 from shared.destinations import webhook_host
 from shared.events import ContentGenerated, PostResult, StepStarted
 from shared.secrets import encrypt, generate_key
+from shared.tokens import issue_token
 from tests.support import factories
 
 PUBLIC = "http://herald.test"
@@ -24,13 +25,18 @@ async def generated_posts(
     publish_modes: dict[str, str] | None = None,
     results: list[PostResult] | None = None,
     publishing: bool = True,
+    user_id: str | None = None,
 ) -> tuple[str, dict[str, str], dict[str, str]]:
     """A user's run that generated posts, through the api's own event path; with
     `publishing`, its project has a credential for every network, so its posts may be
-    scheduled.
+    scheduled. With `user_id`, the run is that user's (a second project of theirs, say).
 
     Returns the user id, their headers, and the post ids by platform."""
-    user_id, token = await factories.user_with_token(sessions)
+    if user_id is None:
+        user_id, token = await factories.user_with_token(sessions)
+    else:
+        async with sessions() as session, session.begin():
+            token = await issue_token(session, user_id=user_id)
     project = await factories.project(
         sessions,
         user_id,
