@@ -558,8 +558,10 @@ class PostDue(Event):
     `unknownSince` is when the first attempt that may have published the post without herald
     hearing began: set by the publisher on a retry after an outcome it did not learn (a
     timeout, a lost connection, a 5xx), and by the scheduler on a claim taken again (the
-    post's first claim, kept on its row). Mastodon forgets an Idempotency-Key after an hour,
-    so past that the publisher looks for the status before sending it again.
+    post's first claim, kept on its row) or on a post an earlier chain failed with an unknown
+    outcome (`post.failed`'s `unknownSince`, kept on its row): the earlier of the two.
+    Mastodon forgets an Idempotency-Key after an hour, so past that the publisher looks for
+    the status before sending it again.
     """
 
     routing_key: ClassVar[str] = "post.due"
@@ -574,8 +576,25 @@ class PostDue(Event):
     unknown_since: datetime | None = None
 
 
+class MastodonLimits(Wire):
+    """A Mastodon instance's status limits as the publisher read them (`/api/v2/instance`).
+
+    `instanceUrl` is the origin they were read from: the api records them on the project's
+    credential only while it still names that instance, and checks an edited or scheduled
+    post against them instead of Mastodon's default 500.
+    """
+
+    instance_url: str
+    max_characters: int = Field(ge=1)
+    characters_reserved_per_url: int = Field(ge=0)
+
+
 class PostPublished(Event):
-    """The network has the post: where a reader opens it, its id there, and since when."""
+    """The network has the post: where a reader opens it, its id there, and since when.
+
+    `mastodonLimits` is the instance's limits the publisher knew, absent for the other
+    networks and when it had not read them.
+    """
 
     routing_key: ClassVar[str] = "post.published"
     post_id: str
@@ -586,6 +605,7 @@ class PostPublished(Event):
     published_at: datetime
     # True when an earlier attempt had published it and this one found it (a redelivery).
     earlier: bool = False
+    mastodon_limits: MastodonLimits | None = None
 
 
 class PostFailed(Event):
@@ -594,6 +614,13 @@ class PostFailed(Event):
     Not final, `nextAttemptAt` says when the publisher tries again (a retry, or the end of a
     rate-limit wait): the api moves the post's claim there, so the scheduler's lease counts
     from the next attempt and a chain still being worked is never claimed a second time.
+
+    Final, `unknownSince` is when the first attempt whose outcome herald did not learn began
+    (a timeout, a lost connection, a 5xx), absent when every attempt was answered (a
+    refusal published nothing) or the reason already asks the owner to check the account.
+    The api keeps it on the post until it is published, so a claim after the owner schedules
+    it again still looks for a status Mastodon may have made but forgotten the key of.
+    `mastodonLimits` as in `post.published`.
     """
 
     routing_key: ClassVar[str] = "post.failed"
@@ -603,6 +630,8 @@ class PostFailed(Event):
     reason: str
     final: bool
     next_attempt_at: datetime | None = None
+    unknown_since: datetime | None = None
+    mastodon_limits: MastodonLimits | None = None
 
 
 class PostUnpublished(Event):

@@ -6,7 +6,8 @@ Networks do not count code points:
   many code points it joins; every URL counts 23. The text is NFC-normalised first.
 - Mastodon counts grapheme clusters, every URL as 23 characters (its
   `characters_reserved_per_url`, which an instance may change) and a mention
-  `@user@domain` as `@user` only.
+  `@user@domain` as `@user` only; an instance sets its own limit (500 by default), which
+  the api knows once the publisher has read it.
 - Bluesky counts grapheme clusters, 300 at most (and 3,000 bytes of UTF-8).
 - The others count characters (code points).
 """
@@ -131,15 +132,20 @@ def _local_mentions(text: str) -> str:
     return _MENTION.sub(lambda match: "@" + match.group(1), text)
 
 
-def length_of(platform: str, text: str, *, limit: int | None = None) -> Length:
-    """`text`'s length on `platform` and its limit (`limit` overrides the usual one, for an
-    instance that sets its own)."""
+def length_of(
+    platform: str, text: str, *, limit: int | None = None, per_url: int | None = None
+) -> Length:
+    """`text`'s length on `platform` and its limit (`limit` overrides the usual one, and
+    `per_url` Mastodon's 23 characters a link counts, for an instance that sets its own)."""
     usual = PLATFORMS[platform].max_characters if platform in PLATFORMS else None
     limit = limit if limit is not None else usual
     if platform == "x":
         return Length(x_weight(text), limit, "characters as X counts them")
     if platform == "mastodon":
-        return Length(mastodon_characters(text), limit, "characters as Mastodon counts them")
+        counted = mastodon_characters(
+            text, per_url=per_url if per_url is not None else MASTODON_URL_CHARACTERS
+        )
+        return Length(counted, limit, "characters as Mastodon counts them")
     if platform == "bluesky":
         return Length(graphemes(text), limit, "graphemes")
     return Length(len(text), limit, "characters")
@@ -148,10 +154,23 @@ def length_of(platform: str, text: str, *, limit: int | None = None) -> Length:
 NETWORK_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky", "linkedin": "LinkedIn"}
 
 
-def length_refusal(platform: str, text: str, *, limit: int | None = None) -> str | None:
-    """Why `text` cannot be posted to `platform` for its length, naming the limit; else None."""
-    length = length_of(platform, text, limit=limit)
+def length_refusal(
+    platform: str, text: str, *, limit: int | None = None, per_url: int | None = None
+) -> str | None:
+    """Why `text` cannot be posted to `platform` for its length, naming the limit; else None.
+
+    For Mastodon, `limit` and `per_url` are the instance's own when known; without them the
+    refusal says that Mastodon's default was applied, which the instance may exceed.
+    """
+    length = length_of(platform, text, limit=limit, per_url=per_url)
     name = NETWORK_NAMES.get(platform, platform)
+    if length.over and platform == "mastodon":
+        if limit is None:
+            return (
+                f"{length.count} {length.unit}, over Mastodon's default {length.limit} "
+                "(the instance's own limit is known once herald has published there)"
+            )
+        return f"{length.count} {length.unit}, over the {limit} of the project's Mastodon instance"
     if length.over:
         return f"{length.count} {length.unit}, over {name}'s {length.limit}"
     if platform == "bluesky" and len(text.encode()) > BLUESKY_MAX_BYTES:

@@ -15,7 +15,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.post_review import Action, PostState, RefusedMove, next_state
-from services.api.publishing import publishing_refusal
+from services.api.publishing import post_limits, publishing_refusal
 from services.api.views import post_change_view, post_view
 from shared.db.notify import POSTS_CHANNEL, notify
 from shared.db.schema import Content, PostChange, Project
@@ -77,7 +77,7 @@ async def edit(
     """Change a post's text; its platform's length rules are checked again."""
     post = await post_of(session, user_id, post_id)
     platform = PLATFORMS.get(post.platform)
-    refusal = length_refusal(post.platform, body)
+    refusal = await _length_refusal(session, post, body)
     if refusal is not None:
         raise PostRefusedError(422, refusal, field="body")
     title = title or None
@@ -105,7 +105,7 @@ async def schedule(
     if at - now > LATEST_SCHEDULE:
         raise PostRefusedError(422, "must be within a year from now", field="publishAt")
     post = await post_of(session, user_id, post_id)
-    refusal = length_refusal(post.platform, post.body or "")
+    refusal = await _length_refusal(session, post, post.body or "")
     if refusal is not None:
         raise PostRefusedError(422, f"{refusal}: edit the post before scheduling it", field="body")
     missing = await publishing_refusal(session, post.project_id or "", post.platform)
@@ -210,3 +210,15 @@ async def move(
         await notify(session, POSTS_CHANNEL)  # the scheduler's due-posts loop looks again
     await session.commit()
     await session.refresh(post)
+
+
+async def _length_refusal(session: AsyncSession, post: Content, text: str) -> str | None:
+    """The length check with the limits of the network the post goes to, where known (a
+    Mastodon instance's own, reported by the publisher), else the platform's usual ones."""
+    limits = await post_limits(session, post.project_id or "", post.platform)
+    return length_refusal(
+        post.platform,
+        text,
+        limit=limits.max_characters,
+        per_url=limits.characters_reserved_per_url,
+    )

@@ -7,6 +7,13 @@ that is not final only notes the reason (the publisher tries again); a final one
 post to FAILED with the network's reason, releases the claim, raises an in-app alert for
 the post's owner, and writes `post.unpublished` for the notifier, which mails it when the
 project asks for `post_failed`. Each move is in the post's history, by "herald".
+
+A final failure keeps the time its chain's first attempt with an unknown outcome began
+(`publish_unknown_since`) through FAILED and a new schedule, until the post is published:
+the scheduler's next claim hands it on, so a publication Mastodon forgot the key of is
+looked for rather than repeated. The Mastodon instance's limits an outcome reports are
+recorded on the project's credential while it names that instance: edits and schedules
+are checked against them.
 """
 
 from __future__ import annotations
@@ -20,9 +27,17 @@ from sqlalchemy import Table, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.post_review import PostState
-from shared.db.schema import Content, CronJob, Execution, PostChange, Project
+from shared.db.schema import (
+    Content,
+    CronJob,
+    Execution,
+    PostChange,
+    Project,
+    PublishingCredential,
+)
 from shared.events import (
     Event,
+    MastodonLimits,
     NotificationCreated,
     NotificationSettings,
     PostFailed,
@@ -40,6 +55,7 @@ POST_FAILED = "post_failed"
 
 _CONTENTS = cast(Table, Content.__table__)
 _CHANGES = cast(Table, PostChange.__table__)
+_CREDENTIALS = cast(Table, PublishingCredential.__table__)
 
 
 def is_post_outcome(event: Event) -> bool:
@@ -60,6 +76,8 @@ async def apply_post_outcomes(
     """Apply the batch's post outcomes; return the alerts and events they raise."""
     outcomes = Outcomes()
     for event in events:
+        if isinstance(event, PostPublished | PostFailed) and event.mastodon_limits is not None:
+            await _record_limits(connection, event.project_id, event.mastodon_limits)
         if isinstance(event, PostPublished):
             await _published(connection, event)
         elif isinstance(event, PostFailed):
@@ -83,6 +101,7 @@ async def _published(connection: AsyncConnection, event: PostPublished) -> None:
             publish_error=None,
             publish_claimed_at=None,
             publish_first_claimed_at=None,
+            publish_unknown_since=None,
         )
     )
     if not moved.rowcount:
@@ -132,6 +151,10 @@ async def _failed(
             publish_error=event.reason,
             publish_claimed_at=None,
             publish_first_claimed_at=None,
+            # The chain started from the post's earlier knowledge (its `post.due` carried
+            # it), so its word replaces it: None after a refusal that settled the question
+            # or a reason that hands it to the owner.
+            publish_unknown_since=event.unknown_since,
         )
         .returning(_CONTENTS.c.user_id)
     )
@@ -191,6 +214,37 @@ async def _failed(
         link=link,
     )
     return alert, mail
+
+
+async def _record_limits(
+    connection: AsyncConnection, project_id: str, limits: MastodonLimits
+) -> None:
+    """Keep the instance's limits on the project's Mastodon credential, unless the credential
+    names another instance by now (the owner saved a new one after the post was claimed)."""
+    found = (
+        await connection.execute(
+            select(
+                _CREDENTIALS.c.settings,
+                _CREDENTIALS.c.max_characters,
+                _CREDENTIALS.c.characters_reserved_per_url,
+            ).where(_CREDENTIALS.c.project_id == project_id, _CREDENTIALS.c.network == "mastodon")
+        )
+    ).one_or_none()
+    if found is None or (found.settings or {}).get("instanceUrl") != limits.instance_url:
+        return
+    known = (found.max_characters, found.characters_reserved_per_url)
+    if known == (limits.max_characters, limits.characters_reserved_per_url):
+        return
+    await connection.execute(
+        update(_CREDENTIALS)
+        .where(_CREDENTIALS.c.project_id == project_id, _CREDENTIALS.c.network == "mastodon")
+        .values(
+            max_characters=limits.max_characters,
+            characters_reserved_per_url=limits.characters_reserved_per_url,
+            # Says when the owner saved the credential: what herald learned is no change.
+            updated_at=_CREDENTIALS.c.updated_at,
+        )
+    )
 
 
 async def _record(

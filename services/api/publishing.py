@@ -13,6 +13,12 @@ a WEBHOOK job's (it often carries the receiver's token): stored encrypted, shown
 is not one herald may send to (`shared.outbound`: a loopback, private or otherwise internal
 address, unless HERALD_OUTBOUND_ALLOW_NETWORKS allows it); the publisher's client checks the
 address it connects to again, whatever a name resolves to then.
+
+A Mastodon instance sets its own status limits. The api never asks a tenant's instance in a
+request: the publisher reports the limits it read with each outcome, they are kept on the
+credential (`max_characters`, `characters_reserved_per_url`, shown as `maxCharacters` and
+`charactersReservedPerUrl`) until the credential names another instance, and edits and
+schedules are checked against them (`PostLimits`).
 """
 
 from __future__ import annotations
@@ -170,6 +176,10 @@ async def save_credential(
     if credential is None:
         credential = PublishingCredential(project_id=project_id, network=network, created_at=now)
         session.add(credential)
+    if (credential.settings or {}).get("instanceUrl") != checked.settings.get("instanceUrl"):
+        # Another instance, other limits: the publisher reads them on its next post.
+        credential.max_characters = None
+        credential.characters_reserved_per_url = None
     credential.settings = checked.settings
     credential.secret_encrypted = encrypted
     credential.url_encrypted = url
@@ -193,13 +203,47 @@ def publishing_view(credentials: list[PublishingCredential]) -> dict[str, Any]:
     """Which networks a project publishes to and their non-secret parts; never a secret."""
     saved = {credential.network: credential for credential in credentials}
     return {
-        network: (
-            {"set": True, **(saved[network].settings or {}), "updatedAt": _iso(saved[network])}
-            if network in saved
-            else {"set": False}
-        )
+        network: (_credential_view(saved[network]) if network in saved else {"set": False})
         for network in NETWORK_NAMES
     }
+
+
+def _credential_view(credential: PublishingCredential) -> dict[str, Any]:
+    view: dict[str, Any] = {"set": True, **(credential.settings or {})}
+    if credential.max_characters is not None:
+        view["maxCharacters"] = credential.max_characters
+    if credential.characters_reserved_per_url is not None:
+        view["charactersReservedPerUrl"] = credential.characters_reserved_per_url
+    view["updatedAt"] = _iso(credential)
+    return view
+
+
+@dataclass(frozen=True)
+class PostLimits:
+    """The length limits a project's post is checked against; None where the usual holds."""
+
+    max_characters: int | None = None
+    characters_reserved_per_url: int | None = None
+
+
+async def post_limits(session: AsyncSession, project_id: str, platform: str) -> PostLimits:
+    """The limits of the instance the post would go to, as the publisher last read them."""
+    if network_for(platform) != "mastodon":
+        return PostLimits()
+    found = (
+        await session.execute(
+            select(
+                PublishingCredential.max_characters,
+                PublishingCredential.characters_reserved_per_url,
+            ).where(
+                PublishingCredential.project_id == project_id,
+                PublishingCredential.network == "mastodon",
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        return PostLimits()
+    return PostLimits(found.max_characters, found.characters_reserved_per_url)
 
 
 def _iso(credential: PublishingCredential) -> str:

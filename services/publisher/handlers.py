@@ -8,7 +8,10 @@ tried again down the delay ladder (the claim's retry policy, `Retry-After` honou
 spent rate limit waits for its reset without spending a try. Every wait and retry is
 announced (a `post.failed` not final, with the next attempt's time), which moves the post's
 claim there: the scheduler does not start a second chain while this one is worked. A retry
-after an outcome herald did not learn carries when that attempt began (`unknownSince`).
+after an outcome herald did not learn carries when that attempt began (`unknownSince`), and
+so does the final `post.failed` of such a chain: the post may be out, and a later chain must
+look for it once Mastodon has forgotten the key. Every outcome reports the Mastodon
+instance's limits the publisher read, for the api's length checks.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from services.publisher.networks.mastodon import EarlierStatusUnknownError
 from services.publisher.publish import Publisher
 from shared import metrics, topology
 from shared.bus import Bus, Handler, PoisonHandler
 from shared.errors import BudgetExhaustedError, PermanentError, TransientError
-from shared.events import Event, PostDue, PostFailed, PostPublished
+from shared.events import Event, MastodonLimits, PostDue, PostFailed, PostPublished
 from shared.ids import derived_event_id
 from shared.publishing import network_for
 from shared.retry import compute_backoff
@@ -40,14 +44,32 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
         try:
             published = await publisher.publish(event)
         except PermanentError as exc:
-            await _failed(bus, event, str(exc), final=True)
+            # A refusal published nothing, but an earlier attempt of the chain still may have;
+            # unless the reason already asks the owner to check the account for it.
+            unknown_since = None
+            if not isinstance(exc, EarlierStatusUnknownError):
+                unknown_since = event.unknown_since
+            await _failed(
+                bus,
+                event,
+                str(exc),
+                final=True,
+                unknown_since=unknown_since,
+                limits=publisher.mastodon_limits(event),
+            )
             return
         except BudgetExhaustedError as exc:
-            await _wait_for_budget(bus, event, exc)
+            await _wait_for_budget(bus, event, exc, limits=publisher.mastodon_limits(event))
             return
         except Exception as exc:
             # Neither a refusal nor a wait: the post may have gone out without an answer.
-            await _retry_or_fail(bus, event, exc, attempted_at=attempted_at)
+            await _retry_or_fail(
+                bus,
+                event,
+                exc,
+                attempted_at=attempted_at,
+                limits=publisher.mastodon_limits(event),
+            )
             return
         finally:
             metrics.PUBLISH_SECONDS.labels(network).observe(time.perf_counter() - started)
@@ -64,13 +86,16 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
                 network_post_id=published.id,
                 published_at=datetime.now(UTC),
                 earlier=published.earlier,
+                mastodon_limits=publisher.mastodon_limits(event),
             )
         )
 
     return on_post_due
 
 
-async def _wait_for_budget(bus: Bus, event: PostDue, exc: BudgetExhaustedError) -> None:
+async def _wait_for_budget(
+    bus: Bus, event: PostDue, exc: BudgetExhaustedError, *, limits: MastodonLimits | None
+) -> None:
     """Round the delay ladder until the account's budget is back: the same attempt."""
     until = datetime.now(UTC) + timedelta(seconds=exc.retry_after or 1.0)
     later = event.model_copy(
@@ -81,29 +106,43 @@ async def _wait_for_budget(bus: Bus, event: PostDue, exc: BudgetExhaustedError) 
     )
     # Announced like a retry (not final, spends no try): the api moves the claim to `until`,
     # so the scheduler does not take the post again while it waits.
-    await _failed(bus, later, str(exc), final=False, next_attempt_at=until, purpose="post.waiting")
+    await _failed(
+        bus,
+        later,
+        str(exc),
+        final=False,
+        next_attempt_at=until,
+        purpose="post.waiting",
+        limits=limits,
+    )
     await bus.publish_delayed(later, topology.PUBLISHER_QUEUE, until)
     log.info("post waits for a rate limit", post_id=event.post_id, until=until, reason=str(exc))
 
 
 async def _retry_or_fail(
-    bus: Bus, event: PostDue, exc: Exception, *, attempted_at: datetime
+    bus: Bus,
+    event: PostDue,
+    exc: Exception,
+    *,
+    attempted_at: datetime,
+    limits: MastodonLimits | None,
 ) -> None:
     reason = str(exc) or exc.__class__.__name__
     policy = event.retry_policy
+    unknown_since = event.unknown_since or attempted_at
     if event.attempt > policy.max_retries:
-        await _failed(bus, event, reason, final=True)
+        await _failed(bus, event, reason, final=True, unknown_since=unknown_since, limits=limits)
         return
     retry_after = exc.retry_after if isinstance(exc, TransientError) else None
     delay = compute_backoff(event.attempt, base=policy.retry_delay, retry_after=retry_after)
     not_before = datetime.now(UTC) + timedelta(seconds=delay)
-    await _failed(bus, event, reason, final=False, next_attempt_at=not_before)
+    await _failed(bus, event, reason, final=False, next_attempt_at=not_before, limits=limits)
     retry = event.model_copy(
         update={
             "event_id": derived_event_id(event.event_id, "retry"),
             "attempt": event.attempt + 1,
             "occurred_at": datetime.now(UTC),
-            "unknown_since": event.unknown_since or attempted_at,
+            "unknown_since": unknown_since,
         }
     )
     await bus.publish_delayed(retry, topology.PUBLISHER_QUEUE, not_before)
@@ -120,6 +159,8 @@ async def _failed(
     final: bool,
     next_attempt_at: datetime | None = None,
     purpose: str = "post.failed",
+    unknown_since: datetime | None = None,
+    limits: MastodonLimits | None = None,
 ) -> None:
     network = network_for(event.platform)
     if final:
@@ -135,6 +176,8 @@ async def _failed(
             reason=reason,
             final=final,
             next_attempt_at=next_attempt_at,
+            unknown_since=unknown_since if final else None,
+            mastodon_limits=limits,
         )
     )
 
@@ -144,6 +187,14 @@ def poison_reporter(bus: Bus) -> PoisonHandler:
 
     async def report(event: Event, reason: str) -> None:
         if isinstance(event, PostDue):
-            await _failed(bus, event, reason, final=True, purpose="post.dead-lettered")
+            # Any of its deliveries may have reached the network before the handler died.
+            await _failed(
+                bus,
+                event,
+                reason,
+                final=True,
+                purpose="post.dead-lettered",
+                unknown_since=event.unknown_since or event.occurred_at,
+            )
 
     return report

@@ -21,10 +21,11 @@ from services.publisher.networks.mastodon import (
     InstanceLimitsCache,
     MastodonClient,
 )
-from services.publisher.networks.published import Published
+from services.publisher.networks.published import Published, base_origin
 from services.publisher.webhook import WebhookClient
 from shared.errors import PermanentError
-from shared.events import PostDue, PublishingTarget
+from shared.events import MastodonLimits, PostDue, PublishingTarget
+from shared.outbound import ForbiddenDestinationError
 from shared.publishing import NETWORK_NAMES, network_for
 from shared.secrets import SecretKeyError, decrypt
 
@@ -93,6 +94,29 @@ class Publisher:
             text=event.body,
             project_id=event.project_id,
             execution_id=event.execution_id,
+        )
+
+    def mastodon_limits(self, event: PostDue) -> MastodonLimits | None:
+        """The limits of the post's Mastodon instance this process read, if it did: the api
+        checks edits against them (it never asks a tenant's instance itself)."""
+        target = event.target
+        if target is None or target.network != "mastodon":
+            return None
+        try:
+            instance = base_origin(
+                target.settings.get("instanceUrl", ""),
+                what="the Mastodon instance",
+                allow_http=self._allow_http,
+            )
+        except ForbiddenDestinationError:
+            return None
+        limits = self._limits.get(instance)
+        if limits is None:
+            return None
+        return MastodonLimits(
+            instance_url=instance,
+            max_characters=limits.max_characters,
+            characters_reserved_per_url=limits.characters_reserved_per_url,
         )
 
     async def _bluesky(self, event: PostDue, settings: dict[str, str], secret: str) -> Published:

@@ -12,6 +12,9 @@ counts from the last sign of the publisher: every retry or rate-limit wait it an
 (a `post.failed` not final) moves the claim to the next attempt's time, so a chain still
 being worked is never claimed twice. The new `post.due` carries the first claim's time
 (`unknownSince`): past Mastodon's hour, the publisher looks for the status before sending.
+So does a claim of a post an earlier chain failed after an attempt with an unknown outcome
+(`publish_unknown_since`, kept through FAILED and the owner's new schedule): the earlier
+of the two times.
 """
 
 from __future__ import annotations
@@ -81,10 +84,6 @@ async def claim_due_posts(
         for post, job_id in rows:
             claim = (post.publish_attempts or 0) + 1
             network = network_for(post.platform)
-            # Claimed before and not finished: that chain's outcome is unknown from here.
-            unknown_since = None
-            if post.publish_claimed_at is not None:
-                unknown_since = post.publish_first_claimed_at or post.publish_claimed_at
             events.append(
                 PostDue(
                     execution_id=post.execution_id,
@@ -98,7 +97,7 @@ async def claim_due_posts(
                     claimed_at=now,
                     target=targets.get((post.project_id or "", network)),
                     retry_policy=retry_policy,
-                    unknown_since=unknown_since,
+                    unknown_since=_unknown_since(post),
                 )
             )
         await session.execute(
@@ -115,6 +114,18 @@ async def claim_due_posts(
     metrics.SCHEDULER_POSTS_CLAIMED.inc(len(rows))
     log.info("posts due claimed", posts=[post.id for post, _ in rows])
     return PostClaims(len(rows), None)
+
+
+def _unknown_since(post: Content) -> datetime | None:
+    """Since when an earlier attempt may have published the post, or None if none could."""
+    known = []
+    # Claimed before and not finished: that chain's outcome is unknown from here.
+    if post.publish_claimed_at is not None:
+        known.append(post.publish_first_claimed_at or post.publish_claimed_at)
+    # A chain that failed after an attempt herald never heard back from, before a new schedule.
+    if post.publish_unknown_since is not None:
+        known.append(post.publish_unknown_since)
+    return min(known, default=None)
 
 
 async def _targets(

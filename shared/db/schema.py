@@ -460,6 +460,11 @@ class Content(Base):
     # The first claim of this publication, kept when a lost claim is taken again: a later
     # chain's `post.due` carries it (`unknownSince`), the earlier chain may have published.
     publish_first_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the first attempt whose outcome herald did not learn began, as a final
+    # `post.failed` reported it (services/api/post_outcomes.py). Kept through FAILED and a
+    # new schedule until the post is published: that attempt may have published it, so
+    # the next claim's `post.due` carries it and the publisher looks before sending.
+    publish_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Mastodon's status id, Bluesky's at:// URI, the webhook's delivery id.
     network_post_id: Mapped[str | None] = mapped_column(String(500))
 
@@ -522,6 +527,11 @@ class PublishingCredential(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     secret_encrypted: Mapped[str] = mapped_column(Text)
     url_encrypted: Mapped[str | None] = mapped_column(Text)
+    # A Mastodon instance's status limits, as the publisher last read them publishing for
+    # this credential (the api never asks a tenant's instance itself): what an edited or
+    # scheduled post is checked against. None until then, and again when the instance changes.
+    max_characters: Mapped[int | None] = mapped_column(Integer)
+    characters_reserved_per_url: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.post_review import Action
 from services.api.problems import Problem
 from services.api.routes.posts import _move
-from shared.db.schema import Content, Project
+from shared.db.schema import Content, Project, PublishingCredential
 from shared.events import PostResult
 from tests.support import factories
 from tests.support.posts import generated_posts
@@ -176,6 +176,66 @@ async def test_refusals_name_the_field_and_rule_or_the_state(
     response = await api.post(f"/api/posts/{ids['x']}/approve", headers=headers)
     assert response.status_code == 409
     assert "cannot approve a APPROVED post" in response.json()["detail"]
+
+
+async def test_a_mastodon_post_is_checked_against_its_instances_recorded_limits(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    post = f"/api/posts/{ids['mastodon']}"
+
+    # Nothing recorded yet: Mastodon's default 500, and the refusal says it is the default.
+    response = await api.patch(post, headers=headers, json={"body": "a" * 600})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "600 characters as Mastodon counts them, over Mastodon's default 500 "
+            "(the instance's own limit is known once herald has published there)",
+        }
+    ]
+
+    async with sessions() as session, session.begin():
+        row = await session.get(Content, ids["mastodon"])
+        assert row is not None
+        await session.execute(
+            update(PublishingCredential)
+            .where(
+                PublishingCredential.project_id == row.project_id,
+                PublishingCredential.network == "mastodon",
+            )
+            .values(max_characters=1000, characters_reserved_per_url=30)
+        )
+    # The instance's 1000, as the publisher recorded it.
+    assert (await api.patch(post, headers=headers, json={"body": "a" * 700})).status_code == 200
+    response = await api.patch(post, headers=headers, json={"body": "a" * 1200})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "1200 characters as Mastodon counts them, "
+            "over the 1000 of the project's Mastodon instance",
+        }
+    ]
+    # Each link counts the instance's 30: 970 letters, a space and a link are 1001.
+    link = "https://example.org/" + "n" * 200
+    response = await api.patch(post, headers=headers, json={"body": "a" * 970 + " " + link})
+    assert "1001 characters as Mastodon counts them" in response.json()["errors"][0]["message"]
+    assert (
+        await api.patch(post, headers=headers, json={"body": "a" * 969 + " " + link})
+    ).status_code == 200
+
+    # Scheduling checks the same limit (a text stored over it, say by an older check).
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content).where(Content.id == ids["mastodon"]).values(body="a" * 1001)
+        )
+    response = await api.post(f"{post}/schedule", headers=headers)
+    assert response.status_code == 422
+    assert (
+        "over the 1000 of the project's Mastodon instance"
+        in (response.json()["errors"][0]["message"])
+    )
 
 
 async def test_a_published_post_is_final(

@@ -300,7 +300,19 @@ def test_downgrades_keep_every_record(empty_database_url: str) -> None:
 
 
 # Down to the revision before each migration that alters a table others reference.
-DOWNGRADES = ["0021", "0020", "0019", "0017", "0016", "0015", "0014", "0013", "0012", "0009"]
+DOWNGRADES = [
+    "0022",
+    "0021",
+    "0020",
+    "0019",
+    "0017",
+    "0016",
+    "0015",
+    "0014",
+    "0013",
+    "0012",
+    "0009",
+]
 
 
 def test_a_publishing_webhooks_url_is_sealed_and_unsealed_again(

@@ -146,6 +146,36 @@ async def test_a_status_over_the_instances_own_limit_fails_naming_it(
     assert isinstance(failed, PostFailed) and failed.final
     assert f"61 characters, over the 60 of the Mastodon instance {server.url}" in failed.reason
     assert instance.statuses == []
+    # The limits it read travel with the outcome: the api checks later edits against them.
+    assert failed.mastodon_limits is not None
+    assert (failed.mastodon_limits.instance_url, failed.mastodon_limits.max_characters) == (
+        server.url,
+        60,
+    )
+
+
+async def test_a_refusal_carries_no_unknown_outcome_but_keeps_an_earlier_attempts(
+    publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
+) -> None:
+    instance, server = mastodon
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    await handler(due("the limit of 60 is read and kept", mastodon_target(server)))
+    # The instance lowers its limit: its own 422 refuses what the kept limit let through.
+    instance.max_characters = 10
+    await handler(due("x" * 30, mastodon_target(server)))
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    await handler(due("x" * 30, mastodon_target(server), attempt=2, unknown_since=earlier))
+
+    first, retried = bus.of(PostFailed)
+    assert isinstance(first, PostFailed) and isinstance(retried, PostFailed)
+    assert first.final and retried.final
+    assert "character limit of 10 exceeded" in first.reason
+    # The 422 answered the attempt: it published nothing, nothing is unknown.
+    assert first.unknown_since is None
+    # The chain's earlier attempt was never answered: it may have published the post.
+    assert retried.unknown_since == earlier
+    assert len(instance.statuses) == 1
 
 
 async def test_a_lost_answer_is_tried_again_and_the_repeat_is_the_first_status(
@@ -237,6 +267,8 @@ async def test_a_late_retry_that_cannot_look_fails_asking_to_check_the_account(
     assert "could not look for it" in failed.reason
     assert "Check the account for the post before publishing it again" in failed.reason
     assert "read:accounts" in failed.reason
+    # The reason hands the question to the owner: a new schedule after checking sends.
+    assert failed.unknown_since is None
     assert instance.statuses == []
 
 

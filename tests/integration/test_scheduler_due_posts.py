@@ -112,6 +112,36 @@ async def test_a_due_post_is_claimed_once_with_its_credential_sealed(
     assert unknown == [None, "2031-05-01T10:00:00Z", "2031-05-01T10:00:00Z"]
 
 
+async def test_a_post_an_earlier_chain_left_unknown_carries_the_earliest_time_it_knows(
+    own_sessions: Sessions,
+) -> None:
+    sessions = own_sessions
+    _, _, ids = await generated_posts(sessions)
+    now = datetime(2031, 5, 1, 10, 0, tzinfo=UTC)
+    failed_chain = now - timedelta(hours=3)
+    await scheduled(sessions, [ids["mastodon"]], now - timedelta(seconds=1))
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content)
+            .where(Content.id == ids["mastodon"])
+            .values(publish_unknown_since=failed_chain)
+        )
+
+    # Scheduled again after that chain failed: the first claim already says since when.
+    assert await claim(sessions, now) == 1
+    # Claimed again after the lease: the failed chain's time is still the earlier one.
+    assert await claim(sessions, now + LEASE + timedelta(seconds=1)) == 1
+    assert [due.get("unknownSince") for due in await dues(sessions)] == [
+        "2031-05-01T07:00:00Z",
+        "2031-05-01T07:00:00Z",
+    ]
+    async with sessions() as session:
+        row = await session.get(Content, ids["mastodon"])
+        assert row is not None
+        # Kept until the post is published: a claim writes only its own columns.
+        assert row.publish_unknown_since == failed_chain
+
+
 async def test_a_post_without_a_credential_is_handed_on_to_fail_with_the_reason(
     own_sessions: Sessions,
 ) -> None:

@@ -59,6 +59,15 @@ def test_platforms_without_a_limit_take_any_length_and_a_limit_may_be_the_instan
     assert length_refusal("blog", "a" * 50_000) is None
     assert length_refusal("mastodon", "a" * 501) is not None
     assert length_refusal("mastodon", "a" * 501, limit=5000) is None
+    assert length_refusal("mastodon", "a" * 5001, limit=5000) == (
+        "5001 characters as Mastodon counts them, over the 5000 of the project's Mastodon instance"
+    )
+    # A link counts as the instance reserves for it: 23 by default, or its own.
+    text = "a" * 470 + " https://example.org/" + "p" * 100
+    assert length_refusal("mastodon", text) is None
+    assert length_refusal("mastodon", text, limit=500, per_url=30) == (
+        "501 characters as Mastodon counts them, over the 500 of the project's Mastodon instance"
+    )
 
 
 @pytest.mark.parametrize(

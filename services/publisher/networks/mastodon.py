@@ -14,7 +14,8 @@ Mastodon keeps the key for an hour only. A post whose earlier attempt's outcome 
 and began longer ago than `IDEMPOTENCY_SAFE_AGE` is first looked for on the account
 (`find_earlier`: `verify_credentials`, then the account's latest 40 statuses, matching the
 exact text); when that cannot be told (a token without a read scope, an instance that does not
-answer), the post fails for good with a reason asking the owner to check the account.
+answer), the post fails for good with a reason asking the owner to check the account
+(`EarlierStatusUnknownError`).
 
 The instance URL is the tenant's: requests go through the caller's `shared.outbound`
 guarded client and never follow a redirect.
@@ -71,6 +72,11 @@ _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _PARAGRAPH = re.compile(r"</p>\s*<p[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+
+
+class EarlierStatusUnknownError(PermanentError):
+    """Whether an earlier attempt published the post could not be told: the reason hands the
+    question to the owner, who checks the account before scheduling the post again."""
 
 
 @dataclass(frozen=True)
@@ -220,13 +226,15 @@ class MastodonClient:
         me = await self._lookup("/api/v1/accounts/verify_credentials", authorized=True)
         account_id = me.get("id") if isinstance(me, dict) else None
         if not account_id:
-            raise PermanentError(f"{UNDETERMINED}: Mastodon named no account. {_CHECK}")
+            raise EarlierStatusUnknownError(f"{UNDETERMINED}: Mastodon named no account. {_CHECK}")
         # Public statuses need no token (one without read:statuses would be refused).
         statuses = await self._lookup(
             f"/api/v1/accounts/{account_id}/statuses?limit={LOOKUP_LIMIT}", authorized=False
         )
         if not isinstance(statuses, list):
-            raise PermanentError(f"{UNDETERMINED}: Mastodon listed no statuses. {_CHECK}")
+            raise EarlierStatusUnknownError(
+                f"{UNDETERMINED}: Mastodon listed no statuses. {_CHECK}"
+            )
         wanted = _comparable(_MENTION.sub(lambda match: "@" + match.group(1), text))
         for status in statuses:
             if not isinstance(status, dict) or status.get("reblog"):
@@ -246,7 +254,7 @@ class MastodonClient:
         try:
             response = await self._send("GET", path, authorized=authorized)
         except TransientError as exc:
-            raise PermanentError(f"{UNDETERMINED} ({exc.message}). {_CHECK}") from exc
+            raise EarlierStatusUnknownError(f"{UNDETERMINED} ({exc.message}). {_CHECK}") from exc
         if response.status_code == 429:
             NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
             seen = mastodon_rate_limit(response.headers, now=self._budget.now())
@@ -258,13 +266,15 @@ class MastodonClient:
             hint = ""
             if response.status_code in (401, 403):
                 hint = " (a token with the read:accounts scope lets herald look)"
-            raise PermanentError(
+            raise EarlierStatusUnknownError(
                 f"{UNDETERMINED}: Mastodon {response.status_code}: {said}{hint}. {_CHECK}"
             )
         try:
             return response.json()
         except ValueError:
-            raise PermanentError(f"{UNDETERMINED}: Mastodon answered no JSON. {_CHECK}") from None
+            raise EarlierStatusUnknownError(
+                f"{UNDETERMINED}: Mastodon answered no JSON. {_CHECK}"
+            ) from None
 
     async def _send(
         self,

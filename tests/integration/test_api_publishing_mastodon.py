@@ -1,0 +1,238 @@
+"""A Mastodon post across the api, the scheduler's claim and the publisher, against a local
+instance: published once though an attempt's answer was lost, the post failed and was
+scheduled again after Mastodon forgot the key; and the instance's own limits learned from a
+publication, kept on the project's credential while it names that instance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.batch import apply_events
+from services.publisher.handlers import make_handler
+from services.publisher.networks.budget import AccountBudget
+from services.publisher.publish import Publisher
+from services.scheduler.due_posts import claim_due_posts
+from shared.budgets import Budgets
+from shared.db.schema import Content, OutboxMessage
+from shared.events import PostDue, PostFailed, PostPublished, RetryPolicy, decode_event
+from shared.outbound import guarded_client, parse_networks
+from shared.secrets import generate_key
+from shared.settings import Settings
+from tests.support.api import api_client
+from tests.support.bus import RecordingBus
+from tests.support.fakes.mastodon import IDEMPOTENCY_SECONDS, FakeMastodon
+from tests.support.fakes.server import ThreadedServer
+from tests.support.posts import generated_posts, with_credentials
+
+PUBLIC = "http://herald.test"
+KEY = generate_key()
+TOKEN = "mastodon-token-once"
+LEASE = timedelta(minutes=30)
+# One retry: a second lost answer ends the chain FAILED.
+POLICY = RetryPolicy(max_retries=1, retry_delay=1)
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class InstanceClock:
+    """The local instance's clock, which the test sets back and forth (nobody sleeps an hour)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def clock() -> InstanceClock:
+    return InstanceClock()
+
+
+@pytest.fixture
+def mastodon(clock: InstanceClock) -> Iterator[tuple[FakeMastodon, ThreadedServer]]:
+    instance = FakeMastodon(clock=clock, max_characters=1000)
+    # read:accounts lets the publisher look for a status it may have made.
+    instance.add_account("herald", TOKEN, scopes=("write:statuses", "read:accounts"))
+    server = ThreadedServer(instance.asgi).start()
+    yield instance, server
+    server.close()
+
+
+@pytest.fixture
+async def api(api_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    # The local instance listens on http://127.0.0.1: both allowed, as an operator may.
+    settings = api_settings(
+        secret_key=KEY, webhook_allow_http=True, outbound_allow_networks=["127.0.0.1/32"]
+    )
+    async for client in api_client(settings):
+        yield client
+
+
+@pytest.fixture
+async def publisher() -> AsyncIterator[Publisher]:
+    http = guarded_client(parse_networks(["127.0.0.1/32"]), timeout=httpx.Timeout(10.0))
+    # The local instance answers on http://127.0.0.1: http allowed, as an operator may.
+    yield Publisher(http, budget=AccountBudget(Budgets()), secret_key=KEY, allow_http=True)
+    await http.aclose()
+
+
+async def mastodon_post(
+    sessions: Sessions, api: httpx.AsyncClient, server: ThreadedServer
+) -> tuple[dict[str, str], str, str]:
+    """A generated Mastodon post of a project publishing to the local instance."""
+    _, headers, ids = await generated_posts(sessions, publishing=False)
+    post_id = ids["mastodon"]
+    project_id = (await api.get(f"/api/posts/{post_id}", headers=headers)).json()["data"][
+        "projectId"
+    ]
+    await with_credentials(
+        sessions,
+        project_id,
+        secret_key=KEY,
+        settings={"mastodon": {"instanceUrl": server.url}},
+        secrets={"mastodon": TOKEN},
+    )
+    return headers, post_id, project_id
+
+
+async def claimed(sessions: Sessions, post_id: str) -> PostDue:
+    """The scheduler claims the due post; its newest `post.due`, as the publisher gets it."""
+    result = await claim_due_posts(
+        sessions, now=datetime.now(UTC), batch=10, lease=LEASE, retry_policy=POLICY
+    )
+    assert result.claimed == 1
+    async with sessions() as session:
+        payload = await session.scalar(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.routing_key == "post.due")
+            .where(OutboxMessage.payload.contains(post_id))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+    assert payload is not None
+    due = decode_event("post.due", payload.encode())
+    assert isinstance(due, PostDue)
+    return due
+
+
+async def stored(sessions: Sessions, post_id: str) -> Content:
+    async with sessions() as session:
+        row = await session.get(Content, post_id)
+    assert row is not None
+    return row
+
+
+async def test_a_post_failed_after_a_lost_answer_and_scheduled_again_past_the_hour_goes_out_once(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+    clock: InstanceClock,
+    publisher: Publisher,
+) -> None:
+    instance, server = mastodon
+    headers, post_id, _ = await mastodon_post(sessions, api, server)
+    schedule = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+    assert schedule.status_code == 200, schedule.text
+
+    # The first chain runs an hour and more ago, as the instance's clock says.
+    clock.offset = -(IDEMPOTENCY_SECONDS + 100)
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    instance.lose_next_answer = True  # the status is made; the answer is a 502
+    await handler(await claimed(sessions, post_id))
+    (retry, _, _), *_ = bus.delayed
+    assert isinstance(retry, PostDue) and retry.unknown_since is not None
+    instance.lose_next_answer = True  # the retry's key answers the status; lost again
+    await handler(retry)
+    (status,) = instance.statuses
+    failures = bus.of(PostFailed)
+    assert [failed.final for failed in failures] == [False, True]  # type: ignore[attr-defined]
+    final = failures[-1]
+    assert isinstance(final, PostFailed)
+    assert final.unknown_since == retry.unknown_since
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+    failed = await stored(sessions, post_id)
+    assert (failed.state, failed.publish_claimed_at) == ("FAILED", None)
+    assert failed.publish_unknown_since == retry.unknown_since
+
+    # The herald side of the same hour: the attempt whose answer was lost began then.
+    began = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_SECONDS + 100)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
+        )
+    # Now: the instance has forgotten the key, a status sent again would be a second one.
+    clock.offset = 0.0
+    again = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+    assert again.status_code == 200, again.text
+    assert (await stored(sessions, post_id)).publish_unknown_since == began
+
+    bus = RecordingBus()
+    due = await claimed(sessions, post_id)
+    assert (due.attempt, due.unknown_since) == (1, began)
+    await make_handler(bus, publisher)(due)
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+
+    assert len(instance.statuses) == 1
+    sent = [r for r in instance.requests if r["path"] == "/api/v1/statuses"]
+    assert len(sent) == 2  # the first chain's two attempts; the second chain looked instead
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished) and published.earlier
+    shown = (await api.get(f"/api/posts/{post_id}", headers=headers)).json()["data"]
+    assert (shown["publishStatus"], shown["publishedUrl"]) == ("PUBLISHED", status["url"])
+    assert (await stored(sessions, post_id)).publish_unknown_since is None
+
+
+async def test_a_publication_teaches_the_api_the_instances_limits(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+    publisher: Publisher,
+) -> None:
+    instance, server = mastodon
+    instance.characters_reserved_per_url = 30
+    headers, post_id, project_id = await mastodon_post(sessions, api, server)
+    # Before herald has published there, Mastodon's default holds, and the refusal says so.
+    refused = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": "a" * 700})
+    assert refused.status_code == 422
+    assert "over Mastodon's default 500" in refused.json()["errors"][0]["message"]
+    shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+    assert "maxCharacters" not in shown["publishing"]["mastodon"]
+
+    assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(await claimed(sessions, post_id))
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished) and published.mastodon_limits is not None
+    assert published.mastodon_limits.max_characters == 1000
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+
+    shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+    mastodon_view = shown["publishing"]["mastodon"]
+    assert (mastodon_view["maxCharacters"], mastodon_view["charactersReservedPerUrl"]) == (
+        1000,
+        30,
+    )
+    # Saved again for the same instance (a new token): the limits stay; another instance's
+    # are its own, unknown until herald publishes there.
+    for instance_url, expected in ((server.url, 1000), ("https://other.example", None)):
+        saved = await api.put(
+            f"/api/projects/{project_id}/publishing/mastodon",
+            headers=headers,
+            json={"instanceUrl": instance_url, "accessToken": "a-new-token"},
+        )
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["data"].get("maxCharacters") == expected
+    # A late outcome of a post published through the instance saved before names that one:
+    # its limits are not taken for the new instance's.
+    late = published.model_copy(update={"event_id": "evt-late-outcome"})
+    await apply_events(sessions, [late], public_url=PUBLIC)
+    shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+    assert "maxCharacters" not in shown["publishing"]["mastodon"]
