@@ -51,6 +51,13 @@ class InstanceClock:
 
 
 @pytest.fixture
+def database_url(fresh_database_url: str) -> str:
+    """A database of each test's own: the scheduler's claim takes every due post it finds,
+    and other tests leave theirs behind."""
+    return fresh_database_url
+
+
+@pytest.fixture
 def clock() -> InstanceClock:
     return InstanceClock()
 
