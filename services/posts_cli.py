@@ -3,16 +3,18 @@
 Works on DATABASE_URL directly, like `herald projects`, through the API's own actions
 (services.api.post_actions) and request bodies: the two doors cannot disagree. A post id
 names exactly one user's post, and whoever holds DATABASE_URL is trusted as that owner is:
-a command acts as the post's owner, recorded as them in its history. `--email` asserts the
-owner; a post of someone else is then not found, as the API says of it.
+a command acts for the post's owner. Its history records the operating-system user who ran
+it (`cli:alice`), so a shell's action is told from the owner's own through the API.
+`--email` asserts the owner; a post of someone else is then not found, as the API says of it.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 from pydantic import ValidationError
@@ -50,7 +52,15 @@ EmailOption = Annotated[
     typer.Option("--email", help="Act only if the post is this user's (else: not found)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print it as the API shows it.")]
-Action = Callable[[AsyncSession, str, str], Awaitable[Content]]
+# The columns an actor is kept in (PostChange.actor, Content.edited_by) hold 40 characters:
+# a longer login would fail the write, so it is cut to fit.
+_ACTOR_LENGTH = 40
+
+
+class Action(Protocol):
+    def __call__(
+        self, session: AsyncSession, user_id: str, post_id: str, *, actor: str | None = None
+    ) -> Awaitable[Content]: ...
 
 
 @posts_app.command("list")
@@ -163,7 +173,11 @@ def edit_post(
     ] = False,
     title: Annotated[
         str | None,
-        typer.Option("--title", help="The new title (titled platforms); absent: kept as it is."),
+        typer.Option(
+            "--title",
+            help="The new title (titled platforms); absent: the stored one is kept, whereas "
+            "the API's PATCH refuses a titled platform's post sent without a title.",
+        ),
     ] = None,
     email: EmailOption = None,
 ) -> None:
@@ -185,7 +199,9 @@ def edit_post(
         kept = edit.title
         if title is None:
             kept = (await post_actions.post_of(session, owner, post_id)).title
-        post = await post_actions.edit(session, owner, post_id, body=edit.body, title=kept)
+        post = await post_actions.edit(
+            session, owner, post_id, body=edit.body, title=kept, actor=_actor()
+        )
         return post_view(post)
 
     post = _applied(write, options=_EDIT_OPTIONS)
@@ -220,7 +236,9 @@ def schedule_post(
 
     async def write(session: AsyncSession) -> dict[str, Any]:
         owner = await _owner(session, post_id, email)
-        post = await post_actions.schedule(session, owner, post_id, publish_at=publish_at)
+        post = await post_actions.schedule(
+            session, owner, post_id, publish_at=publish_at, actor=_actor()
+        )
         return post_view(post)
 
     post = _applied(write, options=_SCHEDULE_OPTIONS)
@@ -247,7 +265,7 @@ def restore_post(post_id: PostIdArg, email: EmailOption = None) -> None:
 
 def _apply(action: Action, post_id: str, email: str | None) -> None:
     async def write(session: AsyncSession) -> dict[str, Any]:
-        post = await action(session, await _owner(session, post_id, email), post_id)
+        post = await action(session, await _owner(session, post_id, email), post_id, actor=_actor())
         return post_view(post)
 
     post = _applied(write)
@@ -265,6 +283,17 @@ async def _owner(session: AsyncSession, post_id: str, email: str | None) -> str:
     if owner is None:
         raise PostRefusedError(404, POST_NOT_FOUND)
     return owner
+
+
+def _actor() -> str:
+    """Who a command is recorded as: `cli:` and the operating-system user running it, so a
+    post's history tells an operator's shell from its owner; plain `cli` when the system
+    names no user (a container running as a uid with no passwd entry)."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError, ImportError):  # KeyError before 3.13, OSError since
+        return "cli"
+    return f"cli:{login}"[:_ACTOR_LENGTH]
 
 
 def _applied(

@@ -2,8 +2,10 @@
 
 Each action moves a post as services.api.post_review says, with a compare-and-set on the
 state it read (a publisher taking the post meanwhile wins; the reviewer is told what the post
-became), and records who did what in the post's history. A refusal is a PostRefusedError
-each door words its own way: a problem for the API, a line on stderr for the command line.
+became), and records who did what in the post's history: its `actor`, the user's id unless
+the door names another (`herald posts` records the shell's user, not the owner it acts for).
+A refusal is a PostRefusedError each door words its own way: a problem for the API, a line
+on stderr for the command line.
 """
 
 from __future__ import annotations
@@ -72,7 +74,13 @@ async def with_history(session: AsyncSession, post: Content) -> dict[str, Any]:
 
 
 async def edit(
-    session: AsyncSession, user_id: str, post_id: str, *, body: str, title: str | None
+    session: AsyncSession,
+    user_id: str,
+    post_id: str,
+    *,
+    body: str,
+    title: str | None,
+    actor: str | None = None,
 ) -> Content:
     """Change a post's text; its platform's length rules are checked again."""
     post = await post_of(session, user_id, post_id)
@@ -89,14 +97,19 @@ async def edit(
         "title": title if platform is None or platform.has_title else None,
         "characters": len(body),
         "edited_at": now,
-        "edited_by": user_id,
+        "edited_by": actor or user_id,
     }
-    await move(session, user_id, post, Action.EDIT, now=now, values=values)
+    await move(session, actor or user_id, post, Action.EDIT, now=now, values=values)
     return post
 
 
 async def schedule(
-    session: AsyncSession, user_id: str, post_id: str, *, publish_at: datetime | None
+    session: AsyncSession,
+    user_id: str,
+    post_id: str,
+    *,
+    publish_at: datetime | None,
+    actor: str | None = None,
 ) -> Content:
     """Publish at a time, or as soon as possible (None, or a time past); scheduling a draft
     approves it."""
@@ -114,7 +127,7 @@ async def schedule(
     when = "as soon as possible" if at <= now else at.isoformat().replace("+00:00", "Z")
     await move(
         session,
-        user_id,
+        actor or user_id,
         post,
         Action.SCHEDULE,
         now=now,
@@ -124,34 +137,50 @@ async def schedule(
     return post
 
 
-async def approve(session: AsyncSession, user_id: str, post_id: str) -> Content:
-    return await _act(session, user_id, post_id, Action.APPROVE, values={})
+async def approve(
+    session: AsyncSession, user_id: str, post_id: str, *, actor: str | None = None
+) -> Content:
+    return await _act(session, user_id, post_id, Action.APPROVE, values={}, actor=actor)
 
 
-async def unschedule(session: AsyncSession, user_id: str, post_id: str) -> Content:
-    return await _act(session, user_id, post_id, Action.UNSCHEDULE, values={"publish_at": None})
+async def unschedule(
+    session: AsyncSession, user_id: str, post_id: str, *, actor: str | None = None
+) -> Content:
+    values = {"publish_at": None}
+    return await _act(session, user_id, post_id, Action.UNSCHEDULE, values=values, actor=actor)
 
 
-async def discard(session: AsyncSession, user_id: str, post_id: str) -> Content:
-    return await _act(session, user_id, post_id, Action.DISCARD, values={"publish_at": None})
+async def discard(
+    session: AsyncSession, user_id: str, post_id: str, *, actor: str | None = None
+) -> Content:
+    values = {"publish_at": None}
+    return await _act(session, user_id, post_id, Action.DISCARD, values=values, actor=actor)
 
 
-async def restore(session: AsyncSession, user_id: str, post_id: str) -> Content:
+async def restore(
+    session: AsyncSession, user_id: str, post_id: str, *, actor: str | None = None
+) -> Content:
     """Bring a discarded post back as a draft."""
-    return await _act(session, user_id, post_id, Action.RESTORE, values={})
+    return await _act(session, user_id, post_id, Action.RESTORE, values={}, actor=actor)
 
 
 async def _act(
-    session: AsyncSession, user_id: str, post_id: str, action: Action, *, values: dict[str, Any]
+    session: AsyncSession,
+    user_id: str,
+    post_id: str,
+    action: Action,
+    *,
+    values: dict[str, Any],
+    actor: str | None,
 ) -> Content:
     post = await post_of(session, user_id, post_id)
-    await move(session, user_id, post, action, now=datetime.now(UTC), values=values)
+    await move(session, actor or user_id, post, action, now=datetime.now(UTC), values=values)
     return post
 
 
 async def move(
     session: AsyncSession,
-    user_id: str,
+    actor: str,
     post: Content,
     action: Action,
     *,
@@ -159,7 +188,8 @@ async def move(
     values: dict[str, Any],
     detail: str | None = None,
 ) -> None:
-    """Apply `action` if the post is still in the state it was read in; record it."""
+    """Apply `action` if the post is still in the state it was read in; record it as
+    `actor`'s."""
     post_id, before = post.id, post.state
     try:
         after = next_state(action, before)
@@ -199,7 +229,7 @@ async def move(
             id=new_id("pch"),
             content_id=post_id,
             at=now,
-            actor=user_id,
+            actor=actor,
             action=action.value,
             from_state=before,
             to_state=after.value,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,11 +31,14 @@ from tests.support.posts import generated_posts
 
 T = TypeVar("T")
 Sessions = async_sessionmaker[AsyncSession]
+# Who the shell runs as, whatever account runs the tests: its actions are recorded as this.
+OPERATOR = "cli:alice"
 
 
 @pytest.fixture
 def cli(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()
@@ -244,7 +248,7 @@ def test_show_prints_the_post_with_its_history(cli: CliRunner) -> None:
     assert "state      APPROVED" in lines
     assert "edited     -" in lines
     assert any(
-        line.startswith("  ") and line.endswith(f"\tapprove\tDRAFT → APPROVED\t{user_id}")
+        line.startswith("  ") and line.endswith(f"\tapprove\tDRAFT → APPROVED\t{OPERATOR}")
         for line in lines
     ), lines
     assert lines[-1] == "herald 2.0 is out, toot"
@@ -257,8 +261,9 @@ def test_show_prints_the_post_with_its_history(cli: CliRunner) -> None:
             return await post_actions.with_history(session, post)
 
     assert as_json == run(api_view)
+    # The history tells the shell's action from the owner's own.
     assert [(step["action"], step["actor"]) for step in as_json["history"]] == [
-        ("approve", user_id)
+        ("approve", OPERATOR)
     ]
 
 
@@ -277,7 +282,7 @@ def test_an_over_length_edit_is_refused_naming_the_limit(cli: CliRunner) -> None
 
 
 def test_an_edit_records_who_edited_and_keeps_the_title_unless_given(cli: CliRunner) -> None:
-    user_id, post_id = one_post("blog")
+    _, post_id = one_post("blog")
 
     edited = posts(cli, "edit", post_id, "--body-stdin", stdin="# herald 2.0\n\nOut now.\n")
 
@@ -287,10 +292,12 @@ def test_an_edit_records_who_edited_and_keeps_the_title_unless_given(cli: CliRun
     assert (post.body, post.title, post.edited_by) == (
         "# herald 2.0\n\nOut now.",
         "herald 2.0",
-        user_id,
+        OPERATOR,
     )
     assert post.edited_at is not None
-    assert history(post_id) == [("edit", "DRAFT", "DRAFT", user_id)]
+    assert history(post_id) == [("edit", "DRAFT", "DRAFT", OPERATOR)]
+    shown = json.loads(posts(cli, "show", post_id, "--json").stdout)
+    assert (shown["editedBy"], shown["history"][0]["actor"]) == (OPERATOR, OPERATOR)
 
     retitled = posts(
         cli, "edit", post_id, "--title", "herald 2.0 is out", "--body-stdin", stdin="Out."
@@ -311,7 +318,7 @@ def test_an_edit_records_who_edited_and_keeps_the_title_unless_given(cli: CliRun
 def test_a_post_is_approved_scheduled_unscheduled_discarded_and_restored(
     cli: CliRunner,
 ) -> None:
-    user_id, post_id = one_post("mastodon")
+    _, post_id = one_post("mastodon")
 
     approved = posts(cli, "approve", post_id)
     assert (approved.exit_code, approved.stdout) == (0, f"{post_id}: APPROVED\n")
@@ -341,11 +348,11 @@ def test_a_post_is_approved_scheduled_unscheduled_discarded_and_restored(
     assert stored(post_id).state == "DRAFT"
 
     assert history(post_id) == [
-        ("approve", "DRAFT", "APPROVED", user_id),
-        ("schedule", "APPROVED", "SCHEDULED", user_id),
-        ("unschedule", "SCHEDULED", "APPROVED", user_id),
-        ("discard", "APPROVED", "DISCARDED", user_id),
-        ("restore", "DISCARDED", "DRAFT", user_id),
+        ("approve", "DRAFT", "APPROVED", OPERATOR),
+        ("schedule", "APPROVED", "SCHEDULED", OPERATOR),
+        ("unschedule", "SCHEDULED", "APPROVED", OPERATOR),
+        ("discard", "APPROVED", "DISCARDED", OPERATOR),
+        ("restore", "DISCARDED", "DRAFT", OPERATOR),
     ]
 
 
@@ -414,3 +421,38 @@ def test_a_missing_post_or_someone_elses_is_not_found(cli: CliRunner) -> None:
         assert refused.exit_code == 1, args
         assert refused.stderr == "error: post not found\n", args
     assert (stored(post_id).state, history(post_id)) == ("DRAFT", [])
+
+
+def test_a_long_login_is_cut_to_fit_and_no_login_is_plain_cli(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, post_id = one_post("mastodon")
+    monkeypatch.setattr(getpass, "getuser", lambda: "o" * 60)
+    assert posts(cli, "approve", post_id).exit_code == 0
+
+    def no_user() -> str:
+        raise OSError("no username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    edited = posts(cli, "edit", post_id, "--body-stdin", stdin="Edited toot")
+    assert edited.exit_code == 0, edited.output
+
+    assert [step[3] for step in history(post_id)] == [("cli:" + "o" * 60)[:40], "cli"]
+    assert stored(post_id).edited_by == "cli"
+
+
+def test_the_api_still_records_the_owner_beside_the_shells_steps(cli: CliRunner) -> None:
+    user_id, post_id = one_post("mastodon")
+    assert posts(cli, "approve", post_id).exit_code == 0
+
+    async def by_the_owner(sessions: Sessions) -> None:
+        async with sessions() as session:
+            await post_actions.edit(session, user_id, post_id, body="Edited toot", title=None)
+
+    run(by_the_owner)
+
+    assert [(step[0], step[3]) for step in history(post_id)] == [
+        ("approve", OPERATOR),
+        ("edit", user_id),
+    ]
+    assert stored(post_id).edited_by == user_id

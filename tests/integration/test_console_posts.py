@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api import post_actions
 from shared.db.schema import Content
 from shared.secrets import generate_key
 from shared.settings import Settings
@@ -206,3 +207,18 @@ async def test_the_run_page_shows_each_posts_state_its_review_and_its_published_
     for post_id in ids.values():
         assert f'href="/console/posts/{post_id}"' in page.text
     assert f'class="published-link" href="{url}"' in page.text
+
+
+async def test_the_history_names_a_step_taken_from_the_command_line(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user_id, headers, ids = await generated_posts(sessions)
+    await signed_in(console, headers)
+    async with sessions() as session:
+        await post_actions.approve(session, user_id, ids["x"], actor="cli:alice")
+    assert (await console.post(f"/api/posts/{ids['x']}/discard", headers=headers)).is_success
+
+    page = await console.get(f"/console/posts/{ids['x']}")
+
+    assert "DRAFT → APPROVED by alice (command line)" in page.text
+    assert "APPROVED → DISCARDED by you" in page.text

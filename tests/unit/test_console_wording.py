@@ -6,6 +6,7 @@ import pytest
 
 from services.api.console import charts
 from services.api.console.wording import (
+    actor_name,
     describe_dst,
     describe_schedule,
     duration,
@@ -164,3 +165,18 @@ def test_the_chart_scales_bars_to_the_longest_run_oldest_first() -> None:
 )
 def test_what_daylight_saving_does_to_a_job(job: dict[str, object], words: str) -> None:
     assert describe_dst(job) == words
+
+
+@pytest.mark.parametrize(
+    ("actor", "words"),
+    [
+        ("usr_me", "you"),
+        ("herald", "herald"),
+        ("cli:alice", "alice (command line)"),
+        ("cli", "the command line"),
+        ("usr_someone_else", ""),
+        (None, ""),
+    ],
+)
+def test_who_took_a_step_in_a_posts_history(actor: str | None, words: str) -> None:
+    assert actor_name(actor, "usr_me") == words

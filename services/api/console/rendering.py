@@ -28,6 +28,7 @@ templates.env.globals["describe_schedule"] = wording.describe_schedule
 templates.env.globals["describe_dst"] = wording.describe_dst
 templates.env.globals["job_types"] = wording.JOB_TYPES
 templates.env.filters["job_type"] = wording.job_type_name
+templates.env.filters["actor_name"] = wording.actor_name
 templates.env.globals["weekday_options"] = [(str(n), day) for n, day in enumerate(wording.WEEKDAYS)]
 templates.env.globals["zones"] = sorted(available_timezones())
 templates.env.globals["notices"] = {

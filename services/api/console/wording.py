@@ -191,3 +191,20 @@ JOB_TYPES = {
 def job_type_name(job_type: str | None) -> str:
     """The type's name in the console's words (an unknown one as the API spells it)."""
     return JOB_TYPES.get(job_type or "GENERATE_CONTENT", (job_type or "", ""))[0]
+
+
+def actor_name(actor: str | None, me: str | None) -> str:
+    """Who took a step in a post's history, as the viewer reads it; empty for an actor the
+    console has no name for (another user's id says nothing to this viewer)."""
+    if actor is None:
+        return ""
+    if actor == me:
+        return "you"
+    if actor == "herald":
+        return "herald"
+    # `herald posts` records the operating-system user it ran as, not the owner it acted for.
+    if actor == "cli":
+        return "the command line"
+    if actor.startswith("cli:"):
+        return f"{actor.removeprefix('cli:')} (command line)"
+    return ""
