@@ -77,9 +77,16 @@ class Supervisor:
         """Wait for every loop to end (after `stop` is set)."""
         await asyncio.gather(*self._tasks.values())
 
-    async def cancel(self) -> None:
-        """Cancel every loop and forget them (a process may start its loops again)."""
+    async def cancel(self, grace: float = 0.0) -> None:
+        """End every loop and forget them (a process may start its loops again).
+
+        With `grace` (and `stop` set), the loops first have that long to end their pass on
+        their own: a loop cancelled in the middle of a transaction leaves its connection to
+        the garbage collector, and on SQLite that connection may hold the write lock.
+        """
         tasks = list(self._tasks.values())
+        if grace > 0 and tasks and self._stop.is_set():
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

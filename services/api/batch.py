@@ -438,7 +438,7 @@ def _finished_event(
 
 
 # How long a stopping api lets the batch in hand commit: a batch is one short transaction.
-CLOSE_GRACE_S = 10.0
+CLOSE_GRACE_S = 5.0
 
 
 class EventBatcher:

@@ -60,6 +60,9 @@ log = structlog.get_logger(__name__)
 
 # Swagger UI's and ReDoc's scripts and styles, from the fastapi-offline package.
 DOCS_ASSETS = "/docs/static"
+# How long a stopping api lets its loops end the pass in hand (a pass is a short
+# transaction) before cancelling them.
+LOOPS_GRACE_S = 5.0
 
 DESCRIPTION = (
     "herald runs scheduled jobs that turn a repository's activity into posts. "
@@ -139,7 +142,7 @@ def create_app(settings: Settings, *, bus: Bus | None = None) -> FastAPI:
             # Before the engine goes: a batch still being applied holds a connection and,
             # on SQLite, the database's write lock.
             await batcher.close()
-            await loops.cancel()
+            await loops.cancel(grace=LOOPS_GRACE_S)
             await state.close()
             await engine.dispose()
 

@@ -111,6 +111,32 @@ async def test_a_stop_during_the_restart_pause_ends_the_loop_without_restarting_
     assert runs == 1
 
 
+async def test_a_stopping_process_lets_a_pass_in_hand_end_and_cancels_a_loop_past_the_grace() -> (
+    None
+):
+    stop = asyncio.Event()
+    supervisor = Supervisor("unit", stop)
+    in_pass, finished = asyncio.Event(), []
+
+    async def sweeper() -> None:
+        while not stop.is_set():
+            in_pass.set()
+            await asyncio.sleep(0.2)  # a transaction under way
+            finished.append("pass")
+
+    async def stubborn() -> None:
+        await asyncio.Event().wait()  # never looks at `stop`
+
+    supervisor.start("sweeper", sweeper)
+    supervisor.start("stubborn", stubborn)
+    await in_pass.wait()
+    stop.set()
+    started = time.monotonic()
+    await supervisor.cancel(grace=2.0)
+    assert finished == ["pass"]  # ended on its own, not cancelled half-way
+    assert time.monotonic() - started >= 2.0  # the stubborn one was waited for, then cancelled
+
+
 def test_two_loops_of_one_name_are_refused() -> None:
     supervisor = Supervisor("unit", asyncio.Event())
     supervisor._tasks["dup"] = None  # type: ignore[assignment]
