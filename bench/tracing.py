@@ -1,17 +1,22 @@
 """What tracing costs: the pipeline's burst with tracing off, on at 100 % and on at 10 %.
 
 Run with ``python -m bench.tracing`` (``--update-docs`` rewrites the "Tracing overhead"
-section of docs/benchmarks.md; ``--burst N`` sets the executions per scenario). Results go to
-bench/results/tracing.json. In one run, each scenario is `bench.pipeline`'s max-rate burst (N
-jobs due at one instant, the five services as processes, a fresh database and vhost): off,
-on sampling every trace (`parentbased_always_on`), on sampling a tenth
-(`parentbased_traceidratio`, 0.1), then off again, so the two "off" figures bound the run's
-noise. With tracing on the services export over OTLP/HTTP to a receiver on loopback
+section of docs/benchmarks.md; ``--burst N`` sets the executions per burst, ``--rounds R``
+how often each scenario runs). Results go to bench/results/tracing.json. Each burst is
+`bench.pipeline`'s max-rate burst (N jobs due at one instant, the five services as
+processes, a fresh database and vhost): off, on sampling every trace
+(`parentbased_always_on`), on sampling a tenth (`parentbased_traceidratio`, 0.1). With
+tracing on the services export over OTLP/HTTP to a receiver on loopback
 (`tests/support/fakes/otlp.py`) that decodes every span, in this process: its CPU counts as
 the harness's, not the services'.
 
-Cost per execution = the five services' CPU per execution with tracing on, less the mean of
-the two "off" runs.
+The machine drifts over a run (PostgreSQL's autovacuum, the previous burst's databases being
+dropped, the page cache), by as much as tracing costs: one "off" run before and one after
+once differed by 2.7 ms per execution. So the scenarios are interleaved: every round runs
+all three, each round in a rotated order (no scenario always first or last), the machine is
+let settle before each burst, and the cost is paired: in each round, a scenario's CPU less
+that round's "off" run; the figure reported is the median of those differences across
+rounds, with their range beside it.
 """
 
 from __future__ import annotations
@@ -39,8 +44,12 @@ SCENARIOS: dict[str, dict[str, str] | None] = {
     "off": None,
     "on_100": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
     "on_10": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-    "off_again": None,
 }
+TRACED = ("on_100", "on_10")
+# Settled: under a quarter of one core busy over a couple of seconds (the previous burst's
+# processes gone, its database dropped); waited for at most a minute.
+SETTLED_BUSY = 0.25
+MOST_SETTLING_S = 60.0
 
 
 async def burst(
@@ -80,41 +89,120 @@ async def burst(
     }
 
 
+async def settle() -> float:
+    """Wait until the machine is nearly idle; return the seconds waited."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.sleep(3)
+    while loop.time() - started < MOST_SETTLING_S:
+        before = machine_cpu()["busy"]
+        await asyncio.sleep(2)
+        if (machine_cpu()["busy"] - before) / 2 < SETTLED_BUSY:
+            break
+    return round(loop.time() - started, 1)
+
+
+def order_of(round_index: int) -> list[str]:
+    """The scenarios in this round's order: rotated by one each round."""
+    names = list(SCENARIOS)
+    shift = round_index % len(names)
+    return names[shift:] + names[:shift]
+
+
+def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario the median and range of its CPU per execution; per traced scenario the
+    paired cost (its CPU less the same round's "off" CPU), median and range."""
+    cpu = {name: [r[name]["services_cpu_ms_per_execution"] for r in rounds] for name in SCENARIOS}
+    paired = {
+        name: [
+            r[name]["services_cpu_ms_per_execution"] - r["off"]["services_cpu_ms_per_execution"]
+            for r in rounds
+        ]
+        for name in TRACED
+    }
+    return {
+        "services_cpu_ms": {
+            name: {
+                "median": round(statistics.median(values), 3),
+                "min": min(values),
+                "max": max(values),
+            }
+            for name, values in cpu.items()
+        },
+        "cost_ms_per_execution": {
+            name: {
+                "median": round(statistics.median(values), 3),
+                "min": round(min(values), 3),
+                "max": round(max(values), 3),
+            }
+            for name, values in paired.items()
+        },
+        "throughput_per_s": {
+            name: round(statistics.median(r[name]["notified_per_s"] for r in rounds), 1)
+            for name in SCENARIOS
+        },
+        "spans_per_execution": {
+            name: round(statistics.median(r[name]["spans_per_execution"] for r in rounds), 2)
+            for name in SCENARIOS
+        },
+    }
+
+
 def render(results: dict[str, Any]) -> str:
-    runs = results["runs"]
-    base = results["off_mean_services_cpu_ms"]
+    summary = results["summary"]
+    base = summary["services_cpu_ms"]["off"]["median"]
     lines = [
-        "| scenario | executions/s | services' CPU ms per execution | cost per execution |"
-        " spans per execution | traces | load 1 min |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | executions/s (median) | services' CPU ms per execution, median (range) |"
+        " cost per execution, median of the rounds (range) | spans per execution |",
+        "|---|---|---|---|---|",
     ]
     for name in SCENARIOS:
-        run = runs[name]
-        cost = results["cost_ms_per_execution"].get(name)
-        cost_text = "—" if cost is None else f"{cost:+.2f} ms ({cost / base:+.0%})"
-        before, after = results[name + "_load_1m"]
+        cpu = summary["services_cpu_ms"][name]
+        cost = summary["cost_ms_per_execution"].get(name)
+        cost_text = (
+            "—"
+            if cost is None
+            else f"{cost['median']:+.2f} ms ({cost['median'] / base:+.0%}); "
+            f"{cost['min']:+.2f} to {cost['max']:+.2f}"
+        )
         lines.append(
-            f"| {name.replace('_', ' ')} | {run['notified_per_s']:,.1f} | "
-            f"{run['services_cpu_ms_per_execution']:.2f} | {cost_text} | "
-            f"{run['spans_per_execution']:.1f} | {run['traces']} | {before} → {after} |"
+            f"| {name.replace('_', ' ')} | {summary['throughput_per_s'][name]:,.1f} | "
+            f"{cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f}) | {cost_text} | "
+            f"{summary['spans_per_execution'][name]:.1f} |"
         )
     table = "\n".join(lines)
+    per_round = "\n".join(
+        f"| {index + 1} | {' → '.join(order_of(index))} | "
+        + " | ".join(f"{r[name]['services_cpu_ms_per_execution']:.2f}" for name in SCENARIOS)
+        + f" | {r['load_1m'][0]} → {r['load_1m'][1]} |"
+        for index, r in enumerate(results["rounds"])
+    )
+    header = " | ".join(name.replace("_", " ") for name in SCENARIOS)
     by_service = ", ".join(
-        f"{name} {ms:.2f}" for name, ms in runs["on_100"]["cpu_ms_per_execution"].items()
+        f"{name} {ms:.2f}"
+        for name, ms in results["rounds"][-1]["on_100"]["cpu_ms_per_execution"].items()
     )
     notes = results["notes"] + "\n\n" if results["notes"] else ""
     return f"""{SECTION}
 
 `python -m bench.tracing`: `bench.pipeline`'s burst of {results["burst"]} executions (five
-processes, scheduled runs, template writer, in-app alerts), run four times in one go: tracing
-off, on sampling every trace, on sampling a tenth, off again. With tracing on the services
-export over OTLP/HTTP to a receiver on loopback. The cost is the services' CPU per execution
-above the mean of the two "off" runs ({base:.2f} ms); PostgreSQL's and RabbitMQ's are not in it
-(tracing adds no statement and no message, only a header per message).
+processes, scheduled runs, template writer, in-app alerts) with tracing off, on sampling every
+trace and on sampling a tenth, in {len(results["rounds"])} rounds; each round runs the three in
+a rotated order, after the machine has settled. With tracing on the services export over
+OTLP/HTTP to a receiver on loopback. The cost of a scenario is paired: in each round, its
+services' CPU per execution less that round's "off" run; the table gives the median of those
+differences and their range. PostgreSQL's and RabbitMQ's CPU are not in it (tracing adds no
+statement and no message, only a header per message).
 
 {table}
 
-Sampling every trace, per service (ms per execution): {by_service}.
+The services' CPU per execution, round by round:
+
+| round | order | {header} | load 1 min |
+|---|---|{"---|" * len(SCENARIOS)}---|
+{per_round}
+
+Sampling every trace, per service in the last round (ms per execution): {by_service}.
 
 {notes}Measured {results["measured_at"]} on {results["platform"]}, Python {results["python"]}.
 """
@@ -127,27 +215,26 @@ async def main(args: argparse.Namespace) -> None:
         "python": platform.python_version(),
         "notes": args.notes,
         "burst": args.burst,
-        "runs": {},
+        "rounds": [],
     }
     with tempfile.TemporaryDirectory() as tmp, github() as github_url:
-        for name, sampling in SCENARIOS.items():
-            before = load()
-            run = await burst(args.burst, github_url, Path(tmp) / name, sampling)
-            results[name + "_load_1m"] = [before, load()]
-            results["runs"][name] = run
-            print(name, json.dumps(run), flush=True)
-    runs = results["runs"]
-    base = statistics.mean(
-        runs[name]["services_cpu_ms_per_execution"] for name in ("off", "off_again")
-    )
-    results["off_mean_services_cpu_ms"] = round(base, 3)
-    results["cost_ms_per_execution"] = {
-        name: round(runs[name]["services_cpu_ms_per_execution"] - base, 3)
-        for name in ("on_100", "on_10")
-    }
+        for index in range(args.rounds):
+            record: dict[str, Any] = {"order": order_of(index), "settled_s": {}}
+            loads = [load()]
+            for name in order_of(index):
+                record["settled_s"][name] = await settle()
+                run = await burst(
+                    args.burst, github_url, Path(tmp) / f"{index}-{name}", SCENARIOS[name]
+                )
+                record[name] = run
+                print(index + 1, name, json.dumps(run), flush=True)
+            loads.append(load())
+            record["load_1m"] = loads
+            results["rounds"].append(record)
+    results["summary"] = summarise(results["rounds"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results["summary"], indent=2, default=str))
     if args.update_docs:
         write_section(SECTION, render(results))
 
@@ -156,6 +243,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.tracing")
     parser.add_argument("--update-docs", action="store_true")
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--notes", default="")
     return parser.parse_args(argv)
 
