@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.schema import Content
+from shared.db.schema import Content, PublishingCredential
 from shared.secrets import generate_key
 from shared.settings import Settings
 from tests.support.api import api_client
@@ -206,3 +206,29 @@ async def test_the_run_page_shows_each_posts_state_its_review_and_its_published_
     for post_id in ids.values():
         assert f'href="/console/posts/{post_id}"' in page.text
     assert f'class="published-link" href="{url}"' in page.text
+
+
+async def test_the_length_counter_uses_the_mastodon_instances_own_limits(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    await signed_in(console, headers)
+    post_id = ids["mastodon"]
+    project_id = (await console.get(f"/api/posts/{post_id}", headers=headers)).json()["data"][
+        "projectId"
+    ]
+    body = "a" * 600 + " https://example.org/notes"
+    async with sessions() as session, session.begin():
+        await session.execute(update(Content).where(Content.id == post_id).values(body=body))
+        # As the publisher reported them after publishing there.
+        await session.execute(
+            update(PublishingCredential)
+            .where(PublishingCredential.project_id == project_id)
+            .where(PublishingCredential.network == "mastodon")
+            .values(max_characters=1000, characters_reserved_per_url=30)
+        )
+
+    page = await console.get(f"/console/posts/{post_id}")
+
+    # The API's own check: a link counts 30 there, and 631 is within the instance's 1000.
+    assert '<span class="characters">631 / 1000 characters as Mastodon counts them' in page.text
