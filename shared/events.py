@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from shared.errors import InvalidEventError
@@ -561,7 +569,9 @@ class PostDue(Event):
     post's first claim, kept on its row) or on a post an earlier chain failed with an unknown
     outcome (`post.failed`'s `unknownSince`, kept on its row): the earlier of the two.
     Mastodon forgets an Idempotency-Key after an hour, so past that the publisher looks for
-    the status before sending it again.
+    the status before sending it again. `unknownText` is the text such an attempt sent when
+    the owner has edited the post since (`body` is the new text): the publisher looks for
+    either.
     """
 
     routing_key: ClassVar[str] = "post.due"
@@ -574,6 +584,16 @@ class PostDue(Event):
     target: PublishingTarget | None = None
     retry_policy: RetryPolicy = RetryPolicy()
     unknown_since: datetime | None = None
+    unknown_text: str | None = None
+
+
+# Bounds of what herald takes from an instance: any real limit fits, and a column does too.
+MASTODON_MAX_CHARACTERS = (1, 1_000_000)
+MASTODON_RESERVED_PER_URL = (0, 10_000)
+
+
+def clamped(value: int, bounds: tuple[int, int]) -> int:
+    return min(max(value, bounds[0]), bounds[1])
 
 
 class MastodonLimits(Wire):
@@ -581,12 +601,41 @@ class MastodonLimits(Wire):
 
     `instanceUrl` is the origin they were read from: the api records them on the project's
     credential only while it still names that instance, and checks an edited or scheduled
-    post against them instead of Mastodon's default 500.
+    post against them instead of Mastodon's default 500. A value out of the bounds is taken
+    at the nearest bound, and limits that do not validate at all are dropped: they ride on
+    an outcome, which must never be lost for them.
     """
 
     instance_url: str
-    max_characters: int = Field(ge=1)
-    characters_reserved_per_url: int = Field(ge=0)
+    max_characters: int = Field(ge=MASTODON_MAX_CHARACTERS[0], le=MASTODON_MAX_CHARACTERS[1])
+    characters_reserved_per_url: int = Field(
+        ge=MASTODON_RESERVED_PER_URL[0], le=MASTODON_RESERVED_PER_URL[1]
+    )
+
+    @field_validator("max_characters", mode="before")
+    @classmethod
+    def _max_within(cls, value: Any) -> Any:
+        return clamped(value, MASTODON_MAX_CHARACTERS) if _integral(value) else value
+
+    @field_validator("characters_reserved_per_url", mode="before")
+    @classmethod
+    def _reserved_within(cls, value: Any) -> Any:
+        return clamped(value, MASTODON_RESERVED_PER_URL) if _integral(value) else value
+
+
+def _integral(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _limits_or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+# Limits that do not validate are dropped rather than the outcome they ride on.
+OptionalMastodonLimits = Annotated[MastodonLimits | None, WrapValidator(_limits_or_none)]
 
 
 class PostPublished(Event):
@@ -605,7 +654,7 @@ class PostPublished(Event):
     published_at: datetime
     # True when an earlier attempt had published it and this one found it (a redelivery).
     earlier: bool = False
-    mastodon_limits: MastodonLimits | None = None
+    mastodon_limits: OptionalMastodonLimits = None
 
 
 class PostFailed(Event):
@@ -618,9 +667,16 @@ class PostFailed(Event):
     Final, `unknownSince` is when the first attempt whose outcome herald did not learn began
     (a timeout, a lost connection, a 5xx), absent when every attempt was answered (a
     refusal published nothing) or the reason already asks the owner to check the account.
-    The api keeps it on the post until it is published, so a claim after the owner schedules
-    it again still looks for a status Mastodon may have made but forgotten the key of.
-    `mastodonLimits` as in `post.published`.
+    The api keeps the earliest it has heard on the post until it is published, so a claim
+    after the owner schedules it again still looks for a status Mastodon may have made but
+    forgotten the key of. `ownerChecks` is true when herald could not look for such a status
+    for good (the token may not read the account, or the account's statuses reach back too
+    far): the reason asks the owner to check the account, and the api forgets the unknown
+    outcome, so a new schedule after checking sends.
+
+    `mastodonLimits` as in `post.published`. `mastodonLimitsOutdated` names the instance
+    that refused the status as too long although the limits the publisher had read let it
+    through: the api forgets the limits it keeps for that instance (none are reported then).
     """
 
     routing_key: ClassVar[str] = "post.failed"
@@ -631,7 +687,9 @@ class PostFailed(Event):
     final: bool
     next_attempt_at: datetime | None = None
     unknown_since: datetime | None = None
-    mastodon_limits: MastodonLimits | None = None
+    owner_checks: bool = False
+    mastodon_limits: OptionalMastodonLimits = None
+    mastodon_limits_outdated: str | None = None
 
 
 class PostUnpublished(Event):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.post_review import Action, PostState, RefusedMove, next_state
@@ -98,6 +98,7 @@ async def edit(
         "characters": len(body),
         "edited_at": now,
         "edited_by": actor or user_id,
+        "publish_unknown_body": _sent_body(),
     }
     await move(session, actor or user_id, post, Action.EDIT, now=now, values=values)
     return post
@@ -240,6 +241,19 @@ async def move(
         await notify(session, POSTS_CHANNEL)  # the scheduler's due-posts loop looks again
     await session.commit()
     await session.refresh(post)
+
+
+def _sent_body() -> ColumnElement[str | None]:
+    """The text an attempt with an unknown outcome sent, kept at the first edit after it: the
+    publisher looks for a status with it, not only with the new text. Edits are refused
+    while a chain works the post, so the text before that edit is the one sent."""
+    return case(
+        (
+            Content.publish_unknown_since.is_not(None) & Content.publish_unknown_body.is_(None),
+            Content.body,
+        ),
+        else_=Content.publish_unknown_body,
+    )
 
 
 async def _length_refusal(session: AsyncSession, post: Content, text: str) -> str | None:

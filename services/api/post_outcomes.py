@@ -11,9 +11,13 @@ project asks for `post_failed`. Each move is in the post's history, by "herald".
 A final failure keeps the time its chain's first attempt with an unknown outcome began
 (`publish_unknown_since`) through FAILED and a new schedule, until the post is published:
 the scheduler's next claim hands it on, so a publication Mastodon forgot the key of is
-looked for rather than repeated. The Mastodon instance's limits an outcome reports are
-recorded on the project's credential while it names that instance: edits and schedules
-are checked against them.
+looked for rather than repeated. The post keeps the earliest such time it has heard of (a
+late failure of a stale chain never erases it), and forgets it only when published or when
+a failure hands the question to the owner (`ownerChecks`). The Mastodon instance's limits
+an outcome reports are recorded on the project's credential while it names that instance,
+and forgotten when the instance refused a status they let through: edits and schedules are
+checked against them. Recording them is a savepoint of its own, which cannot fail the
+outcome.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, case, select, update
+from sqlalchemy import Table, case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.post_review import PostState
@@ -35,6 +39,7 @@ from shared.db.schema import (
     Project,
     PublishingCredential,
 )
+from shared.db.types import UTCDateTime
 from shared.events import (
     Event,
     MastodonLimits,
@@ -76,8 +81,8 @@ async def apply_post_outcomes(
     """Apply the batch's post outcomes; return the alerts and events they raise."""
     outcomes = Outcomes()
     for event in events:
-        if isinstance(event, PostPublished | PostFailed) and event.mastodon_limits is not None:
-            await _record_limits(connection, event.project_id, event.mastodon_limits)
+        if isinstance(event, PostPublished | PostFailed):
+            await _learn_limits(connection, event)
         if isinstance(event, PostPublished):
             await _published(connection, event)
         elif isinstance(event, PostFailed):
@@ -102,6 +107,7 @@ async def _published(connection: AsyncConnection, event: PostPublished) -> None:
             publish_claimed_at=None,
             publish_first_claimed_at=None,
             publish_unknown_since=None,
+            publish_unknown_body=None,
         )
     )
     if not moved.rowcount:
@@ -151,10 +157,7 @@ async def _failed(
             publish_error=event.reason,
             publish_claimed_at=None,
             publish_first_claimed_at=None,
-            # The chain started from the post's earlier knowledge (its `post.due` carried
-            # it), so its word replaces it: None after a refusal that settled the question
-            # or a reason that hands it to the owner.
-            publish_unknown_since=event.unknown_since,
+            **_unknown_outcome(event),
         )
         .returning(_CONTENTS.c.user_id)
     )
@@ -214,6 +217,62 @@ async def _failed(
         link=link,
     )
     return alert, mail
+
+
+def _unknown_outcome(event: PostFailed) -> dict[str, Any]:
+    """What the post keeps of attempts whose outcome herald did not learn: never less than it
+    knew (a late failure of a stale chain may know less than the post), until the reason
+    hands the question to the owner, who checks the account before scheduling again."""
+    if event.owner_checks:
+        return {"publish_unknown_since": None, "publish_unknown_body": None}
+    if event.unknown_since is None:
+        return {}
+    stored = _CONTENTS.c.publish_unknown_since
+    reported = literal(event.unknown_since, UTCDateTime())
+    # The earliest: SQLite keeps a fixed naive UTC text, which compares as time does.
+    return {"publish_unknown_since": case((stored < reported, stored), else_=reported)}
+
+
+async def _learn_limits(connection: AsyncConnection, event: PostPublished | PostFailed) -> None:
+    """Keep or forget the instance's limits the outcome reports, in a savepoint: what herald
+    learns of an instance must never cost the outcome it rides on."""
+    outdated = event.mastodon_limits_outdated if isinstance(event, PostFailed) else None
+    if event.mastodon_limits is None and outdated is None:
+        return
+    try:
+        async with connection.begin_nested():
+            if event.mastodon_limits is not None:
+                await _record_limits(connection, event.project_id, event.mastodon_limits)
+            if outdated is not None:
+                await _forget_limits(connection, event.project_id, outdated)
+    except Exception:
+        # Whatever went wrong (a value a column cannot hold, say), the savepoint is undone.
+        log.warning("instance limits not recorded", project_id=event.project_id, exc_info=True)
+
+
+async def _forget_limits(connection: AsyncConnection, project_id: str, instance: str) -> None:
+    """The instance refused a status within the limits kept for it: they are out of date, and
+    Mastodon's default applies until the publisher reads them again."""
+    if await _credential_instance(connection, project_id) != instance:
+        return
+    await connection.execute(
+        update(_CREDENTIALS)
+        .where(_CREDENTIALS.c.project_id == project_id, _CREDENTIALS.c.network == "mastodon")
+        .values(
+            max_characters=None,
+            characters_reserved_per_url=None,
+            updated_at=_CREDENTIALS.c.updated_at,
+        )
+    )
+
+
+async def _credential_instance(connection: AsyncConnection, project_id: str) -> str | None:
+    settings = await connection.scalar(
+        select(_CREDENTIALS.c.settings).where(
+            _CREDENTIALS.c.project_id == project_id, _CREDENTIALS.c.network == "mastodon"
+        )
+    )
+    return (settings or {}).get("instanceUrl")
 
 
 async def _record_limits(

@@ -10,8 +10,12 @@ announced (a `post.failed` not final, with the next attempt's time), which moves
 claim there: the scheduler does not start a second chain while this one is worked. A retry
 after an outcome herald did not learn carries when that attempt began (`unknownSince`), and
 so does the final `post.failed` of such a chain: the post may be out, and a later chain must
-look for it once Mastodon has forgotten the key. Every outcome reports the Mastodon
-instance's limits the publisher read, for the api's length checks.
+look for it once Mastodon has forgotten the key; a lookup the instance did not answer is
+such a retry too. Only a final failure that asks the owner to check the account for the
+post (`ownerChecks`) lets the api forget the unknown outcome. Every outcome reports the
+Mastodon instance's limits the publisher read, for the api's length checks, except after the
+instance refused a status as too long: those limits were out of date, and the failure says
+so (`mastodonLimitsOutdated`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from services.publisher.networks.mastodon import EarlierStatusUnknownError
+from services.publisher.networks.mastodon import EarlierStatusUnknownError, LimitLoweredError
 from services.publisher.publish import Publisher
 from shared import metrics, topology
 from shared.bus import Bus, Handler, PoisonHandler
@@ -44,19 +48,7 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
         try:
             published = await publisher.publish(event)
         except PermanentError as exc:
-            # A refusal published nothing, but an earlier attempt of the chain still may have;
-            # unless the reason already asks the owner to check the account for it.
-            unknown_since = None
-            if not isinstance(exc, EarlierStatusUnknownError):
-                unknown_since = event.unknown_since
-            await _failed(
-                bus,
-                event,
-                str(exc),
-                final=True,
-                unknown_since=unknown_since,
-                limits=publisher.mastodon_limits(event),
-            )
+            await _refused(bus, publisher, event, exc)
             return
         except BudgetExhaustedError as exc:
             await _wait_for_budget(bus, event, exc, limits=publisher.mastodon_limits(event))
@@ -91,6 +83,24 @@ def make_handler(bus: Bus, publisher: Publisher) -> Handler:
         )
 
     return on_post_due
+
+
+async def _refused(bus: Bus, publisher: Publisher, event: PostDue, exc: PermanentError) -> None:
+    """A final failure: a refusal published nothing, but an earlier attempt of the chain
+    still may have; unless the reason hands that question to the owner."""
+    owner_checks = isinstance(exc, EarlierStatusUnknownError)
+    # The limits read were out of date and are forgotten: nothing to report but that.
+    outdated = isinstance(exc, LimitLoweredError)
+    await _failed(
+        bus,
+        event,
+        str(exc),
+        final=True,
+        unknown_since=None if owner_checks else event.unknown_since,
+        owner_checks=owner_checks,
+        limits=None if outdated else publisher.mastodon_limits(event),
+        limits_outdated=publisher.mastodon_instance(event) if outdated else None,
+    )
 
 
 async def _wait_for_budget(
@@ -160,7 +170,9 @@ async def _failed(
     next_attempt_at: datetime | None = None,
     purpose: str = "post.failed",
     unknown_since: datetime | None = None,
+    owner_checks: bool = False,
     limits: MastodonLimits | None = None,
+    limits_outdated: str | None = None,
 ) -> None:
     network = network_for(event.platform)
     if final:
@@ -177,7 +189,9 @@ async def _failed(
             final=final,
             next_attempt_at=next_attempt_at,
             unknown_since=unknown_since if final else None,
+            owner_checks=owner_checks,
             mastodon_limits=limits,
+            mastodon_limits_outdated=limits_outdated,
         )
     )
 

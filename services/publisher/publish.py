@@ -70,8 +70,10 @@ class Publisher:
             if _key_maybe_forgotten(event):
                 # An earlier attempt may have published it, longer ago than Mastodon keeps
                 # the key: a repeat would be a second status. Look for the first one.
+                # The text that attempt sent, too, when the owner edited the post since.
+                texts = [event.body, *([event.unknown_text] if event.unknown_text else [])]
                 earlier = await mastodon.find_earlier(
-                    text=event.body, since=event.unknown_since or event.claimed_at
+                    texts=texts, since=event.unknown_since or event.claimed_at
                 )
                 if earlier is not None:
                     return earlier
@@ -99,25 +101,29 @@ class Publisher:
     def mastodon_limits(self, event: PostDue) -> MastodonLimits | None:
         """The limits of the post's Mastodon instance this process read, if it did: the api
         checks edits against them (it never asks a tenant's instance itself)."""
-        target = event.target
-        if target is None or target.network != "mastodon":
-            return None
-        try:
-            instance = base_origin(
-                target.settings.get("instanceUrl", ""),
-                what="the Mastodon instance",
-                allow_http=self._allow_http,
-            )
-        except ForbiddenDestinationError:
-            return None
-        limits = self._limits.get(instance)
-        if limits is None:
+        instance = self.mastodon_instance(event)
+        limits = self._limits.get(instance) if instance is not None else None
+        if instance is None or limits is None:
             return None
         return MastodonLimits(
             instance_url=instance,
             max_characters=limits.max_characters,
             characters_reserved_per_url=limits.characters_reserved_per_url,
         )
+
+    def mastodon_instance(self, event: PostDue) -> str | None:
+        """The origin of the post's Mastodon instance, as its limits are kept under."""
+        target = event.target
+        if target is None or target.network != "mastodon":
+            return None
+        try:
+            return base_origin(
+                target.settings.get("instanceUrl", ""),
+                what="the Mastodon instance",
+                allow_http=self._allow_http,
+            )
+        except ForbiddenDestinationError:
+            return None
 
     async def _bluesky(self, event: PostDue, settings: dict[str, str], secret: str) -> Published:
         service = _setting(settings, "serviceUrl")

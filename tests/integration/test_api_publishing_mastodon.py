@@ -20,8 +20,15 @@ from services.publisher.networks.budget import AccountBudget
 from services.publisher.publish import Publisher
 from services.scheduler.due_posts import claim_due_posts
 from shared.budgets import Budgets
-from shared.db.schema import Content, OutboxMessage
-from shared.events import PostDue, PostFailed, PostPublished, RetryPolicy, decode_event
+from shared.db.schema import Content, OutboxMessage, PublishingCredential
+from shared.events import (
+    MastodonLimits,
+    PostDue,
+    PostFailed,
+    PostPublished,
+    RetryPolicy,
+    decode_event,
+)
 from shared.outbound import guarded_client, parse_networks
 from shared.secrets import generate_key
 from shared.settings import Settings
@@ -243,3 +250,187 @@ async def test_a_publication_teaches_the_api_the_instances_limits(
     await apply_events(sessions, [late], public_url=PUBLIC)
     shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
     assert "maxCharacters" not in shown["publishing"]["mastodon"]
+
+
+async def lost_twice(
+    sessions: Sessions,
+    instance: FakeMastodon,
+    clock: InstanceClock,
+    publisher: Publisher,
+    post_id: str,
+) -> datetime:
+    """A chain an hour and more ago whose two answers were lost: the post FAILED, and the
+    time its unknown attempt began, as herald keeps it; the instance forgot the key since."""
+    clock.offset = -(IDEMPOTENCY_SECONDS + 100)
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    instance.lose_next_answer = True
+    await handler(await claimed(sessions, post_id))
+    (retry, _, _), *_ = bus.delayed
+    instance.lose_next_answer = True
+    await handler(retry)
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+    began = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_SECONDS + 100)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
+        )
+    clock.offset = 0.0
+    return began
+
+
+async def test_an_edited_post_is_looked_for_with_the_text_its_unknown_attempt_sent(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+    clock: InstanceClock,
+    publisher: Publisher,
+) -> None:
+    instance, server = mastodon
+    headers, post_id, _ = await mastodon_post(sessions, api, server)
+    assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
+    sent = (await stored(sessions, post_id)).body
+    await lost_twice(sessions, instance, clock, publisher, post_id)
+    (status,) = instance.statuses
+
+    # The owner edits the failed post twice: the text the unknown attempt sent is kept once.
+    for body in ("a first rewording", "herald 2.0 is out, reworded"):
+        edited = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": body})
+        assert edited.status_code == 200, edited.text
+    assert (await stored(sessions, post_id)).publish_unknown_body == sent
+    assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
+
+    due = await claimed(sessions, post_id)
+    assert (due.body, due.unknown_text) == ("herald 2.0 is out, reworded", sent)
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due)
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+
+    assert len(instance.statuses) == 1  # found, not posted again with the new text
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished) and published.earlier
+    assert published.network_post_id == status["id"]
+    after = await stored(sessions, post_id)
+    assert (after.state, after.publish_unknown_since, after.publish_unknown_body) == (
+        "PUBLISHED",
+        None,
+        None,
+    )
+
+
+async def fail(sessions: Sessions, due: PostDue, **fields: object) -> Content:
+    failed = PostFailed(
+        **due.envelope(),
+        post_id=due.post_id,
+        platform=due.platform,
+        network="mastodon",
+        reason="Mastodon 422: Validation failed",
+        final=True,
+        **fields,  # type: ignore[arg-type]
+    )
+    await apply_events(sessions, [failed], public_url=PUBLIC)
+    return await stored(sessions, due.post_id)
+
+
+async def test_a_failure_never_erases_an_unknown_outcome_unless_it_hands_it_to_the_owner(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    _, server = mastodon
+    headers, post_id, _ = await mastodon_post(sessions, api, server)
+    began = datetime.now(UTC) - timedelta(days=2)
+
+    async def scheduled_and_claimed() -> PostDue:
+        schedule = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+        assert schedule.status_code == 200, schedule.text
+        return await claimed(sessions, post_id)
+
+    due = await scheduled_and_claimed()
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
+        )
+    # A stale chain, started before the post knew, fails late with nothing unknown of its own.
+    assert (await fail(sessions, due)).publish_unknown_since == began
+    # One that knew of a later unknown attempt leaves the earliest.
+    due = await scheduled_and_claimed()
+    later = began + timedelta(hours=1)
+    assert (await fail(sessions, due, unknown_since=later)).publish_unknown_since == began
+    due = await scheduled_and_claimed()
+    earlier = began - timedelta(hours=1)
+    assert (await fail(sessions, due, unknown_since=earlier)).publish_unknown_since == earlier
+
+    # Edited, the post keeps the text sent; a failure asking the owner to check forgets both.
+    sent = due.body
+    edited = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": "new words"})
+    assert edited.status_code == 200, edited.text
+    due = await scheduled_and_claimed()
+    assert (due.unknown_since, due.unknown_text) == (earlier, sent)
+    after = await fail(sessions, due, owner_checks=True)
+    assert (after.state, after.publish_unknown_since, after.publish_unknown_body) == (
+        "FAILED",
+        None,
+        None,
+    )
+
+
+async def test_limits_a_column_cannot_hold_never_cost_the_outcome_they_ride_on(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    _, server = mastodon
+    headers, post_id, project_id = await mastodon_post(sessions, api, server)
+    assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
+    due = await claimed(sessions, post_id)
+    # Built past the event's own bounds, as a sender that skipped them would.
+    unbounded = MastodonLimits.model_construct(
+        instance_url=server.url, max_characters=2**64, characters_reserved_per_url=23
+    )
+    published = PostPublished(
+        **due.envelope(),
+        post_id=post_id,
+        network="mastodon",
+        network_post_id="109",
+        published_at=datetime.now(UTC),
+        mastodon_limits=unbounded,
+    )
+    await apply_events(sessions, [published], public_url=PUBLIC)
+
+    after = await stored(sessions, post_id)
+    assert (after.state, after.network_post_id) == ("PUBLISHED", "109")
+    shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+    assert "maxCharacters" not in shown["publishing"]["mastodon"]
+
+
+async def test_a_too_long_refusal_forgets_the_limits_kept_for_that_instance(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    _, server = mastodon
+    headers, post_id, project_id = await mastodon_post(sessions, api, server)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(PublishingCredential)
+            .where(PublishingCredential.project_id == project_id)
+            .where(PublishingCredential.network == "mastodon")
+            .values(max_characters=1000, characters_reserved_per_url=23)
+        )
+
+    async def limits_shown() -> int | None:
+        shown = (await api.get(f"/api/projects/{project_id}", headers=headers)).json()["data"]
+        maximum = shown["publishing"]["mastodon"].get("maxCharacters")
+        return int(maximum) if maximum is not None else None
+
+    for instance_url, expected in (("https://other.example", 1000), (server.url, None)):
+        assert (
+            await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+        ).status_code == 200
+        due = await claimed(sessions, post_id)
+        await fail(sessions, due, mastodon_limits_outdated=instance_url)
+        assert await limits_shown() == expected
+    # Mastodon's default applies again, as the refusal of a longer edit says.
+    refused = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": "a" * 700})
+    assert "over Mastodon's default 500" in refused.json()["errors"][0]["message"]

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import post_actions
-from shared.db.schema import Content
+from shared.db.schema import Content, PublishingCredential
 from shared.secrets import generate_key
 from shared.settings import Settings
 from tests.support.api import api_client
@@ -222,3 +222,29 @@ async def test_the_history_names_a_step_taken_from_the_command_line(
 
     assert "DRAFT → APPROVED by alice (command line)" in page.text
     assert "APPROVED → DISCARDED by you" in page.text
+
+
+async def test_the_length_counter_uses_the_mastodon_instances_own_limits(
+    console: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    _, headers, ids = await generated_posts(sessions)
+    await signed_in(console, headers)
+    post_id = ids["mastodon"]
+    project_id = (await console.get(f"/api/posts/{post_id}", headers=headers)).json()["data"][
+        "projectId"
+    ]
+    body = "a" * 600 + " https://example.org/notes"
+    async with sessions() as session, session.begin():
+        await session.execute(update(Content).where(Content.id == post_id).values(body=body))
+        # As the publisher reported them after publishing there.
+        await session.execute(
+            update(PublishingCredential)
+            .where(PublishingCredential.project_id == project_id)
+            .where(PublishingCredential.network == "mastodon")
+            .values(max_characters=1000, characters_reserved_per_url=30)
+        )
+
+    page = await console.get(f"/console/posts/{post_id}")
+
+    # The API's own check: a link counts 30 there, and 631 is within the instance's 1000.
+    assert '<span class="characters">631 / 1000 characters as Mastodon counts them' in page.text

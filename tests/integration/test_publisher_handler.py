@@ -21,7 +21,7 @@ from services.publisher.networks.budget import AccountBudget
 from services.publisher.publish import Publisher
 from shared import topology
 from shared.budgets import Budgets
-from shared.events import PostDue, PostFailed, PostPublished, PublishingTarget
+from shared.events import PostDue, PostFailed, PostPublished, PublishingTarget, RetryPolicy
 from shared.ids import new_id
 from shared.outbound import guarded_client, parse_networks
 from shared.secrets import encrypt, generate_key
@@ -173,6 +173,8 @@ async def test_a_refusal_carries_no_unknown_outcome_but_keeps_an_earlier_attempt
     assert "character limit of 10 exceeded" in first.reason
     # The 422 answered the attempt: it published nothing, nothing is unknown.
     assert first.unknown_since is None
+    # The limits read let the status through: out of date, and said to be, not reported.
+    assert (first.mastodon_limits, first.mastodon_limits_outdated) == (None, server.url)
     # The chain's earlier attempt was never answered: it may have published the post.
     assert retried.unknown_since == earlier
     assert len(instance.statuses) == 1
@@ -268,7 +270,39 @@ async def test_a_late_retry_that_cannot_look_fails_asking_to_check_the_account(
     assert "Check the account for the post before publishing it again" in failed.reason
     assert "read:accounts" in failed.reason
     # The reason hands the question to the owner: a new schedule after checking sends.
-    assert failed.unknown_since is None
+    assert failed.unknown_since is None and failed.owner_checks
+    assert instance.statuses == []
+
+
+async def test_a_lookup_the_instance_does_not_answer_is_retried_and_keeps_the_unknown_outcome(
+    publisher: Publisher,
+) -> None:
+    instance = FakeMastodon()
+    instance.add_account("herald", TOKEN, scopes=("write:statuses", "read:accounts"))
+    instance.lookup_trouble = [503, 504]
+    server = ThreadedServer(instance.asgi).start()
+    unknown_since = datetime.now(UTC) - timedelta(minutes=61)
+    try:
+        late = due(
+            "herald 2.0 is out",
+            mastodon_target(server),
+            unknown_since=unknown_since,
+            retry_policy=RetryPolicy(max_retries=1, retry_delay=1),
+        )
+        bus = RecordingBus()
+        handler = make_handler(bus, publisher)
+        await handler(late)
+        (retry, _, _), *_ = bus.delayed
+        assert isinstance(retry, PostDue) and retry.unknown_since == unknown_since
+        await handler(retry)
+    finally:
+        server.close()
+    retried, final = bus.of(PostFailed)
+    assert isinstance(retried, PostFailed) and isinstance(final, PostFailed)
+    assert (retried.final, final.final) == (False, True)
+    assert "could not look for it yet: Mastodon 504" in final.reason
+    # Nobody looked: the post may be out, and the next schedule must look again.
+    assert (final.unknown_since, final.owner_checks) == (unknown_since, False)
     assert instance.statuses == []
 
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from services.publisher.networks.budget import AccountBudget
-from services.publisher.networks.mastodon import InstanceLimitsCache, MastodonClient
+from services.publisher.networks.mastodon import (
+    LOOKUP_LIMIT,
+    LOOKUP_PAGES,
+    EarlierStatusUnknownError,
+    EarlierStatusUnreachableError,
+    InstanceLimitsCache,
+    MastodonClient,
+)
 from services.publisher.networks.published import CredentialsRejectedError
 from services.publisher.networks.text import PostTooLongError
 from shared.budgets import Budgets
 from shared.errors import BudgetExhaustedError, PermanentError, TransientError
 from shared.ids import new_id
 from shared.outbound import ForbiddenDestinationError, guarded_client, parse_networks
-from tests.support.fakes.mastodon import FakeMastodon
+from tests.support.fakes.mastodon import Account, FakeMastodon
 from tests.support.fakes.server import ThreadedServer
 
 TOKEN = "mastodon-token-ada"
@@ -149,6 +158,25 @@ async def test_an_instance_that_lowered_its_limit_refuses_with_its_own_words(
     assert len(posted(instance)) == 1
 
 
+@pytest.mark.parametrize(
+    ("claimed", "kept"), [((2**31, 23), (1_000_000, 23)), ((5000, 2**40), (5000, 10_000))]
+)
+async def test_an_instances_unbounded_limits_are_taken_within_herald_s_bounds(
+    fake: tuple[FakeMastodon, ThreadedServer],
+    http: httpx.AsyncClient,
+    claimed: tuple[int, int],
+    kept: tuple[int, int],
+) -> None:
+    instance, server = fake
+    instance.max_characters, instance.characters_reserved_per_url = claimed
+    mastodon = client(http, server)
+
+    limits = await mastodon.instance_limits()
+    assert (limits.max_characters, limits.characters_reserved_per_url) == kept
+    await mastodon.publish(post_id=new_id("cnt"), text="a limit like any other")
+    assert len(instance.statuses) == 1
+
+
 async def test_an_instance_older_than_4_answers_its_limits_at_v1(
     fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
 ) -> None:
@@ -280,3 +308,85 @@ async def test_a_429_reading_the_instance_waits_for_its_reset_and_a_5xx_is_trans
 
     published = await client(http, server).publish(post_id=new_id("cnt"), text="one")
     assert [status["id"] for status in instance.statuses] == [published.id]
+
+
+READER = "mastodon-token-reads"
+LOST = "herald 2.0 is out @ada@example.social"
+
+
+def reading_client(
+    instance: FakeMastodon, http: httpx.AsyncClient, server: ThreadedServer
+) -> tuple[MastodonClient, Account]:
+    account = instance.add_account("herald", READER, scopes=("write:statuses", "read:accounts"))
+    return client(http, server, token=READER), account
+
+
+def pages_read(instance: FakeMastodon) -> int:
+    return sum(1 for r in instance.requests if str(r["path"]).endswith("/statuses")) - len(
+        posted(instance)
+    )
+
+
+async def test_an_earlier_status_is_found_pages_back_on_a_busy_account(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    mastodon, account = reading_client(instance, http, server)
+    now = time.time()
+    since = datetime.fromtimestamp(now - 3 * 3600, UTC)
+    instance.add_status(account, "a status from before the attempt", at=now - 4 * 3600)
+    lost = instance.add_status(account, LOST, at=now - 3 * 3600 + 10)
+    for minute in range(100):  # the account kept posting since: two pages and more
+        instance.add_status(account, f"status {minute}", at=now - 2 * 3600 + minute * 60)
+
+    found = await mastodon.find_earlier(texts=[LOST], since=since)
+
+    assert found is not None and (found.id, found.earlier) == (lost["id"], True)
+    assert pages_read(instance) == 3
+
+
+async def test_the_lookup_stops_at_the_first_status_older_than_the_attempt(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    mastodon, account = reading_client(instance, http, server)
+    now = time.time()
+    # Made by hand an hour before the attempt, with the same words: not the attempt's status.
+    instance.add_status(account, LOST, at=now - 4 * 3600)
+    for minute in range(45):
+        instance.add_status(account, f"status {minute}", at=now - 2 * 3600 + minute * 60)
+
+    since = datetime.fromtimestamp(now - 3 * 3600, UTC)
+    assert await mastodon.find_earlier(texts=[LOST], since=since) is None
+    assert pages_read(instance) == 2
+
+
+async def test_an_account_too_busy_to_read_back_to_the_attempt_hands_the_question_over(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    mastodon, account = reading_client(instance, http, server)
+    now = time.time()
+    instance.add_status(account, LOST, at=now - 3 * 3600 + 10)
+    for number in range(LOOKUP_PAGES * LOOKUP_LIMIT):
+        instance.add_status(account, f"status {number}", at=now - 3600 + number)
+
+    since = datetime.fromtimestamp(now - 3 * 3600, UTC)
+    with pytest.raises(EarlierStatusUnknownError, match="more than 400 statuses since"):
+        await mastodon.find_earlier(texts=[LOST], since=since)
+    assert pages_read(instance) == LOOKUP_PAGES
+
+
+async def test_a_lookup_the_instance_does_not_answer_now_is_transient(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    mastodon, _ = reading_client(instance, http, server)
+    since = datetime.now(UTC) - timedelta(hours=2)
+    instance.lookup_trouble = [503]
+    with pytest.raises(EarlierStatusUnreachableError, match="Mastodon 503") as raised:
+        await mastodon.find_earlier(texts=[LOST], since=since)
+    assert isinstance(raised.value, TransientError)
+    assert not isinstance(raised.value, PermanentError)
+    # Answered again, the question is settled.
+    assert await mastodon.find_earlier(texts=[LOST], since=since) is None

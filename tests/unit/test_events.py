@@ -346,3 +346,54 @@ def test_a_summary_with_any_count_is_not_empty(field: str) -> None:
 
 def test_a_summary_is_empty_by_its_counts_not_its_contributors() -> None:
     assert ActivitySummary(contributors=["ada"]).is_empty
+
+
+def published_wire(limits: object) -> bytes:
+    published = PostPublished(
+        **ENVELOPE,
+        post_id="cnt_1",
+        network="mastodon",
+        network_post_id="1",
+        published_at=AT,
+    )
+    wire = json.loads(published.to_json())
+    wire["mastodonLimits"] = limits
+    return json.dumps(wire).encode()
+
+
+@pytest.mark.parametrize(
+    ("reported", "kept"),
+    [
+        ((2**31, 23), (1_000_000, 23)),
+        ((0, -5), (1, 0)),
+        ((5000, 2**40), (5000, 10_000)),
+    ],
+)
+def test_instance_limits_out_of_bounds_are_taken_at_the_nearest_bound(
+    reported: tuple[int, int], kept: tuple[int, int]
+) -> None:
+    limits = {
+        "instanceUrl": "https://mastodon.test",
+        "maxCharacters": reported[0],
+        "charactersReservedPerUrl": reported[1],
+    }
+    decoded = decode_event("post.published", published_wire(limits))
+    assert isinstance(decoded, PostPublished) and decoded.mastodon_limits is not None
+    assert (
+        decoded.mastodon_limits.max_characters,
+        decoded.mastodon_limits.characters_reserved_per_url,
+    ) == kept
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"instanceUrl": "https://mastodon.test", "maxCharacters": "lots"},
+        {"maxCharacters": 500, "charactersReservedPerUrl": 23},
+        "500",
+    ],
+)
+def test_instance_limits_that_do_not_validate_are_dropped_not_the_outcome(limits: object) -> None:
+    decoded = decode_event("post.published", published_wire(limits))
+    assert isinstance(decoded, PostPublished)
+    assert (decoded.network_post_id, decoded.mastodon_limits) == ("1", None)

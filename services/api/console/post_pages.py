@@ -15,6 +15,7 @@ from services.api.console.client import ApiClient, ApiError
 from services.api.console.rendering import api_for, posted_form, refused_form, render, see_other
 from shared.platforms import PLATFORMS
 from shared.post_length import length_of
+from shared.publishing import network_for
 
 router = APIRouter()
 
@@ -164,7 +165,13 @@ async def _post_form(
     post = (await api.get(f"/api/posts/{post_id}"))["data"]
     platform = PLATFORMS.get(post["platform"])
     body = (values or {}).get("body", post["body"] or "")
-    length = length_of(post["platform"], body)
+    limits = await _instance_limits(api, post)
+    length = length_of(
+        post["platform"],
+        body,
+        limit=limits.get("maxCharacters"),
+        per_url=limits.get("charactersReservedPerUrl"),
+    )
     return await render(
         request,
         api,
@@ -177,3 +184,20 @@ async def _post_form(
         problem=problem,
         length=length,
     )
+
+
+async def _instance_limits(api: ApiClient, post: dict[str, Any]) -> dict[str, int]:
+    """The limits the API checks the post against (`services.api.publishing.post_limits`),
+    as the project's publishing view shows them: a Mastodon instance's own, once known."""
+    if network_for(post["platform"]) != "mastodon" or not post.get("projectId"):
+        return {}
+    try:
+        project = (await api.get(f"/api/projects/{post['projectId']}"))["data"]
+    except ApiError:
+        return {}  # the usual limits; saving checks the instance's own
+    mastodon = (project.get("publishing") or {}).get("mastodon") or {}
+    return {
+        name: mastodon[name]
+        for name in ("maxCharacters", "charactersReservedPerUrl")
+        if isinstance(mastodon.get(name), int)
+    }

@@ -12,10 +12,13 @@ the instance's public endpoint pauses reading it), 5xx and silence are transient
 
 Mastodon keeps the key for an hour only. A post whose earlier attempt's outcome is unknown
 and began longer ago than `IDEMPOTENCY_SAFE_AGE` is first looked for on the account
-(`find_earlier`: `verify_credentials`, then the account's latest 40 statuses, matching the
-exact text); when that cannot be told (a token without a read scope, an instance that does not
-answer), the post fails for good with a reason asking the owner to check the account
-(`EarlierStatusUnknownError`).
+(`find_earlier`: `verify_credentials`, then the account's statuses newest first, 40 a page,
+paging back with `max_id` until one older than the attempt, matching the exact text or the
+text that attempt sent when the post was edited since). When that cannot be told (a token
+without a read scope, more than `LOOKUP_PAGES` pages made since), the post fails for good with
+a reason asking the owner to check the account (`EarlierStatusUnknownError`); an instance that
+does not answer the lookup now (a timeout, a 5xx) is asked again on the next attempt
+(`EarlierStatusUnreachableError`, transient).
 
 The instance URL is the tenant's: requests go through the caller's `shared.outbound`
 guarded client and never follow a redirect.
@@ -26,10 +29,11 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -46,6 +50,7 @@ from services.publisher.networks.published import (
 )
 from services.publisher.networks.text import PostTooLongError, check_mastodon
 from shared.errors import PermanentError, TransientError
+from shared.events import MASTODON_MAX_CHARACTERS, MASTODON_RESERVED_PER_URL, clamped
 from shared.metrics import NETWORK_REQUESTS
 from shared.retry import wait_from_header
 
@@ -61,6 +66,9 @@ VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 IDEMPOTENCY_SAFE_AGE = timedelta(minutes=50)
 # The statuses `GET /api/v1/accounts/:id/statuses` answers at most.
 LOOKUP_LIMIT = 40
+# Pages read back (`max_id`) before herald gives the question to the owner: an unknown
+# outcome can be days old, but an account this busy since is not one to read in full.
+LOOKUP_PAGES = 10
 # An earlier status created this long before the attempt still counts (clocks differ).
 CLOCK_SKEW = timedelta(minutes=5)
 UNDETERMINED = (
@@ -75,8 +83,18 @@ _SPACE = re.compile(r"\s+")
 
 
 class EarlierStatusUnknownError(PermanentError):
-    """Whether an earlier attempt published the post could not be told: the reason hands the
+    """Whether an earlier attempt published the post cannot be told: the reason hands the
     question to the owner, who checks the account before scheduling the post again."""
+
+
+class EarlierStatusUnreachableError(TransientError):
+    """The instance did not answer the lookup (a timeout, a 5xx): tried again later, and the
+    post's unknown outcome is kept, whatever becomes of the chain."""
+
+
+class LimitLoweredError(PostTooLongError):
+    """The instance refused the status as too long within the limits herald had read: they
+    are out of date (forgotten here, and to be forgotten by the api)."""
 
 
 @dataclass(frozen=True)
@@ -107,14 +125,20 @@ class InstanceLimitsCache:
 
 
 def _limits_from(body: dict[str, Any]) -> InstanceLimits | None:
+    """The instance's limits, within herald's bounds: an instance may claim any number, and a
+    limit read is reported after a publication, which must never fail for it."""
     statuses = (body.get("configuration") or {}).get("statuses")
     if not isinstance(statuses, dict):
         return None
     maximum = statuses.get("max_characters")
     reserved = statuses.get("characters_reserved_per_url", DEFAULT_RESERVED_PER_URL)
-    if not isinstance(maximum, int) or maximum <= 0 or not isinstance(reserved, int):
+    if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum <= 0:
         return None
-    return InstanceLimits(maximum, max(reserved, 0))
+    if not isinstance(reserved, int) or isinstance(reserved, bool):
+        reserved = DEFAULT_RESERVED_PER_URL
+    return InstanceLimits(
+        clamped(maximum, MASTODON_MAX_CHARACTERS), clamped(reserved, MASTODON_RESERVED_PER_URL)
+    )
 
 
 class MastodonClient:
@@ -219,42 +243,64 @@ class MastodonClient:
         url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
         return Published(network="mastodon", id=status_id, url=str(url))
 
-    async def find_earlier(self, *, text: str, since: datetime) -> Published | None:
-        """The status an earlier attempt made with `text` since `since`, or None when the
-        account has none; raises PermanentError when that cannot be told."""
+    async def find_earlier(self, *, texts: Sequence[str], since: datetime) -> Published | None:
+        """The status an earlier attempt made with one of `texts` since `since`, or None when
+        the account has none; raises EarlierStatusUnknownError when that cannot be told, and
+        EarlierStatusUnreachableError when it cannot be told now."""
         await self._budget.before_request(self.budget_key, network=NETWORK)
         me = await self._lookup("/api/v1/accounts/verify_credentials", authorized=True)
         account_id = me.get("id") if isinstance(me, dict) else None
         if not account_id:
             raise EarlierStatusUnknownError(f"{UNDETERMINED}: Mastodon named no account. {_CHECK}")
+        wanted = {_comparable(_MENTION.sub(_local, text)) for text in texts}
+        oldest = since - CLOCK_SKEW
+        max_id: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            page = await self._statuses(str(account_id), max_id=max_id)
+            if not page:
+                return None  # the account's first status is behind us
+            for status in page:
+                created = _instant(status.get("created_at"))
+                if created is None or created < oldest or status.get("reblog"):
+                    continue
+                if _comparable(_plain(str(status.get("content") or ""))) in wanted:
+                    NETWORK_REQUESTS.labels("mastodon", "found_earlier").inc()
+                    return self._earlier(status)
+            if any(_older(status, oldest) for status in page):
+                return None  # newest first: the rest was made before the attempt
+            max_id = str(page[-1].get("id") or "")
+            if not max_id:
+                raise EarlierStatusUnknownError(
+                    f"{UNDETERMINED}: Mastodon listed a status without an id. {_CHECK}"
+                )
+        raise EarlierStatusUnknownError(
+            f"{UNDETERMINED}: the account made more than {LOOKUP_PAGES * LOOKUP_LIMIT} statuses "
+            f"since. {_CHECK}"
+        )
+
+    async def _statuses(self, account_id: str, *, max_id: str | None) -> list[dict[str, Any]]:
+        """One page of the account's statuses, newest first, older than `max_id` if given."""
+        query = f"limit={LOOKUP_LIMIT}" + (f"&max_id={quote(max_id)}" if max_id else "")
         # Public statuses need no token (one without read:statuses would be refused).
         statuses = await self._lookup(
-            f"/api/v1/accounts/{account_id}/statuses?limit={LOOKUP_LIMIT}", authorized=False
+            f"/api/v1/accounts/{quote(account_id)}/statuses?{query}", authorized=False
         )
         if not isinstance(statuses, list):
             raise EarlierStatusUnknownError(
                 f"{UNDETERMINED}: Mastodon listed no statuses. {_CHECK}"
             )
-        wanted = _comparable(_MENTION.sub(lambda match: "@" + match.group(1), text))
-        for status in statuses:
-            if not isinstance(status, dict) or status.get("reblog"):
-                continue
-            created = _instant(status.get("created_at"))
-            if created is None or created < since - CLOCK_SKEW:
-                continue
-            if _comparable(_plain(str(status.get("content") or ""))) != wanted:
-                continue
-            status_id = str(status.get("id") or "")
-            url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
-            NETWORK_REQUESTS.labels("mastodon", "found_earlier").inc()
-            return Published(network="mastodon", id=status_id, url=str(url), earlier=True)
-        return None
+        return [status for status in statuses if isinstance(status, dict)]
+
+    def _earlier(self, status: dict[str, Any]) -> Published:
+        status_id = str(status.get("id") or "")
+        url = status.get("url") or status.get("uri") or f"{self.instance}/statuses/{status_id}"
+        return Published(network="mastodon", id=status_id, url=str(url), earlier=True)
 
     async def _lookup(self, path: str, *, authorized: bool) -> Any:
         try:
             response = await self._send("GET", path, authorized=authorized)
         except TransientError as exc:
-            raise EarlierStatusUnknownError(f"{UNDETERMINED} ({exc.message}). {_CHECK}") from exc
+            raise EarlierStatusUnreachableError(f"{UNDETERMINED} ({exc.message})") from exc
         if response.status_code == 429:
             NETWORK_REQUESTS.labels("mastodon", "rate_limited").inc()
             seen = mastodon_rate_limit(response.headers, now=self._budget.now())
@@ -262,12 +308,19 @@ class MastodonClient:
                 self.budget_key, seen, response.headers, network=NETWORK
             )
         if response.status_code != 200:
+            status = response.status_code
             said = excerpt(json_body(response).get("error") or response.reason_phrase)
+            if status in (408, 425) or status >= 500:
+                # The instance may answer later: the next attempt looks again.
+                raise EarlierStatusUnreachableError(
+                    f"{UNDETERMINED} yet: Mastodon {status}: {said}",
+                    retry_after=wait_from_header(response.headers),
+                )
             hint = ""
-            if response.status_code in (401, 403):
+            if status in (401, 403):
                 hint = " (a token with the read:accounts scope lets herald look)"
             raise EarlierStatusUnknownError(
-                f"{UNDETERMINED}: Mastodon {response.status_code}: {said}{hint}. {_CHECK}"
+                f"{UNDETERMINED}: Mastodon {status}: {said}{hint}. {_CHECK}"
             )
         try:
             return response.json()
@@ -310,7 +363,7 @@ class MastodonClient:
         if status == 422 and "character limit" in said:
             # The instance lowered its limit since it was read: read it again next time.
             self._limits.forget(self.instance)
-            return PostTooLongError(f"{message} (the instance {self.instance})")
+            return LimitLoweredError(f"{message} (the instance {self.instance})")
         if status in (408, 425) or status >= 500:
             return TransientError(message, retry_after=wait_from_header(response.headers))
         if 300 <= status < 400:
@@ -319,6 +372,10 @@ class MastodonClient:
 
 
 _CHECK = "Check the account for the post before publishing it again."
+
+
+def _local(mention: re.Match[str]) -> str:
+    return "@" + mention.group(1)
 
 
 def _plain(content: str) -> str:
@@ -331,6 +388,11 @@ def _plain(content: str) -> str:
 
 def _comparable(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
+
+
+def _older(status: dict[str, Any], oldest: datetime) -> bool:
+    created = _instant(status.get("created_at"))
+    return created is not None and created < oldest
 
 
 def _instant(value: object) -> datetime | None:

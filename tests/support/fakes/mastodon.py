@@ -14,11 +14,13 @@ microseconds); past it, 429 `{"error": "Too many requests"}`. `lose_next_answer`
 next status and then answers 502, as a proxy that timed out after the instance committed.
 `GET /api/v1/accounts/verify_credentials` answers the token's account (a token needs
 `read`, `read:accounts` or `profile`, else 403), and `GET /api/v1/accounts/:id/statuses`
-its public statuses newest first (`limit`, at most 40), each `content` rendered to HTML as
+its public statuses newest first (`limit`, at most 40; `max_id` for those older than a
+status, as the `Link` header's `rel="next"` names it), each `content` rendered to HTML as
 Mastodon does (paragraphs, `<br />`, links and mentions as anchors, `text` absent).
 `instance_trouble` lists answers the instance endpoints give first, one per request: 429 as
 Mastodon's per-address limit answers it (`{"error": "Too many requests"}`, `Retry-After`
-and the `X-RateLimit-*` headers), or a 5xx as a failing proxy does.
+and the `X-RateLimit-*` headers), or a 5xx as a failing proxy does; `lookup_trouble` the
+same for the account endpoints.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class FakeMastodon:
     # Answer 404 to `/api/v2/instance`, as Mastodon before 4.0.
     v1_only: bool = False
     instance_trouble: list[int] = field(default_factory=list)
+    # Statuses the account endpoints answer first, one per request (a 5xx of a failing proxy).
+    lookup_trouble: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,11 +102,16 @@ class FakeMastodon:
         self.accounts[token] = account
         return account
 
+    def add_status(self, account: Account, text: str, *, at: float) -> dict[str, Any]:
+        """A public status the account made at `at` (the instance's clock), not through herald."""
+        with self._lock:
+            return self._create(account, text, "", {}, at)
+
     def length(self, text: str, spoiler_text: str = "") -> int:
         """Mastodon's count: URLs as the reserved length, remote mentions as the local part."""
-        countable = _URL.sub("x" * self.characters_reserved_per_url, text)
+        countable, links = _URL.subn("", text)
         countable = _MENTION.sub(lambda match: "@" + match.group(1), countable)
-        return graphemes(spoiler_text + countable)
+        return graphemes(spoiler_text + countable) + links * self.characters_reserved_per_url
 
     def _configuration(self) -> dict[str, Any]:
         return {
@@ -156,8 +165,15 @@ class FakeMastodon:
             {"uri": self.domain, "version": "3.5.3", "configuration": self._configuration()}
         )
 
+    def _lookup_trouble(self) -> JSONResponse | None:
+        if not self.lookup_trouble:
+            return None
+        return JSONResponse({"error": "Bad gateway"}, status_code=self.lookup_trouble.pop(0))
+
     async def _verify_credentials(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        if (trouble := self._lookup_trouble()) is not None:
+            return trouble
         account = self.accounts.get(_bearer(request))
         if account is None:
             return JSONResponse({"error": "The access token is invalid"}, status_code=401)
@@ -171,17 +187,30 @@ class FakeMastodon:
 
     async def _account_statuses(self, request: Request) -> JSONResponse:
         self._log(request, None)
+        if (trouble := self._lookup_trouble()) is not None:
+            return trouble
         wanted = request.path_params["id"]
         try:
             limit = min(max(int(request.query_params.get("limit", "20")), 1), 40)
         except ValueError:
             limit = 20
+        max_id = request.query_params.get("max_id")
         mine = [
             {key: value for key, value in status.items() if key != "text"}
             for status in reversed(self.statuses)
-            if status["account"]["id"] == wanted and status["visibility"] == "public"
-        ]
-        return JSONResponse(mine[:limit])
+            if status["account"]["id"] == wanted
+            and status["visibility"] == "public"
+            and (not max_id or int(status["id"]) < int(max_id))
+        ][:limit]
+        if not mine:
+            return JSONResponse([])
+        # Mastodon's pagination: older statuses through `max_id`, newer through `min_id`.
+        base = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
+        links = (
+            f'<{base}?limit={limit}&max_id={mine[-1]["id"]}>; rel="next", '
+            f'<{base}?limit={limit}&min_id={mine[0]["id"]}>; rel="prev"'
+        )
+        return JSONResponse(mine, headers={"Link": links})
 
     async def _get_status(self, request: Request) -> JSONResponse:
         wanted = request.path_params["id"]
