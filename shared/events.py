@@ -569,9 +569,9 @@ class PostDue(Event):
     post's first claim, kept on its row) or on a post an earlier chain failed with an unknown
     outcome (`post.failed`'s `unknownSince`, kept on its row): the earlier of the two.
     Mastodon forgets an Idempotency-Key after an hour, so past that the publisher looks for
-    the status before sending it again. `unknownText` is the text such an attempt sent when
-    the owner has edited the post since (`body` is the new text): the publisher looks for
-    either.
+    the status before sending it again. `unknownTexts` are the texts such attempts may have
+    sent when the owner has edited the post since (`body` is the new text), oldest first, at
+    most 20: the publisher looks for any of them.
     """
 
     routing_key: ClassVar[str] = "post.due"
@@ -584,7 +584,7 @@ class PostDue(Event):
     target: PublishingTarget | None = None
     retry_policy: RetryPolicy = RetryPolicy()
     unknown_since: datetime | None = None
-    unknown_text: str | None = None
+    unknown_texts: list[str] = []
 
 
 # Bounds of what herald takes from an instance: any real limit fits, and a column does too.

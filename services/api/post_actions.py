@@ -10,10 +10,11 @@ on stderr for the command line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.post_review import Action, PostState, RefusedMove, next_state
@@ -27,6 +28,14 @@ from shared.post_length import length_refusal
 
 BEING_PUBLISHED = "the post is being published: wait for it to be published or to fail"
 POST_NOT_FOUND = "post not found"
+# Every text kept is looked for and travels in each `post.due`, so the list is bounded. No
+# text may be dropped to stay within it: the dropped one may be the text an attempt
+# published, and the publisher would post again. Past the bound, edits are refused instead.
+UNKNOWN_BODIES_KEPT = 20
+TOO_MANY_UNKNOWN_BODIES = (
+    "an earlier attempt may have published this post, and it has been edited too often "
+    "since to look for every text it had: check the account before publishing it again"
+)
 # Further ahead than anyone plans a post, and near enough that a mistyped year is refused.
 LATEST_SCHEDULE = timedelta(days=366)
 
@@ -92,15 +101,27 @@ async def edit(
     if platform is not None and platform.has_title and title is None:
         raise PostRefusedError(422, f"a {post.platform} post needs a title", field="title")
     now = datetime.now(UTC)
-    values = {
+    values: dict[str, Any] = {
         "body": body,
         "title": title if platform is None or platform.has_title else None,
         "characters": len(body),
         "edited_at": now,
         "edited_by": actor or user_id,
-        "publish_unknown_body": _sent_body(),
     }
-    await move(session, actor or user_id, post, Action.EDIT, now=now, values=values)
+    unchanged: list[ColumnElement[bool]] = []
+    sent = _sent_bodies(post, body)
+    if sent is not None:
+        values["publish_unknown_bodies"] = sent
+        # The list is computed from the row as read: an edit, or a chain that sent the text,
+        # committed meanwhile would make it miss a text, so the write needs the row unchanged.
+        unchanged = [
+            Content.body.is_not_distinct_from(post.body),
+            Content.edited_at.is_not_distinct_from(post.edited_at),
+            Content.publish_unknown_since.is_not_distinct_from(post.publish_unknown_since),
+        ]
+    await move(
+        session, actor or user_id, post, Action.EDIT, now=now, values=values, unchanged=unchanged
+    )
     return post
 
 
@@ -188,9 +209,10 @@ async def move(
     now: datetime,
     values: dict[str, Any],
     detail: str | None = None,
+    unchanged: Sequence[ColumnElement[bool]] = (),
 ) -> None:
-    """Apply `action` if the post is still in the state it was read in; record it as
-    `actor`'s."""
+    """Apply `action` if the post is still in the state it was read in (and `unchanged`
+    holds); record it as `actor`'s."""
     post_id, before = post.id, post.state
     try:
         after = next_state(action, before)
@@ -209,6 +231,7 @@ async def move(
             Content.id == post_id,
             Content.state == before,
             Content.publish_claimed_at.is_(None),
+            *unchanged,
         )
         .values(**changes)
         .execution_options(synchronize_session=False)
@@ -243,17 +266,24 @@ async def move(
     await session.refresh(post)
 
 
-def _sent_body() -> ColumnElement[str | None]:
-    """The text an attempt with an unknown outcome sent, kept at the first edit after it: the
-    publisher looks for a status with it, not only with the new text. Edits are refused
-    while a chain works the post, so the text before that edit is the one sent."""
-    return case(
-        (
-            Content.publish_unknown_since.is_not(None) & Content.publish_unknown_body.is_(None),
-            Content.body,
-        ),
-        else_=Content.publish_unknown_body,
-    )
+def _sent_bodies(post: Content, body: str) -> list[str] | None:
+    """The texts an attempt with an unknown outcome may have sent, with the one this edit
+    replaces added; None when nothing is to be kept (no such attempt, or the text stays).
+
+    Each chain sends the text the post has when it is claimed, and edits are refused while
+    one works the post, so the text an edit replaces is the only one a chain since the last
+    edit can have sent: keeping each replaced text keeps every one sent, and the publisher
+    looks for a status with any of them, not only with the new text.
+    """
+    if post.publish_unknown_since is None:
+        return None
+    kept = list(post.publish_unknown_bodies or [])
+    before = post.body or ""
+    if before == body or before in kept:
+        return None
+    if len(kept) >= UNKNOWN_BODIES_KEPT:
+        raise PostRefusedError(409, TOO_MANY_UNKNOWN_BODIES)
+    return [*kept, before]
 
 
 async def _length_refusal(session: AsyncSession, post: Content, text: str) -> str | None:

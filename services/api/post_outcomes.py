@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, case, literal, select, update
+from sqlalchemy import Table, case, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api.post_review import PostState
@@ -107,7 +107,7 @@ async def _published(connection: AsyncConnection, event: PostPublished) -> None:
             publish_claimed_at=None,
             publish_first_claimed_at=None,
             publish_unknown_since=None,
-            publish_unknown_body=None,
+            publish_unknown_bodies=null(),
         )
     )
     if not moved.rowcount:
@@ -224,7 +224,7 @@ def _unknown_outcome(event: PostFailed) -> dict[str, Any]:
     knew (a late failure of a stale chain may know less than the post), until the reason
     hands the question to the owner, who checks the account before scheduling again."""
     if event.owner_checks:
-        return {"publish_unknown_since": None, "publish_unknown_body": None}
+        return {"publish_unknown_since": None, "publish_unknown_bodies": null()}
     if event.unknown_since is None:
         return {}
     stored = _CONTENTS.c.publish_unknown_since

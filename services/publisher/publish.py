@@ -70,8 +70,8 @@ class Publisher:
             if _key_maybe_forgotten(event):
                 # An earlier attempt may have published it, longer ago than Mastodon keeps
                 # the key: a repeat would be a second status. Look for the first one.
-                # The text that attempt sent, too, when the owner edited the post since.
-                texts = [event.body, *([event.unknown_text] if event.unknown_text else [])]
+                # The texts such attempts sent, too, when the owner edited the post since.
+                texts = [event.body, *event.unknown_texts]
                 earlier = await mastodon.find_earlier(
                     texts=texts, since=event.unknown_since or event.claimed_at
                 )

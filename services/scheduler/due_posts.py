@@ -14,8 +14,8 @@ being worked is never claimed twice. The new `post.due` carries the first claim'
 (`unknownSince`): past Mastodon's hour, the publisher looks for the status before sending.
 So does a claim of a post an earlier chain failed after an attempt with an unknown outcome
 (`publish_unknown_since`, kept through FAILED and the owner's new schedule): the earlier
-of the two times, with the text that attempt sent when the owner has edited the post since
-(`publish_unknown_body`, as `unknownText`).
+of the two times, with every text such an attempt may have sent when the owner has edited
+the post since (`publish_unknown_bodies`, as `unknownTexts`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ async def claim_due_posts(
                     target=targets.get((post.project_id or "", network)),
                     retry_policy=retry_policy,
                     unknown_since=_unknown_since(post),
-                    unknown_text=post.publish_unknown_body,
+                    unknown_texts=post.publish_unknown_bodies or [],
                 )
             )
         await session.execute(

@@ -465,9 +465,10 @@ class Content(Base):
     # new schedule until the post is published: that attempt may have published it, so
     # the next claim's `post.due` carries it and the publisher looks before sending.
     publish_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The text that attempt sent, kept when the owner first edits the post after it (None
-    # until then): the publisher looks for it as well as the new text. Cleared with it.
-    publish_unknown_body: Mapped[str | None] = mapped_column(Text)
+    # Every text the post had before an edit made since then (None until the first such
+    # edit), oldest first: a later chain may have sent one of them with no answer too, so the
+    # publisher looks for each as well as the current text. Cleared with it.
+    publish_unknown_bodies: Mapped[list[str] | None] = mapped_column(JSONType)
     # Mastodon's status id, Bluesky's at:// URI, the webhook's delivery id.
     network_post_id: Mapped[str | None] = mapped_column(String(500))
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.batch import apply_events
+from services.api.post_actions import UNKNOWN_BODIES_KEPT
 from services.publisher.handlers import make_handler
 from services.publisher.networks.budget import AccountBudget
 from services.publisher.publish import Publisher
@@ -293,15 +294,19 @@ async def test_an_edited_post_is_looked_for_with_the_text_its_unknown_attempt_se
     await lost_twice(sessions, instance, clock, publisher, post_id)
     (status,) = instance.statuses
 
-    # The owner edits the failed post twice: the text the unknown attempt sent is kept once.
-    for body in ("a first rewording", "herald 2.0 is out, reworded"):
+    # The owner edits the failed post twice: each replaced text is kept once, the one the
+    # unknown attempt sent first (an edit cannot tell whether a chain sent the other).
+    for body in ("a first rewording", "a first rewording", "herald 2.0 is out, reworded"):
         edited = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": body})
         assert edited.status_code == 200, edited.text
-    assert (await stored(sessions, post_id)).publish_unknown_body == sent
+    assert (await stored(sessions, post_id)).publish_unknown_bodies == [sent, "a first rewording"]
     assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
 
     due = await claimed(sessions, post_id)
-    assert (due.body, due.unknown_text) == ("herald 2.0 is out, reworded", sent)
+    assert (due.body, due.unknown_texts) == (
+        "herald 2.0 is out, reworded",
+        [sent, "a first rewording"],
+    )
     bus = RecordingBus()
     await make_handler(bus, publisher)(due)
     await apply_events(sessions, bus.published, public_url=PUBLIC)
@@ -311,7 +316,7 @@ async def test_an_edited_post_is_looked_for_with_the_text_its_unknown_attempt_se
     assert isinstance(published, PostPublished) and published.earlier
     assert published.network_post_id == status["id"]
     after = await stored(sessions, post_id)
-    assert (after.state, after.publish_unknown_since, after.publish_unknown_body) == (
+    assert (after.state, after.publish_unknown_since, after.publish_unknown_bodies) == (
         "PUBLISHED",
         None,
         None,
@@ -366,12 +371,86 @@ async def test_a_failure_never_erases_an_unknown_outcome_unless_it_hands_it_to_t
     edited = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": "new words"})
     assert edited.status_code == 200, edited.text
     due = await scheduled_and_claimed()
-    assert (due.unknown_since, due.unknown_text) == (earlier, sent)
+    assert (due.unknown_since, due.unknown_texts) == (earlier, [sent])
     after = await fail(sessions, due, owner_checks=True)
-    assert (after.state, after.publish_unknown_since, after.publish_unknown_body) == (
+    assert (after.state, after.publish_unknown_since, after.publish_unknown_bodies) == (
         "FAILED",
         None,
         None,
+    )
+
+
+async def test_a_text_each_unanswered_chain_sent_is_kept_through_the_edits_after_it(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+    publisher: Publisher,
+) -> None:
+    instance, server = mastodon
+    headers, post_id, _ = await mastodon_post(sessions, api, server)
+    began = datetime.now(UTC) - timedelta(hours=3)
+
+    async def chain_without_answer() -> str:
+        """A chain claims the post, sends its text, hears nothing and ends FAILED."""
+        schedule = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+        assert schedule.status_code == 200, schedule.text
+        due = await claimed(sessions, post_id)
+        assert (await fail(sessions, due, unknown_since=began)).state == "FAILED"
+        return due.body
+
+    async def edited(body: str) -> None:
+        answer = await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": body})
+        assert answer.status_code == 200, answer.text
+
+    first = await chain_without_answer()
+    await edited("herald 2.0 is out, second wording")
+    second = await chain_without_answer()  # past Mastodon's hour: the key no longer helps
+    await edited("herald 2.0 is out, third wording")
+    assert (await stored(sessions, post_id)).publish_unknown_bodies == [first, second]
+
+    assert (await api.post(f"/api/posts/{post_id}/schedule", headers=headers)).status_code == 200
+    due = await claimed(sessions, post_id)
+    assert (due.body, due.unknown_texts) == ("herald 2.0 is out, third wording", [first, second])
+    # The second chain's status is the one that went out: it is found, nothing is posted.
+    status = instance.add_status(instance.accounts[TOKEN], second, at=time.time() - 600)
+    bus = RecordingBus()
+    await make_handler(bus, publisher)(due)
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+    assert len(instance.statuses) == 1
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished) and published.earlier
+    assert published.network_post_id == status["id"]
+    assert (await stored(sessions, post_id)).state == "PUBLISHED"
+
+
+async def test_edits_past_the_texts_kept_are_refused_rather_than_one_forgotten(
+    api: httpx.AsyncClient,
+    sessions: Sessions,
+    mastodon: tuple[FakeMastodon, ThreadedServer],
+) -> None:
+    _, server = mastodon
+    headers, post_id, _ = await mastodon_post(sessions, api, server)
+    schedule = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
+    assert schedule.status_code == 200, schedule.text
+    await fail(
+        sessions, await claimed(sessions, post_id), unknown_since=datetime.now(UTC) - timedelta(1)
+    )
+
+    async def edit(body: str) -> httpx.Response:
+        return await api.patch(f"/api/posts/{post_id}", headers=headers, json={"body": body})
+
+    for n in range(UNKNOWN_BODIES_KEPT):
+        assert (await edit(f"wording {n}")).status_code == 200
+    kept = (await stored(sessions, post_id)).publish_unknown_bodies
+    assert kept is not None and len(kept) == UNKNOWN_BODIES_KEPT
+    refused = await edit("one wording too many")
+    assert refused.status_code == 409, refused.text
+    assert "may have published this post" in refused.text
+    assert "check the account" in refused.text
+    after = await stored(sessions, post_id)
+    assert (after.body, after.publish_unknown_bodies) == (
+        f"wording {UNKNOWN_BODIES_KEPT - 1}",
+        kept,
     )
 
 

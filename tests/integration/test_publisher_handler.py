@@ -328,6 +328,31 @@ async def test_a_late_retry_that_finds_nothing_publishes(
     assert published.url == instance.statuses[0]["url"]
 
 
+async def test_a_status_with_any_text_an_unknown_attempt_sent_is_the_publication(
+    publisher: Publisher,
+) -> None:
+    instance = FakeMastodon()
+    account = instance.add_account("herald", TOKEN, scopes=("write", "read"))
+    server = ThreadedServer(instance.asgi).start()
+    # Two chains sent two texts without an answer; the one that went out was the second.
+    status = instance.add_status(account, "herald 2.0 is out, second wording", at=time.time() - 600)
+    try:
+        late = due(
+            "herald 2.0 is out, third wording",
+            mastodon_target(server),
+            unknown_since=datetime.now(UTC) - timedelta(hours=3),
+            unknown_texts=["herald 2.0 is out, first wording", "herald 2.0 is out, second wording"],
+        )
+        bus = RecordingBus()
+        await make_handler(bus, publisher)(late)
+    finally:
+        server.close()
+    assert len(instance.statuses) == 1
+    (published,) = bus.of(PostPublished)
+    assert isinstance(published, PostPublished) and published.earlier
+    assert published.network_post_id == status["id"]
+
+
 async def test_a_spent_rate_limit_waits_without_spending_a_try(
     publisher: Publisher, mastodon: tuple[FakeMastodon, ThreadedServer]
 ) -> None:
