@@ -390,3 +390,27 @@ async def test_a_lookup_the_instance_does_not_answer_now_is_transient(
     assert not isinstance(raised.value, PermanentError)
     # Answered again, the question is settled.
     assert await mastodon.find_earlier(texts=[LOST], since=since) is None
+
+
+async def test_an_earlier_status_is_found_whatever_way_mastodon_wrote_its_mentions(
+    fake: tuple[FakeMastodon, ThreadedServer], http: httpx.AsyncClient
+) -> None:
+    instance, server = fake
+    mastodon, account = reading_client(instance, http, server)
+    now = time.time()
+    since = datetime.fromtimestamp(now - 3 * 3600, UTC)
+    typed = "thanks @Jane.Doe@misskey.example and @ada@other.example."
+    lost = instance.add_status(account, typed, at=now - 3 * 3600 + 10)
+    # As the instance stored it: the first mention resolved in the account's canonical case,
+    # the second one left unresolved, as plain text in full.
+    lost["content"] = (
+        '<p>thanks <span class="h-card" translate="no"><a href="https://misskey.example/@jane.doe"'
+        ' class="u-url mention">@<span>jane.doe</span></a></span> and @ada@other.example.</p>'
+    )
+    instance.add_status(account, "thanks @jane.doe and @bob.", at=now - 2 * 3600)
+
+    found = await mastodon.find_earlier(texts=[typed], since=since)
+
+    assert found is not None and (found.id, found.earlier) == (lost["id"], True)
+    other = "thanks @jane@misskey.example and @ada@other.example."
+    assert await mastodon.find_earlier(texts=[other], since=since) is None

@@ -14,7 +14,8 @@ Mastodon keeps the key for an hour only. A post whose earlier attempt's outcome 
 and began longer ago than `IDEMPOTENCY_SAFE_AGE` is first looked for on the account
 (`find_earlier`: `verify_credentials`, then the account's statuses newest first, 40 a page,
 paging back with `max_id` until one older than the attempt, matching the exact text or the
-text that attempt sent when the post was edited since). When that cannot be told (a token
+text that attempt sent when the post was edited since, each mention compared by its username
+in any case as Mastodon may show it cut short or whole). When that cannot be told (a token
 without a read scope, more than `LOOKUP_PAGES` pages made since), the post fails for good with
 a reason asking the owner to check the account (`EarlierStatusUnknownError`); an instance that
 does not answer the lookup now (a timeout, a 5xx) is asked again on the next attempt
@@ -75,7 +76,11 @@ UNDETERMINED = (
     "an earlier attempt may have published this post more than an hour ago (Mastodon forgets "
     "its Idempotency-Key by then) and herald could not look for it"
 )
-_MENTION = re.compile(r"(?<![=/\w])@(\w+)@[\w.-]+\w", re.IGNORECASE)
+# Mastodon's own pattern: a username may hold `.` and `-` (Misskey, Pleroma, Akkoma) but
+# neither ends it, so a sentence's full stop after a mention stays out of the mention.
+_USERNAME = r"\w(?:[\w.-]*\w)?"
+_MENTION = re.compile(rf"(?<![=/\w])@({_USERNAME})@[\w.-]+\w", re.IGNORECASE)
+_HANDLE = re.compile(rf"(?<![=/\w])@{_USERNAME}")
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _PARAGRAPH = re.compile(r"</p>\s*<p[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
@@ -252,7 +257,7 @@ class MastodonClient:
         account_id = me.get("id") if isinstance(me, dict) else None
         if not account_id:
             raise EarlierStatusUnknownError(f"{UNDETERMINED}: Mastodon named no account. {_CHECK}")
-        wanted = {_comparable(_MENTION.sub(_local, text)) for text in texts}
+        wanted = {_comparable(text) for text in texts}
         oldest = since - CLOCK_SKEW
         max_id: str | None = None
         for _ in range(LOOKUP_PAGES):
@@ -387,6 +392,12 @@ def _plain(content: str) -> str:
 
 
 def _comparable(text: str) -> str:
+    """The text as both the post and a status's plain text compare: Mastodon shows a
+    resolved `@user@domain` as `@user` but keeps it whole when unresolved or when two
+    mentioned accounts share the username, and writes the account's canonical case, so
+    every mention is cut to its username and lowercased on both sides."""
+    text = _MENTION.sub(_local, text)
+    text = _HANDLE.sub(lambda handle: handle.group(0).casefold(), text)
     return _SPACE.sub(" ", text).strip()
 
 
