@@ -156,35 +156,19 @@ async def test_a_post_failed_after_a_lost_answer_and_scheduled_again_past_the_ho
     schedule = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
     assert schedule.status_code == 200, schedule.text
 
-    # The first chain runs an hour and more ago, as the instance's clock says.
-    clock.offset = -(IDEMPOTENCY_SECONDS + 100)
-    bus = RecordingBus()
-    handler = make_handler(bus, publisher)
-    instance.lose_next_answer = True  # the status is made; the answer is a 502
-    await handler(await claimed(sessions, post_id))
-    (retry, _, _), *_ = bus.delayed
-    assert isinstance(retry, PostDue) and retry.unknown_since is not None
-    instance.lose_next_answer = True  # the retry's key answers the status; lost again
-    await handler(retry)
+    bus, retry = await lose_a_chain(sessions, instance, clock, publisher, post_id)
+    assert retry.unknown_since is not None
     (status,) = instance.statuses
     failures = bus.of(PostFailed)
     assert [failed.final for failed in failures] == [False, True]  # type: ignore[attr-defined]
     final = failures[-1]
     assert isinstance(final, PostFailed)
     assert final.unknown_since == retry.unknown_since
-    await apply_events(sessions, bus.published, public_url=PUBLIC)
     failed = await stored(sessions, post_id)
     assert (failed.state, failed.publish_claimed_at) == ("FAILED", None)
     assert failed.publish_unknown_since == retry.unknown_since
 
-    # The herald side of the same hour: the attempt whose answer was lost began then.
-    began = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_SECONDS + 100)
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
-        )
-    # Now: the instance has forgotten the key, a status sent again would be a second one.
-    clock.offset = 0.0
+    began = await an_hour_ago(sessions, clock, post_id)
     again = await api.post(f"/api/posts/{post_id}/schedule", headers=headers)
     assert again.status_code == 200, again.text
     assert (await stored(sessions, post_id)).publish_unknown_since == began
@@ -253,6 +237,40 @@ async def test_a_publication_teaches_the_api_the_instances_limits(
     assert "maxCharacters" not in shown["publishing"]["mastodon"]
 
 
+async def lose_a_chain(
+    sessions: Sessions,
+    instance: FakeMastodon,
+    clock: InstanceClock,
+    publisher: Publisher,
+    post_id: str,
+) -> tuple[RecordingBus, PostDue]:
+    """A chain an hour and more ago, as the instance's clock says, whose two answers were
+    lost (the status is made, the answer a 502): its recorded events, applied, and its retry."""
+    clock.offset = -(IDEMPOTENCY_SECONDS + 100)
+    bus = RecordingBus()
+    handler = make_handler(bus, publisher)
+    instance.lose_next_answer = True
+    await handler(await claimed(sessions, post_id))
+    (retry, _, _), *_ = bus.delayed
+    assert isinstance(retry, PostDue)
+    instance.lose_next_answer = True  # the retry's key answers the status; lost again
+    await handler(retry)
+    await apply_events(sessions, bus.published, public_url=PUBLIC)
+    return bus, retry
+
+
+async def an_hour_ago(sessions: Sessions, clock: InstanceClock, post_id: str) -> datetime:
+    """The herald side of that hour: the lost attempt began then, and the instance has
+    forgotten its key since (a status sent again would be a second one)."""
+    began = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_SECONDS + 100)
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
+        )
+    clock.offset = 0.0
+    return began
+
+
 async def lost_twice(
     sessions: Sessions,
     instance: FakeMastodon,
@@ -262,22 +280,8 @@ async def lost_twice(
 ) -> datetime:
     """A chain an hour and more ago whose two answers were lost: the post FAILED, and the
     time its unknown attempt began, as herald keeps it; the instance forgot the key since."""
-    clock.offset = -(IDEMPOTENCY_SECONDS + 100)
-    bus = RecordingBus()
-    handler = make_handler(bus, publisher)
-    instance.lose_next_answer = True
-    await handler(await claimed(sessions, post_id))
-    (retry, _, _), *_ = bus.delayed
-    instance.lose_next_answer = True
-    await handler(retry)
-    await apply_events(sessions, bus.published, public_url=PUBLIC)
-    began = datetime.now(UTC) - timedelta(seconds=IDEMPOTENCY_SECONDS + 100)
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(Content).where(Content.id == post_id).values(publish_unknown_since=began)
-        )
-    clock.offset = 0.0
-    return began
+    await lose_a_chain(sessions, instance, clock, publisher, post_id)
+    return await an_hour_ago(sessions, clock, post_id)
 
 
 async def test_an_edited_post_is_looked_for_with_the_text_its_unknown_attempt_sent(
